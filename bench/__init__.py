@@ -1,0 +1,1 @@
+"""trnbench: a benchmarking harness for LLM training on AWS Trainium, GPUs and CPUs."""

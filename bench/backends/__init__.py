@@ -1,0 +1,50 @@
+"""Backend registry and `auto` selection (order: best first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.backends.base import Backend, Probe
+from bench.backends.cpu import CpuBackend
+from bench.backends.cuda import CudaBackend
+
+BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (CudaBackend, CpuBackend)}
+AUTO_ORDER = tuple(BACKENDS)
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend asked for by name cannot run here."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    backend: type[Backend]
+    reason: str
+
+
+def probe_all() -> list[Probe]:
+    return [BACKENDS[name].probe() for name in AUTO_ORDER]
+
+
+def select(name: str) -> Selection:
+    """The backend class for ``name`` ('auto' picks the first available, with the reason)."""
+    if name == "auto":
+        skipped = []
+        for probe in probe_all():
+            if probe.available:
+                why = f"auto chose {probe.name}: {probe.reason}"
+                if skipped:
+                    why += "; skipped " + "; ".join(skipped)
+                return Selection(BACKENDS[probe.name], why)
+            skipped.append(f"{probe.name} ({probe.reason})")
+        raise BackendUnavailable("no backend is available")  # cpu always is
+    if name not in BACKENDS:
+        raise KeyError(name)
+    probe = BACKENDS[name].probe()
+    if not probe.available:
+        raise BackendUnavailable(f"{name} is not available here: {probe.reason}")
+    return Selection(BACKENDS[name], f"{name} as asked: {probe.reason}")
+
+
+def names() -> list[str]:
+    return ["auto", *AUTO_ORDER]

@@ -1,0 +1,39 @@
+"""The host CPU. Its peak is a measured GEMM rate (see bench.gemm_peak), labelled measured."""
+
+from __future__ import annotations
+
+import resource
+
+import torch
+
+from bench import gemm_peak
+from bench.backends.base import Backend, DeviceInfo, Memory, Probe
+from bench.environment import cpu_model
+from bench.hardware import Figure
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    dist_backend = "gloo"
+    device_type = "cpu"
+
+    @classmethod
+    def probe(cls) -> Probe:
+        return Probe(cls.name, True, f"host CPU ({torch.get_num_threads()} threads)")
+
+    def describe(self) -> DeviceInfo:
+        return DeviceInfo(
+            name=cpu_model(),
+            kind="cpu",
+            device_count=1,
+            devices_used=1,
+            chips=1,
+            versions={"torch": torch.__version__, "threads": str(torch.get_num_threads())},
+        )
+
+    def peak_flops(self, precision: str) -> Figure | None:
+        return gemm_peak.measured_peak(precision)
+
+    def peak_memory(self) -> Memory:
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        return Memory(kib * 1024, "process max RSS (whole Python process, since start)")

@@ -1,0 +1,148 @@
+"""Validated run configuration: embedded per-backend defaults, TOML files, CLI overrides.
+
+Precedence (lowest first): the backend's entry in ``defaults.toml``, the model's registry
+defaults (batch, seq), a ``--config`` TOML file's ``[run]`` table, command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models import registry
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (e.g. the Neuron DLAMI's venvs)
+    import tomli as tomllib
+
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS = tuple(PRECISION_DTYPES)
+
+
+class ConfigError(ValueError):
+    """Bad input: names the field and what is accepted; the CLI prints it as one line."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one benchmark run (stored whole in the record)."""
+
+    model: str
+    backend: str
+    batch: int
+    seq: int
+    steps: int
+    warmup: int
+    precision: str
+    compile: bool = False
+    lr: float = 3e-4
+    seed: int = 0
+    data: str = "synthetic"
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch * self.seq
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+INT_FIELDS = ("batch", "seq", "steps", "warmup", "seed")
+
+
+def backend_defaults(backend: str) -> dict[str, Any]:
+    """The embedded default run for ``backend`` (the cpu entry for backends without one)."""
+    table = tomllib.loads(resources.files("bench").joinpath("defaults.toml").read_text())
+    return dict(table.get(backend, table["cpu"]))
+
+
+def load_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``[run]`` table of a config file (or its top level); errors name file and field."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError("--config", f"no such file: {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("--config", f"{p}: malformed TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError("--config", f"{p}: cannot read: {e.strerror}") from None
+    run = data.get("run", data)
+    if not isinstance(run, dict):
+        raise ConfigError("--config", f"{p}: [run] must be a table")
+    unknown = sorted(set(run) - set(FIELDS))
+    if unknown:
+        raise ConfigError(
+            "--config",
+            f"{p}: unknown field {unknown[0]!r}; accepted: {', '.join(FIELDS)}",
+        )
+    return run
+
+
+def resolve(backend: str, *layers: dict[str, Any]) -> RunConfig:
+    """Merge ``layers`` over the backend defaults and the model's own batch/seq; validate."""
+    merged: dict[str, Any] = backend_defaults(backend)
+    explicit: dict[str, Any] = {}
+    for layer in layers:
+        explicit.update({k: v for k, v in layer.items() if v is not None})
+    if "model" in explicit and explicit["model"] != merged.get("model"):
+        # a model chosen by the user brings its own batch/seq, not the backend default's
+        merged.pop("batch", None)
+        merged.pop("seq", None)
+    merged.update(explicit)
+    merged["backend"] = backend
+    spec = _model_spec(merged.get("model"))
+    merged.setdefault("batch", spec.batch_size)
+    merged.setdefault("seq", spec.seq_len)
+    return validate(RunConfig(**merged))
+
+
+def _model_spec(name: Any) -> registry.ModelSpec:
+    try:
+        return registry.get(str(name))
+    except registry.UnknownModelError:
+        raise ConfigError(
+            "--model", f"unknown model {name!r}; accepted: {', '.join(registry.names())}"
+        ) from None
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every field's type and range; raise ConfigError naming the first bad one."""
+    for name in INT_FIELDS:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"--{name}", f"must be an integer, got {value!r}")
+    for name in ("batch", "seq", "steps"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"--{name}", f"must be >= 1, got {getattr(cfg, name)}")
+    if cfg.warmup < 0:
+        raise ConfigError("--warmup", f"must be >= 0, got {cfg.warmup}")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(
+            "--precision", f"unknown precision {cfg.precision!r}; accepted: {', '.join(PRECISIONS)}"
+        )
+    if not isinstance(cfg.lr, int | float) or not cfg.lr > 0:
+        raise ConfigError("--lr", f"must be a number > 0, got {cfg.lr!r}")
+    if not isinstance(cfg.compile, bool):
+        raise ConfigError("--compile", f"must be true or false, got {cfg.compile!r}")
+    if cfg.data != "synthetic":
+        raise ConfigError("--data", f"unknown data {cfg.data!r}; accepted: synthetic")
+    spec = _model_spec(cfg.model)
+    if cfg.seq > spec.config.max_seq_len:
+        raise ConfigError(
+            "--seq",
+            f"{cfg.seq} is above the maximum of {cfg.model} ({spec.config.max_seq_len})",
+        )
+    return cfg

@@ -1,0 +1,95 @@
+"""Terminal output with rich: the progress bar on stderr and the run summary table."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+# a pipe or file gets wide lines instead of rich's 80-column default
+stdout = Console(width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+@contextlib.contextmanager
+def run_progress(enabled: bool = True) -> Iterator[Any]:
+    """A progress callback for runner.measure: one bar for warm-up, one for the window."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=stderr, refresh_per_second=4)
+    tasks: dict[str, Any] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total)
+        bar.update(tasks[phase], completed=done)
+
+    with bar:
+        yield update
+
+
+def _si(value: float | None, unit: str, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}"
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def summary_table(record: dict[str, Any], path: str) -> Table:
+    """The human summary of one record: what ran, the figures, and how each was taken."""
+    cfg = record["config"]
+    t = Table(title=f"trnbench run {record['run_id']}: {record['status']}", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("model", f"{cfg['model']}  batch {cfg['batch']} x seq {cfg['seq']}, "
+              f"{cfg['steps']} timed + {cfg['warmup']} warm-up steps")
+    t.add_row("backend", record["backend"]["reason"])
+    if record["status"] != "ok":
+        t.add_row("error", f"[red]{escape(record['error'])}[/red]")
+        t.add_row("stored", path)
+        return t
+    dev = record["device"]
+    t.add_row("device", f"{dev['name']} ({dev['kind']}), {dev['chips']:g} chip(s)")
+    t.add_row("precision", f"{cfg['precision']}: {record['precision_mode']}"
+              + (", torch.compile" if cfg["compile"] else ""))
+    t.add_row("tokens/s", f"{record['tokens_per_s']:,.1f} global, "
+              f"{record['tokens_per_s_per_chip']:,.1f} per chip")
+    peak = record["peak"]
+    if record["mfu"] is None:
+        t.add_row("MFU", "null (no known peak for this device and precision)")
+    else:
+        t.add_row("MFU", f"{record['mfu']:.1%} of {_si(peak['value'], 'FLOP/s')} "
+                  + escape(f"[{peak['label']}: {peak['source']}]"))
+    m = record["model"]
+    t.add_row("FLOPs/token", f"{_si(m['flops_per_token'], 'FLOP')} ({m['flops_formula']}, "
+              f"N={m['matmul_params']:,})")
+    st = record["step_time"]
+    t.add_row("step time", f"median {st['median_s'] * 1e3:.2f} ms, p90 {st['p90_s'] * 1e3:.2f} ms,"
+              f" CV {st['cv']:.1%} ({st['method']})")
+    w = record["warmup"]
+    if w["first_step_s"] is not None:
+        t.add_row("warm-up", f"first step {w['first_step_s']:.2f} s, "
+                  f"{w['steps']} steps {w['total_s']:.2f} s")
+    t.add_row("peak memory", f"{_bytes(record['memory']['peak_bytes'])} "
+              f"({record['memory']['method']})")
+    t.add_row("loss", f"{record['loss_first']:.4f} -> {record['loss_last']:.4f}")
+    for note in record.get("warnings", []):
+        t.add_row("[yellow]warning[/yellow]", escape(note))
+    t.add_row("stored", path)
+    return t

@@ -1,0 +1,67 @@
+"""Throughput, MFU and step-time statistics: pure functions, the one place they are computed.
+
+Definitions (DESIGN.md, "Metric definitions"):
+- tokens/s (global) = tokens processed in the timed window across all ranks / window seconds;
+  per chip = global / chips.
+- MFU = FLOPs per token x tokens/s / (peak dense FLOP/s of the precision in use x chips),
+  FLOPs per token by ``6N+12LHQT`` (PaLM, Chowdhery et al. 2022, appendix B).
+- step time: median, p90 (linear interpolation), min, max, mean and coefficient of
+  variation (population std / mean) over the timed steps.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class StepStats:
+    n: int
+    median_s: float
+    p90_s: float
+    min_s: float
+    max_s: float
+    mean_s: float
+    cv: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def step_stats(times: Sequence[float]) -> StepStats:
+    """Statistics of per-step times in seconds (at least one)."""
+    if not times:
+        raise ValueError("step_stats needs at least one step time")
+    ordered = sorted(times)
+    mean = statistics.fmean(ordered)
+    return StepStats(
+        n=len(ordered),
+        median_s=statistics.median(ordered),
+        p90_s=percentile(ordered, 0.9),
+        min_s=ordered[0],
+        max_s=ordered[-1],
+        mean_s=mean,
+        cv=statistics.pstdev(ordered) / mean if mean > 0 else 0.0,
+    )
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile of sorted values, linear between closest ranks (numpy's default)."""
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def tokens_per_second(tokens: int, seconds: float) -> float:
+    return tokens / seconds
+
+
+def mfu(flops_per_token: float, tokens_per_s: float, peak_flops_per_chip: float | None,
+        chips: float) -> float | None:
+    """Model FLOPs utilisation; None when the peak is unknown (never a guessed peak)."""
+    if peak_flops_per_chip is None or peak_flops_per_chip <= 0 or chips <= 0:
+        return None
+    return flops_per_token * tokens_per_s / (peak_flops_per_chip * chips)

@@ -1,0 +1,73 @@
+"""Analytic parameter counts and training FLOPs per token.
+
+Formula ``6N+12LHQT`` (Chowdhery et al. 2022, PaLM, arXiv:2204.02311, appendix B): a training
+step costs 6 FLOPs per matmul parameter per token (2 forward, 4 backward) plus, per token,
+12 * L * H * Q * T for attention's two matmuls (QK^T and AV; 2 FLOPs per multiply-add, times
+3 for forward + backward), with L layers, H query heads, Q head dim and T sequence length.
+No causal discount (the full T x T square is counted) and no activation recompute.
+
+N counts the parameters that take part in matrix multiplies: every linear weight in the
+blocks and the output head. An untied input embedding is a lookup, not a matmul, and is
+left out; a tied embedding/head matrix counts once, as the head. Norm weights are left out.
+
+Model families plug in by registering their config type with ``param_count`` and
+``matmul_param_count`` (``functools.singledispatch``). A mixture-of-experts family returns
+the parameters active per token (routed experts in use plus the router) from
+``matmul_param_count``; ``flops_per_token`` only needs ``n_layers``, ``n_heads`` and
+``head_dim`` on the config.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+from typing import Any
+
+from torch import nn
+
+from models.llama import LlamaConfig
+
+FORMULA = "6N+12LHQT"
+
+
+@singledispatch
+def param_count(cfg: Any) -> int:
+    """All parameters of the model that ``cfg`` describes (a tied matrix counted once)."""
+    raise TypeError(f"no parameter count for config type {type(cfg).__name__}")
+
+
+@singledispatch
+def matmul_param_count(cfg: Any) -> int:
+    """N of ``6N+12LHQT``: parameters that take part in matmuls for one token."""
+    raise TypeError(f"no matmul parameter count for config type {type(cfg).__name__}")
+
+
+def _llama_block_matmul_params(cfg: LlamaConfig) -> int:
+    """wq + wk + wv + wo + w1 + w2 + w3 = D*H*Q + 2*D*KV*Q + H*Q*D + 3*D*F."""
+    q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+    return 2 * cfg.dim * q_dim + 2 * cfg.dim * kv_dim + 3 * cfg.dim * cfg.ffn_dim
+
+
+@param_count.register
+def _(cfg: LlamaConfig) -> int:
+    """V*D embedding + L * (block matmuls + 2*D norms) + D final norm + V*D head if untied."""
+    embedding = cfg.vocab_size * cfg.dim
+    blocks = cfg.n_layers * (_llama_block_matmul_params(cfg) + 2 * cfg.dim)
+    head = 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.dim
+    return embedding + blocks + cfg.dim + head
+
+
+@matmul_param_count.register
+def _(cfg: LlamaConfig) -> int:
+    """L * block matmuls + V*D output head."""
+    return cfg.n_layers * _llama_block_matmul_params(cfg) + cfg.vocab_size * cfg.dim
+
+
+def flops_per_token(cfg: Any, seq_len: int) -> int:
+    """Training FLOPs per token = 6 * N + 12 * L * H * Q * T (PaLM appendix B)."""
+    attention = 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
+    return 6 * matmul_param_count(cfg) + attention
+
+
+def count_module_params(module: nn.Module) -> int:
+    """Sum of numel over the module's unique parameters (shared ones once); works on meta."""
+    return sum(p.numel() for p in module.parameters())

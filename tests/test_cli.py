@@ -1,0 +1,146 @@
+"""The `trnbench` command end to end, as a user runs it (real subprocesses, real training)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import read_jsonl
+
+TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--steps", "4")
+
+
+def test_run_json_prints_and_stores_one_record(cli, tmp_path):
+    results = tmp_path / "runs.jsonl"
+    proc = cli("run", *TINY, "--backend", "cpu", "--json", "--results", str(results))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert read_jsonl(results) == [record]
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["schema_version"] == 1
+    assert record["world_size"] == 1
+    assert record["config"]["model"] == "tiny" and record["config"]["steps"] == 4
+    assert record["tokens"] == 4 * 32 * 4
+    assert record["tokens_per_s"] == pytest.approx(record["tokens"] / record["window_s"])
+    assert 0 < record["mfu"] < 1
+    assert record["peak"]["label"] == "measured" and record["peak"]["precision"] == "fp32"
+    assert record["model"]["flops_formula"] == "6N+12LHQT"
+    assert len(record["step_times_s"]) == 4 and record["step_time"]["method"] == "host-clock"
+    assert math.isfinite(record["loss_first"]) and math.isfinite(record["loss_last"])
+    assert record["warmup"]["first_step_s"] > 0
+    assert record["memory"]["peak_bytes"] > 0
+    env = record["environment"]
+    assert env["host"] and env["torch"] == torch.__version__ and "git_commit" in env
+
+
+def test_run_summary_table_and_progress(cli, tmp_path):
+    proc = cli("run", *TINY, "--results", str(tmp_path / "r.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    assert "auto chose cpu" in proc.stderr
+    for label in ("tokens/s", "MFU", "step time", "peak memory", "loss"):
+        assert label in proc.stdout
+    assert "timed" in proc.stderr  # the progress bar's final state
+
+
+def test_bf16_run(cli, tmp_path):
+    proc = cli("run", *TINY, "--precision", "bf16", "--json", "--results", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["peak"]["precision"] == "bf16"
+    assert "autocast bf16" in record["precision_mode"]
+
+
+def test_config_file_and_flag_precedence(cli, tmp_path):
+    (tmp_path / "run.toml").write_text('[run]\nmodel = "tiny"\nsteps = 3\nwarmup = 1\nseq = 16\n')
+    proc = cli("run", "--config", "run.toml", "--steps", "2", "--json", "--results", "r.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)["config"]
+    assert (cfg["model"], cfg["steps"], cfg["warmup"], cfg["seq"]) == ("tiny", 2, 1, 16)
+    assert cfg["batch"] == 8  # the model's own default when nothing sets it
+
+
+BAD_INPUTS = [
+    (["--model", "nope"], "--model", "tiny, 125m"),
+    (["--backend", "nope"], "--backend", "auto"),
+    (["--batch", "0"], "--batch", ">= 1"),
+    (["--seq", "0"], "--seq", ">= 1"),
+    (["--steps", "0"], "--steps", ">= 1"),
+    (["--steps", "x"], "--steps", "int"),
+    (["--seq", "4096"], "--seq", "maximum"),
+    (["--precision", "fp64"], "--precision", "fp32"),
+    (["--results", "/proc/trnbench/r.jsonl"], "--results", "not writable"),
+    (["--config", "missing.toml"], "--config", "no such file"),
+    (["--config", "bad.toml"], "--config", "line 2"),
+    (["--config", "unknown.toml"], "--config", "accepted"),
+]
+
+
+@pytest.mark.parametrize(("args", "field", "accepted"), BAD_INPUTS,
+                         ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, field, accepted):
+    (tmp_path / "bad.toml").write_text('[run]\nmodel = "tiny\n')
+    (tmp_path / "unknown.toml").write_text('[run]\nmodell = "tiny"\n')
+    proc = cli("run", "--model", "tiny", *args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("trnbench: error:") and field in lines[0] and accepted in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this case needs a machine without CUDA")
+def test_unavailable_backend_is_bad_input(cli, tmp_path):
+    proc = cli("run", "--model", "tiny", "--backend", "cuda")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert "--backend: cuda is not available here" in proc.stderr and "available: auto, cpu" in \
+        proc.stderr
+
+
+def test_failed_run_is_stored_and_earlier_records_kept(cli, tmp_path):
+    results = tmp_path / "runs.jsonl"
+    assert cli("run", *TINY, "--results", str(results), "--json").returncode == 0
+    before = results.read_text()
+    proc = cli("run", *TINY, "--lr", "1e6", "--results", str(results), "--json")
+    assert proc.returncode == 1
+    assert "run failed: NonFiniteLoss" in proc.stderr
+    text = results.read_text()
+    assert text.startswith(before)
+    records = read_jsonl(results)
+    assert [r["status"] for r in records] == ["ok", "failed"]
+    assert records[1]["error"].startswith("NonFiniteLoss: loss became nan")
+    assert records[1]["config"]["lr"] == 1e6
+
+
+def test_models_json(cli):
+    proc = cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["llama3-8b"]["params"] == 8_030_261_248
+    assert rows["llama3-405b"]["params"] == 405_853_388_800
+    assert all(r["flops_per_token"] > 6 * r["params"] * 0.5 for r in rows.values())
+
+
+def test_models_and_env_tables(cli):
+    models = cli("models")
+    assert models.returncode == 0 and "llama3-70b" in models.stdout
+    env = cli("env", "--json")
+    assert env.returncode == 0, env.stderr
+    info = json.loads(env.stdout)
+    probes = {p["name"]: p for p in info["backends"]}
+    assert probes["cpu"]["available"] and info["environment"]["torch"] == torch.__version__
+
+
+def test_console_script_is_the_same_command(tmp_path):
+    exe = shutil.which("trnbench", path=str(Path(sys.executable).parent))
+    assert exe, "the trnbench console script is installed next to the interpreter"
+    proc = subprocess.run([exe, "models", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)[0]["name"] == "tiny"
