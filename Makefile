@@ -1,16 +1,23 @@
 # The two set-up commands of the README: `make bench` (the default benchmark on the best
-# backend present) and `make test` (lint and the test suite). Both create .venv first.
+# backend present) and `make test` (lint, the test suite, and the XLA:CPU lane). Each
+# creates the virtual environments it needs first.
 PYTHON ?= python3
 VENV ?= .venv
+VENV_XLA ?= .venv-xla
 BIN := $(VENV)/bin
 
-.PHONY: bench test lint setup
+.PHONY: bench test test-main test-xla lint setup
 bench: $(VENV)/.installed
 	$(BIN)/trnbench run
 
-test: $(VENV)/.installed
-	$(BIN)/ruff check .
+test: lint test-main test-xla
+
+test-main: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# the Neuron XLA code path on XLA:CPU, in its own environment (torch 2.9 + torch-xla 2.9)
+test-xla: $(VENV_XLA)/.installed
+	PJRT_DEVICE=CPU $(VENV_XLA)/bin/python -m pytest tests/xla
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -19,4 +26,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh
+	touch $@
+
+$(VENV_XLA)/.installed: pyproject.toml scripts/setup-xla.sh
+	PYTHON=$(PYTHON) VENV_XLA=$(VENV_XLA) scripts/setup-xla.sh
 	touch $@

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,10 +44,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the training step")
     p.add_argument("--lr", type=float, help="AdamW learning rate (default 3e-4)")
     p.add_argument("--seed", type=int, help="seed of weights and data (default 0)")
+    p.add_argument("--energy", choices=config.ENERGY_CHOICES,
+                   help="energy meter of the timed window (default auto: the backend's sensor, "
+                        "cuda nvml, neuron neuron, cpu rapl; modelled only when named)")
     p.add_argument("--results", metavar="PATH",
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    p.add_argument("--precompile", action="store_true",
+                   help="neuron-xla: run under neuron_parallel_compile to fill the compile "
+                        "cache (no record is stored), then run again without it")
 
 
 def build_parser() -> Parser:
@@ -61,7 +69,21 @@ def build_parser() -> Parser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
+    """Re-run this command under ``neuron_parallel_compile`` (FACTS.md, "Neuron SDK")."""
+    if cfg.backend != "neuron-xla":
+        raise ConfigError("--precompile", f"applies to --backend neuron-xla only, not "
+                          f"{cfg.backend}")
+    exe = shutil.which("neuron_parallel_compile")
+    if exe is None:
+        raise ConfigError("--precompile", "neuron_parallel_compile is not on PATH (it comes "
+                          "with torch-neuronx; activate the Neuron environment)")
+    inner = [a for a in argv if a != "--precompile"]
+    console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}")
+    os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import runner  # torch-heavy imports only for the verbs that need them
 
     file_layer = config.load_toml(args.config) if args.config else {}
@@ -77,10 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     cli_layer = {k: getattr(args, k) for k in config.FIELDS if k != "backend" and
                  getattr(args, k, None) is not None}
     cfg = config.resolve(selection.backend.name, file_layer, cli_layer)
+    if cfg.compile and not selection.backend.supports_compile:
+        raise ConfigError("--compile", f"does not apply to {cfg.backend} (XLA compiles the "
+                          "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
+    if args.precompile:
+        precompile(cfg, argv)
     results = Path(args.results) if args.results else store.default_path()
     problem = store.writable_problem(results)
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
+    if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):
+        console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
+                             "stubs with zero outputs, so no record is stored")
+        results = None
 
     console.stderr.print(f"[dim]{selection.reason}[/dim]")
     show_progress = console.stderr.is_terminal or not args.json
@@ -89,14 +120,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(store.dumps(record))
     else:
-        console.stdout.print(console.summary_table(record, str(results)))
+        console.stdout.print(console.summary_table(record, str(results or "not stored")))
     if record["status"] != "ok":
-        print(f"trnbench: run failed: {record['error']} (stored in {results})", file=sys.stderr)
+        where = f"stored in {results}" if results else "not stored"
+        print(f"trnbench: run failed: {record['error']} ({where})", file=sys.stderr)
         return 1
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     from models import flops, registry
 
     rows: list[dict[str, Any]] = []
@@ -128,7 +160,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_env(args: argparse.Namespace) -> int:
+def cmd_env(args: argparse.Namespace, argv: list[str]) -> int:
     probes = backends.probe_all()
     info = {
         "environment": environment.capture(),
@@ -158,9 +190,10 @@ VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
-        return VERBS[args.verb](args)
+        return VERBS[args.verb](args, argv[1:])
     except ConfigError as e:
         fail(str(e))
     except KeyboardInterrupt:

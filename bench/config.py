@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from bench.energy import CHOICES as ENERGY_CHOICES
 from models import registry
 
 try:
@@ -49,6 +50,7 @@ class RunConfig:
     lr: float = 3e-4
     seed: int = 0
     data: str = "synthetic"
+    energy: str = "auto"  # meter of the timed window (bench.energy)
 
     @property
     def tokens_per_step(self) -> int:
@@ -137,6 +139,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("--lr", f"must be a number > 0, got {cfg.lr!r}")
     if not isinstance(cfg.compile, bool):
         raise ConfigError("--compile", f"must be true or false, got {cfg.compile!r}")
+    if cfg.energy not in ENERGY_CHOICES:
+        raise ConfigError("--energy", f"unknown energy method {cfg.energy!r}; accepted: "
+                          f"{', '.join(ENERGY_CHOICES)}")
     if cfg.data != "synthetic":
         raise ConfigError("--data", f"unknown data {cfg.data!r}; accepted: synthetic")
     spec = _model_spec(cfg.model)

@@ -51,6 +51,18 @@ def _bytes(n: int | None) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
+def _energy(e: dict[str, Any]) -> str:
+    """J/token, tokens/kWh and average power with the method and scope; or null and why."""
+    if e["joules"] is None:
+        return f"null ({e['method']}: {e['reason']})"
+    coverage = e["coverage"]
+    how = e["method"] + (f", coverage {coverage:.0%}" if coverage is not None and coverage < 1
+                         else "")
+    return (f"{_si(e['j_per_token'], 'J/token')}, {_si(e['tokens_per_kwh'], 'tokens/kWh')}, "
+            f"avg {_si(e['avg_power_w'], 'W')} ({_si(e['joules'], 'J')} over the window) "
+            f"[{how}; {e['scope']}]")
+
+
 def summary_table(record: dict[str, Any], path: str) -> Table:
     """The human summary of one record: what ran, the figures, and how each was taken."""
     cfg = record["config"]
@@ -86,10 +98,16 @@ def summary_table(record: dict[str, Any], path: str) -> Table:
     if w["first_step_s"] is not None:
         t.add_row("warm-up", f"first step {w['first_step_s']:.2f} s, "
                   f"{w['steps']} steps {w['total_s']:.2f} s")
+    if record.get("compiles_timed") is not None:
+        c = record["compilation"]
+        t.add_row("compilations", f"{record['compiles_warmup']} in warm-up "
+                  f"({c['warmup_compile_s']:.2f} s), {record['compiles_timed']} in the timed "
+                  f"window ({c['method']})")
     t.add_row("peak memory", f"{_bytes(record['memory']['peak_bytes'])} "
               f"({record['memory']['method']})")
     t.add_row("loss", f"{record['loss_first']:.4f} -> {record['loss_last']:.4f}")
-    for note in record.get("warnings", []):
+    t.add_row("energy", escape(_energy(record["energy"])))
+    for note in [*record.get("warnings", []), *record["energy"]["warnings"]]:
         t.add_row("[yellow]warning[/yellow]", escape(note))
     t.add_row("stored", path)
     return t

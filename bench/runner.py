@@ -6,9 +6,9 @@ Timeline (DESIGN.md, "Data flow"):
           -> sync -> [timed window: steps issued back to back, a timer mark after each]
           -> sync -> losses checked -> metrics
 
-Nothing inside the window reads a device value: losses are kept as device tensors and
-read after the closing synchronisation, per-step times come from the backend's timer
-(host clock on the CPU, CUDA events on a GPU).
+Nothing inside the window reads a device value: losses (and a routed model's
+``routing_stats()``) are kept as device tensors and read after the closing synchronisation,
+per-step times come from the backend's timer (host clock on the CPU, CUDA events on a GPU).
 """
 
 from __future__ import annotations
@@ -16,17 +16,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from bench import environment, metrics, store
+from bench import energy, environment, metrics, store
 from bench.backends import Selection
 from bench.backends.base import Backend
 from bench.config import RunConfig
 from bench.data import SyntheticBatches
 from models import flops, registry
+from models.moe import MoEConfig
 
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total), phase in {"warmup", "timed"}."""
@@ -40,13 +42,19 @@ class NonFiniteLoss(RuntimeError):
 
 def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     backend: Backend, precision: str) -> Callable:
-    """forward (under the backend's autocast), cross-entropy in fp32, backward, AdamW step."""
+    """forward (under the backend's autocast), cross-entropy in fp32, backward, AdamW step.
+
+    A model with ``aux_loss()`` (models/moe.py) adds ``cfg.aux_loss_coef * aux_loss()`` to the
+    loss it differentiates; the step returns the cross-entropy alone.
+    """
+    aux_loss = getattr(model, "aux_loss", None)
 
     def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with backend.autocast(precision):
             logits = model(inputs)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-        loss.backward()
+        total = loss if aux_loss is None else loss + model.cfg.aux_loss_coef * aux_loss()
+        total.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
@@ -62,6 +70,21 @@ def _check_finite(losses: list[torch.Tensor], first_step: int) -> list[float]:
     return values
 
 
+def _moe_fields(model_cfg: Any, seq: int, routing: list[dict[str, torch.Tensor]]
+                ) -> dict[str, Any]:
+    """``{"moe": ...}`` for a routed model, ``{}`` for a dense one: the routing configuration,
+    slots per expert and sequence, and the means over the timed steps of the fraction of top-k
+    assignments dropped over capacity and of the load-balancing loss (read after the window)."""
+    if not isinstance(model_cfg, MoEConfig):
+        return {}
+    means = {k: torch.stack([r[k] for r in routing]).float().mean().item() for k in routing[0]}
+    return {"moe": {
+        "n_experts": model_cfg.n_experts, "top_k": model_cfg.top_k,
+        "capacity_factor": model_cfg.capacity_factor, "capacity": model_cfg.capacity(seq),
+        "aux_loss_coef": model_cfg.aux_loss_coef, **means,
+    }}
+
+
 def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) -> dict[str, Any]:
     """Run ``cfg`` on ``backend`` and return the metric fields of the record."""
     notes: list[str] = []
@@ -74,8 +97,12 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
         )
 
     torch.manual_seed(cfg.seed)
-    model = registry.build(spec, device=backend.device)
+    if backend.build_on_host:
+        model = registry.build(spec, device="cpu").to(backend.device)
+    else:
+        model = registry.build(spec, device=backend.device)
     model.train()
+    routing_stats = getattr(model, "routing_stats", None)  # MoE: dropped fraction, aux loss
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, **ADAMW, **backend.optimizer_options()
     )
@@ -85,6 +112,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
     data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, cfg.seed, backend.device)
     backend.synchronize()
     backend.reset_peak_memory()
+    compiles_start = backend.compilations()
 
     # warm-up: compilation and allocator growth happen here, outside the window
     warm_losses: list[torch.Tensor] = []
@@ -101,28 +129,51 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
     backend.synchronize()
     warmup_s = time.perf_counter() - t0
     warm_values = _check_finite(warm_losses, 0) if warm_losses else []
+    compiles_warm = backend.compilations()
 
-    # the timed window
+    # the timed window; the energy meter reads at exactly its two synchronised edges
     losses: list[torch.Tensor] = []
+    routing: list[dict[str, torch.Tensor]] = []
     timer = backend.step_timer(cfg.steps)
+    meter = energy.make_meter(cfg.energy, backend, device)
     backend.synchronize()
+    meter.open()
     t_start = time.perf_counter()
     timer.start()
-    for i in range(cfg.steps):
-        losses.append(step(*data[cfg.warmup + i]))
-        backend.step_end()
-        timer.mark()
-        if progress:
-            progress("timed", i + 1, cfg.steps)
-    backend.synchronize()
-    window_s = time.perf_counter() - t_start
+    try:
+        for i in range(cfg.steps):
+            losses.append(step(*data[cfg.warmup + i]))
+            if routing_stats:
+                routing.append(routing_stats())  # device tensors, part of the step's graph
+            backend.step_end()
+            timer.mark()
+            if progress:
+                progress("timed", i + 1, cfg.steps)
+        backend.synchronize()
+        window_s = time.perf_counter() - t_start
+    finally:
+        reading = meter.close()  # also stops a sampler thread when a step fails
+    compiles_end = backend.compilations()
 
     values = _check_finite(losses, cfg.warmup)
     step_times = timer.step_times()
     tokens = cfg.tokens_per_step * cfg.steps
     tokens_per_s = metrics.tokens_per_second(tokens, window_s)
     fpt = flops.flops_per_token(spec.config, cfg.seq)
-    mfu = metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips)
+    mfu = metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips or 0)
+    if device.chips is None:
+        notes.append("chips per device unknown (Neuron topology not detected); per-chip "
+                     "throughput and MFU are null")
+    compilation = None
+    if compiles_start is not None:
+        warm, timed = compiles_warm - compiles_start, compiles_end - compiles_warm
+        compilation = {"method": warm.method, "warmup_graphs": warm.graphs,
+                       "warmup_compile_s": warm.seconds, "timed_graphs": timed.graphs,
+                       "timed_compile_s": timed.seconds}
+        if timed.graphs:
+            notes.append(f"the timed window compiled {timed.graphs} graph(s) "
+                         f"({timed.seconds:.2f} s): the graph changed between steps, and the "
+                         "throughput includes compilation")
     memory = backend.peak_memory()
     return {
         "device": {
@@ -137,31 +188,40 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
         "model": {
             "name": spec.name,
             "params": flops.param_count(spec.config),
+            "active_params": flops.active_param_count(spec.config),
             "matmul_params": flops.matmul_param_count(spec.config),
             "flops_per_token": fpt,
+            "hardware_flops_per_token": flops.hardware_flops_per_token(spec.config, cfg.seq),
             "flops_formula": flops.FORMULA,
         },
+        **_moe_fields(spec.config, cfg.seq, routing),
         "precision_mode": backend.precision_mode(cfg.precision),
         "tokens": tokens,
         "window_s": window_s,
         "tokens_per_s": tokens_per_s,
-        "tokens_per_s_per_chip": tokens_per_s / device.chips,
+        "tokens_per_s_per_chip": tokens_per_s / device.chips if device.chips else None,
         "mfu": mfu,
         "peak": {**peak.as_dict(), "precision": cfg.precision} if peak else None,
         "step_time": {**metrics.step_stats(step_times).as_dict(), "method": timer.method},
         "step_times_s": step_times,
         "warmup": {"steps": cfg.warmup, "first_step_s": first_step_s, "total_s": warmup_s},
+        "compilation": compilation,
+        "compiles_warmup": compilation["warmup_graphs"] if compilation else None,
+        "compiles_timed": compilation["timed_graphs"] if compilation else None,
         "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method},
+        "energy": reading.as_record(tokens),
         "loss_first": (warm_values or values)[0],
         "loss_last": values[-1],
+        "losses": warm_values + values,
         "data": {"kind": "synthetic-bigram", "padding": False},
         "warnings": notes,
     }
 
 
-def execute(cfg: RunConfig, selection: Selection, results_path, progress: Progress | None = None
-            ) -> dict[str, Any]:
-    """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``.
+def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
+            progress: Progress | None = None) -> dict[str, Any]:
+    """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
+    (None: keep it unstored).
 
     A failure midway is stored with its error rather than raised; an interrupt is stored
     and re-raised.
@@ -174,9 +234,11 @@ def execute(cfg: RunConfig, selection: Selection, results_path, progress: Progre
         record.update(measure(cfg, selection.backend(), progress))
     except KeyboardInterrupt:
         record.update(status="interrupted", error="KeyboardInterrupt")
-        store.append(results_path, record)
+        if results_path:
+            store.append(results_path, record)
         raise
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
         record.update(status="failed", error=f"{type(e).__name__}: {e}")
-    store.append(results_path, record)
+    if results_path:
+        store.append(results_path, record)
     return record

@@ -133,14 +133,17 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """h = x + attention(norm(x)); out = h + feed_forward(norm(h))."""
+    """h = x + attention(norm(x)); out = h + feed_forward(norm(h)); the MLP is a SwiGLU
+    FeedForward unless another module (an MoE layer) is given."""
 
-    def __init__(self, cfg: LlamaConfig) -> None:
+    def __init__(self, cfg: LlamaConfig, feed_forward: nn.Module | None = None) -> None:
         super().__init__()
         self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.attention = Attention(cfg)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.feed_forward = FeedForward(cfg.dim, cfg.ffn_dim)
+        if feed_forward is None:
+            feed_forward = FeedForward(cfg.dim, cfg.ffn_dim)
+        self.feed_forward = feed_forward
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         h = x + self.attention(self.attention_norm(x), cos, sin)
@@ -154,7 +157,9 @@ class Llama(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
-        self.layers = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(
+            TransformerBlock(cfg, self.make_feed_forward(cfg)) for _ in range(cfg.n_layers)
+        )
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -164,6 +169,10 @@ class Llama(nn.Module):
         self.register_buffer("rope_sin", torch.empty(cfg.max_seq_len, half), persistent=False)
         if not self.rope_cos.is_meta:
             self.init_weights()
+
+    def make_feed_forward(self, cfg: LlamaConfig) -> nn.Module:
+        """The MLP of one block (SwiGLU); a subclass returns its own (models/moe.py)."""
+        return FeedForward(cfg.dim, cfg.ffn_dim)
 
     @torch.no_grad()
     def init_weights(self) -> None:

@@ -3,6 +3,9 @@
 The 1b/3b entries are the Llama 3.2 1B/3B shapes (tied embeddings) and the llama3-* entries
 the Llama 3.1 8B/70B/405B shapes (Llama 3 Herd, arXiv:2407.21783, Table 3; parameter counts
 match the Hugging Face checkpoints). 125m and 350m are GPT-3-sized Llama-style shapes.
+The mixture-of-experts entries (``models/moe.py``) follow the dense ones: ``moe-tiny`` for
+tests and ``mixtral-8x7b``, the Mixtral 8x7B shape (Jiang et al. 2024, arXiv:2401.04088;
+46,702,792,704 parameters as in the Hugging Face checkpoint, 12.9B active per token).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import llama
+from models import llama, moe
 from models.llama import LlamaConfig
+from models.moe import MoEConfig
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class ModelSpec:
     """A named model and the sequence length and per-device batch size a run uses by default."""
 
     name: str
-    config: LlamaConfig
+    config: LlamaConfig  # or its subclass MoEConfig
     seq_len: int
     batch_size: int
     description: str
@@ -53,6 +57,14 @@ _3B = LlamaConfig(
 _8B = LlamaConfig(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, ffn_dim=14336, **_LLAMA3)
 _70B = LlamaConfig(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, ffn_dim=28672, **_LLAMA3)
 _405B = LlamaConfig(dim=16384, n_layers=126, n_heads=128, n_kv_heads=8, ffn_dim=53248, **_LLAMA3)
+_MOE_TINY = MoEConfig(
+    dim=128, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=256, vocab_size=512, max_seq_len=256,
+    n_experts=4, top_k=2,
+)
+_MIXTRAL_8X7B = MoEConfig(
+    dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, ffn_dim=14336, vocab_size=32000,
+    max_seq_len=32768, rope_theta=1e6, n_experts=8, top_k=2,
+)
 
 _SPECS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -65,12 +77,14 @@ _SPECS: dict[str, ModelSpec] = {
         ModelSpec("llama3-8b", _8B, 8192, 1, "Llama 3.1 8B shape"),
         ModelSpec("llama3-70b", _70B, 8192, 1, "Llama 3.1 70B shape"),
         ModelSpec("llama3-405b", _405B, 8192, 1, "Llama 3.1 405B shape"),
+        ModelSpec("moe-tiny", _MOE_TINY, 64, 8, "tiny 4-expert top-2 MoE for tests"),
+        ModelSpec("mixtral-8x7b", _MIXTRAL_8X7B, 4096, 1, "Mixtral 8x7B shape, 8 experts top-2"),
     )
 }
 
 
 def names() -> list[str]:
-    """Registered model names, smallest first."""
+    """Registered model names: dense smallest first, then mixture-of-experts."""
     return list(_SPECS)
 
 
@@ -85,4 +99,6 @@ def get(name: str) -> ModelSpec:
 def build(name_or_spec: str | ModelSpec, device: str | torch.device | None = None) -> nn.Module:
     """Build the named (or given) model on ``device``; ``"meta"`` allocates no storage."""
     spec = get(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if isinstance(spec.config, MoEConfig):
+        return moe.build(spec.config, device)
     return llama.build(spec.config, device)

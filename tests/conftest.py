@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# tests/xla is the XLA:CPU lane: it runs in .venv-xla (torch 2.9 + torch-xla 2.9), which
+# `make test` runs as a second pytest session; the main environment has no torch_xla.
+collect_ignore_glob = [] if importlib.util.find_spec("torch_xla") else ["xla/*"]
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,7 @@ BAD_INPUTS = [
     (["--config", "missing.toml"], "--config", "no such file"),
     (["--config", "bad.toml"], "--config", "line 2"),
     (["--config", "unknown.toml"], "--config", "accepted"),
+    (["--precompile", "--backend", "cpu"], "--precompile", "neuron-xla only"),
 ]
 
 

@@ -77,7 +77,8 @@ def test_auto_prefers_cuda_then_cpu_and_says_why():
         assert selection.backend.name == "cuda"
     else:
         assert selection.backend.name == "cpu"
-        assert "skipped cuda" in selection.reason and "auto chose cpu" in selection.reason
+        assert selection.reason.startswith("auto chose cpu")
+        assert "skipped neuron (" in selection.reason and "cuda (" in selection.reason
 
 
 def test_compiled_step_trains(cache_dir):

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from bench.backends.base import Backend, Probe
 from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend
+from bench.backends.neuron import NeuronBackend
+from bench.backends.xla import NeuronXlaBackend, XlaBackend
 
-BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (CudaBackend, CpuBackend)}
-AUTO_ORDER = tuple(BACKENDS)
+BACKENDS: dict[str, type[Backend]] = {
+    b.name: b for b in (NeuronBackend, NeuronXlaBackend, CudaBackend, CpuBackend, XlaBackend)
+}
+# best first; `xla` (XLA:CPU, the CI lane of neuron-xla) is only used when named
+AUTO_ORDER = ("neuron", "neuron-xla", "cuda", "cpu")
 
 
 class BackendUnavailable(RuntimeError):
@@ -23,14 +28,14 @@ class Selection:
 
 
 def probe_all() -> list[Probe]:
-    return [BACKENDS[name].probe() for name in AUTO_ORDER]
+    return [BACKENDS[name].probe() for name in BACKENDS]
 
 
 def select(name: str) -> Selection:
     """The backend class for ``name`` ('auto' picks the first available, with the reason)."""
     if name == "auto":
         skipped = []
-        for probe in probe_all():
+        for probe in (BACKENDS[n].probe() for n in AUTO_ORDER):
             if probe.available:
                 why = f"auto chose {probe.name}: {probe.reason}"
                 if skipped:
@@ -47,4 +52,4 @@ def select(name: str) -> Selection:
 
 
 def names() -> list[str]:
-    return ["auto", *AUTO_ORDER]
+    return ["auto", *BACKENDS]

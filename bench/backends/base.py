@@ -37,7 +37,8 @@ class DeviceInfo:
     kind: str  # hardware-table key ("h100", "trn2", ...) or "cpu"/"unknown"
     device_count: int  # devices visible to the process (GPUs, logical NeuronCores)
     devices_used: int  # devices this process computes on
-    chips: float  # chips this process computes on (a NeuronCore is a fraction of a chip)
+    chips: float | None  # chips this process computes on (a NeuronCore is a fraction of one);
+    # None when the runtime does not say (then per-chip figures and MFU are null)
     versions: dict[str, str] = field(default_factory=dict)
 
 
@@ -47,6 +48,19 @@ class Memory:
 
     peak_bytes: int | None
     method: str
+
+
+@dataclass(frozen=True)
+class CompileCount:
+    """Graph compilations so far and their total compile time (lazy-tensor backends)."""
+
+    graphs: int
+    seconds: float
+    method: str
+
+    def __sub__(self, other: CompileCount) -> CompileCount:
+        return CompileCount(self.graphs - other.graphs, self.seconds - other.seconds,
+                            self.method)
 
 
 class StepTimer(ABC):
@@ -91,6 +105,8 @@ class Backend(ABC):
     name: ClassVar[str]
     dist_backend: ClassVar[str]
     device_type: ClassVar[str]
+    supports_compile: ClassVar[bool] = True  # whether --compile (torch.compile) applies
+    build_on_host: ClassVar[bool] = False  # initialise weights on the CPU, then move them
 
     def __init__(self, local_rank: int = 0):
         self.local_rank = local_rank
@@ -137,6 +153,10 @@ class Backend(ABC):
     def optimizer_options(self) -> dict[str, Any]:
         """Extra AdamW keyword arguments (fused/foreach) for this device."""
         return {}
+
+    def compilations(self) -> CompileCount | None:
+        """Graph compilations so far, where the backend counts them (else None)."""
+        return None
 
     def reset_peak_memory(self) -> None:
         """Start a fresh peak-memory measurement."""

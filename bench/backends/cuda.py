@@ -1,4 +1,4 @@
-"""NVIDIA GPUs through torch.cuda: CUDA events for per-step times, fused AdamW."""
+"""NVIDIA GPUs through torch.cuda: device events for per-step times, fused AdamW."""
 
 from __future__ import annotations
 
@@ -8,30 +8,9 @@ from typing import Any
 import torch
 
 from bench import hardware
-from bench.backends.base import Backend, DeviceInfo, Memory, Probe, StepTimer
+from bench.backends.accelerator import AcceleratorBackend
+from bench.backends.base import DeviceInfo, Probe
 from bench.hardware import Figure
-
-
-class CudaEventTimer(StepTimer):
-    """CUDA events recorded on the stream after each step: no host sync in the window."""
-
-    method = "cuda-events"
-
-    def __init__(self, steps: int):
-        self._events = [torch.cuda.Event(enable_timing=True) for _ in range(steps + 1)]
-        self._n = 0
-
-    def start(self) -> None:
-        self._n = 0
-        self.mark()
-
-    def mark(self) -> None:
-        self._events[self._n].record()
-        self._n += 1
-
-    def step_times(self) -> list[float]:
-        ev = self._events[: self._n]
-        return [a.elapsed_time(b) / 1e3 for a, b in zip(ev, ev[1:], strict=False)]
 
 
 def nvidia_driver_version() -> str | None:
@@ -46,7 +25,7 @@ def nvidia_driver_version() -> str | None:
     return None
 
 
-class CudaBackend(Backend):
+class CudaBackend(AcceleratorBackend):
     name = "cuda"
     dist_backend = "nccl"
     device_type = "cuda"
@@ -60,10 +39,6 @@ class CudaBackend(Backend):
             return Probe(cls.name, False, why)
         n = torch.cuda.device_count()
         return Probe(cls.name, True, f"{n} CUDA device(s): {torch.cuda.get_device_name(0)}")
-
-    def _device(self) -> torch.device:
-        torch.cuda.set_device(self.local_rank)
-        return torch.device("cuda", self.local_rank)
 
     def describe(self) -> DeviceInfo:
         name = torch.cuda.get_device_name(self.device)
@@ -85,18 +60,5 @@ class CudaBackend(Backend):
         spec = hardware.lookup(torch.cuda.get_device_name(self.device))
         return hardware.peak_for(spec, precision)
 
-    def synchronize(self) -> None:
-        torch.cuda.synchronize(self.device)
-
-    def step_timer(self, steps: int) -> StepTimer:
-        return CudaEventTimer(steps)
-
     def optimizer_options(self) -> dict[str, Any]:
         return {"fused": True}
-
-    def reset_peak_memory(self) -> None:
-        torch.cuda.reset_peak_memory_stats(self.device)
-
-    def peak_memory(self) -> Memory:
-        peak = torch.cuda.max_memory_allocated(self.device)
-        return Memory(peak, "torch.cuda.max_memory_allocated")

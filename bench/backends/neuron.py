@@ -1,0 +1,85 @@
+"""TorchNeuron: the native PyTorch backend on device ``neuron`` (Neuron 2.33+, torch 2.13/2.14).
+
+TorchNeuron registers Trainium as a PrivateUse1 device, so the mechanics are those of
+every accelerator with a torch device module (bench.backends.accelerator, shared with
+cuda): ``torch.neuron.synchronize()`` at the window edges, device events per step,
+``torch.autocast(device_type="neuron")`` for bf16, ``torch.compile(backend="neuron")``,
+process group ``neuron``. One process drives one logical NeuronCore; per-chip figures
+divide by the logical cores per chip of the detected generation and LNC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+
+import torch
+
+from bench import hardware
+from bench.backends import neuron_topology
+from bench.backends.accelerator import AcceleratorBackend
+from bench.backends.base import DeviceInfo, Probe
+from bench.hardware import Figure
+
+NATIVE_MIN_VERSION = (2, 13)  # torch-neuronx 2.13.x/2.14.x are TorchNeuron; earlier are XLA
+
+
+def torch_neuronx_version() -> str | None:
+    try:
+        return metadata.version("torch-neuronx")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def is_native(version: str) -> bool:
+    major, minor = (int(p) for p in version.split(".")[:2])
+    return (major, minor) >= NATIVE_MIN_VERSION
+
+
+class NeuronBackend(AcceleratorBackend):
+    name = "neuron"
+    dist_backend = "neuron"
+    device_type = "neuron"
+
+    @classmethod
+    def probe(cls) -> Probe:
+        version = torch_neuronx_version()
+        if version is None:
+            return Probe(cls.name, False, "torch-neuronx is not installed")
+        if not is_native(version):
+            return Probe(cls.name, False, f"torch-neuronx {version} is the XLA line "
+                                          "(use --backend neuron-xla)")
+        try:
+            import torch_neuronx  # noqa: F401  (registers the neuron device)
+        except Exception as e:  # noqa: BLE001 - any import failure means unavailable
+            return Probe(cls.name, False, f"import torch_neuronx failed: {e}")
+        module = getattr(torch, "neuron", None)
+        if module is None or not module.is_available():
+            return Probe(cls.name, False, "no Neuron device visible (driver, runtime?)")
+        return Probe(cls.name, True, f"{module.device_count()} logical NeuronCore(s), "
+                                     f"torch-neuronx {version}")
+
+    def _topology(self) -> neuron_topology.NeuronTopology:
+        get_name = getattr(self.module, "get_device_name", None)
+        kind = get_name(self.device) if get_name else None
+        return neuron_topology.detect(kind)
+
+    def describe(self) -> DeviceInfo:
+        topo = self._topology()
+        return DeviceInfo(
+            name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
+            kind=topo.generation or "unknown",
+            device_count=self.module.device_count(),
+            devices_used=1,
+            chips=topo.chips(1),
+            versions={"torch": torch.__version__,
+                      "torch-neuronx": torch_neuronx_version() or "?",
+                      "lnc": str(topo.lnc), "topology_source": topo.source},
+        )
+
+    def peak_flops(self, precision: str) -> Figure | None:
+        gen = self._topology().generation
+        return hardware.peak_for(hardware.DEVICES.get(gen or ""), precision)
+
+    def compile(self, fn: Callable) -> Callable:
+        return torch.compile(fn, backend="neuron")

@@ -1,0 +1,137 @@
+"""The meter interface and its reading: energy of exactly the timed window (DESIGN.md, "Energy").
+
+A meter is opened right after the synchronisation that opens the timed window and closed
+right after the one that closes it. It reads its sensor at those two edges and, where the
+sensor needs it, in a sampler thread in between; never inside a step. An absent or
+unreadable sensor is a null reading with its reason and a warning, never an exception:
+the run goes on.
+
+Figures derived in the record (``Reading.as_record``):
+
+    J/token          = joules / tokens
+    tokens/kWh       = tokens / (joules / 3.6e6)
+    average power W  = joules / interval_s   (the meter's own open-to-close time)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+JOULES_PER_KWH = 3.6e6
+
+
+class SensorError(Exception):
+    """A sensor is absent or unreadable; the message is the reason stored with null energy."""
+
+
+@dataclass
+class Reading:
+    """What a meter measured over the window, and how."""
+
+    method: str  # nvml-energy-counter, nvml-power-polling, neuron-power-utilization, rapl, ...
+    joules: float | None  # summed over the devices measured; None with ``reason``
+    reason: str | None = None
+    scope: str | None = None  # what the joules cover: "accelerators: ...", "cpu-package: ..."
+    sampling_period_s: float | None = None  # sensor period (null: a counter read at the edges)
+    coverage: float | None = None  # fraction of the window the sensor data cover
+    interval_s: float | None = None
+    device_joules: dict[str, float | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_record(self, tokens: int) -> dict[str, Any]:
+        """The record's ``energy`` block, with J/token, tokens/kWh and average power."""
+        j = self.joules
+        return {
+            "method": self.method,
+            "joules": j,
+            "reason": self.reason,
+            "j_per_token": j / tokens if j is not None else None,
+            "tokens_per_kwh": tokens / (j / JOULES_PER_KWH) if j else None,
+            "avg_power_w": j / self.interval_s if j is not None and self.interval_s else None,
+            "scope": self.scope,
+            "sampling_period_s": self.sampling_period_s,
+            "coverage": self.coverage,
+            "interval_s": self.interval_s,
+            "device_joules": self.device_joules,
+            "warnings": self.warnings,
+            "details": self.details,
+        }
+
+
+class Meter(ABC):
+    """One sensor family. Subclasses implement ``_open`` and ``_close`` and raise
+    SensorError for an absent or unreadable sensor; ``open``/``close`` never raise."""
+
+    method: ClassVar[str]  # the method a null reading reports
+
+    def open(self) -> None:
+        """Read the sensor at the window's start (and start a sampler where needed)."""
+        self._failure: str | None = None
+        try:
+            self._open()
+        except SensorError as e:
+            self._failure = str(e)
+        self._t0 = time.perf_counter()
+
+    def close(self) -> Reading:
+        """Read the sensor at the window's end; a Reading with joules or with the reason."""
+        interval = time.perf_counter() - self._t0
+        if self._failure is None:
+            try:
+                return self._close(interval)
+            except SensorError as e:
+                self._failure = str(e)
+        return Reading(self.method, None, reason=self._failure,
+                       warnings=[f"energy is null: {self._failure}"])
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _close(self, interval_s: float) -> Reading: ...
+
+
+class Sampler:
+    """Calls ``sample()`` every ``period_s`` seconds in a daemon thread until ``stop()``."""
+
+    def __init__(self, sample: Callable[[], None], period_s: float):
+        self._sample = sample
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trnbench-energy", daemon=True)
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._sample()
+
+
+def integrate(samples: list[tuple[float, float | None]]) -> tuple[float, float]:
+    """Trapezoidal integral of (seconds, watts) samples: (joules, seconds covered).
+
+    A span counts only where the samples at both of its ends are valid (not None).
+    """
+    joules = covered = 0.0
+    for (t0, p0), (t1, p1) in zip(samples, samples[1:], strict=False):
+        if p0 is not None and p1 is not None:
+            joules += (p0 + p1) / 2 * (t1 - t0)
+            covered += t1 - t0
+    return joules, covered
+
+
+def fill_window(joules: float, covered_s: float, window_s: float) -> float | None:
+    """Energy of the whole window from its covered part: mean covered power x window time."""
+    return joules / covered_s * window_s if covered_s > 0 else None

@@ -1,0 +1,185 @@
+"""NVIDIA GPU energy through NVML (``pynvml`` from nvidia-ml-py, the ``gpu`` extra).
+
+``nvmlDeviceGetTotalEnergyConsumption`` is the board's cumulative energy in mJ (Volta and
+newer), read at the two window edges (method ``nvml-energy-counter``):
+
+    E = sum over GPUs of (c1 - c0) / 1000   [J]
+
+Alongside it a sampler polls ``nvmlDeviceGetPowerUsage`` (mW; on recent parts a ~1 s
+average) every ``POLL_S`` and integrates it with the trapezoid rule (method
+``nvml-power-polling``). Where both exist the record keeps both and their difference in
+``details``; where the counter is unsupported (``NVML_ERROR_NOT_SUPPORTED``) the polled
+integral is the figure.
+
+The GPUs are those the process computes on. NVML numbers GPUs by PCI bus, CUDA by speed
+unless CUDA_DEVICE_ORDER=PCI_BUS_ID, and CUDA_VISIBLE_DEVICES renumbers them, so torch's
+device index is mapped to an NVML handle by UUID, else PCI bus id, else the
+CUDA_VISIBLE_DEVICES entry at that index (a plain index with a warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from bench.energy.base import Meter, Reading, Sampler, SensorError, fill_window, integrate
+
+POLL_S = 0.1
+POWER_AVERAGING_S = 1.0
+
+
+@dataclass(frozen=True)
+class GpuRef:
+    """One GPU as the process sees it: torch's index and the ids NVML knows it by."""
+
+    index: int  # torch/CUDA device index in this process
+    uuid: str | None = None  # NVML form, "GPU-..."
+    pci_bus_id: str | None = None  # NVML form, "00000000:3B:00.0"
+
+
+def gpu_refs(device: torch.device) -> list[GpuRef]:
+    """The GPU behind a torch device (none for a non-CUDA device)."""
+    if device.type != "cuda":
+        return []
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    uuid = str(props.uuid)
+    pci = None
+    if hasattr(props, "pci_bus_id"):  # torch builds that expose the PCI location
+        pci = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
+    return [GpuRef(index, uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}", pci)]
+
+
+class NvmlMeter(Meter):
+    method = "nvml"  # a null reading; a measured one says counter or polling
+
+    def __init__(self, gpus: list[GpuRef], poll_s: float = POLL_S):
+        self.gpus = gpus
+        self.poll_s = poll_s
+
+    def _open(self) -> None:
+        if not self.gpus:
+            raise SensorError("the run computes on no CUDA device")
+        try:
+            import pynvml
+        except ImportError:
+            raise SensorError("nvidia-ml-py is not installed (pip install 'trnbench[gpu]')"
+                              ) from None
+        self.nvml: ModuleType = pynvml
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as e:
+            raise SensorError(f"NVML could not start: {e}") from None
+        try:
+            self._warnings: list[str] = []
+            self._handles = [self._handle(ref) for ref in self.gpus]
+            self._c0 = [self._counter(h) for h in self._handles]
+        except SensorError:
+            self._shutdown()
+            raise
+        self._power: list[list[tuple[float, float | None]]] = [[] for _ in self._handles]
+        self._poll()
+        self._sampler = Sampler(self._poll, self.poll_s).start()
+
+    def _handle(self, ref: GpuRef) -> Any:
+        nvml, tried = self.nvml, []
+        for by, key in (("UUID", ref.uuid), ("PciBusId", ref.pci_bus_id)):
+            if key:
+                try:
+                    return getattr(nvml, f"nvmlDeviceGetHandleBy{by}")(key)
+                except nvml.NVMLError as e:
+                    tried.append(f"{key}: {e}")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        entries = [v.strip() for v in visible.split(",")] if visible is not None else None
+        entry = str(ref.index) if entries is None else (
+            entries[ref.index] if ref.index < len(entries) else None)
+        try:
+            if entry is not None and entry.isdigit():
+                if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+                    self._warnings.append(
+                        f"cuda:{ref.index} taken as NVML index {entry}; CUDA and NVML may order "
+                        "GPUs differently (set CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+                return nvml.nvmlDeviceGetHandleByIndex(int(entry))
+            if entry:
+                return nvml.nvmlDeviceGetHandleByUUID(entry)
+        except nvml.NVMLError as e:
+            tried.append(f"{entry}: {e}")
+        raise SensorError(f"no NVML device found for cuda:{ref.index} (tried "
+                          f"{'; '.join(tried) or 'nothing'}; CUDA_VISIBLE_DEVICES={visible})")
+
+    def _counter(self, handle: Any) -> int | None:
+        """Cumulative energy in mJ; None where the GPU does not support the counter."""
+        try:
+            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        except self.nvml.NVMLError as e:
+            if e.value == self.nvml.NVML_ERROR_NOT_SUPPORTED:
+                return None
+            raise SensorError(f"nvmlDeviceGetTotalEnergyConsumption failed: {e}") from None
+
+    def _poll(self) -> None:
+        t = time.perf_counter()
+        for samples, handle in zip(self._power, self._handles, strict=True):
+            try:
+                samples.append((t, self.nvml.nvmlDeviceGetPowerUsage(handle) / 1000))
+            except self.nvml.NVMLError:
+                samples.append((t, None))
+
+    def _shutdown(self) -> None:
+        with contextlib.suppress(self.nvml.NVMLError):  # a failed shutdown changes no figure
+            self.nvml.nvmlShutdown()
+
+    def _close(self, interval_s: float) -> Reading:
+        self._sampler.stop()
+        self._poll()
+        try:
+            c1 = [self._counter(h) if c0 is not None else None
+                  for h, c0 in zip(self._handles, self._c0, strict=True)]
+        finally:
+            self._shutdown()
+        labels = [f"cuda:{ref.index}" for ref in self.gpus]
+        counter = {k: (b - a) / 1000 if a is not None and b is not None else None
+                   for k, a, b in zip(labels, self._c0, c1, strict=True)}
+        polled, coverages = {}, []
+        for k, samples in zip(labels, self._power, strict=True):
+            joules, covered = integrate(samples)
+            span = samples[-1][0] - samples[0][0]
+            polled[k] = fill_window(joules, covered, span)
+            coverages.append(covered / span if span > 0 else 0.0)
+        counter_j = _total(counter)
+        polled_j = _total(polled)
+        polled_coverage = sum(coverages) / len(coverages)
+        details = {
+            "nvml-energy-counter": {"joules": counter_j, "device_joules": counter},
+            "nvml-power-polling": {"joules": polled_j, "device_joules": polled,
+                                   "sampling_period_s": self.poll_s,
+                                   "coverage": polled_coverage},
+            "difference_j": counter_j - polled_j if None not in (counter_j, polled_j) else None,
+        }
+        scope = f"accelerators: {len(labels)} GPU board(s) ({', '.join(labels)})"
+        warnings = list(self._warnings)
+        if counter_j is not None:
+            return Reading("nvml-energy-counter", counter_j, scope=scope, coverage=1.0,
+                           interval_s=interval_s, device_joules=counter, warnings=warnings,
+                           details=details)
+        if polled_j is None:
+            raise SensorError("neither the energy counter nor power readings were available")
+        warnings.append("the NVML energy counter is not supported here; energy is integrated "
+                        f"from power readings polled every {self.poll_s:g} s")
+        if interval_s < POWER_AVERAGING_S:
+            warnings.append(f"the window ({interval_s:.2f} s) is shorter than NVML's ~1 s power "
+                            "averaging: the polled power includes time outside the window")
+        return Reading("nvml-power-polling", polled_j, scope=scope, sampling_period_s=self.poll_s,
+                       coverage=polled_coverage, interval_s=interval_s, device_joules=polled,
+                       warnings=warnings, details=details)
+
+
+def _total(per_device: dict[str, float | None]) -> float | None:
+    values = list(per_device.values())
+    return None if None in values else math.fsum(values)

@@ -1,0 +1,162 @@
+"""The chip, the node it sits in, and the cluster: count, network, power cap, PUE, overhead.
+
+Power scopes: chip power x ``server_overhead`` = IT load per chip (servers, network and
+storage around the accelerator); IT load x ``pue`` = facility power. A cluster preset's
+power cap is a facility (grid) figure. Chip figures come from ``bench/hardware.py``;
+nodes and clusters from ``presets``; any of them can be overridden (label ``user``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench import hardware
+from bench.config import ConfigError
+from bench.hardware import Figure
+from bench.projection import presets
+
+
+@dataclass(frozen=True)
+class Chip:
+    key: str
+    name: str
+    precision: str
+    peak: Figure  # dense FLOP/s per chip
+    memory: Figure  # bytes
+    power: Figure | None  # watts per chip while training; None: not published
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    chips: Figure  # chips per node: the tensor-parallel domain
+    intra: Figure | None  # B/s per chip, one direction, inside the node
+    inter: Figure | None  # B/s per node, one direction, EFA
+
+
+@dataclass(frozen=True)
+class Cluster:
+    title: str
+    chip: Chip
+    node: Node
+    chips: Figure
+    power_cap: Figure | None  # facility watts
+    pue: Figure
+    server_overhead: Figure
+
+
+def check_number(value: float | None, field: str, *, low: float = 0.0, high: float = math.inf,
+                 integer: bool = False, low_open: bool = True) -> None:
+    """ConfigError naming ``field`` unless ``value`` is None or a finite number in range."""
+    if value is None:
+        return
+    bad = not math.isfinite(value) or value > high or (value <= low if low_open else value < low)
+    if integer and not bad:
+        bad = value != int(value)
+    if bad:
+        kind = "an integer" if integer else "a number"
+        rng = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf
+                                                        else "")
+        raise ConfigError(field, f"must be {kind} {rng}, got {value:g}")
+
+
+def resolve_chip(hardware_key: str | None, *, precision: str | None = None,
+                 peak_tflops: float | None = None, power_w: float | None = None,
+                 memory_gb: float | None = None) -> Chip:
+    """A chip from the hardware table with overrides, or a custom one from the three flags."""
+    check_number(peak_tflops, "--peak-tflops")
+    check_number(power_w, "--chip-power-w")
+    check_number(memory_gb, "--chip-memory-gb")
+    if hardware_key is None:
+        if peak_tflops is None:
+            raise ConfigError("--hardware", "required: one of "
+                              f"{', '.join(hardware.DEVICES)}, a --cluster preset, or "
+                              "--peak-tflops X --chip-memory-gb M [--chip-power-w W]")
+        if memory_gb is None:
+            raise ConfigError("--chip-memory-gb", "required with --peak-tflops for a chip "
+                              "that is not in the hardware table")
+        spec_peak, spec_mem, spec_power, name = None, None, None, "custom chip"
+        precision = precision or "bf16"
+    else:
+        spec = hardware.DEVICES.get(hardware_key)
+        if spec is None:
+            raise ConfigError("--hardware", f"unknown hardware {hardware_key!r}; accepted: "
+                              f"{', '.join(hardware.DEVICES)}")
+        if precision is None:
+            precision = next((p for p in ("bf16", "fp16") if p in spec.peak), next(iter(spec.peak)))
+        if precision not in spec.peak and peak_tflops is None:
+            raise ConfigError("--precision", f"{spec.name} has no {precision} peak; accepted: "
+                              f"{', '.join(spec.peak)}")
+        spec_peak, spec_mem, spec_power = spec.peak.get(precision), spec.memory_bytes, spec.power_w
+        name = spec.name
+    peak = (Figure(peak_tflops * 1e12, "FLOP/s", "user", "--peak-tflops")
+            if peak_tflops is not None else spec_peak)
+    memory = (Figure(memory_gb * 1e9, "B", "user", "--chip-memory-gb")
+              if memory_gb is not None else spec_mem)
+    power = Figure(power_w, "W", "user", "--chip-power-w") if power_w is not None else spec_power
+    return Chip(hardware_key or "custom", name, precision, peak, memory, power)
+
+
+def resolve_node(chip: Chip, preset_node: str | None, *, chips_per_node: float | None = None,
+                 intra_gbs: float | None = None, inter_gbps: float | None = None) -> Node:
+    """The preset's node, else the chip's default node, else a bare one; flags override."""
+    check_number(chips_per_node, "--chips-per-node", low=1, low_open=False, integer=True)
+    check_number(intra_gbs, "--intra-node-gbs")
+    check_number(inter_gbps, "--inter-node-gbps")
+    name = preset_node or presets.DEFAULT_NODE.get(chip.key)
+    data = presets.NODES[name] if name else {"chips": 1, "intra": None, "inter": None}
+    chips = (Figure(int(chips_per_node), "chips", "user", "--chips-per-node")
+             if chips_per_node is not None else
+             Figure(data["chips"], "chips", "datasheet" if name else "assumption",
+                    f"{name}" if name else "no node known for this chip: one chip per node"))
+    intra = (Figure(intra_gbs * 1e9, "B/s", "user", "--intra-node-gbs")
+             if intra_gbs is not None else data["intra"])
+    inter = (Figure(inter_gbps * 1e9 / 8, "B/s", "user", "--inter-node-gbps")
+             if inter_gbps is not None else data["inter"])
+    return Node(name or "custom node", chips, intra, inter)
+
+
+def resolve(*, cluster: str | None = None, hardware_key: str | None = None,
+            chips: float | None = None, power_cap_mw: float | None = None,
+            pue: float | None = None, server_overhead: float | None = None,
+            precision: str | None = None, peak_tflops: float | None = None,
+            chip_power_w: float | None = None, chip_memory_gb: float | None = None,
+            chips_per_node: float | None = None, intra_gbs: float | None = None,
+            inter_gbps: float | None = None) -> Cluster:
+    """The cluster from a preset and/or flags (flags win; each keeps its label)."""
+    preset: dict = {}
+    if cluster is not None:
+        if cluster not in presets.CLUSTERS:
+            raise ConfigError("--cluster", f"unknown cluster {cluster!r}; accepted: "
+                              f"{', '.join(presets.CLUSTERS)}")
+        preset = presets.CLUSTERS[cluster]
+    check_number(chips, "--chips", low=1, low_open=False, integer=True)
+    check_number(power_cap_mw, "--power-cap-mw")
+    check_number(pue, "--pue", low=1, low_open=False)
+    check_number(server_overhead, "--server-overhead", low=1, low_open=False)
+    key = hardware_key or (preset.get("hardware") if peak_tflops is None else None)
+    chip = resolve_chip(key, precision=precision, peak_tflops=peak_tflops, power_w=chip_power_w,
+                        memory_gb=chip_memory_gb)
+    same_chip = preset.get("hardware") == chip.key
+    node = resolve_node(chip, preset.get("node") if same_chip else None,
+                        chips_per_node=chips_per_node, intra_gbs=intra_gbs,
+                        inter_gbps=inter_gbps)
+    if chips is not None:
+        count = Figure(int(chips), "chips", "user", "--chips")
+    elif preset:
+        count = preset["chips"]
+    else:
+        raise ConfigError("--chips", "required: a chip count, or a --cluster preset "
+                          f"({', '.join(presets.CLUSTERS)})")
+    cap = (Figure(power_cap_mw * 1e6, "W", "user", "--power-cap-mw")
+           if power_cap_mw is not None else preset.get("power_cap"))
+    d = presets.DEFAULTS
+    title = preset.get("title", "custom cluster")
+    if preset and not same_chip:
+        title += f" sized, with {chip.name} chips"
+    return Cluster(
+        title, chip, node, count, cap,
+        Figure(pue, "", "user", "--pue") if pue is not None else d["pue"],
+        Figure(server_overhead, "", "user", "--server-overhead")
+        if server_overhead is not None else d["server_overhead"])
