@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import backends, config, console, environment, store
+from bench import backends, config, console, distributed, environment, launch, store
 from bench.config import ConfigError
 
 
@@ -51,9 +51,68 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    p.add_argument("--parallel", choices=config.PARALLEL_MODES,
+                   help="data parallelism under torchrun: ddp (default) or fsdp (FSDP2)")
+    p.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
+                   help="process-group timeout (default 600): a dead peer ends the run by then")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="processes per node, started by torchrun (one per GPU or NeuronCore)")
+    p.add_argument("--nnodes", type=int, metavar="M", help="nodes (with --rdzv-endpoint)")
+    p.add_argument("--node-rank", type=int, metavar="R", help="this node's rank (Slurm)")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous")
     p.add_argument("--precompile", action="store_true",
                    help="neuron-xla: run under neuron_parallel_compile to fill the compile "
                         "cache (no record is stored), then run again without it")
+
+
+def _add_project_args(p: argparse.ArgumentParser) -> None:
+    from bench.projection import presets
+
+    w = p.add_argument_group("workload (one of)").add_mutually_exclusive_group()
+    w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with --tokens")
+    w.add_argument("--params", type=float, metavar="N", help="parameters; C = 6ND, with --tokens")
+    w.add_argument("--flops", type=float, metavar="C", help="total training FLOPs")
+    w.add_argument("--workload", metavar="NAME",
+                   help=f"preset: {', '.join(presets.WORKLOADS)}")
+    p.add_argument("--tokens", type=float, metavar="D", help="training tokens")
+    p.add_argument("--seq", type=float, metavar="T", help="sequence length (default: shape's)")
+    p.add_argument("--shape", help="model shape assumed for --flops/--params/--workload")
+    h = p.add_argument_group("hardware")
+    h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
+    h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
+    h.add_argument("--peak-tflops", type=float, help="dense peak per chip (another chip)")
+    h.add_argument("--chip-power-w", type=float, help="watts per chip while training")
+    h.add_argument("--chip-memory-gb", type=float, help="memory per chip, GB")
+    c = p.add_argument_group("cluster")
+    c.add_argument("--cluster", help=f"preset: {', '.join(presets.CLUSTERS)}")
+    c.add_argument("--chips", type=float, help="chip count")
+    c.add_argument("--power-cap-mw", type=float, help="facility power cap, MW")
+    c.add_argument("--pue", type=float, help="facility power / IT power")
+    c.add_argument("--server-overhead", type=float, help="IT power / chip power")
+    c.add_argument("--chips-per-node", type=float, help="chips in the TP domain")
+    c.add_argument("--intra-node-gbs", type=float, help="NeuronLink/NVLink GB/s per chip, one way")
+    c.add_argument("--inter-node-gbps", type=float, help="EFA Gbit/s per node, one way")
+    e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
+    e.add_argument("--mfu", type=float, help="MFU at scale, used as given")
+    e.add_argument("--node-mfu", type=float, help="single-node MFU, reduced by communication")
+    e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
+    p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
+    p.add_argument("--goodput", type=float, help="share of wall time that trains (default 0.9)")
+    p.add_argument("--global-batch-tokens", type=float, help="tokens per step (default 16M)")
+    p.add_argument("--micro-batch", type=float, help="sequences per micro-batch (default 1)")
+    p.add_argument("--vpp", type=float, help="interleaved pipeline chunks per stage (default 1)")
+    p.add_argument("--tp-overlap", type=float, help="share of TP traffic hidden (default 0)")
+    p.add_argument("--dp-overlap", type=float, help="share of DP traffic hidden (default 0)")
+    p.add_argument("--memory-usable", type=float, help="usable memory share (default 0.9)")
+    p.add_argument("--tp", type=float, help="pin tensor parallelism")
+    p.add_argument("--pp", type=float, help="pin pipeline parallelism")
+    p.add_argument("--dp", type=float, help="pin data parallelism")
+    p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
+    p.add_argument("--recompute", choices=("auto", "none", "full"))
+    p.add_argument("--sweep-chips", nargs="?", const="auto", metavar="N,N,...",
+                   help="time and power against chip count (default series without a list)")
+    p.add_argument("--plot", metavar="PNG", help="plot the sweep (needs the plots extra)")
+    p.add_argument("--json", action="store_true", help="the projection as JSON on stdout")
 
 
 def build_parser() -> Parser:
@@ -66,6 +125,8 @@ def build_parser() -> Parser:
     models.add_argument("--json", action="store_true")
     env = verbs.add_parser("env", help="detected backends, devices and versions")
     env.add_argument("--json", action="store_true")
+    project = verbs.add_parser("project", help="project a training run onto a cluster")
+    _add_project_args(project)
     return parser
 
 
@@ -81,6 +142,23 @@ def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
     inner = [a for a in argv if a != "--precompile"]
     console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}")
     os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
+
+
+def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[str],
+                    results: Path) -> int:
+    """``--nproc``: hand the run to torchrun (bench.launch), after checking its flags."""
+    for flag, value in (("--nproc", args.nproc), ("--nnodes", args.nnodes)):
+        if value is not None and value < 1:
+            raise ConfigError(flag, f"must be >= 1, got {value}")
+    nnodes = args.nnodes or 1
+    if nnodes > 1 and not args.rdzv_endpoint:
+        raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
+                          "the rendezvous, e.g. the first node:29500)")
+    if args.precompile:
+        raise ConfigError("--precompile", "run it once per node without --nproc's launcher: "
+                          "neuron_parallel_compile starts torchrun itself")
+    return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
+                      nnodes, args.node_rank, args.rdzv_endpoint)
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -108,19 +186,32 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     problem = store.writable_problem(results)
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
+    ctx = distributed.from_env()
+    if args.nproc is not None and ctx is None:
+        return launch_torchrun(args, cfg, argv, results)
     if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):
         console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
                              "stubs with zero outputs, so no record is stored")
         results = None
 
-    console.stderr.print(f"[dim]{selection.reason}[/dim]")
-    show_progress = console.stderr.is_terminal or not args.json
+    main_rank = ctx is None or ctx.is_main
+    if main_rank:
+        console.stderr.print(f"[dim]{selection.reason}[/dim]")
+    show_progress = main_rank and (console.stderr.is_terminal or not args.json)
     with console.run_progress(show_progress) as progress:
-        record = runner.execute(cfg, selection, results, progress)
+        record = runner.execute(cfg, selection, results, progress, ctx,
+                                os.environ.get(launch.RUN_ID_ENV))
+    if not main_rank:
+        return 0 if record["status"] == "ok" else 1
     if args.json:
         print(store.dumps(record))
     else:
         console.stdout.print(console.summary_table(record, str(results or "not stored")))
+        from bench.projection import headline
+
+        line = headline(record, str(results)) if results else None  # None: stub outputs
+        if line:
+            console.stdout.print(line, highlight=False, soft_wrap=True)
     if record["status"] != "ok":
         where = f"stored in {results}" if results else "not stored"
         print(f"trnbench: run failed: {record['error']} ({where})", file=sys.stderr)
@@ -137,8 +228,10 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
         c = spec.config
         rows.append({
             "name": name, "params": flops.param_count(c),
+            "active_params": flops.active_param_count(c),
             "matmul_params": flops.matmul_param_count(c),
             "flops_per_token": flops.flops_per_token(c, spec.seq_len),
+            "hardware_flops_per_token": flops.hardware_flops_per_token(c, spec.seq_len),
             "seq": spec.seq_len, "batch": spec.batch_size, "layers": c.n_layers,
             "dim": c.dim, "heads": c.n_heads, "kv_heads": c.n_kv_heads,
             "vocab": c.vocab_size, "max_seq": c.max_seq_len, "description": spec.description,
@@ -149,11 +242,12 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
     from rich.table import Table
 
     t = Table(title=f"trnbench models (FLOPs/token by {flops.FORMULA} at the default seq)")
-    for col in ("name", "params", "layers", "dim", "heads/kv", "vocab", "seq", "batch",
-                "GFLOP/token"):
+    for col in ("name", "params", "active", "layers", "dim", "heads/kv", "vocab", "seq",
+                "batch", "GFLOP/token"):
         t.add_column(col, justify="left" if col == "name" else "right")
     for r in rows:
-        t.add_row(r["name"], f"{r['params']:,}", str(r["layers"]), str(r["dim"]),
+        t.add_row(r["name"], f"{r['params']:,}", f"{r['active_params']:,}", str(r["layers"]),
+                  str(r["dim"]),
                   f"{r['heads']}/{r['kv_heads']}", f"{r['vocab']:,}", str(r["seq"]),
                   str(r["batch"]), f"{r['flops_per_token'] / 1e9:,.2f}")
     console.stdout.print(t)
@@ -186,7 +280,13 @@ def cmd_env(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env}
+def cmd_project(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench.projection import command
+
+    return command.run(args)
+
+
+VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_project}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ except ModuleNotFoundError:  # Python 3.10 (e.g. the Neuron DLAMI's venvs)
     import tomli as tomllib
 
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PARALLEL_MODES = ("ddp", "fsdp")
 PRECISIONS = tuple(PRECISION_DTYPES)
 
 
@@ -51,6 +52,8 @@ class RunConfig:
     seed: int = 0
     data: str = "synthetic"
     energy: str = "auto"  # meter of the timed window (bench.energy)
+    parallel: str = "ddp"  # data parallelism under torchrun: ddp | fsdp (FSDP2)
+    dist_timeout_s: float = 600.0  # process-group timeout: a dead peer ends the run by then
 
     @property
     def tokens_per_step(self) -> int:
@@ -139,6 +142,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("--lr", f"must be a number > 0, got {cfg.lr!r}")
     if not isinstance(cfg.compile, bool):
         raise ConfigError("--compile", f"must be true or false, got {cfg.compile!r}")
+    if cfg.parallel not in PARALLEL_MODES:
+        raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
+                          f"{', '.join(PARALLEL_MODES)}")
+    if not isinstance(cfg.dist_timeout_s, int | float) or not cfg.dist_timeout_s > 0:
+        raise ConfigError("--dist-timeout", f"must be seconds > 0, got {cfg.dist_timeout_s!r}")
     if cfg.energy not in ENERGY_CHOICES:
         raise ConfigError("--energy", f"unknown energy method {cfg.energy!r}; accepted: "
                           f"{', '.join(ENERGY_CHOICES)}")

@@ -58,7 +58,8 @@ def _energy(e: dict[str, Any]) -> str:
     coverage = e["coverage"]
     how = e["method"] + (f", coverage {coverage:.0%}" if coverage is not None and coverage < 1
                          else "")
-    return (f"{_si(e['j_per_token'], 'J/token')}, {_si(e['tokens_per_kwh'], 'tokens/kWh')}, "
+    per_kwh = _si(e["tokens_per_kwh"], "").strip()
+    return (f"{_si(e['j_per_token'], 'J/token')}, {per_kwh} tokens/kWh, "
             f"avg {_si(e['avg_power_w'], 'W')} ({_si(e['joules'], 'J')} over the window) "
             f"[{how}; {e['scope']}]")
 
@@ -91,6 +92,12 @@ def summary_table(record: dict[str, Any], path: str) -> Table:
     m = record["model"]
     t.add_row("FLOPs/token", f"{_si(m['flops_per_token'], 'FLOP')} ({m['flops_formula']}, "
               f"N={m['matmul_params']:,})")
+    moe = record.get("moe")
+    if moe:
+        t.add_row("MoE", f"{moe['n_experts']} experts, top-{moe['top_k']}, capacity factor "
+                  f"{moe['capacity_factor']:g} ({moe['capacity']} slots/expert/sequence): "
+                  f"{moe['dropped_fraction']:.2%} of assignments dropped; hardware "
+                  f"{_si(m['hardware_flops_per_token'], 'FLOP')}/token")
     st = record["step_time"]
     t.add_row("step time", f"median {st['median_s'] * 1e3:.2f} ms, p90 {st['p90_s'] * 1e3:.2f} ms,"
               f" CV {st['cv']:.1%} ({st['method']})")

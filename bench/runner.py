@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench import energy, environment, metrics, store
+from bench import distributed, energy, environment, metrics, store
 from bench.backends import Selection
 from bench.backends.base import Backend
 from bench.config import RunConfig
@@ -41,21 +41,24 @@ class NonFiniteLoss(RuntimeError):
 
 
 def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    backend: Backend, precision: str) -> Callable:
+                    backend: Backend, precision: str, core: torch.nn.Module | None = None
+                    ) -> Callable:
     """forward (under the backend's autocast), cross-entropy in fp32, backward, AdamW step.
 
     A model with ``aux_loss()`` (models/moe.py) adds ``cfg.aux_loss_coef * aux_loss()`` to the
-    loss it differentiates; the step returns the cross-entropy alone.
+    loss it differentiates; the step returns the cross-entropy alone. ``core`` is the model
+    inside a data-parallel wrapper (default: ``model`` itself).
     """
-    aux_loss = getattr(model, "aux_loss", None)
+    core = model if core is None else core
+    aux_loss = getattr(core, "aux_loss", None)
 
     def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with backend.autocast(precision):
             logits = model(inputs)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-        total = loss if aux_loss is None else loss + model.cfg.aux_loss_coef * aux_loss()
+        total = loss if aux_loss is None else loss + core.cfg.aux_loss_coef * aux_loss()
         total.backward()
-        optimizer.step()
+        backend.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
 
@@ -85,8 +88,10 @@ def _moe_fields(model_cfg: Any, seq: int, routing: list[dict[str, torch.Tensor]]
     }}
 
 
-def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) -> dict[str, Any]:
-    """Run ``cfg`` on ``backend`` and return the metric fields of the record."""
+def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
+            ctx: distributed.DistContext | None = None) -> dict[str, Any]:
+    """Run ``cfg`` on ``backend`` and return the metric fields of the record (of this rank,
+    under torchrun: each rank trains on its own data, seeded by seed + rank)."""
     notes: list[str] = []
     spec = registry.get(cfg.model)
     device = backend.describe()
@@ -102,24 +107,32 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
     else:
         model = registry.build(spec, device=backend.device)
     model.train()
+    core = model
     routing_stats = getattr(model, "routing_stats", None)  # MoE: dropped fraction, aux loss
+    if ctx:
+        model = distributed.wrap(model, cfg.parallel, backend.device,
+                                 backend.reduces_in_optimizer)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, **ADAMW, **backend.optimizer_options()
     )
-    step = make_train_step(model, optimizer, backend, cfg.precision)
+    step = make_train_step(model, optimizer, backend, cfg.precision, core)
     if cfg.compile:
         step = backend.compile(step)
-    data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, cfg.seed, backend.device)
+    seed = cfg.seed + (ctx.rank if ctx else 0)
+    data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, seed, backend.device)
     backend.synchronize()
     backend.reset_peak_memory()
     compiles_start = backend.compilations()
 
     # warm-up: compilation and allocator growth happen here, outside the window
     warm_losses: list[torch.Tensor] = []
+    routing: list[dict[str, torch.Tensor]] = []  # read in warm-up too: one graph on XLA
     first_step_s = None
     t0 = time.perf_counter()
     for i in range(cfg.warmup):
         warm_losses.append(step(*data[i]))
+        if routing_stats:
+            routing.append(routing_stats())
         backend.step_end()
         if i == 0:
             backend.synchronize()
@@ -133,10 +146,12 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
 
     # the timed window; the energy meter reads at exactly its two synchronised edges
     losses: list[torch.Tensor] = []
-    routing: list[dict[str, torch.Tensor]] = []
+    routing.clear()
     timer = backend.step_timer(cfg.steps)
     meter = energy.make_meter(cfg.energy, backend, device)
     backend.synchronize()
+    if ctx:
+        distributed.barrier()  # every rank opens its window together
     meter.open()
     t_start = time.perf_counter()
     timer.start()
@@ -219,26 +234,45 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None) 
 
 
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
-            progress: Progress | None = None) -> dict[str, Any]:
+            progress: Progress | None = None, ctx: distributed.DistContext | None = None,
+            run_id: str | None = None) -> dict[str, Any]:
     """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
     (None: keep it unstored).
 
     A failure midway is stored with its error rather than raised; an interrupt is stored
-    and re-raised.
+    and re-raised. Under torchrun (``ctx``) rank 0 gathers every rank's figures and writes
+    the one record; a failing rank other than 0 raises, so that torchrun names it.
     """
     record = store.new_record(cfg.as_dict(), environment.capture())
+    if run_id:
+        record["run_id"] = run_id
     record["backend"] = {"name": selection.backend.name, "reason": selection.reason,
                          "dist_backend": selection.backend.dist_backend}
-    record["world_size"] = 1
+    record["world_size"] = ctx.world_size if ctx else 1
+    writes = results_path is not None and (ctx is None or ctx.is_main)
     try:
-        record.update(measure(cfg, selection.backend(), progress))
+        backend = selection.backend(ctx.local_rank if ctx else 0)
+        if ctx:
+            distributed.init_process_group(backend.dist_backend, cfg.dist_timeout_s,
+                                           ctx.world_size)
+        fields = measure(cfg, backend, progress, ctx)
+        if ctx:
+            fields["host"] = record["environment"]["host"]
+            fields = distributed.aggregate(distributed.gather(fields))
+        record.update(fields)
     except KeyboardInterrupt:
         record.update(status="interrupted", error="KeyboardInterrupt")
-        if results_path:
+        if writes:
             store.append(results_path, record)
         raise
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
-        record.update(status="failed", error=f"{type(e).__name__}: {e}")
-    if results_path:
+        if ctx and not ctx.is_main:
+            raise
+        where = f"rank {ctx.rank}: " if ctx else ""
+        record.update(status="failed", error=f"{where}{type(e).__name__}: {e}")
+    finally:
+        if ctx:
+            distributed.destroy()
+    if writes:
         store.append(results_path, record)
     return record

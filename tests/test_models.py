@@ -50,7 +50,8 @@ def test_module_count_matches_formula(name: str) -> None:
     assert flops.count_module_params(registry.build(spec, "meta")) == flops.param_count(cfg)
     norms = (2 * cfg.n_layers + 1) * cfg.dim
     embedding = 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.dim
-    assert flops.matmul_param_count(cfg) == flops.param_count(cfg) - norms - embedding
+    # active = all parameters of a dense model; an MoE model's unused experts are left out
+    assert flops.matmul_param_count(cfg) == flops.active_param_count(cfg) - norms - embedding
 
 
 @pytest.mark.parametrize(
@@ -197,12 +198,15 @@ def test_registry() -> None:
         "llama3-8b",
         "llama3-70b",
         "llama3-405b",
+        "moe-tiny",
+        "mixtral-8x7b",
     ]
     spec = registry.get("llama3-8b")
     assert (spec.seq_len, spec.batch_size) == (8192, 1)
     assert isinstance(registry.build(spec, "meta"), Llama)
     for spec in map(registry.get, registry.names()):
-        assert spec.config.rope_theta == 500000.0 and spec.config.norm_eps == 1e-5
+        theta = 1e6 if spec.name == "mixtral-8x7b" else 500000.0
+        assert spec.config.rope_theta == theta and spec.config.norm_eps == 1e-5
         assert spec.seq_len <= spec.config.max_seq_len
 
 

@@ -107,6 +107,8 @@ class Backend(ABC):
     device_type: ClassVar[str]
     supports_compile: ClassVar[bool] = True  # whether --compile (torch.compile) applies
     build_on_host: ClassVar[bool] = False  # initialise weights on the CPU, then move them
+    reduces_in_optimizer: ClassVar[bool] = False  # data-parallel gradients reduced in
+    # optimizer_step (torch-xla's xm.optimizer_step) rather than by a DDP wrapper
 
     def __init__(self, local_rank: int = 0):
         self.local_rank = local_rank
@@ -146,6 +148,9 @@ class Backend(ABC):
         if precision == "fp32":
             return "fp32 parameters and compute"
         return f"autocast {precision} compute, fp32 parameters and optimizer states"
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.step()
 
     def compile(self, fn: Callable) -> Callable:
         return torch.compile(fn)

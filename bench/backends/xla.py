@@ -48,6 +48,7 @@ class XlaBackend(Backend):
     pjrt_device = "CPU"
     supports_compile = False
     build_on_host = True  # XLA practice; also gives the eager CPU's exact initial weights
+    reduces_in_optimizer = True
 
     @classmethod
     def probe(cls) -> Probe:
@@ -79,6 +80,12 @@ class XlaBackend(Backend):
 
     def step_timer(self, steps: int) -> StepTimer:
         return WindowAverageTimer(steps)
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """All-reduces gradients across replicas when there are several, then steps."""
+        import torch_xla.core.xla_model as xm
+
+        xm.optimizer_step(optimizer)
 
     def compile(self, fn: Callable) -> Callable:
         raise NotImplementedError("lazy-tensor graphs are compiled by XLA; no torch.compile")

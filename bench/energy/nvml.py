@@ -80,6 +80,8 @@ class NvmlMeter(Meter):
         try:
             self._warnings: list[str] = []
             self._handles = [self._handle(ref) for ref in self.gpus]
+            self._labels = [self._label(h, ref) for h, ref in zip(self._handles, self.gpus,
+                                                                  strict=True)]
             self._c0 = [self._counter(h) for h in self._handles]
         except SensorError:
             self._shutdown()
@@ -90,10 +92,11 @@ class NvmlMeter(Meter):
 
     def _handle(self, ref: GpuRef) -> Any:
         nvml, tried = self.nvml, []
-        for by, key in (("UUID", ref.uuid), ("PciBusId", ref.pci_bus_id)):
+        for key, lookup in ((ref.uuid, nvml.nvmlDeviceGetHandleByUUID),
+                            (ref.pci_bus_id, nvml.nvmlDeviceGetHandleByPciBusId)):
             if key:
                 try:
-                    return getattr(nvml, f"nvmlDeviceGetHandleBy{by}")(key)
+                    return lookup(key)
                 except nvml.NVMLError as e:
                     tried.append(f"{key}: {e}")
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -113,6 +116,13 @@ class NvmlMeter(Meter):
             tried.append(f"{entry}: {e}")
         raise SensorError(f"no NVML device found for cuda:{ref.index} (tried "
                           f"{'; '.join(tried) or 'nothing'}; CUDA_VISIBLE_DEVICES={visible})")
+
+    def _label(self, handle: Any, ref: GpuRef) -> str:
+        """The board's NVML UUID: unique across ranks and hosts (else torch's index)."""
+        try:
+            return self.nvml.nvmlDeviceGetUUID(handle)
+        except self.nvml.NVMLError:
+            return f"cuda:{ref.index}"
 
     def _counter(self, handle: Any) -> int | None:
         """Cumulative energy in mJ; None where the GPU does not support the counter."""
@@ -143,7 +153,7 @@ class NvmlMeter(Meter):
                   for h, c0 in zip(self._handles, self._c0, strict=True)]
         finally:
             self._shutdown()
-        labels = [f"cuda:{ref.index}" for ref in self.gpus]
+        labels = self._labels
         counter = {k: (b - a) / 1000 if a is not None and b is not None else None
                    for k, a, b in zip(labels, self._c0, c1, strict=True)}
         polled, coverages = {}, []
@@ -162,7 +172,9 @@ class NvmlMeter(Meter):
                                    "coverage": polled_coverage},
             "difference_j": counter_j - polled_j if None not in (counter_j, polled_j) else None,
         }
-        scope = f"accelerators: {len(labels)} GPU board(s) ({', '.join(labels)})"
+        names = ", ".join(f"cuda:{ref.index} = {label}" for ref, label in zip(self.gpus, labels,
+                                                                             strict=True))
+        scope = f"accelerators: {len(labels)} GPU board(s) ({names})"
         warnings = list(self._warnings)
         if counter_j is not None:
             return Reading("nvml-energy-counter", counter_j, scope=scope, coverage=1.0,

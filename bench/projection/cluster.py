@@ -114,7 +114,7 @@ def resolve_node(chip: Chip, preset_node: str | None, *, chips_per_node: float |
              if intra_gbs is not None else data["intra"])
     inter = (Figure(inter_gbps * 1e9 / 8, "B/s", "user", "--inter-node-gbps")
              if inter_gbps is not None else data["inter"])
-    return Node(name or "custom node", chips, intra, inter)
+    return Node(name or f"{chip.name} node (none published)", chips, intra, inter)
 
 
 def resolve(*, cluster: str | None = None, hardware_key: str | None = None,

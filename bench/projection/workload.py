@@ -36,6 +36,7 @@ class Shape:
     seq_len: int  # default sequence length
     label: str
     source: str
+    n_experts: int = 1  # > 1: a mixture of experts (params counts all, matmul_params the active)
 
     def flops_per_token(self, seq_len: int) -> float:
         """6 N + 12 L H Q T (PaLM appendix B)."""
@@ -80,7 +81,8 @@ def get_shape(name: str, field: str) -> Shape:
     c = spec.config
     return Shape(name, flops.param_count(c), flops.matmul_param_count(c), c.n_layers, c.dim,
                  c.n_heads, c.head_dim, spec.seq_len, "registry",
-                 f"models/registry.py: {spec.description}, exact counts")
+                 f"models/registry.py: {spec.description}, exact counts",
+                 getattr(c, "n_experts", 1))
 
 
 def _positive(value: float | None, field: str) -> float | None:

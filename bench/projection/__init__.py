@@ -1,0 +1,12 @@
+"""Cluster-scale projection: time, chips, energy and power of a training run (DESIGN.md).
+
+Modules: ``workload`` (FLOPs and model shape), ``cluster`` (chip, node, cluster, power),
+``plan`` (memory and the TP/PP/DP search), ``comm`` (communication and the bubble),
+``model`` (time, energy, power, sweep), ``presets`` (labelled data), ``measured`` (inputs
+from stored runs), ``render`` (tables, plot), ``command`` (the CLI verb), ``headline``.
+"""
+
+from bench.projection.headline import headline
+from bench.projection.model import Projection, Scenario, project
+
+__all__ = ["Projection", "Scenario", "headline", "project"]

@@ -1,0 +1,106 @@
+"""`trnbench project`: parsed arguments -> scenario -> projection -> table, JSON, sweep, plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bench import console
+from bench.config import ConfigError
+from bench.hardware import Figure
+from bench.projection import cluster, measured, model, presets, render, workload
+
+
+def _figure(value: float | None, default: str, flag: str, unit: str = "") -> Figure:
+    d = presets.DEFAULTS[default]
+    return Figure(value, unit or d.unit, "user", flag) if value is not None else d
+
+
+def scenario(args: argparse.Namespace) -> model.Scenario:
+    """Every input of the projection from the parsed flags (ConfigError on bad input)."""
+    w = workload.resolve(model=args.model, workload=args.workload, params=args.params,
+                         flops=args.flops, tokens=args.tokens, seq=args.seq, shape=args.shape)
+    c = cluster.resolve(
+        cluster=args.cluster, hardware_key=args.hardware, chips=args.chips,
+        power_cap_mw=args.power_cap_mw, pue=args.pue, server_overhead=args.server_overhead,
+        precision=args.precision, peak_tflops=args.peak_tflops, chip_power_w=args.chip_power_w,
+        chip_memory_gb=args.chip_memory_gb, chips_per_node=args.chips_per_node,
+        intra_gbs=args.intra_node_gbs, inter_gbps=args.inter_node_gbps)
+    notes: list[str] = []
+    j_per_flop = None
+    if args.mfu is not None:
+        mode, mfu = "at-scale", Figure(args.mfu, "", "user", "--mfu (MFU at scale)")
+    elif args.node_mfu is not None:
+        mode, mfu = "node", Figure(args.node_mfu, "", "user", "--node-mfu")
+    elif args.from_results is not None:
+        record = measured.load_record(args.from_results, args.run_id)
+        mode, mfu = "node", measured.node_mfu(record, args.from_results)
+        if measured.device_key(record) != c.chip.key:
+            notes.append(f"assumes the {c.chip.name} reaches the MFU that "
+                         f"{record['device']['name']} reached of its own "
+                         f"{record['peak']['precision']} peak")
+        j_per_flop, why_not = measured.j_per_flop(record, c.chip.key)
+        if why_not:
+            notes.append(why_not)
+    else:
+        raise ConfigError("--mfu", "give the efficiency: --mfu X (at scale, as papers report "
+                          "it), --node-mfu X, or --from-results PATH [--run-id ID]")
+    if args.run_id is not None and args.from_results is None:
+        raise ConfigError("--run-id", "applies to --from-results")
+    pins = {k: v for k, v in (("tp", args.tp), ("pp", args.pp), ("dp", args.dp),
+                              ("sharding", args.sharding), ("recompute", args.recompute))
+            if v is not None and v != "auto"}
+    for k in ("tp", "pp", "dp"):
+        if k in pins:
+            cluster.check_number(pins[k], f"--{k}", low=1, low_open=False, integer=True)
+            pins[k] = int(pins[k])
+    return model.Scenario(
+        workload=w, cluster=c, mode=mode, mfu=mfu,
+        goodput=_figure(args.goodput, "goodput", "--goodput"),
+        global_batch_tokens=_figure(args.global_batch_tokens, "global_batch_tokens",
+                                    "--global-batch-tokens"),
+        micro_batch=_figure(args.micro_batch, "micro_batch", "--micro-batch"),
+        vpp=_figure(args.vpp, "vpp", "--vpp"),
+        tp_overlap=_figure(args.tp_overlap, "tp_overlap", "--tp-overlap"),
+        dp_overlap=_figure(args.dp_overlap, "dp_overlap", "--dp-overlap"),
+        memory_usable=_figure(args.memory_usable, "memory_usable", "--memory-usable"),
+        j_per_flop=j_per_flop, pins=pins, notes=tuple(notes))
+
+
+def _sweep_counts(spec: str, s: model.Scenario) -> list[int]:
+    if spec == "auto":
+        return model.default_sweep(int(s.cluster.chips.value), int(s.cluster.node.chips.value))
+    try:
+        counts = [int(float(x)) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 for n in counts):
+        raise ConfigError("--sweep-chips", f"expected chip counts like 8192,16384 or nothing "
+                          f"(a default series), got {spec!r}")
+    return counts
+
+
+def run(args: argparse.Namespace) -> int:
+    s = scenario(args)
+    p = model.project(s)
+    sweep_spec = args.sweep_chips or ("auto" if args.plot else None)
+    rows = model.sweep(s, _sweep_counts(sweep_spec, s)) if sweep_spec else None
+    if args.plot:
+        cap = s.cluster.power_cap
+        render.plot(rows, args.plot, f"{s.workload.title} on {s.cluster.chip.name}",
+                    None if cap is None else cap.value / 1e6)
+    if args.json:
+        out = p.as_dict()
+        if rows is not None:
+            out["sweep"] = rows
+        if args.plot:
+            out["plot"] = args.plot
+        print(json.dumps(out))
+        return 0
+    console.stdout.print(render.inputs_table(p))
+    console.stdout.print(render.results_table(p))
+    if rows is not None:
+        console.stdout.print(render.sweep_table(rows))
+    if args.plot:
+        console.stdout.print(f"plot: {args.plot}")
+    return 0

@@ -1,0 +1,343 @@
+"""Time, chip-hours, energy and power of a training run on a cluster: a model, not a simulator.
+
+    MFU at scale  given (``--mfu``, as papers report it), or node MFU x efficiency of the
+                  plan's step (``--node-mfu`` / ``--from-results``; see ``comm``)
+    time          t = C / (chips x peak x MFU at scale x goodput)
+    chip-hours    chips x t
+    energy        chips:    chip power x chips x t (power drawn for the whole wall time,
+                            waits and restarts included), or with a measured J/token on
+                            the same chip: J/token / (FLOPs/token of that run) x C
+                            x node MFU / (MFU at scale x goodput)
+                  IT:       chips x server overhead
+                  facility: IT x PUE
+    power         average facility power = facility energy / t; share of the power cap;
+                  most chips the cap allows = cap / (chip power x overhead x PUE)
+    fits          a plan fits in memory (else refused) and the facility power <= the cap
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bench.config import ConfigError
+from bench.hardware import Figure
+from bench.projection import comm, plan
+from bench.projection.cluster import Cluster
+from bench.projection.workload import Workload
+
+J_PER_MWH = 3.6e9
+SECONDS_PER_DAY = 86400.0
+MODES = ("at-scale", "node")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Every input of one projection."""
+
+    workload: Workload
+    cluster: Cluster
+    mode: str  # at-scale: mfu used as given; node: reduced by the communication model
+    mfu: Figure
+    goodput: Figure
+    global_batch_tokens: Figure
+    micro_batch: Figure
+    vpp: Figure
+    tp_overlap: Figure
+    dp_overlap: Figure
+    memory_usable: Figure
+    j_per_flop: Figure | None = None  # measured on the same chip type (node mode only)
+    pins: dict[str, Any] = field(default_factory=dict)  # tp, pp, dp, sharding, recompute
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Projection:
+    scenario: Scenario
+    plan: plan.Plan
+    mfu_at_scale: float
+    seconds: float
+    chip_power: Figure | None
+    energy_j_chips: float | None
+    notes: tuple[str, ...]
+
+    @property
+    def chips(self) -> int:
+        return self.plan.chips
+
+    @property
+    def days(self) -> float:
+        return self.seconds / SECONDS_PER_DAY
+
+    @property
+    def chip_hours(self) -> float:
+        return self.chips * self.seconds / 3600
+
+    def _scaled(self, factor: float) -> float | None:
+        return None if self.energy_j_chips is None else self.energy_j_chips * factor
+
+    @property
+    def energy_j_it(self) -> float | None:
+        return self._scaled(self.scenario.cluster.server_overhead.value)
+
+    @property
+    def energy_j_facility(self) -> float | None:
+        c = self.scenario.cluster
+        return self._scaled(c.server_overhead.value * c.pue.value)
+
+    @property
+    def avg_power_w_facility(self) -> float | None:
+        e = self.energy_j_facility
+        return None if e is None else e / self.seconds
+
+    @property
+    def power_cap_share(self) -> float | None:
+        cap, p = self.scenario.cluster.power_cap, self.avg_power_w_facility
+        return None if cap is None or p is None else p / cap.value
+
+    @property
+    def max_chips_under_cap(self) -> int | None:
+        c = self.scenario.cluster
+        if c.power_cap is None or self.chip_power is None:
+            return None
+        per_chip = self.chip_power.value * c.server_overhead.value * c.pue.value
+        return math.floor(c.power_cap.value / per_chip)
+
+    @property
+    def fits_power(self) -> bool | None:
+        share = self.power_cap_share
+        return None if share is None else share <= 1
+
+    @property
+    def fits(self) -> bool | None:
+        """Memory always fits (else no projection); power fits unless over a given cap;
+        None when a cap is given but the power is unknown."""
+        return True if self.scenario.cluster.power_cap is None else self.fits_power
+
+    def as_dict(self) -> dict[str, Any]:
+        s, c = self.scenario, self.scenario.cluster
+
+        def mwh(j: float | None) -> float | None:
+            return None if j is None else j / J_PER_MWH
+
+        def mw(j: float | None) -> float | None:
+            return None if j is None else j / self.seconds / 1e6
+
+        return {
+            "workload": s.workload.title,
+            "flops": s.workload.flops.value,
+            "tokens": s.workload.tokens.value,
+            "flops_per_token": s.workload.flops_per_token,
+            "hardware": c.chip.key,
+            "precision": c.chip.precision,
+            "peak_flops_per_chip": c.chip.peak.value,
+            "cluster": c.title,
+            "cluster_chips": int(c.chips.value),
+            "chips": self.chips,
+            "mode": s.mode,
+            "node_mfu": s.mfu.value if s.mode == "node" else None,
+            "efficiency": self.plan.step.efficiency if s.mode == "node" else None,
+            "mfu_at_scale": self.mfu_at_scale,
+            "goodput": s.goodput.value,
+            "seconds": self.seconds,
+            "days": self.days,
+            "chip_hours": self.chip_hours,
+            "chip_power_w": None if self.chip_power is None else self.chip_power.value,
+            "energy_mwh_chips": mwh(self.energy_j_chips),
+            "energy_mwh_it": mwh(self.energy_j_it),
+            "energy_mwh_facility": mwh(self.energy_j_facility),
+            "avg_power_mw_it": mw(self.energy_j_it),
+            "avg_power_mw_facility": mw(self.energy_j_facility),
+            "power_cap_mw": None if c.power_cap is None else c.power_cap.value / 1e6,
+            "power_cap_share": self.power_cap_share,
+            "max_chips_under_cap": self.max_chips_under_cap,
+            "fits": self.fits,
+            "fits_memory": True,
+            "fits_power": self.fits_power,
+            "plan": self.plan.as_dict(int(s.workload.seq_len.value)),
+            "inputs": inputs(s),
+            "notes": list(self.notes),
+        }
+
+
+def training_seconds(flops: float, chips: int, peak: float, mfu: float, goodput: float) -> float:
+    """t = C / (chips x peak x MFU at scale x goodput)."""
+    return flops / (chips * peak * mfu * goodput)
+
+
+def _links(s: Scenario, tp: int, pp: int, dp: int) -> comm.Links:
+    """Per-rank bandwidths: TP inside the node; PP inside it while a node holds several
+    stages; DP inside it while all replicas fit in one node; else EFA shared by the chips."""
+    node = s.cluster.node
+    per_node = int(node.chips.value)
+    intra = node.intra.value if node.intra else None
+    efa = node.inter.value / per_node if node.inter else None
+    return comm.Links(intra, intra if tp * pp <= per_node else efa,
+                      intra if tp * pp * dp <= per_node else efa)
+
+
+def _check(s: Scenario) -> None:
+    efficiency_flag = {"user": "--mfu" if s.mode == "at-scale" else "--node-mfu"}.get(
+        s.mfu.label, "--from-results")
+    for fig, name in ((s.mfu, efficiency_flag), (s.goodput, "--goodput"),
+                      (s.memory_usable, "--memory-usable")):
+        if not 0 < fig.value <= 1:
+            raise ConfigError(name, f"must be in (0, 1], got {fig.value:g}")
+    for fig, name in ((s.tp_overlap, "--tp-overlap"), (s.dp_overlap, "--dp-overlap")):
+        if not 0 <= fig.value <= 1:
+            raise ConfigError(name, f"must be in [0, 1], got {fig.value:g}")
+    for fig, name in ((s.micro_batch, "--micro-batch"), (s.vpp, "--vpp")):
+        if fig.value != int(fig.value) or fig.value < 1:
+            raise ConfigError(name, f"must be an integer >= 1, got {fig.value:g}")
+    if not s.global_batch_tokens.value > 0:
+        raise ConfigError("--global-batch-tokens", "must be > 0")
+    node = s.cluster.node
+    if (s.mode == "node" and node.inter is None and s.cluster.chips.value > node.chips.value):
+        raise ConfigError("--inter-node-gbps", f"needed to model DP traffic between nodes: no "
+                          f"EFA bandwidth is known for {node.name}")
+
+
+def project(s: Scenario) -> Projection:
+    """The projection of one scenario (formulas in the module docstring)."""
+    _check(s)
+    w, c = s.workload, s.cluster
+    seq = int(w.seq_len.value)
+
+    def step_fn(**dims: Any) -> comm.StepTime:
+        return comm.step_time(
+            flops_per_token=w.shape.flops_per_token(seq), seq_len=seq,
+            micro_batch=int(s.micro_batch.value), n_layers=w.shape.n_layers, dim=w.shape.dim,
+            params=w.shape.params, peak=c.chip.peak.value, node_mfu=s.mfu.value,
+            vpp=int(s.vpp.value), tp_overlap=s.tp_overlap.value, dp_overlap=s.dp_overlap.value,
+            links=_links(s, dims["tp"], dims["pp"], dims["dp"]), **dims)
+
+    chosen = plan.search(
+        w.shape, seq, chips=int(c.chips.value), chips_per_node=int(c.node.chips.value),
+        tp_modelled=c.node.intra is not None or s.mode == "at-scale",
+        memory_bytes=c.chip.memory.value, usable_share=s.memory_usable.value,
+        global_batch_tokens=s.global_batch_tokens.value, micro_batch=int(s.micro_batch.value),
+        vpp=int(s.vpp.value), step_fn=step_fn, **s.pins)
+    mfu = s.mfu.value * (chosen.step.efficiency if s.mode == "node" else 1.0)
+    seconds = training_seconds(w.flops.value, chosen.chips, c.chip.peak.value, mfu,
+                               s.goodput.value)
+    if s.j_per_flop is not None:
+        energy = s.j_per_flop.value * w.flops.value * s.mfu.value / (mfu * s.goodput.value)
+        power = Figure(energy / (chosen.chips * seconds), "W", "measured",
+                       "measured J/token / FLOPs per token, x node MFU / (MFU at scale x "
+                       "goodput): " + s.j_per_flop.source)
+    elif c.chip.power is not None:
+        power = c.chip.power
+        energy = power.value * chosen.chips * seconds
+    else:
+        power, energy = None, None
+    return Projection(s, chosen, mfu, seconds, power, energy, _notes(s, chosen, power))
+
+
+def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
+    c, w = s.cluster, s.workload
+    notes = list(s.notes)
+    cluster_chips = int(c.chips.value)
+    batch_seqs = int(s.global_batch_tokens.value // w.seq_len.value)
+    if p.chips < cluster_chips:
+        why = (f"the global batch of {batch_seqs:,} sequences allows at most "
+               f"{batch_seqs // p.micro_batch:,} data-parallel replicas (raise "
+               "--global-batch-tokens to use more)"
+               if p.dp == batch_seqs // p.micro_batch else
+               f"TP x PP x DP of the fastest plan does not divide {cluster_chips:,}")
+        notes.append(f"the plan uses {p.chips:,} of {cluster_chips:,} chips: {why}; the idle "
+                     "chips are left out of time, energy and power")
+    if s.mode == "at-scale":
+        notes.append("MFU at scale used as given; the communication model only ranked plans")
+    if w.shape.n_experts > 1:
+        notes.append(f"mixture of {w.shape.n_experts} experts: memory holds all "
+                     f"{w.shape.params:,.0f} parameters, FLOPs count the "
+                     f"{w.shape.matmul_params:,.0f} active per token; expert parallelism and "
+                     "its all-to-all are not modelled")
+    if c.node.intra is None and p.tp == 1 and s.mode == "node":
+        notes.append(f"TP limited to 1: no intra-node bandwidth known for {c.node.name} "
+                     "(pass --intra-node-gbs)")
+    if power is None:
+        notes.append(f"no power figure for {c.chip.name} (not published): energy and power "
+                     "need --chip-power-w")
+    return tuple(notes)
+
+
+def inputs(s: Scenario) -> list[dict[str, Any]]:
+    """Every input with value, unit, label and source, in display order."""
+    w, c = s.workload, s.cluster
+    sh = w.shape
+
+    def row(name: str, fig: Figure | None, missing: str = "not published") -> dict[str, Any]:
+        if fig is None:
+            return {"name": name, "value": None, "unit": "", "label": "none", "source": missing}
+        return {"name": name, **fig.as_dict()}
+
+    rows = [
+        {"name": "workload", "value": w.title, "unit": "", "label": w.flops.label,
+         "source": w.flops.source},
+        row("training FLOPs C", w.flops),
+        row("tokens D", w.tokens),
+        {"name": "model shape", "value": f"{sh.name}: {sh.params:,.0f} params "
+         f"({sh.matmul_params:,.0f} in matmuls), {sh.n_layers} layers, d {sh.dim}, "
+         f"{sh.n_heads} heads x {sh.head_dim}", "unit": "", "label": w.shape_label,
+         "source": w.shape_source},
+        row("sequence length T", w.seq_len),
+        {"name": "FLOPs per token", "value": w.flops_per_token, "unit": "FLOP",
+         "label": "derived", "source": "6N + 12LHQT" if w.attention_counted else "6N"},
+        {"name": "chip", "value": f"{c.chip.name} ({c.chip.precision})", "unit": "",
+         "label": c.chip.peak.label, "source": "bench/hardware.py"},
+        row("peak per chip", c.chip.peak),
+        row("memory per chip", c.chip.memory),
+        row("chip power", c.chip.power, "not published: pass --chip-power-w"),
+        {"name": "cluster", "value": c.title, "unit": "", "label": c.chips.label,
+         "source": c.chips.source},
+        row("chips", c.chips),
+        row("chips per node", c.node.chips),
+        row("intra-node bandwidth per chip", c.node.intra, "unknown: pass --intra-node-gbs"),
+        row("inter-node (EFA) bandwidth per node", c.node.inter,
+            "unknown: pass --inter-node-gbps"),
+        row("server overhead (IT / chip power)", c.server_overhead),
+        row("PUE (facility / IT)", c.pue),
+        row("facility power cap", c.power_cap, "none given (--power-cap-mw)"),
+        row("MFU at scale" if s.mode == "at-scale" else "node MFU", s.mfu),
+        row("goodput", s.goodput),
+        row("global batch", s.global_batch_tokens),
+        row("micro-batch", s.micro_batch),
+        row("interleaved chunks per stage", s.vpp),
+        row("TP overlap", s.tp_overlap),
+        row("DP overlap", s.dp_overlap),
+        row("usable memory share", s.memory_usable),
+        {"name": "plan tolerance", "value": plan.TOLERANCE, "unit": "", "label": "assumption",
+         "source": "plans this close to the fastest count as equal; the fewest chips wins"},
+    ]
+    if s.j_per_flop is not None:
+        rows.append(row("measured energy per FLOP", s.j_per_flop))
+    for name, value in s.pins.items():
+        rows.append({"name": f"pinned {name}", "value": value, "unit": "", "label": "user",
+                     "source": f"--{name}"})
+    return rows
+
+
+def sweep(s: Scenario, chip_counts: list[int]) -> list[dict[str, Any]]:
+    """Time and power against chip count; a count with no plan gets its reason."""
+    rows = []
+    for n in chip_counts:
+        c = replace(s.cluster, chips=Figure(n, "chips", "user", "--sweep-chips"))
+        try:
+            p = project(replace(s, cluster=c))
+        except ConfigError as e:
+            rows.append({"chips_requested": n, "error": str(e)})
+            continue
+        d = p.as_dict()
+        rows.append({"chips_requested": n, "chips": p.chips, "plan": p.plan.short(),
+                     **{k: d[k] for k in ("mfu_at_scale", "days", "chip_hours",
+                                          "energy_mwh_facility", "avg_power_mw_facility",
+                                          "power_cap_share", "fits")}})
+    return rows
+
+
+def default_sweep(chips: int, per_node: int) -> list[int]:
+    """chips x 2^k for k = -6..2, rounded to whole nodes, duplicates dropped."""
+    counts = {max(per_node, round(chips * 2.0**k / per_node) * per_node) for k in range(-6, 3)}
+    return sorted(counts)

@@ -1,0 +1,196 @@
+"""The parallelism plan: TP x PP x DP with ZeRO-1 or FSDP that fits in chip memory.
+
+Memory per chip, mixed-precision Adam at 16 bytes per parameter (2 weights, 2 gradients,
+12 fp32 master weights and moments; ZeRO, Rajbhandari et al. 2019, arXiv:1910.02054), with
+P = all parameters / (t p) per chip (layers split evenly, the embedding and head ignored):
+
+    ZeRO-1         P (4 + 12 / d)
+    FSDP (ZeRO-3)  P 16 / d  +  two layers of gathered 16-bit weights (prefetch)
+    activations    34 b T h / t bytes per layer and micro-batch (Korthikanti et al. 2022,
+                   arXiv:2205.05198: TP with sequence parallelism, attention scores not
+                   stored as with flash attention); with full recompute 2 b T h / t per
+                   layer (its input) plus one layer's 34 b T h / t working set
+    in flight      ceil(L / p) layers x min(m, p) micro-batches on the first 1F1B stage,
+                   x (1 + (p - 1) / (p v)) with v interleaved chunks
+    fits           total <= usable share x chip memory
+
+Search: t in {1, 2, 4, 8, 16} inside a node and dividing the heads, p in 1..L,
+d = min(floor(chips / (t p)), floor(B / b)) with B the global batch and b the micro-batch
+in sequences, m = floor(B / (d b)) micro-batches per step, sharding ZeRO-1 or FSDP,
+recompute off or full. The fastest plan (most chips x efficiency) wins, except that plans
+within TOLERANCE of it count as equal and the one with the fewest chips, then the least
+model parallelism, ZeRO-1, no recompute wins: chips that buy less than 1% are left idle.
+--tp/--pp/--dp/--sharding/--recompute pin a dimension; a plan that cannot exist is refused
+with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.config import ConfigError
+from bench.projection.comm import BYTES_16BIT, StepTime
+from bench.projection.workload import Shape
+
+TP_CHOICES = (1, 2, 4, 8, 16)
+SHARDING = {"zero1": "ZeRO-1", "fsdp": "FSDP"}
+TOLERANCE = 0.01  # plans this close to the fastest count as equally fast
+ACT_BYTES_PER_LAYER = 34  # x b T h / t (Korthikanti et al. 2022, with sequence parallelism)
+GIB = 2**30
+
+
+def _n(count: int, noun: str, plural: str = "s") -> str:
+    return f"{count:,} {noun}{'' if count == 1 else plural}"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes per chip."""
+
+    states: float  # weights, gradients, optimizer states
+    activations: float
+    usable: float  # usable share of the chip's memory
+
+    @property
+    def total(self) -> float:
+        return self.states + self.activations
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.usable
+
+
+@dataclass(frozen=True)
+class Plan:
+    tp: int
+    pp: int
+    dp: int
+    sharding: str  # zero1 | fsdp
+    recompute: bool
+    micro_batch: int  # sequences
+    micro_batches: int  # m per DP replica per step
+    vpp: int
+    memory: Memory
+    step: StepTime
+
+    @property
+    def chips(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    def short(self) -> str:
+        return (f"TP{self.tp} PP{self.pp} DP{self.dp} {SHARDING[self.sharding]}"
+                + (" recompute" if self.recompute else "") + f" m={self.micro_batches}")
+
+    def describe(self) -> str:
+        return (f"TP {self.tp} x PP {self.pp} x DP {self.dp} = {self.chips:,} chips, "
+                f"{SHARDING[self.sharding]}, "
+                f"{'full recompute' if self.recompute else 'no recompute'}, "
+                f"{_n(self.micro_batches, 'micro-batch', 'es')} of "
+                f"{_n(self.micro_batch, 'sequence')} per replica"
+                + (f", {self.vpp} chunks per stage" if self.vpp > 1 else ""))
+
+    def as_dict(self, seq_len: int) -> dict:
+        return {
+            "tp": self.tp, "pp": self.pp, "dp": self.dp, "chips": self.chips,
+            "sharding": self.sharding, "recompute": "full" if self.recompute else "none",
+            "micro_batch_seqs": self.micro_batch, "micro_batches": self.micro_batches,
+            "vpp": self.vpp,
+            "global_batch_tokens": self.dp * self.micro_batches * self.micro_batch * seq_len,
+            "memory_bytes": {"states": self.memory.states,
+                             "activations": self.memory.activations,
+                             "total": self.memory.total, "usable": self.memory.usable},
+            "step": self.step.as_dict(),
+        }
+
+
+def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: str,
+           recompute: bool, micro_batch: int, micro_batches: int, vpp: int,
+           usable: float) -> Memory:
+    """Bytes per chip of one plan (formulas in the module docstring)."""
+    per_chip = shape.params / (tp * pp)
+    if sharding == "zero1":
+        states = per_chip * (4 + 12 / dp)
+    else:
+        states = per_chip * 16 / dp + 2 * shape.params / shape.n_layers / tp * BYTES_16BIT
+    layer = ACT_BYTES_PER_LAYER * micro_batch * seq_len * shape.dim / tp
+    stored = 2 * micro_batch * seq_len * shape.dim / tp if recompute else layer
+    in_flight = min(micro_batches, pp)
+    if vpp > 1:
+        in_flight *= 1 + (pp - 1) / (pp * vpp)
+    acts = math.ceil(shape.n_layers / pp) * in_flight * stored + (layer if recompute else 0)
+    return Memory(states, acts, usable)
+
+
+StepFn = Callable[..., StepTime]
+"""step_fn(tp=, pp=, dp=, micro_batches=, sharding=, recompute=) -> StepTime"""
+
+
+def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, tp_modelled: bool,
+           memory_bytes: float, usable_share: float, global_batch_tokens: float,
+           micro_batch: int, vpp: int, step_fn: StepFn, tp: int | None = None,
+           pp: int | None = None, dp: int | None = None, sharding: str = "auto",
+           recompute: str = "auto") -> Plan:
+    """The fastest plan that fits; ConfigError with the reason when none can."""
+    batch_seqs = int(global_batch_tokens // seq_len)
+    max_dp = batch_seqs // micro_batch
+    if max_dp < 1:
+        raise ConfigError("--global-batch-tokens", f"{global_batch_tokens:,.0f} tokens is less "
+                          f"than one micro-batch ({micro_batch} x {seq_len} tokens)")
+    tps = [t for t in TP_CHOICES if t <= chips_per_node and shape.n_heads % t == 0
+           and (tp_modelled or t == 1)]
+    if tp is not None:
+        if tp not in TP_CHOICES or tp > chips_per_node or shape.n_heads % tp:
+            raise ConfigError("--tp", f"{tp} is not one of {TP_CHOICES} within a "
+                              f"{chips_per_node}-chip node dividing {shape.n_heads} heads")
+        if not tp_modelled and tp > 1:
+            raise ConfigError("--intra-node-gbs", "needed for TP > 1: no intra-node "
+                              "bandwidth is known for this node")
+        tps = [tp]
+    if pp is not None and not 1 <= pp <= shape.n_layers:
+        raise ConfigError("--pp", f"must be between 1 and the {shape.n_layers} layers, got {pp}")
+    pps = [pp] if pp is not None else range(1, shape.n_layers + 1)
+    shardings = ["zero1", "fsdp"] if sharding == "auto" else [sharding]
+    recomputes = [False, True] if recompute == "auto" else [recompute == "full"]
+    usable = usable_share * memory_bytes
+    if dp is not None:
+        if dp > max_dp:
+            raise ConfigError("--dp", f"{dp} replicas need at least {dp * micro_batch} "
+                              f"sequences per step; the global batch has {batch_seqs} "
+                              "(raise --global-batch-tokens)")
+        if min(tps) * (pp or 1) * dp > chips:
+            raise ConfigError("--dp", f"TP x PP x DP = {min(tps) * (pp or 1) * dp:,} is more "
+                              f"than the {chips:,} chips")
+
+    fitting: list[tuple[float, Plan]] = []
+    smallest: tuple[float, str] | None = None
+    for t in tps:
+        for p in pps:
+            d = dp if dp is not None else min(chips // (t * p), max_dp)
+            if d < 1 or t * p * d > chips:
+                continue
+            m = batch_seqs // (d * micro_batch)
+            for s in shardings:
+                for r in recomputes:
+                    mem = memory(shape, seq_len, tp=t, pp=p, dp=d, sharding=s, recompute=r,
+                                 micro_batch=micro_batch, micro_batches=m, vpp=vpp,
+                                 usable=usable)
+                    if not mem.fits:
+                        if smallest is None or mem.total < smallest[0]:
+                            smallest = (mem.total, f"TP {t} x PP {p} x DP {d}, {SHARDING[s]}, "
+                                        f"{'full recompute' if r else 'no recompute'}")
+                        continue
+                    step = step_fn(tp=t, pp=p, dp=d, micro_batches=m, sharding=s, recompute=r)
+                    plan = Plan(t, p, d, s, r, micro_batch, m, vpp, mem, step)
+                    fitting.append((plan.chips * step.efficiency, plan))
+    if fitting:
+        fastest = max(rate for rate, _ in fitting)
+        return min((p for rate, p in fitting if rate >= (1 - TOLERANCE) * fastest),
+                   key=lambda p: (p.chips, p.tp * p.pp, p.sharding != "zero1", p.recompute))
+    if smallest is None:
+        raise ConfigError("plan", f"no TP x PP x DP fits in {chips:,} chips with these "
+                          "constraints")
+    raise ConfigError("plan", f"no parallelism plan fits {shape.name} at seq {seq_len} on "
+                      f"{chips:,} chips: the smallest need is {smallest[0] / GIB:,.1f} GiB per "
+                      f"chip ({smallest[1]}) against {usable / GIB:,.1f} GiB usable")

@@ -1,0 +1,152 @@
+"""The projection as rich tables (inputs with their labels, then results), and the sweep plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from bench.config import ConfigError
+from bench.projection.model import Projection
+
+_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    """A value for people: SI prefixes for rates, powers and bytes, separators for counts."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if unit == "FLOP" or (unit == "tokens" and value >= 1e9):
+        return f"{value:.3g} {unit}"
+    if unit in ("FLOP/s", "W", "B/s"):
+        for factor, prefix in _PREFIXES:
+            if abs(value) >= factor:
+                return f"{value / factor:,.4g} {prefix}{unit}"
+        return f"{value:.4g} {unit}"
+    if unit == "B":
+        return f"{value / 2**30:,.1f} GiB ({value / 1e9:,.0f} GB)"
+    if unit in ("chips", "sequences", "tokens"):
+        return f"{value:,.0f} {unit}"
+    return f"{value:.4g}" + (f" {unit}" if unit else "")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def inputs_table(p: Projection) -> Table:
+    t = Table(title="trnbench project: inputs (projection, not a measurement)")
+    for col in ("input", "value", "label", "source"):
+        t.add_column(col, overflow="fold")
+    for r in p.as_dict()["inputs"]:
+        t.add_row(r["name"], escape(fmt(r["value"], r["unit"])), r["label"], escape(r["source"]))
+    return t
+
+
+def results_table(p: Projection) -> Table:
+    d = p.as_dict()
+    s = p.scenario
+    t = Table(title=f"trnbench project: {escape(s.workload.title)} on {escape(s.cluster.title)}",
+              show_header=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    plan = p.plan
+    mem = plan.memory
+    t.add_row("plan", plan.describe())
+    t.add_row("memory per chip", f"{mem.states / 2**30:,.1f} GiB states + "
+              f"{mem.activations / 2**30:,.1f} GiB activations = {mem.total / 2**30:,.1f} GiB "
+              f"of {mem.usable / 2**30:,.1f} GiB usable")
+    if s.mode == "node":
+        st = plan.step
+        parts = ", ".join(f"{name} {sec:,.3g} s" for name, sec in (
+            ("compute", st.compute_s), ("recompute", st.recompute_s), ("TP", st.tp_s),
+            ("PP sends", st.pp_s),
+            ("stage imbalance", st.imbalance_s), ("bubble", st.bubble_s), ("DP", st.dp_s)) if sec)
+        t.add_row("step", f"{st.total_s:,.3g} s = {parts}; efficiency {st.efficiency:.1%}")
+        t.add_row("MFU at scale", f"{d['mfu_at_scale']:.1%} = node MFU {s.mfu.value:.1%} x "
+                  f"efficiency {st.efficiency:.1%}")
+    else:
+        t.add_row("MFU at scale", f"{d['mfu_at_scale']:.1%} (given)")
+    peak = fmt(d["peak_flops_per_chip"], "FLOP/s")
+    t.add_row("time", f"{d['days']:,.1f} days = C / ({d['chips']:,} chips x {peak} x MFU "
+              f"{d['mfu_at_scale']:.1%} x goodput {d['goodput']:.0%})")
+    t.add_row("chip-hours", f"{d['chip_hours'] / 1e6:,.2f} M")
+    if d["energy_mwh_chips"] is not None:
+        t.add_row("chip power", f"{fmt(d['chip_power_w'], 'W')} "
+                  f"[{escape(p.chip_power.label)}: {escape(p.chip_power.source)}]")
+        t.add_row("energy", f"{d['energy_mwh_chips']:,.0f} MWh at the chips, "
+                  f"{d['energy_mwh_it']:,.0f} MWh IT, {d['energy_mwh_facility']:,.0f} MWh "
+                  "facility")
+        t.add_row("average power", f"{d['avg_power_mw_it']:,.1f} MW IT, "
+                  f"{d['avg_power_mw_facility']:,.1f} MW facility")
+    else:
+        t.add_row("energy", "n/a: no chip power (pass --chip-power-w)")
+    if d["power_cap_mw"] is not None:
+        t.add_row("power cap", f"{d['power_cap_mw']:,.0f} MW: this run uses "
+                  f"{_pct(d['power_cap_share'])}; the cap allows at most "
+                  + ("n/a" if d["max_chips_under_cap"] is None
+                     else f"{d['max_chips_under_cap']:,} chips"))
+    fits = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "unknown"}[d["fits"]]
+    power = ("no cap given" if d["power_cap_mw"] is None
+             else {True: "yes", False: "no", None: "unknown"}[d["fits_power"]])
+    t.add_row("fits", f"{fits} (memory: yes; power: {power})")
+    for note in d["notes"]:
+        t.add_row("[yellow]note[/yellow]", escape(note))
+    return t
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="trnbench project: time and power against chip count")
+    for col in ("chips used of requested", "plan", "MFU at scale", "days", "facility MW",
+                "cap share", "fits"):
+        t.add_column(col, justify="left" if col == "plan" else "right", overflow="fold")
+    for r in rows:
+        if "error" in r:
+            t.add_row(f"{r['chips_requested']:,}", escape(r["error"]), "", "", "", "", "")
+            continue
+        mw = r["avg_power_mw_facility"]
+        chips = f"{r['chips']:,}" + ("" if r["chips"] == r["chips_requested"]
+                                     else f" of {r['chips_requested']:,}")
+        t.add_row(chips, r["plan"], _pct(r["mfu_at_scale"]), f"{r['days']:,.1f}",
+                  "n/a" if mw is None else f"{mw:,.1f}", _pct(r["power_cap_share"]),
+                  {True: "yes", False: "no", None: "?"}[r["fits"]])
+    return t
+
+
+def plot(rows: list[dict[str, Any]], path: str, title: str, cap_mw: float | None) -> None:
+    """Days and facility MW against chips (log axes) as a PNG; needs the `plots` extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plot", "needs matplotlib: pip install 'trnbench[plots]'") from None
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        raise ConfigError("--plot", "no chip count of the sweep has a plan to plot")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot([r["chips"] for r in ok], [r["days"] for r in ok], "o-", color="tab:blue")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("chips")
+    ax.set_ylabel("days", color="tab:blue")
+    powered = [r for r in ok if r["avg_power_mw_facility"] is not None]
+    if powered:
+        ax2 = ax.twinx()
+        ax2.plot([r["chips"] for r in powered], [r["avg_power_mw_facility"] for r in powered],
+                 "s--", color="tab:red")
+        if cap_mw is not None:
+            ax2.axhline(cap_mw, color="tab:red", linestyle=":", label=f"cap {cap_mw:,.0f} MW")
+            ax2.legend(loc="upper center")
+        ax2.set_yscale("log")
+        ax2.set_ylabel("average facility power (MW)", color="tab:red")
+    ax.set_title(f"{title}\n(projection, not a measurement)", fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Shared body of the Slurm batch scripts: one `trnbench run` per node (srun, one task per
+# node), each starting torchrun with a c10d rendezvous on the job's first node.
+# Inputs (environment): NPROC_PER_NODE, TRNBENCH_ARGS, DRY_RUN, and Slurm's own variables.
+set -euo pipefail
+
+first_host() {
+  if command -v scontrol >/dev/null 2>&1; then
+    scontrol show hostnames "$1" | head -n 1
+  else  # node[01-04,07] -> node01 (what scontrol would print first)
+    echo "$1" | sed -E 's/^([^[,]*)\[([^],-]*).*/\1\2/; s/,.*//'
+  fi
+}
+
+: "${SLURM_JOB_NODELIST:?run under sbatch, or set it for a dry run}"
+nnodes=${SLURM_NNODES:-1}
+head=$(first_host "$SLURM_JOB_NODELIST")
+port=${RDZV_PORT:-29500}
+if [ "${TRNBENCH_NEURON:-0}" = 1 ]; then
+  # the Neuron runtime's collectives bootstrap on the first node
+  export NEURON_RT_ROOT_COMM_ID="$head:${NEURON_RT_ROOT_COMM_PORT:-46820}"
+fi
+read -r -a args <<< "${TRNBENCH_ARGS:-}"
+cmd=(srun --ntasks-per-node=1 --kill-on-bad-exit=1
+     "${TRNBENCH:-.venv/bin/trnbench}" run --nproc "${NPROC_PER_NODE:?}" --nnodes "$nnodes"
+     --node-rank "${SLURM_NODEID:-0}" --rdzv-endpoint "$head:$port" "${args[@]}")
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  { env | grep -E '^(FI_|NEURON_|NCCL_)' || true; } | sort | sed 's/^/export /'
+  printf '+ %s\n' "${cmd[*]}"
+else
+  exec "${cmd[@]}"
+fi

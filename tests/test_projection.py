@@ -1,0 +1,307 @@
+"""`trnbench project`: calibration against published runs, the model's parts, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from bench import cli, store
+from bench.hardware import Figure
+from bench.projection import comm, headline, plan, presets
+from bench.projection.workload import get_shape
+
+ROOT_LABELS = {"datasheet", "paper", "estimate", "report", "assumption"}
+
+
+def project(capsys, *args: str) -> dict:
+    """`trnbench project ARGS --json` in-process; the parsed JSON."""
+    assert cli.main(["project", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def refused(capsys, *args: str) -> str:
+    """`trnbench project ARGS` must exit 2 with one line on stderr; returns the line."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["project", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("trnbench: error: "), err
+    return err
+
+
+# --- calibration against published runs (no constant is fitted to them) ---------------
+
+GPT3 = ("--hardware", "v100", "--chips", "10000", "--mfu", "0.213", "--goodput", "1",
+        "--chip-power-w", "330", "--server-overhead", "1", "--pue", "1.10")
+
+
+def test_gpt3_patterson(capsys):
+    """Patterson et al. 2021: 14.8 days, 1,287 MWh on 10,000 V100 at 330 W, PUE 1.10.
+
+    The 21.3% MFU (PaLM Table 3) is defined with 6N+12LHQT, so the workload is GPT-3's
+    shape over its 300B tokens (3.24e23 FLOP); 330 W is Patterson's measured system power
+    per accelerator, so server overhead 1 and PUE 1.10 give the facility energy.
+    """
+    d = project(capsys, "--model", "gpt3-175b", "--tokens", "300e9", *GPT3)
+    assert d["days"] == pytest.approx(14.8, rel=0.05)
+    assert d["energy_mwh_facility"] == pytest.approx(1287, rel=0.05)
+    assert d["energy_mwh_facility"] == pytest.approx(d["energy_mwh_chips"] * 1.10)
+    assert d["flops"] == pytest.approx(3.24e23, rel=0.01)
+
+
+def test_llama31_405b_gpu_hours(capsys):
+    """Llama 3 Herd: 3.8e25 FLOP on 16,384 H100, 30.84M GPU-hours; MFU 41%, goodput default."""
+    d = project(capsys, "--workload", "llama-3.1-405b", "--cluster", "p5-16k", "--mfu", "0.41")
+    assert d["chips"] == 16384 and d["goodput"] == 0.9
+    assert d["chip_hours"] == pytest.approx(30.84e6, rel=0.20)
+    goodput = next(r for r in d["inputs"] if r["name"] == "goodput")
+    assert goodput["label"] == "paper" and "Llama 3" in goodput["source"]
+
+
+def test_llama3_table4_trend(capsys):
+    """Llama 3 Table 4: 8,192 -> 16,384 GPUs at a fixed 16M-token batch lowers MFU at scale."""
+    runs = [project(capsys, "--model", "llama3-405b", "--tokens", "15.6e12", "--hardware",
+                    "h100", "--chips", str(n), "--node-mfu", "0.5", "--tp", "8", "--pp", "16")
+            for n in (8192, 16384)]
+    small, large = runs
+    assert (small["plan"]["dp"], large["plan"]["dp"]) == (64, 128)
+    assert small["plan"]["global_batch_tokens"] == large["plan"]["global_batch_tokens"] == 2**24
+    assert large["plan"]["micro_batches"] == small["plan"]["micro_batches"] // 2
+    assert large["mfu_at_scale"] < small["mfu_at_scale"] < 0.5
+    assert large["days"] < small["days"]  # still faster, less efficiently
+
+
+# --- the model's parts ------------------------------------------------------------------
+
+def test_ring_formulas_and_bubble():
+    assert comm.all_reduce_s(8e9, 8, 1e9) == pytest.approx(8 * 2 * 7 / 8)
+    assert comm.reduce_scatter_s(8e9, 8, 1e9) == pytest.approx(8 * 7 / 8)
+    assert comm.all_reduce_s(8e9, 1, 1e9) == 0
+    assert comm.bubble_fraction(16, 16) == pytest.approx(15 / 31)
+    assert comm.bubble_fraction(16, 16, v=4) == pytest.approx(15 / (64 + 15))
+
+
+def test_memory_zero1_and_fsdp():
+    shape = get_shape("llama3-8b", "--model")
+    args = dict(tp=1, pp=1, dp=64, recompute=False, micro_batch=1, micro_batches=4, vpp=1,
+                usable=1.0)
+    z1 = plan.memory(shape, 8192, sharding="zero1", **args)
+    fsdp = plan.memory(shape, 8192, sharding="fsdp", **args)
+    assert z1.states == pytest.approx(shape.params * (4 + 12 / 64))
+    layer_weights = 2 * shape.params / shape.n_layers * 2
+    assert fsdp.states == pytest.approx(shape.params * 16 / 64 + layer_weights)
+    assert z1.activations == 34 * 8192 * shape.dim * shape.n_layers
+    full = plan.memory(shape, 8192, sharding="zero1", **{**args, "recompute": True})
+    assert full.activations < z1.activations / 10
+
+
+def test_presets_are_labelled():
+    figures = [w["flops"] for w in presets.WORKLOADS.values()]
+    figures += [c["chips"] for c in presets.CLUSTERS.values()]
+    figures += [c["power_cap"] for c in presets.CLUSTERS.values() if c["power_cap"]]
+    figures += [n[k] for n in presets.NODES.values() for k in ("intra", "inter") if n[k]]
+    figures += list(presets.DEFAULTS.values())
+    for fig in figures:
+        assert isinstance(fig, Figure) and fig.label in ROOT_LABELS and fig.source, fig
+    assert presets.WORKLOADS["claude-3.5-sonnet"]["flops"].value == 4.98e25
+    assert presets.CLUSTERS["rainier"]["power_cap"].value == 2.2e9
+
+
+# --- the command ------------------------------------------------------------------------
+
+RAINIER = ("--workload", "claude-3.5-sonnet", "--cluster", "rainier")
+
+
+def test_json_fields_and_power(capsys):
+    d = project(capsys, *RAINIER, "--node-mfu", "0.4")
+    for key in ("flops", "chips", "mfu_at_scale", "days", "chip_hours", "energy_mwh_chips",
+                "energy_mwh_facility", "avg_power_mw_facility", "power_cap_share", "fits",
+                "plan", "inputs", "notes"):
+        assert key in d, key
+    for key in ("tp", "pp", "dp", "sharding", "recompute", "micro_batches", "memory_bytes",
+                "step"):
+        assert key in d["plan"], key
+    p = d["plan"]
+    assert p["tp"] * p["pp"] * p["dp"] == d["chips"] <= 500_000
+    assert p["memory_bytes"]["total"] <= p["memory_bytes"]["usable"]
+    assert d["mfu_at_scale"] == pytest.approx(0.4 * p["step"]["efficiency"])
+    seconds = d["flops"] / (d["chips"] * 667e12 * d["mfu_at_scale"] * 0.9)
+    assert d["days"] == pytest.approx(seconds / 86400)
+    overhead, pue = 1.53 * 1.14, 1.15
+    assert d["energy_mwh_chips"] == pytest.approx(500 * d["chips"] * seconds / 3.6e9)
+    assert d["energy_mwh_facility"] == pytest.approx(d["energy_mwh_chips"] * overhead * pue)
+    assert d["avg_power_mw_facility"] == pytest.approx(d["power_cap_share"] * 2200)
+    assert d["max_chips_under_cap"] == math.floor(2.2e9 / (500 * overhead * pue))
+    assert d["fits"] is True and d["fits_power"] is True
+    assert any("global batch" in n for n in d["notes"])  # 2,048 sequences cap DP
+    for row in d["inputs"]:
+        assert set(row) == {"name", "value", "unit", "label", "source"}
+    shape = next(r for r in d["inputs"] if r["name"] == "model shape")
+    assert shape["label"] == "assumption" and "llama3-405b" in shape["value"]
+
+
+def test_over_the_cap_does_not_fit(capsys):
+    d = project(capsys, *RAINIER, "--mfu", "0.4", "--power-cap-mw", "100",
+                "--global-batch-tokens", "1e9")
+    assert d["fits"] is False and d["power_cap_share"] > 1
+
+
+def test_table_output(capsys):
+    assert cli.main(["project", *RAINIER, "--mfu", "0.4"]) == 0
+    out = capsys.readouterr().out
+    for text in ("inputs (projection, not a measurement)", "Epoch AI", "estimate",
+                 "MFU at scale", "days", "MWh", "power cap", "fits"):
+        assert text in out, text
+
+
+def test_trn1_has_no_power(capsys):
+    d = project(capsys, "--flops", "1e23", "--shape", "llama3-8b", "--hardware", "trn1",
+                "--chips", "1024", "--mfu", "0.3")
+    assert d["energy_mwh_chips"] is None and d["chip_power_w"] is None
+    assert any("--chip-power-w" in n for n in d["notes"])
+    d = project(capsys, "--flops", "1e23", "--shape", "llama3-8b", "--hardware", "trn1",
+                "--chips", "1024", "--mfu", "0.3", "--chip-power-w", "400")
+    assert d["energy_mwh_chips"] > 0
+
+
+def test_custom_chip_and_params(capsys):
+    d = project(capsys, "--params", "70e9", "--tokens", "2e12", "--peak-tflops", "1000",
+                "--chip-memory-gb", "192", "--chip-power-w", "1000", "--chips", "4096",
+                "--chips-per-node", "8", "--intra-node-gbs", "900", "--inter-node-gbps", "3200",
+                "--node-mfu", "0.4")
+    assert d["flops"] == pytest.approx(6 * 70e9 * 2e12)
+    assert d["peak_flops_per_chip"] == 1e15
+
+
+def _record(mfu: float, device: str, energy: dict | None = None) -> dict:
+    record = store.new_record({"model": "1b", "precision": "bf16"}, {"host": "test"})
+    record.update({
+        "device": {"name": device, "kind": device, "chips": 1},
+        "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},
+        "model": {"flops_per_token": 1e10}, "mfu": mfu, "tokens_per_s": 1e4,
+    })
+    if energy is not None:
+        record["energy"] = energy
+    return record
+
+
+def test_from_results(capsys, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    first, last = _record(0.31, "trn2"), _record(0.42, "trn2", {
+        "j_per_token": 0.5, "scope": "accelerators", "method": "neuron-power-utilization"})
+    store.append(path, first)
+    store.append(path, last)
+    d = project(capsys, *RAINIER, "--from-results", str(path))
+    assert d["node_mfu"] == 0.42 and d["mode"] == "node"
+    node = next(r for r in d["inputs"] if r["name"] == "node MFU")
+    assert node["label"] == "measured" and last["run_id"] in node["source"]
+    # J/token scaled: J/FLOP x C x node MFU / (MFU at scale x goodput)
+    expected = 0.5 / 1e10 * d["flops"] * 0.42 / (d["mfu_at_scale"] * 0.9) / 3.6e9
+    assert d["energy_mwh_chips"] == pytest.approx(expected)
+    d = project(capsys, *RAINIER, "--from-results", str(path), "--run-id", first["run_id"])
+    assert d["node_mfu"] == 0.31 and d["chip_power_w"] == 500
+    assert "--run-id" in refused(capsys, *RAINIER, "--from-results", str(path), "--run-id", "x")
+
+
+def test_from_results_other_device_is_noted(capsys, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    store.append(path, _record(0.2, "Intel Xeon", {"j_per_token": 3.0, "scope": "cpu-package"}))
+    d = project(capsys, *RAINIER, "--from-results", str(path))
+    assert d["chip_power_w"] == 500  # the CPU's J/token says nothing about a trn2
+    assert any("not used" in n for n in d["notes"])
+    assert any("assumes the AWS Trainium2 reaches" in n for n in d["notes"])
+
+
+def test_sweep_and_plot(capsys, tmp_path):
+    png = tmp_path / "sweep.png"
+    d = project(capsys, *RAINIER, "--node-mfu", "0.4", "--sweep-chips", "4,16384,65536",
+                "--plot", str(png))
+    rows = d["sweep"]
+    assert [r["chips_requested"] for r in rows] == [4, 16384, 65536]
+    assert "error" in rows[0] and "plan" in rows[0]["error"]  # 4 chips cannot hold 405B
+    assert rows[2]["days"] < rows[1]["days"]
+    assert rows[2]["avg_power_mw_facility"] > rows[1]["avg_power_mw_facility"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["project", *RAINIER, "--mfu", "0.4", "--sweep-chips"]) == 0
+    assert "time and power against chip count" in capsys.readouterr().out
+
+
+BAD = [
+    (("--workload", "nope", "--cluster", "rainier", "--mfu", "0.4"), "--workload"),
+    (("--cluster", "rainier", "--mfu", "0.4"), "--workload"),
+    (("--model", "llama3-8b", "--cluster", "rainier", "--mfu", "0.4"), "--tokens"),
+    (("--model", "nope", "--tokens", "1e9", "--cluster", "rainier", "--mfu", "0.4"), "--model"),
+    (("--workload", "claude-2", "--mfu", "0.4"), "--hardware"),
+    (("--workload", "claude-2", "--hardware", "tpu", "--chips", "8", "--mfu", "0.4"),
+     "--hardware"),
+    (("--workload", "claude-2", "--cluster", "nope", "--mfu", "0.4"), "--cluster"),
+    ((*RAINIER,), "--mfu"),
+    ((*RAINIER, "--mfu", "1.5"), "--mfu"),
+    ((*RAINIER, "--node-mfu", "0"), "--node-mfu"),
+    ((*RAINIER, "--mfu", "0.4", "--goodput", "2"), "--goodput"),
+    ((*RAINIER, "--mfu", "0.4", "--chips", "10.5"), "--chips"),
+    ((*RAINIER, "--mfu", "0.4", "--pue", "0.9"), "--pue"),
+    ((*RAINIER, "--mfu", "0.4", "--tp", "3"), "--tp"),
+    ((*RAINIER, "--mfu", "0.4", "--dp", "5000"), "--dp"),
+    ((*RAINIER, "--mfu", "0.4", "--precision", "fp4"), "--precision"),
+    ((*RAINIER, "--mfu", "0.4", "--sweep-chips", "x"), "--sweep-chips"),
+    ((*RAINIER, "--mfu", "x"), "--mfu"),
+    ((*RAINIER, "--mfu", "0.4", "--flops", "1e20"), "--flops"),
+    ((*RAINIER, "--from-results", "missing.jsonl"), "--from-results"),
+    (("--workload", "claude-2", "--hardware", "h100", "--chips", "8", "--mfu", "0.4"), "plan"),
+    (("--workload", "claude-2", "--hardware", "trn3", "--chips", "64", "--node-mfu", "0.4"),
+     "--inter-node-gbps"),
+]
+
+
+@pytest.mark.parametrize(("args", "field"), BAD, ids=[f for _, f in BAD])
+def test_bad_input_one_line_exit_2(capsys, args, field):
+    assert field in refused(capsys, *args)
+
+
+def test_subprocess_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench", "project", *RAINIER, "--mfu", "9"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "--mfu" in proc.stderr
+
+
+def test_headline():
+    record = _record(0.25, "Intel Xeon")
+    record["peak"]["label"] = "measured"
+    line = headline(record, "results/local.jsonl")
+    days = 4.98e25 / (500_000 * 667e12 * 0.25 * 0.9) / 86400
+    assert line.startswith("Projection (not a measurement)")
+    assert "all 500,000 AWS Trainium2 chips" in line and f"take {days:,.1f} days" in line
+    assert "25.0% (of Intel Xeon's measured bf16 peak, assumed to carry over" in line
+    assert "Claude-3.5-Sonnet-class" in line and "4.98e+25 FLOP" in line
+    assert "Epoch AI" in line and "estimate" in line
+    assert "carry over" not in headline(_record(0.25, "trn2"))
+    assert headline({**record, "status": "failed"}) is None
+    assert headline({**record, "mfu": None}) is None
+
+
+def test_run_prints_the_headline_and_feeds_project(cli, tmp_path):
+    results = tmp_path / "r.jsonl"
+    proc = cli("run", "--model", "tiny", "--batch", "2", "--seq", "16", "--warmup", "1",
+               "--steps", "2", "--backend", "cpu", "--results", str(results))
+    assert proc.returncode == 0, proc.stderr
+    assert "Projection (not a measurement)" in proc.stdout
+    assert "Claude-3.5-Sonnet-class" in proc.stdout
+    proc = cli("project", *RAINIER, "--from-results", str(results), "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["node_mfu"] == json.loads(results.read_text())["mfu"]
+
+
+def test_moe_counts_active_flops_and_total_memory(capsys):
+    d = project(capsys, "--model", "mixtral-8x7b", "--tokens", "1e12", "--hardware", "trn2",
+                "--chips", "4096", "--mfu", "0.3")
+    shape = get_shape("mixtral-8x7b", "--model")
+    assert shape.params > 3 * shape.matmul_params and shape.n_experts == 8
+    assert d["flops"] == pytest.approx(shape.flops_per_token(shape.seq_len) * 1e12)
+    assert any("mixture of 8 experts" in n for n in d["notes"])
