@@ -7,6 +7,9 @@ Definitions (DESIGN.md, "Metric definitions"):
   FLOPs per token by ``6N+12LHQT`` (PaLM, Chowdhery et al. 2022, appendix B).
 - step time: median, p90 (linear interpolation), min, max, mean and coefficient of
   variation (population std / mean) over the timed steps.
+- repeats of one configuration: median, olympic mean (MLPerf training rules: the fastest
+  and the slowest of the runs dropped, the rest averaged; the plain mean below 3 runs),
+  min, max, CV; a CV above ``CV_FLAG`` marks the figure unstable.
 """
 
 from __future__ import annotations
@@ -44,6 +47,42 @@ def step_stats(times: Sequence[float]) -> StepStats:
         max_s=ordered[-1],
         mean_s=mean,
         cv=statistics.pstdev(ordered) / mean if mean > 0 else 0.0,
+    )
+
+
+CV_FLAG = 0.05
+"""Coefficient of variation over repeats above which a figure is flagged (5%)."""
+
+
+@dataclass(frozen=True)
+class RepeatStats:
+    n: int
+    median: float
+    olympic_mean: float
+    min: float
+    max: float
+    cv: float
+    flagged: bool  # cv > the threshold it was computed with
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def repeat_stats(values: Sequence[float], cv_flag: float = CV_FLAG) -> RepeatStats:
+    """Statistics of one figure over repeated runs of one configuration (at least one)."""
+    if not values:
+        raise ValueError("repeat_stats needs at least one value")
+    ordered = sorted(values)
+    mean = statistics.fmean(ordered)
+    cv = statistics.pstdev(ordered) / mean if mean else 0.0
+    return RepeatStats(
+        n=len(ordered),
+        median=statistics.median(ordered),
+        olympic_mean=statistics.fmean(ordered[1:-1]) if len(ordered) >= 3 else mean,
+        min=ordered[0],
+        max=ordered[-1],
+        cv=cv,
+        flagged=cv > cv_flag,
     )
 
 

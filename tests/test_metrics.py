@@ -29,3 +29,16 @@ def test_mfu_formula_and_unknown_peak():
     assert metrics.mfu(1e9, 1e5, 1e14, 2) == pytest.approx(0.5)
     assert metrics.mfu(1e9, 1e5, None, 2) is None
     assert metrics.tokens_per_second(1000, 4.0) == 250
+
+
+def test_repeat_stats_olympic_mean_and_flag():
+    r = metrics.repeat_stats([10.0, 1.0, 12.0, 11.0, 30.0])
+    assert (r.n, r.median, r.min, r.max) == (5, 11.0, 1.0, 30.0)
+    assert r.olympic_mean == pytest.approx(11.0)  # 1 and 30 dropped: mean of 10, 11, 12
+    assert r.cv == pytest.approx(statistics.pstdev([1, 10, 11, 12, 30]) / 12.8)
+    assert r.flagged
+    steady = metrics.repeat_stats([100.0, 101.0])
+    assert steady.olympic_mean == 100.5 and not steady.flagged  # below 3 runs: plain mean
+    assert metrics.repeat_stats([1.0, 1.1], cv_flag=0.01).flagged
+    with pytest.raises(ValueError):
+        metrics.repeat_stats([])
