@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -51,6 +52,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                   help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
     p.add_argument("--parallel", choices=config.PARALLEL_MODES,
                    help="data parallelism under torchrun: ddp (default) or fsdp (FSDP2)")
     p.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
@@ -144,8 +147,20 @@ def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
     os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
 
 
+def parse_tags(items: list[str] | None) -> dict[str, str]:
+    """``--tag KEY=VALUE`` flags as a dict (keys: letters, digits, '_', '-', '.')."""
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
+            raise ConfigError("--tag", f"expected KEY=VALUE with a key of letters, digits, "
+                              f"'_', '-' or '.', got {item!r}")
+        tags[key] = value
+    return tags
+
+
 def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[str],
-                    results: Path) -> int:
+                    results: Path, tags: dict[str, str]) -> int:
     """``--nproc``: hand the run to torchrun (bench.launch), after checking its flags."""
     for flag, value in (("--nproc", args.nproc), ("--nnodes", args.nnodes)):
         if value is not None and value < 1:
@@ -158,7 +173,7 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[
         raise ConfigError("--precompile", "run it once per node without --nproc's launcher: "
                           "neuron_parallel_compile starts torchrun itself")
     return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
-                      nnodes, args.node_rank, args.rdzv_endpoint)
+                      nnodes, args.node_rank, args.rdzv_endpoint, tags)
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -180,6 +195,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if cfg.compile and not selection.backend.supports_compile:
         raise ConfigError("--compile", f"does not apply to {cfg.backend} (XLA compiles the "
                           "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
+    tags = parse_tags(args.tag)
     if args.precompile:
         precompile(cfg, argv)
     results = Path(args.results) if args.results else store.default_path()
@@ -188,7 +204,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--results", f"cannot append records: {problem}")
     ctx = distributed.from_env()
     if args.nproc is not None and ctx is None:
-        return launch_torchrun(args, cfg, argv, results)
+        return launch_torchrun(args, cfg, argv, results, tags)
     if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):
         console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
                              "stubs with zero outputs, so no record is stored")
@@ -200,7 +216,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     show_progress = main_rank and (console.stderr.is_terminal or not args.json)
     with console.run_progress(show_progress) as progress:
         record = runner.execute(cfg, selection, results, progress, ctx,
-                                os.environ.get(launch.RUN_ID_ENV))
+                                os.environ.get(launch.RUN_ID_ENV), tags)
     if not main_rank:
         return 0 if record["status"] == "ok" else 1
     if args.json:

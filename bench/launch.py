@@ -67,9 +67,9 @@ def _stored(results: Path, run_id: str) -> bool:
 
 
 def run(config: dict[str, Any], inner: list[str], results: Path, nproc: int, nnodes: int,
-        node_rank: int | None, rdzv_endpoint: str | None) -> int:
+        node_rank: int | None, rdzv_endpoint: str | None, tags: dict[str, str]) -> int:
     """Run torchrun, streaming its output; store a failed record if no rank could."""
-    record = store.new_record(config, environment.capture())
+    record = store.new_record(config, environment.capture(), tags)
     cmd = torchrun_command(inner, nproc, nnodes, node_rank, rdzv_endpoint)
     env = {**os.environ, RUN_ID_ENV: record["run_id"]}
     print(f"launching: {' '.join(cmd)}", file=sys.stderr)

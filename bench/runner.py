@@ -235,7 +235,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
 
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             progress: Progress | None = None, ctx: distributed.DistContext | None = None,
-            run_id: str | None = None) -> dict[str, Any]:
+            run_id: str | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
     (None: keep it unstored).
 
@@ -243,7 +243,7 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     and re-raised. Under torchrun (``ctx``) rank 0 gathers every rank's figures and writes
     the one record; a failing rank other than 0 raises, so that torchrun names it.
     """
-    record = store.new_record(cfg.as_dict(), environment.capture())
+    record = store.new_record(cfg.as_dict(), environment.capture(), tags)
     if run_id:
         record["run_id"] = run_id
     record["backend"] = {"name": selection.backend.name, "reason": selection.reason,

@@ -32,8 +32,10 @@ def default_path() -> Path:
     return Path(os.environ.get("TRNBENCH_RESULTS", DEFAULT_PATH))
 
 
-def new_record(config: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
-    """A record with identity and context filled in; the runner adds status and metrics."""
+def new_record(config: dict[str, Any], environment: dict[str, Any],
+               tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """A record with identity and context filled in; the runner adds status and metrics.
+    ``tags`` are the user's labels (``--tag``; sweeps and scaling series use them too)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex[:12],
@@ -42,6 +44,7 @@ def new_record(config: dict[str, Any], environment: dict[str, Any]) -> dict[str,
         "error": None,
         "config": config,
         "environment": environment,
+        "tags": dict(tags or {}),
     }
 
 

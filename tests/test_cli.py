@@ -19,10 +19,12 @@ TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--st
 
 def test_run_json_prints_and_stores_one_record(cli, tmp_path):
     results = tmp_path / "runs.jsonl"
-    proc = cli("run", *TINY, "--backend", "cpu", "--json", "--results", str(results))
+    proc = cli("run", *TINY, "--backend", "cpu", "--json", "--results", str(results),
+               "--tag", "sweep=s1", "--tag", "note=a=b")
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert read_jsonl(results) == [record]
+    assert record["tags"] == {"sweep": "s1", "note": "a=b"}
     assert record["status"] == "ok" and record["error"] is None
     assert record["schema_version"] == 1
     assert record["world_size"] == 1
@@ -80,6 +82,7 @@ BAD_INPUTS = [
     (["--config", "bad.toml"], "--config", "line 2"),
     (["--config", "unknown.toml"], "--config", "accepted"),
     (["--precompile", "--backend", "cpu"], "--precompile", "neuron-xla only"),
+    (["--tag", "no-value"], "--tag", "KEY=VALUE"),
 ]
 
 
