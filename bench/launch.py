@@ -5,7 +5,7 @@ line, runs it, and makes sure a run that fails leaves exactly one record. Worker
 their record from rank 0 under a run id chosen here (``TRNBENCH_RUN_ID``). When a rank
 dies or raises before rank 0 could write, torchrun stops the others (``--max-restarts=0``)
 and exits non-zero; this launcher then stores the run as failed, naming the rank that
-torchrun reports as the root cause.
+caused it and its error (``failure_message``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from bench import environment, store
 
 LAUNCH_FLAGS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint")
 RUN_ID_ENV = "TRNBENCH_RUN_ID"
+RANK_ERROR_PREFIX = "trnbench: rank "  # a failing worker's line: "trnbench: rank 3 failed: ..."
 
 
 def strip_launch_flags(argv: list[str]) -> list[str]:
@@ -53,11 +55,29 @@ def torchrun_command(inner: list[str], nproc: int, nnodes: int = 1, node_rank: i
     return [*cmd, "-m", "bench", "run", *inner]
 
 
-def failed_rank(torchrun_output: str) -> str | None:
-    """The root-cause rank of torchrun's failure report (``rank : 1 (local_rank: 1)``)."""
-    cause = torchrun_output.rsplit("Root Cause", 1)[-1]
-    match = re.search(r"rank\s*:\s*(\d+)", cause)
-    return match.group(1) if match else None
+def failure_message(torchrun_output: str, exit_code: int) -> str:
+    """Which rank failed and why, from torchrun's failure report and the workers' lines.
+
+    A rank killed by a signal other than torchrun's own SIGTERM is the cause (the peers
+    that then lost it fail in their collectives); otherwise torchrun's root cause (its
+    first observed failure). The rank's own line (``RANK_ERROR_PREFIX``) gives the error.
+    """
+    exits = {int(r): int(code) for r, code in re.findall(
+        r"rank\s*:\s*(\d+)\s*\(local_rank[^\n]*\n\s*exitcode\s*:\s*(-?\d+)", torchrun_output)}
+    said = {int(r): msg for r, msg in re.findall(
+        rf"^{re.escape(RANK_ERROR_PREFIX)}(\d+) failed: (.*)$", torchrun_output, re.M)}
+    killed = [r for r, code in exits.items() if code < 0 and -code != signal.SIGTERM]
+    root = re.search(r"rank\s*:\s*(\d+)", torchrun_output.rsplit("Root Cause", 1)[-1])
+    rank = min(killed) if killed else int(root.group(1)) if root else None
+    if rank is None:
+        return f"a rank failed (torchrun exit code {exit_code}); see its output above"
+    if rank in killed:
+        why = f"killed by {signal.Signals(-exits[rank]).name}"
+        others = "; ".join(f"then rank {r}: {m}" for r, m in sorted(said.items()) if r != rank)
+        why += f"; {others}" if others else ""
+    else:
+        why = said.get(rank, f"exit code {exits.get(rank, '?')}; see its output above")
+    return f"rank {rank} failed: {why} (torchrun exit code {exit_code})"
 
 
 def _stored(results: Path, run_id: str) -> bool:
@@ -73,19 +93,20 @@ def run(config: dict[str, Any], inner: list[str], results: Path, nproc: int, nno
     cmd = torchrun_command(inner, nproc, nnodes, node_rank, rdzv_endpoint)
     env = {**os.environ, RUN_ID_ENV: record["run_id"]}
     print(f"launching: {' '.join(cmd)}", file=sys.stderr)
-    tail: collections.deque[str] = collections.deque(maxlen=400)
+    tail: collections.deque[str] = collections.deque(maxlen=400)  # holds torchrun's report
+    rank_lines: list[str] = []  # every failing rank's own line, however long the output
     with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stderr is not None
         for line in proc.stderr:
             sys.stderr.write(line)
             tail.append(line)
+            if line.startswith(RANK_ERROR_PREFIX):
+                rank_lines.append(line)
     rc = proc.returncode
     leader = node_rank in (None, 0)
     if rc != 0 and leader and not _stored(results, record["run_id"]):
-        rank = failed_rank("".join(tail))
-        who = f"rank {rank}" if rank is not None else "a rank"
         record.update(status="failed", world_size=nproc * nnodes,
-                      error=f"{who} failed (torchrun exit code {rc}); see its output above")
+                      error=failure_message("".join(rank_lines + list(tail)), rc))
         store.append(results, record)
         print(f"trnbench: run failed: {record['error']} (stored in {results})", file=sys.stderr)
     return 1 if rc else 0

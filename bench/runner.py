@@ -14,6 +14,7 @@ per-step times come from the backend's timer (host clock on the CPU, CUDA events
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench import distributed, energy, environment, metrics, store
+from bench import distributed, energy, environment, launch, metrics, store
 from bench.backends import Selection
 from bench.backends.base import Backend
 from bench.config import RunConfig
@@ -241,7 +242,10 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
 
     A failure midway is stored with its error rather than raised; an interrupt is stored
     and re-raised. Under torchrun (``ctx``) rank 0 gathers every rank's figures and writes
-    the one record; a failing rank other than 0 raises, so that torchrun names it.
+    the one record. A failing rank prints one line naming itself and raises, so that
+    torchrun stops the others; rank 0 stores the failure itself only when no launcher
+    (bench.launch, which passes ``run_id``) will: a rank that dies can't say it failed,
+    and the launcher sees every rank's exit.
     """
     record = store.new_record(cfg.as_dict(), environment.capture(), tags)
     if run_id:
@@ -266,10 +270,15 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             store.append(results_path, record)
         raise
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
-        if ctx and not ctx.is_main:
-            raise
-        where = f"rank {ctx.rank}: " if ctx else ""
-        record.update(status="failed", error=f"{where}{type(e).__name__}: {e}")
+        error = f"{type(e).__name__}: {e}"
+        if ctx:
+            # one line per failing rank: bench.launch reads these to name the rank
+            print(f"{launch.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}", file=sys.stderr,
+                  flush=True)
+            if not ctx.is_main or run_id is not None:
+                raise  # under bench.launch (run_id given) the launcher stores the failure
+            error = f"rank {ctx.rank} failed: {error}"
+        record.update(status="failed", error=error)
     finally:
         if ctx:
             distributed.destroy()

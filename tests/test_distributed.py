@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,20 @@ def test_a_rank_that_raises_fails_the_run(cli, tmp_path):
     assert proc.returncode == 1
     [record] = read_jsonl(results)
     assert record["status"] == "failed" and record["world_size"] == 2
-    assert record["error"].startswith("rank 0: NonFiniteLoss")
+    assert re.match(r"rank [01] failed: NonFiniteLoss: loss became", record["error"])
+
+
+def test_torchrun_started_by_hand_rank_0_stores_the_failure(cache_dir, tmp_path):
+    results = tmp_path / "r.jsonl"
+    env = {**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "bench", "run", *TINY, "--lr", "1e6", "--results", str(results)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    [record] = read_jsonl(results)
+    assert record["status"] == "failed" and record["world_size"] == 2
+    assert record["error"].startswith("rank 0 failed: NonFiniteLoss"), record["error"]
 
 
 def _find_worker(results: Path, rank: int) -> tuple[int, str] | None:
@@ -111,8 +125,25 @@ def test_launch_helpers():
     assert "--rdzv-endpoint=h:1" in cmd and "--node-rank=1" in cmd and "--standalone" not in cmd
     assert cmd[-4:] == ["-m", "bench", "run", "--json"]
     assert "--standalone" in launch.torchrun_command([], 2)
-    report = "Root Cause (first observed failure):\n[0]:\n  rank      : 3 (local_rank: 3)\n"
-    assert launch.failed_rank("rank : 0\n" + report) == "3"
+
+def _failure(rank: int, code: int) -> str:
+    return f"[{rank}]:\n  rank      : {rank} (local_rank: {rank})\n  exitcode  : {code} (pid: 9)\n"
+
+
+def test_failure_message_names_the_cause():
+    said = "trnbench: rank 0 failed: RuntimeError: Connection reset by peer\n"
+    # rank 3 was killed from outside; rank 0 then lost its peer; rank 2 was stopped by torchrun
+    report = (said + "Failures:\n" + _failure(2, -15) + _failure(3, -9)
+              + "Root Cause (first observed failure):\n" + _failure(0, 1))
+    assert launch.failure_message(report, 1) == (
+        "rank 3 failed: killed by SIGKILL; then rank 0: RuntimeError: Connection reset by peer "
+        "(torchrun exit code 1)")
+    # no signal: torchrun's root cause, with that rank's own line
+    nan = ("trnbench: rank 1 failed: NonFiniteLoss: loss became nan at step 2\n"
+           "Root Cause (first observed failure):\n" + _failure(1, 1))
+    assert launch.failure_message(nan, 1) == (
+        "rank 1 failed: NonFiniteLoss: loss became nan at step 2 (torchrun exit code 1)")
+    assert launch.failure_message("", 1).startswith("a rank failed")
 
 
 def test_context_from_torchrun_environment():
