@@ -74,3 +74,15 @@ def test_bf16_autocast_trains(cache_dir):
     assert result["compiles_timed"] == 0
     assert result["loss_last"] < result["loss_first"]
     assert torch.isfinite(torch.tensor(result["losses"])).all()
+
+
+def test_two_ranks_are_refused_with_the_reason(cli, tmp_path):
+    """XLA:CPU has no collectives across processes (pytorch/xla issues #5005, #9089): two
+    torchrun ranks end as one failed record that says so, instead of hanging."""
+    results = tmp_path / "r.jsonl"
+    proc = cli("run", "--backend", "xla", "--model", "tiny", "--batch", "2", "--seq", "16",
+               "--steps", "2", "--warmup", "1", "--nproc", "2", "--results", str(results))
+    assert proc.returncode == 1
+    [record] = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["status"] == "failed" and record["world_size"] == 2
+    assert "does not run several processes here" in record["error"]
