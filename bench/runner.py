@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from bench import distributed, energy, environment, launch, metrics, store
 from bench.backends import Selection
-from bench.backends.base import Backend
+from bench.backends.base import Backend, sdpa_limit
 from bench.config import RunConfig
 from bench.data import SyntheticBatches
 from models import flops, registry
@@ -42,25 +42,48 @@ class NonFiniteLoss(RuntimeError):
 
 
 def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    backend: Backend, precision: str, core: torch.nn.Module | None = None
-                    ) -> Callable:
-    """forward (under the backend's autocast), cross-entropy in fp32, backward, AdamW step.
+                    backend: Backend, precision: str, core: torch.nn.Module | None = None,
+                    compile: bool = False) -> Callable:
+    """forward (under the backend's autocast and SDPA kernels), cross-entropy in fp32, backward,
+    AdamW step.
 
     A model with ``aux_loss()`` (models/moe.py) adds ``cfg.aux_loss_coef * aux_loss()`` to the
     loss it differentiates; the step returns the cross-entropy alone. ``core`` is the model
     inside a data-parallel wrapper (default: ``model`` itself).
+
+    ``compile``: torch.compile of the forward and the loss as one graph (AOTAutograd compiles
+    its backward; Inductor fuses the fp32 cast of the logits into the loss), and of the
+    optimizer step where the backend says so (``Backend.compiles_optimizer_step``).
+    ``backward()`` stays outside, where a whole-step compile graph-breaks anyway. Compiled code
+    of an earlier run in this process is dropped first, so that the warm-up holds this run's
+    own compilation and no recompile limit carries over.
     """
     core = model if core is None else core
     aux_loss = getattr(core, "aux_loss", None)
+    kernels = backend.sdpa_backends(precision)
 
-    def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with backend.autocast(precision):
+    def loss_fn(inputs: torch.Tensor, targets: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        with backend.autocast(precision), sdpa_limit(kernels):
             logits = model(inputs)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         total = loss if aux_loss is None else loss + core.cfg.aux_loss_coef * aux_loss()
-        total.backward()
+        return loss, total
+
+    def optimizer_step() -> None:
         backend.optimizer_step(optimizer)
         optimizer.zero_grad(set_to_none=True)
+
+    if compile:
+        torch.compiler.reset()
+        loss_fn = backend.compile(loss_fn)
+        if backend.compiles_optimizer_step(optimizer):
+            optimizer_step = backend.compile(optimizer_step)
+
+    def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss, total = loss_fn(inputs, targets)
+        total.backward()
+        optimizer_step()
         return loss.detach()
 
     return train_step
@@ -116,9 +139,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, **ADAMW, **backend.optimizer_options()
     )
-    step = make_train_step(model, optimizer, backend, cfg.precision, core)
-    if cfg.compile:
-        step = backend.compile(step)
+    step = make_train_step(model, optimizer, backend, cfg.precision, core, cfg.compile)
     seed = cfg.seed + (ctx.rank if ctx else 0)
     data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, seed, backend.device)
     backend.synchronize()
@@ -212,6 +233,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         },
         **_moe_fields(spec.config, cfg.seq, routing),
         "precision_mode": backend.precision_mode(cfg.precision),
+        **backend.execution(cfg.precision, core, optimizer, cfg.compile),
         "tokens": tokens,
         "window_s": window_s,
         "tokens_per_s": tokens_per_s,

@@ -1,8 +1,9 @@
 """The backend interface: one small class per device family (DESIGN.md, "Backends").
 
 A backend owns everything that differs between devices: where tensors live, how to
-wait for the device, how to time steps without a host sync, autocast, compile, the
-peak FLOP/s of its chip and its peak memory. The runner never branches on hardware.
+wait for the device, how to time steps without a host sync, autocast, the attention
+kernels, compile, the peak FLOP/s of its chip and its peak memory. The runner never branches
+on hardware.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.config import PRECISION_DTYPES
 from bench.hardware import Figure
@@ -63,6 +65,27 @@ class CompileCount:
                             self.method)
 
 
+DYNAMO_METHOD = ("torch.compile (Dynamo) counters: graphs compiled; seconds = frame compiles + "
+                 "backward compiles (torch._dynamo.utils.calculate_time_spent)")
+
+
+def dynamo_compilations() -> CompileCount:
+    """Graphs torch.compile has compiled in this process so far, and its compile time
+    (tracing, AOTAutograd, Inductor; the backward graph compiles lazily at the first backward)."""
+    from torch._dynamo import utils
+
+    seconds = utils.calculate_time_spent().get("total_wall_time", 0.0)
+    return CompileCount(utils.counters["stats"]["unique_graphs"], seconds, DYNAMO_METHOD)
+
+
+def sdpa_limit(kernels: tuple[SDPBackend, ...] | None) -> contextlib.AbstractContextManager:
+    """Let ``F.scaled_dot_product_attention`` use only ``kernels`` (None: torch's own choice).
+
+    Inside, a call that none of them can run raises ("No available kernel") rather than falling
+    back to another kernel; under torch.compile the kernel is fixed when the graph is traced."""
+    return contextlib.nullcontext() if kernels is None else sdpa_kernel(list(kernels))
+
+
 class StepTimer(ABC):
     """Per-step times over the timed window, taken without a host sync inside it."""
 
@@ -106,6 +129,7 @@ class Backend(ABC):
     dist_backend: ClassVar[str]
     device_type: ClassVar[str]
     supports_compile: ClassVar[bool] = True  # whether --compile (torch.compile) applies
+    compile_backend: ClassVar[str] = "inductor"  # the torch.compile backend of --compile
     build_on_host: ClassVar[bool] = False  # initialise weights on the CPU, then move them
     reduces_in_optimizer: ClassVar[bool] = False  # data-parallel gradients reduced in
     # optimizer_step (torch-xla's xm.optimizer_step) rather than by a DDP wrapper
@@ -113,6 +137,7 @@ class Backend(ABC):
     def __init__(self, local_rank: int = 0):
         self.local_rank = local_rank
         self.device = self._device()
+        self._torch_compiled = False  # compile() was used: Dynamo's counters apply
 
     @classmethod
     @abstractmethod
@@ -149,22 +174,85 @@ class Backend(ABC):
             return "fp32 parameters and compute"
         return f"autocast {precision} compute, fp32 parameters and optimizer states"
 
+    def sdpa_backends(self, precision: str) -> tuple[SDPBackend, ...] | None:
+        """SDPA kernels the forward may use (see ``sdpa_limit``); None: torch chooses.
+        Called once per run, before warm-up: it may raise when the device cannot run them."""
+        return None
+
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.step()
 
     def compile(self, fn: Callable) -> Callable:
-        return torch.compile(fn)
+        """``--compile``: torch.compile (``compile_backend``, default mode) with static shapes,
+        so that no shape is generalised to a dynamic one behind the run's back."""
+        self._torch_compiled = True
+        return torch.compile(fn, backend=self.compile_backend, dynamic=False)
+
+    def compiles_optimizer_step(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Whether ``--compile`` also compiles the optimizer step: not for a fused optimizer (its
+        step already is a few multi-tensor kernels), else yes (Inductor fuses the per-parameter
+        or foreach loops; the step was compiled so before the compile scope was split)."""
+        return not optimizer.defaults.get("fused")
+
+    def execution(self, precision: str, model: torch.nn.Module,
+                  optimizer: torch.optim.Optimizer, compiled: bool) -> dict[str, Any]:
+        """The record's ``precision``, ``optimizer``, ``attention`` and ``compile`` blocks, read
+        from the model and optimizer after the run (dtypes of the real tensors)."""
+        states = [t for s in optimizer.state.values() for t in s.values()
+                  if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim()]
+        kernels = self.sdpa_backends(precision)
+        return {
+            "precision": {
+                "mode": "fp32" if precision == "fp32" else "autocast",
+                "param_dtypes": sorted({_dtype(p) for p in model.parameters()}),
+                "compute_dtype": _dtype(PRECISION_DTYPES[precision]),
+                "optimizer_state_dtypes": sorted({_dtype(t) for t in states}),
+                "master_copy": False,  # the parameters are the master weights; no second copy
+            },
+            "optimizer": {"name": type(optimizer).__name__,
+                          "implementation": optimizer_implementation(optimizer),
+                          **{k: optimizer.defaults[k] for k in ("lr", "betas", "weight_decay",
+                                                                "eps")}},
+            "attention": {
+                "sdpa_backends": [k.name for k in kernels] if kernels else None,
+                "enforced": kernels is not None,  # no other kernel could run (else: torch's)
+            },
+            "compile": {
+                "scope": "forward+loss",  # backward: its AOTAutograd-compiled graph
+                "optimizer_step": "compiled" if self.compiles_optimizer_step(optimizer)
+                else "eager",
+                "backend": self.compile_backend,
+                "dynamic": False,
+            } if compiled else None,
+        }
 
     def optimizer_options(self) -> dict[str, Any]:
         """Extra AdamW keyword arguments (fused/foreach) for this device."""
         return {}
 
     def compilations(self) -> CompileCount | None:
-        """Graph compilations so far, where the backend counts them (else None)."""
-        return None
+        """Graph compilations so far, where the backend counts them (else None): Dynamo's
+        graphs once ``compile`` was used."""
+        return dynamo_compilations() if self._torch_compiled else None
 
     def reset_peak_memory(self) -> None:
         """Start a fresh peak-memory measurement."""
 
     @abstractmethod
     def peak_memory(self) -> Memory: ...
+
+
+def _dtype(x: torch.Tensor | torch.dtype) -> str:
+    return str(x if isinstance(x, torch.dtype) else x.dtype).removeprefix("torch.")
+
+
+def optimizer_implementation(optimizer: torch.optim.Optimizer) -> str:
+    """``fused``, ``foreach`` or ``for-loop``: what torch runs (its defaults resolved as
+    torch.optim does for an optimizer given neither flag)."""
+    fused, foreach = optimizer.defaults.get("fused"), optimizer.defaults.get("foreach")
+    if fused is None and foreach is None:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        fused, foreach = _default_to_fused_or_foreach(params, False, False)
+    return "fused" if fused else "foreach" if foreach else "for-loop"

@@ -1,4 +1,12 @@
-"""NVIDIA GPUs through torch.cuda: device events for per-step times, fused AdamW."""
+"""NVIDIA GPUs through torch.cuda: device events for per-step times, fused AdamW, and in bf16
+FlashAttention only.
+
+Attention in bf16 runs under ``sdpa_kernel([FLASH_ATTENTION])``: a shape or GPU that flash
+cannot take fails the run loudly ("No available kernel") instead of falling back silently to the
+memory-efficient or math kernel; a GPU older than sm80 fails before warm-up with the reason.
+fp32 leaves the choice to torch (flash takes only fp16/bf16; torch picks memory-efficient
+attention). Whatever was allowed is recorded (``attention.sdpa_backends``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend
 
 from bench import hardware
 from bench.backends.accelerator import AcceleratorBackend
 from bench.backends.base import DeviceInfo, Probe
 from bench.hardware import Figure
+
+FLASH_MIN_CAPABILITY = (8, 0)  # PyTorch's FlashAttention-2 kernels: Ampere (sm80) and newer
+
+
+def flash_kernels(precision: str, capability: tuple[int, int], gpu: str
+                  ) -> tuple[SDPBackend, ...] | None:
+    """The SDPA kernels of a run: FlashAttention alone in bf16, torch's choice in fp32.
+
+    Raises RuntimeError (the run fails, with this reason) for bf16 on a GPU below sm80."""
+    if precision == "fp32":
+        return None
+    if tuple(capability) < FLASH_MIN_CAPABILITY:
+        need = ".".join(map(str, FLASH_MIN_CAPABILITY))
+        raise RuntimeError(
+            f"{precision} on cuda runs attention on FlashAttention only, which needs compute "
+            f"capability >= {need}; {gpu} has {capability[0]}.{capability[1]}: use an Ampere "
+            "or newer GPU, or --precision fp32"
+        )
+    return (SDPBackend.FLASH_ATTENTION,)
 
 
 def nvidia_driver_version() -> str | None:
@@ -62,3 +90,7 @@ class CudaBackend(AcceleratorBackend):
 
     def optimizer_options(self) -> dict[str, Any]:
         return {"fused": True}
+
+    def sdpa_backends(self, precision: str) -> tuple[SDPBackend, ...] | None:
+        return flash_kernels(precision, torch.cuda.get_device_capability(self.device),
+                             torch.cuda.get_device_name(self.device))

@@ -10,7 +10,6 @@ divide by the logical cores per chip of the detected generation and LNC.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import metadata
 
 import torch
@@ -40,6 +39,7 @@ class NeuronBackend(AcceleratorBackend):
     name = "neuron"
     dist_backend = "neuron"
     device_type = "neuron"
+    compile_backend = "neuron"
 
     @classmethod
     def probe(cls) -> Probe:
@@ -80,6 +80,3 @@ class NeuronBackend(AcceleratorBackend):
     def peak_flops(self, precision: str) -> Figure | None:
         gen = self._topology().generation
         return hardware.peak_for(hardware.DEVICES.get(gen or ""), precision)
-
-    def compile(self, fn: Callable) -> Callable:
-        return torch.compile(fn, backend="neuron")

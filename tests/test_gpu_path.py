@@ -1,0 +1,208 @@
+"""The GPU path, as far as it runs without a GPU: the bare-loop comparison script (for real on the
+CPU), --compile's scope and compile accounting, the SDPA kernel choice and its enforcement, the
+record's precision/optimizer/attention blocks, and the H100 runbook and sweep file.
+
+CPU stand-ins take the cuda backend's policies (fused AdamW, FlashAttention only in bf16) onto
+CPU kernels: PyTorch has a CPU FlashAttention kernel and a CPU fused AdamW.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend
+from torch.profiler import profile
+
+from bench import config, runner, sweep
+from bench.backends import Selection
+from bench.backends.base import Probe
+from bench.backends.cpu import CpuBackend
+from bench.backends.cuda import CudaBackend, flash_kernels
+from models import registry
+from tests.conftest import ROOT, read_jsonl
+
+H100_CAPABILITY = (9, 0)  # what torch.cuda.get_device_capability() returns on an H100
+
+
+class CudaPolicyOnCpu(CpuBackend):
+    """The cuda backend's choices (fused AdamW; in bf16 FlashAttention only, as on an H100)
+    on CPU kernels."""
+
+    optimizer_options = CudaBackend.optimizer_options
+
+    def sdpa_backends(self, precision):
+        return flash_kernels(precision, H100_CAPABILITY, "NVIDIA H100 80GB HBM3 (stand-in)")
+
+
+class OnlyKernel(CpuBackend):
+    """The CPU backend with SDPA restricted to one kernel."""
+
+    kernel: SDPBackend
+
+    def sdpa_backends(self, precision):
+        return (self.kernel,)
+
+
+def _kernel_backend(kernel: SDPBackend) -> type[CpuBackend]:
+    return type(f"Only{kernel.name.title()}", (OnlyKernel,), {"kernel": kernel})
+
+
+def _cfg(**kw):
+    return config.resolve("cpu", {"model": "tiny", "steps": 2, "warmup": 1, **kw})
+
+
+# --- the SDPA kernel choice -------------------------------------------------------------------
+
+def test_cuda_runs_flash_only_in_bf16_and_lets_torch_choose_in_fp32():
+    assert flash_kernels("bf16", (9, 0), "H100") == (SDPBackend.FLASH_ATTENTION,)
+    assert flash_kernels("bf16", (8, 0), "A100") == (SDPBackend.FLASH_ATTENTION,)
+    assert flash_kernels("fp32", (9, 0), "H100") is None
+    assert flash_kernels("fp32", (7, 0), "V100") is None
+
+
+def test_bf16_on_a_gpu_without_flash_fails_with_the_reason():
+    with pytest.raises(RuntimeError, match=r"Tesla T4 has 7\.5.*--precision fp32"):
+        flash_kernels("bf16", (7, 5), "Tesla T4")
+
+
+@pytest.mark.parametrize(("kernel", "op", "absent"), [
+    (SDPBackend.FLASH_ATTENTION, "aten::_scaled_dot_product_flash_attention_for_cpu",
+     "aten::_scaled_dot_product_attention_math"),
+    (SDPBackend.MATH, "aten::_scaled_dot_product_attention_math",
+     "aten::_scaled_dot_product_flash_attention_for_cpu"),
+])
+def test_train_step_runs_attention_on_the_backends_kernel(kernel, op, absent):
+    torch.manual_seed(0)
+    model = registry.build(registry.get("tiny"))
+    optimizer = torch.optim.AdamW(model.parameters())
+    step = runner.make_train_step(model, optimizer, _kernel_backend(kernel)(), "bf16")
+    tokens = torch.randint(0, 512, (2, 17))
+    with profile() as prof:
+        step(tokens[:, :-1], tokens[:, 1:])
+    names = {e.name for e in prof.events()}
+    assert op in names and absent not in names
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_kernel_that_cannot_run_fails_the_run_instead_of_falling_back(compiled, cache_dir,
+                                                                       tmp_path):
+    """The CPU has no memory-efficient attention: restricted to it, the run fails (eager: at the
+    first step; compiled: while the graph is traced) and is stored as failed."""
+    results = tmp_path / "r.jsonl"
+    backend = _kernel_backend(SDPBackend.EFFICIENT_ATTENTION)
+    record = runner.execute(_cfg(compile=compiled), Selection(backend, "stand-in"), results)
+    assert record["status"] == "failed" and "RuntimeError" in record["error"]
+    assert [r["status"] for r in read_jsonl(results)] == ["failed"]
+
+
+# --- the record's blocks ---------------------------------------------------------------------
+
+def test_cuda_policy_record_names_fused_adamw_flash_and_autocast(cache_dir):
+    r = runner.measure(_cfg(precision="bf16"), CudaPolicyOnCpu())
+    assert r["precision"] == {"mode": "autocast", "param_dtypes": ["float32"],
+                              "compute_dtype": "bfloat16", "optimizer_state_dtypes": ["float32"],
+                              "master_copy": False}
+    assert r["precision_mode"] == "autocast bf16 compute, fp32 parameters and optimizer states"
+    assert r["optimizer"]["implementation"] == "fused"
+    assert r["optimizer"]["betas"] == (0.9, 0.95) and r["optimizer"]["lr"] == 3e-4
+    assert r["attention"] == {"sdpa_backends": ["FLASH_ATTENTION"], "enforced": True}
+    assert r["compile"] is None and r["compilation"] is None
+
+
+def test_cpu_record_in_fp32_leaves_attention_to_torch(cache_dir):
+    r = runner.measure(_cfg(), CpuBackend())
+    assert r["precision"]["mode"] == "fp32" and r["precision"]["compute_dtype"] == "float32"
+    assert r["optimizer"]["implementation"] == "for-loop"  # torch's default on CPU tensors
+    assert r["attention"] == {"sdpa_backends": None, "enforced": False}
+
+
+def test_compile_leaves_a_fused_optimizer_eager_and_compiles_another():
+    params = [torch.nn.Parameter(torch.ones(3))]
+    be = CpuBackend()
+    assert not be.compiles_optimizer_step(torch.optim.AdamW(params, fused=True))
+    assert be.compiles_optimizer_step(torch.optim.AdamW(params))
+    assert be.compiles_optimizer_step(torch.optim.AdamW(params, foreach=True))
+
+
+def test_compiled_run_on_cpu_compiles_in_warmup_only(cache_dir):
+    """One real torch.compile run: forward+loss and the (unfused) optimizer step compiled, the
+    graphs counted in warm-up and none in the window, FlashAttention enforced as on cuda."""
+    r = runner.measure(_cfg(compile=True, warmup=2, steps=2, precision="bf16"),
+                       _kernel_backend(SDPBackend.FLASH_ATTENTION)())
+    assert r["compile"] == {"scope": "forward+loss", "optimizer_step": "compiled",
+                            "backend": "inductor", "dynamic": False}
+    c = r["compilation"]
+    assert c["warmup_graphs"] >= 2 and c["warmup_compile_s"] > 0 and "Dynamo" in c["method"]
+    assert r["compiles_timed"] == 0 and not r["warnings"]
+    assert r["attention"]["sdpa_backends"] == ["FLASH_ATTENTION"]
+    assert r["loss_last"] < r["loss_first"]
+
+
+# --- scripts/gpu ------------------------------------------------------------------------------
+
+def _script(*args: str, cache_dir) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)}
+    return subprocess.run([sys.executable, "scripts/gpu/bare_loop.py", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_bare_loop_script_compares_harness_and_bare_on_cpu(cache_dir):
+    proc = _script("--device", "cpu", "--model", "tiny", "--steps", "3", "--warmup", "1",
+                   "--rounds", "2", "--json", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    bare, harness = out["bare"], out["harness"]
+    assert len(bare["per_round"]) == len(harness["per_round"]) == 2
+    assert min(bare["per_round"] + harness["per_round"]) > 0
+    assert out["ratio"] == pytest.approx(harness["tokens_per_s"]["median"]
+                                         / bare["tokens_per_s"]["median"])
+    assert out["peak"]["label"] == "measured" and bare["mfu"] > 0 and harness["mfu"] > 0
+    # the same program: same settings, and the same loss after the same steps on the same data
+    assert out["settings_differ"] == [] and bare["settings"] == harness["settings"]
+    assert bare["loss_last"] == pytest.approx(harness["loss_last"], rel=1e-5)
+    assert harness["step_time_method"] == "host-clock"
+    assert "round 2/2" in proc.stderr
+
+
+def test_bare_loop_script_rejects_bad_input(cache_dir):
+    proc = _script("--device", "cpu", "--model", "tiny", "--rounds", "0", cache_dir=cache_dir)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == ["bare_loop: error: --rounds: must be >= 1, got 0"]
+
+
+def test_h100_runbook_is_shellcheck_clean_and_prints_its_commands():
+    script = ROOT / "scripts/gpu/run-h100.sh"
+    shellcheck = ROOT / ".venv/bin/shellcheck"
+    check = subprocess.run([str(shellcheck), "-s", "bash", str(script)], capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stdout
+    proc = subprocess.run(["bash", str(script), "--dry-run", "--batches", "8 16"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    runs = [line for line in lines if " -m bench run " in line]
+    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "BEST", "BEST", "BEST"]
+    assert all("--model 1b --seq 2048 --precision bf16 --compile" in r for r in runs)
+    assert any("bare_loop.py --device cuda" in line and "--json >" in line for line in lines)
+    assert any("--sync-debug" in line for line in lines)
+    assert any("sweep scripts/gpu/sweep-h100.toml" in line for line in lines)
+    assert lines[-1].startswith("+ .venv/bin/python -m bench report --results results/h100/")
+
+
+def test_h100_sweep_file_resolves_to_its_grid(monkeypatch, tmp_path):
+    """The sweep file through the real loader; the cuda probe is a stand-in (no GPU here)."""
+    monkeypatch.setattr(CudaBackend, "probe",
+                        classmethod(lambda cls: Probe("cuda", True, "stand-in: no GPU here")))
+    s = sweep.load(ROOT / "scripts/gpu/sweep-h100.toml", tmp_path / "r.jsonl")
+    assert len(s.points) == 80 and s.repeats == 3
+    cfgs = [p.config for p in s.points]
+    assert {c.model for c in cfgs} == {"125m", "350m", "1b", "3b"}
+    assert {c.compile for c in cfgs} == {False, True}
+    assert {(c.backend, c.precision) for c in cfgs} == {("cuda", "bf16")}
+    assert ("1b", 2048) in {(c.model, c.seq) for c in cfgs}
+
