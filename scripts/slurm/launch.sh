@@ -4,12 +4,13 @@
 # Inputs (environment): NPROC_PER_NODE, TRNBENCH_ARGS, DRY_RUN, and Slurm's own variables.
 set -euo pipefail
 
-first_host() {
-  if command -v scontrol >/dev/null 2>&1; then
-    scontrol show hostnames "$1" | head -n 1
-  else  # node[01-04,07] -> node01 (what scontrol would print first)
-    echo "$1" | sed -E 's/^([^[,]*)\[([^],-]*).*/\1\2/; s/,.*//'
+first_host() {  # scontrol needs a Slurm configuration, which a dry run may not have
+  local host
+  host=$(scontrol show hostnames "$1" 2>/dev/null | head -n 1) || true
+  if [ -z "$host" ]; then  # node[01-04,07] -> node01 (what scontrol would print first)
+    host=$(echo "$1" | sed -E 's/^([^[,]*)\[([^],-]*).*/\1\2/; s/,.*//')
   fi
+  echo "$host"
 }
 
 : "${SLURM_JOB_NODELIST:?run under sbatch, or set it for a dry run}"
