@@ -10,12 +10,15 @@ Definitions (DESIGN.md, "Metric definitions"):
 - repeats of one configuration: median, olympic mean (MLPerf training rules: the fastest
   and the slowest of the runs dropped, the rest averaged; the plain mean below 3 runs),
   min, max, CV; a CV above ``CV_FLAG`` marks the figure unstable.
+- scaling efficiency of a weak-scaling series (batch per rank fixed) at N ranks =
+  (global tokens/s at N / N) / (global tokens/s at b / b), b the smallest world size
+  measured (1 in a series with a 1-rank point: tokens/s per rank against one rank).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -104,3 +107,20 @@ def mfu(flops_per_token: float, tokens_per_s: float, peak_flops_per_chip: float 
     if peak_flops_per_chip is None or peak_flops_per_chip <= 0 or chips <= 0:
         return None
     return flops_per_token * tokens_per_s / (peak_flops_per_chip * chips)
+
+
+def scaling_efficiency(tokens_per_s: Mapping[int, float]) -> dict[int, float]:
+    """Scaling efficiency of each world size of a weak-scaling series (batch per rank fixed).
+
+    ``tokens_per_s`` maps world size N to the global tokens/s T_N of its measured run;
+    E(N) = (T_N / N) / (T_b / b), b = min(N) the baseline (E(b) = 1). With a 1-rank point
+    this is tokens/s per rank against one rank; 1 is perfect scaling, below 1 the share of
+    per-rank throughput lost to communication and synchronisation.
+    """
+    if not tokens_per_s:
+        raise ValueError("scaling_efficiency needs at least one measured world size")
+    if any(n < 1 for n in tokens_per_s):
+        raise ValueError(f"world sizes must be >= 1, got {sorted(tokens_per_s)}")
+    base = min(tokens_per_s)
+    per_rank = tokens_per_s[base] / base
+    return {n: t / n / per_rank for n, t in sorted(tokens_per_s.items())}

@@ -1,0 +1,216 @@
+"""`trnbench scaling`: a weak-scaling series of data-parallel runs, one per process count.
+
+Each point is a real ``trnbench run --nproc N`` (torchrun, DDP or FSDP2) started as a
+subprocess with the same resolved configuration and the tag ``scaling=<series id>``; the
+batch is per rank (weak scaling: every rank trains its own batch, the global batch grows
+with N), which is what data parallelism measures. A failed point is shown as failed and
+the series goes on. Efficiency (``metrics.scaling_efficiency``):
+
+    E(N) = (global tokens/s at N / N) / (global tokens/s at b / b)
+
+b the smallest process count of the series with an ok run: 1 when the series starts at 1
+rank (tokens/s per rank against one rank), else the efficiency is relative to b ranks and
+labelled so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench import console, metrics, store
+from bench.config import ConfigError, RunConfig
+
+TAG = "scaling"
+_FLAGS = {"dist_timeout_s": "--dist-timeout"}  # RunConfig fields whose flag is not --<name>
+_NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
+
+
+def parse_nproc(spec: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]: positive integers in ascending order, comma separated."""
+    try:
+        counts = [int(x) for x in spec.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 for n in counts) or counts != sorted(set(counts)):
+        raise ConfigError("--nproc", f"expected positive process counts in ascending order, "
+                          f"comma separated (e.g. 1,2,4,8), got {spec!r}")
+    return counts
+
+
+def series_records(records: Iterable[dict[str, Any]], series: str) -> list[dict[str, Any]]:
+    """The records tagged ``scaling=<series>``, in file order."""
+    return [r for r in records if (r.get("tags") or {}).get(TAG) == series]
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> tuple[int | None, list[dict[str, Any]]]:
+    """(baseline process count, points) of one series' records (one per world size).
+
+    A point: nproc (the record's world size), run id, status, error, global tokens/s,
+    tokens/s per rank, efficiency against the baseline, MFU; figures null unless ok.
+    """
+    points = []
+    for r in records:
+        n = r.get("world_size")
+        tps = r.get("tokens_per_s") if r.get("status") == "ok" else None
+        points.append({"nproc": n, "run_id": r.get("run_id"), "status": r.get("status"),
+                       "error": r.get("error"), "tokens_per_s": tps,
+                       "tokens_per_s_per_rank": None if tps is None else tps / n,
+                       "efficiency": None, "mfu": r.get("mfu") if tps is not None else None})
+    measured = {p["nproc"]: p["tokens_per_s"] for p in points if p["tokens_per_s"] is not None}
+    efficiency = metrics.scaling_efficiency(measured) if measured else {}
+    for p in points:
+        if p["tokens_per_s"] is not None:
+            p["efficiency"] = efficiency[p["nproc"]]
+    return (min(efficiency) if efficiency else None), points
+
+
+def run_flags(cfg: RunConfig, tags: dict[str, str]) -> list[str]:
+    """``trnbench run`` flags that reproduce ``cfg`` exactly, and the user's tags."""
+    flags: list[str] = []
+    for name, value in cfg.as_dict().items():
+        if name in _NO_FLAG:
+            continue
+        flag = _FLAGS.get(name, f"--{name}")
+        if isinstance(value, bool):
+            flags.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            flags += [flag, str(value)]
+    for key, value in tags.items():
+        flags += ["--tag", f"{key}={value}"]
+    return flags
+
+
+def _series_id(name: str | None, results: Path) -> str:
+    """The user's ``--series`` name, unused in ``results``, or a new short id."""
+    if name is None:
+        return uuid.uuid4().hex[:8]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ConfigError("--series", f"expected letters, digits, '_', '-' or '.', got {name!r}")
+    if results.exists() and series_records(store.iter_records(results), name):
+        raise ConfigError("--series", f"{name!r} already has records in {results}; "
+                          "choose a new name")
+    return name
+
+
+def _point_env(cfg: RunConfig) -> tuple[dict[str, str], list[str]]:
+    """The environment of every point, and what it fixes. On the CPU, torchrun gives each
+    of several ranks OMP_NUM_THREADS=1 but leaves 1 rank all cores; every point gets one
+    thread per rank instead (unless the user set it), so that the series compares data
+    parallelism, not thread counts."""
+    env = dict(os.environ)
+    if cfg.backend != "cpu" or "OMP_NUM_THREADS" in env:
+        return env, []
+    env["OMP_NUM_THREADS"] = "1"
+    return env, ["cpu: every point runs one thread per rank (OMP_NUM_THREADS=1, as torchrun "
+                 "sets for several ranks); set OMP_NUM_THREADS to choose another count"]
+
+
+def _point_record(results: Path, series: str, seen: set[str], nproc: int,
+                  proc: subprocess.CompletedProcess) -> dict[str, Any]:
+    """The record the run of ``nproc`` stored, or a failed stand-in when it stored none."""
+    new = [r for r in series_records(store.iter_records(results), series)
+           if r.get("run_id") not in seen] if results.exists() else []
+    if new:
+        return new[-1]
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"world_size": nproc, "run_id": None, "status": "failed",
+            "error": f"no record stored (exit code {proc.returncode}): {last}"}
+
+
+def _run_point(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run one point, its output captured. On Ctrl-C (which the run's processes receive
+    too) wait for it to store its interrupted record, then stop the series."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env) as proc:
+        try:
+            out, err = proc.communicate()
+        except KeyboardInterrupt:
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
+        tags: dict[str, str], as_json: bool) -> int:
+    """Run the series, print its table (or JSON); 1 if any point failed."""
+    nprocs = parse_nproc(nproc_spec)
+    if TAG in tags:
+        raise ConfigError("--tag", f"{TAG}=... is set by trnbench scaling; name the series "
+                          "with --series NAME")
+    problem = store.writable_problem(results)
+    if problem:
+        raise ConfigError("--results", f"cannot append records: {problem}")
+    sid = _series_id(series, results)
+    base_cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg, tags), "--json",
+                "--tag", f"{TAG}={sid}", "--results", str(results)]
+    env, notes = _point_env(cfg)
+    records: list[dict[str, Any]] = []
+    bar = Progress(TextColumn("scaling {task.description:<10}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), console=console.stderr,
+                   disable=not (console.stderr.is_terminal or not as_json))
+    with bar:
+        task = bar.add_task("", total=len(nprocs))
+        for n in nprocs:
+            bar.update(task, description=f"nproc {n}")
+            proc = _run_point([*base_cmd, "--nproc", str(n)], env)
+            record = _point_record(results, sid, {r.get("run_id") for r in records}, n, proc)
+            records.append(record)
+            if record["status"] == "ok":
+                bar.console.print(f"nproc {n}: {record['tokens_per_s']:,.1f} tokens/s "
+                                  f"(run {record['run_id']})", highlight=False)
+            else:
+                tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+                bar.console.print(f"[red]nproc {n} failed[/red]: {escape(str(record['error']))}"
+                                  f"\n[dim]{escape(tail)}[/dim]", highlight=False)
+            bar.advance(task)
+    baseline, points = summarize(records)
+    summary = {"series": sid, "model": cfg.model, "batch_per_rank": cfg.batch,
+               "config": cfg.as_dict(), "results": str(results), "baseline_nproc": baseline,
+               "points": points, "notes": notes}
+    if as_json:
+        print(store.dumps(summary))
+    else:
+        console.stdout.print(table(summary))
+        for note in summary["notes"]:
+            console.stdout.print(f"[yellow]note[/yellow]: {escape(note)}", soft_wrap=True)
+    failed = [p["nproc"] for p in points if p["status"] != "ok"]
+    if failed:
+        print(f"trnbench: scaling: nproc {', '.join(map(str, failed))} failed "
+              f"(stored in {results})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def table(summary: dict[str, Any]) -> Table:
+    """The series as a terminal table: one row per process count."""
+    cfg, base = summary["config"], summary["baseline_nproc"]
+    against = "" if base is None else f" vs {base} rank" + ("s" if base > 1 else "")
+    t = Table(title=f"trnbench scaling {summary['series']}: {cfg['model']} on {cfg['backend']} "
+              f"({cfg['parallel']}), batch {cfg['batch']} per rank x seq {cfg['seq']} "
+              "(weak scaling)",
+              caption=f"efficiency = (tokens/s at N / N) / (tokens/s at b / b), b = "
+                      f"{base if base is not None else 'n/a'}; stored in {summary['results']}")
+    for col in ("nproc", "global tokens/s", "per rank", f"efficiency{against}", "MFU",
+                "status"):
+        t.add_column(col, justify="left" if col == "status" else "right")
+    for p in summary["points"]:
+        status = ("ok" if p["status"] == "ok" else
+                  f"[red]{escape(str(p['status']))}: {escape(str(p['error']))}[/red]")
+        t.add_row(str(p["nproc"]), _fmt(p["tokens_per_s"], ",.1f"),
+                  _fmt(p["tokens_per_s_per_rank"], ",.1f"), _fmt(p["efficiency"], ".1%"),
+                  _fmt(p["mfu"], ".2%"), status)
+    return t
