@@ -305,3 +305,126 @@ def test_moe_counts_active_flops_and_total_memory(capsys):
     assert shape.params > 3 * shape.matmul_params and shape.n_experts == 8
     assert d["flops"] == pytest.approx(shape.flops_per_token(shape.seq_len) * 1e12)
     assert any("mixture of 8 experts" in n for n in d["notes"])
+
+
+# --- mixture of experts: expert parallelism and its all-to-all --------------------------
+
+MIXTRAL = ("--model", "mixtral-8x7b", "--tokens", "1e12", "--hardware", "trn2",
+           "--node-mfu", "0.4")
+A2A_BYTES = 4096 * 2 * 4096 * 2  # b T k d x 2 bytes per rank: seq 4096, top-2, d 4096, TP 1
+
+
+def test_moe_shape_counts_experts_and_router():
+    s = get_shape("mixtral-8x7b", "--model")
+    expert = 3 * 4096 * 14336  # SwiGLU w1, w2, w3
+    attention = 2 * 4096 * 4096 + 2 * 4096 * 1024  # wq, wo; wk, wv with 8 KV heads
+    assert (s.n_experts, s.top_k) == (8, 2)
+    assert s.expert_params == 32 * 8 * expert
+    assert s.dense_params == s.params - s.expert_params == pytest.approx(1.6056e9, rel=1e-3)
+    # N: two routed experts and the D x E router per layer, attention, the output head
+    assert s.matmul_params == 32 * (attention + 4096 * 8 + 2 * expert) + 32000 * 4096
+    assert s.flops_per_token(4096) == 6 * s.matmul_params + 12 * 32 * 32 * 128 * 4096
+    tiny = get_shape("moe-tiny", "--model")
+    assert (tiny.n_experts, tiny.top_k, tiny.expert_params) == (4, 2, 2 * 4 * 3 * 128 * 256)
+    dense = get_shape("llama3-8b", "--model")
+    assert (dense.n_experts, dense.expert_params, dense.dense_params) == (1, 0, dense.params)
+
+
+def test_moe_memory_splits_the_experts_over_ep():
+    s = get_shape("mixtral-8x7b", "--model")
+    args = dict(tp=1, pp=1, dp=64, recompute=False, micro_batch=1, micro_batches=64, vpp=1,
+                usable=1.0)
+    z1 = plan.memory(s, 4096, sharding="zero1", ep=8, **args)
+    assert z1.states == pytest.approx(s.dense_params * (4 + 12 / 64)
+                                      + s.expert_params / 8 * (4 + 12 / 8))
+    fsdp = plan.memory(s, 4096, sharding="fsdp", ep=8, **args)
+    layers = 2 * (s.dense_params + s.expert_params / 8) / 32 * 2  # two gathered layers
+    assert fsdp.states == pytest.approx(s.dense_params * 16 / 64 + s.expert_params / 8 * 16 / 8
+                                        + layers)
+    assert plan.memory(s, 4096, sharding="zero1", **args).states == pytest.approx(
+        s.params * (4 + 12 / 64))  # EP 1: as a dense model of all the parameters
+    assert z1.states < plan.memory(s, 4096, sharding="zero1", **args).states / 4
+
+
+def test_moe_plan_takes_ep_where_it_helps_memory(capsys):
+    pinned = ("--chips", "16", "--tp", "1", "--pp", "1", "--sharding", "zero1")
+    d = project(capsys, *MIXTRAL, *pinned)
+    p = d["plan"]
+    assert (p["dp"], p["ep"]) == (16, 8)  # ZeRO-1 without model parallelism fits only so
+    assert p["memory_bytes"]["total"] <= p["memory_bytes"]["usable"]
+    assert "plan" in refused(capsys, *MIXTRAL, *pinned, "--ep", "1")  # 208 GiB per chip
+    d = project(capsys, *MIXTRAL, "--chips", "64")
+    p, st = d["plan"], d["plan"]["step"]
+    assert p["ep"] > 1 and p["dp"] % p["ep"] == 0 and 8 % p["ep"] == 0
+    assert st["ep_s"] > 0
+    parts = ("compute_s", "recompute_s", "tp_s", "ep_s", "pp_s", "imbalance_s", "bubble_s",
+             "dp_s")
+    assert sum(st[k] for k in parts) == pytest.approx(st["total_s"])
+    assert d["mfu_at_scale"] == pytest.approx(0.4 * st["compute_s"] / st["total_s"])
+    assert any(f"split over EP {p['ep']}" in n for n in d["notes"])
+    assert not any("not modelled" in n and "expert parallelism" in n for n in d["notes"])
+    assert cli.main(["project", *MIXTRAL, "--chips", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "EP all-to-all" in out and f"EP {p['ep']} inside DP" in out
+
+
+def test_moe_all_to_all_by_hand(capsys):
+    """TP 1 x EP 8 fits a 16-chip trn2 node: 640 GB/s NeuronLink; 64 micro-batches of one
+    4096-token sequence, 32 layers, 4 all-to-alls each (dispatch, combine; fwd, bwd)."""
+    pinned = ("--chips", "64", "--tp", "1", "--pp", "1", "--dp", "64", "--ep", "8",
+              "--sharding", "zero1", "--recompute", "none")
+    d = project(capsys, *MIXTRAL, *pinned)
+    st = d["plan"]["step"]
+    assert st["ep_s"] == pytest.approx(64 * 32 * 4 * A2A_BYTES / 640e9 * 7 / 8)
+    s = get_shape("mixtral-8x7b", "--model")
+    efa = 3.2e12 / 8 / 16  # per chip: DP spans 4 nodes
+    dense = s.dense_params * 2 / efa * 63 / 64  # reduce-scatter over the 64 replicas
+    experts = s.expert_params / 8 * 2 / efa * 7 / 8  # over the 8 that hold the same experts
+    assert st["dp_s"] == pytest.approx(2 * (dense + experts))  # + the all-gather
+    assert d["plan"]["memory_bytes"]["states"] == pytest.approx(
+        s.dense_params * (4 + 12 / 64) + s.expert_params / 8 * (4 + 12 / 8))
+    hidden = project(capsys, *MIXTRAL, *pinned, "--ep-overlap", "0.25")["plan"]["step"]
+    assert hidden["ep_s"] == pytest.approx(0.75 * st["ep_s"])
+    full = project(capsys, *MIXTRAL, *pinned[:-1], "full")["plan"]["step"]
+    assert full["ep_s"] == pytest.approx(1.5 * st["ep_s"])  # 6 with the forward again
+    # TP 4 x EP 8 = 32 ranks span two nodes: EFA per chip, b T k d / t bytes per rank
+    d = project(capsys, *MIXTRAL, "--chips", "256", "--tp", "4", "--pp", "1", "--dp", "64",
+                "--ep", "8")
+    assert d["plan"]["step"]["ep_s"] == pytest.approx(
+        d["plan"]["micro_batches"] * 32 * 4 * A2A_BYTES / 4 / efa * 7 / 8)
+
+
+EP_BAD = [
+    ((*MIXTRAL, "--chips", "64", "--ep", "3"), "--ep: 3 does not divide the 8 experts"),
+    ((*MIXTRAL, "--chips", "64", "--ep", "16"), "--ep: 16 does not divide the 8 experts"),
+    ((*MIXTRAL, "--chips", "64", "--dp", "12", "--ep", "8"), "--ep: 8 does not divide DP 12"),
+    ((*MIXTRAL, "--chips", "64", "--tp", "16", "--ep", "8"), "--ep: no TP x PP x DP"),
+    ((*MIXTRAL, "--chips", "64", "--ep", "0"), "--ep"),
+    ((*MIXTRAL, "--chips", "64", "--ep", "2.5"), "--ep"),
+    ((*MIXTRAL, "--chips", "64", "--ep-overlap", "2"), "--ep-overlap"),
+    ((*MIXTRAL, "--chips", "64", "--hardware", "trn1", "--ep", "2"), "--intra-node-gbs"),
+    (("--model", "llama3-8b", "--tokens", "1e12", "--hardware", "trn2", "--chips", "64",
+      "--node-mfu", "0.4", "--ep", "2"), "--ep: llama3-8b is dense"),
+]
+
+
+@pytest.mark.parametrize(("args", "text"), EP_BAD, ids=[t for _, t in EP_BAD])
+def test_ep_refused_one_line_exit_2(capsys, args, text):
+    assert text in refused(capsys, *args)
+
+
+def test_dense_model_keeps_ep_1_and_its_results(capsys):
+    """Values of these projections before expert parallelism was modelled."""
+    d = project(capsys, "--model", "llama3-405b", "--tokens", "15.6e12", "--hardware", "h100",
+                "--chips", "8192", "--node-mfu", "0.5")
+    p = d["plan"]
+    assert (p["tp"], p["pp"], p["dp"], p["ep"], p["sharding"], p["recompute"]) == (
+        8, 6, 170, 1, "zero1", "full")
+    assert p["step"]["ep_s"] == 0
+    assert d["days"] == pytest.approx(281.647073499405, rel=1e-9)
+    assert d["mfu_at_scale"] == pytest.approx(0.23163308270087607, rel=1e-9)
+    assert p["step"]["dp_s"] == pytest.approx(0.6724433598745098, rel=1e-9)
+    assert p["memory_bytes"]["total"] == pytest.approx(39216242728.15686, rel=1e-9)
+    assert not any(r["name"] == "EP overlap" for r in d["inputs"])
+    assert project(capsys, "--model", "llama3-8b", "--tokens", "1e12", "--hardware", "trn2",
+                   "--chips", "64", "--node-mfu", "0.4", "--ep", "1")["plan"]["ep"] == 1

@@ -1,7 +1,7 @@
 """Cluster-scale projection: time, chips, energy and power of a training run (DESIGN.md).
 
 Modules: ``workload`` (FLOPs and model shape), ``cluster`` (chip, node, cluster, power),
-``plan`` (memory and the TP/PP/DP search), ``comm`` (communication and the bubble),
+``plan`` (memory and the TP/PP/DP/EP search), ``comm`` (communication and the bubble),
 ``model`` (time, energy, power, sweep), ``presets`` (labelled data), ``measured`` (inputs
 from stored runs), ``render`` (tables, plot), ``command`` (the CLI verb), ``headline``.
 """

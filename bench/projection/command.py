@@ -47,10 +47,21 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
                           "it), --node-mfu X, or --from-results PATH [--run-id ID]")
     if args.run_id is not None and args.from_results is None:
         raise ConfigError("--run-id", "applies to --from-results")
+    dp_efficiency = None
+    if args.scaling_from is not None:
+        dp_efficiency = measured.scaling_efficiency(args.scaling_from, args.series)
+    elif args.scaling_efficiency is not None:
+        dp_efficiency = Figure(args.scaling_efficiency, "", "user", "--scaling-efficiency")
+    if args.series is not None and args.scaling_from is None:
+        raise ConfigError("--series", "applies to --scaling-from")
+    if dp_efficiency is not None and args.dp_overlap is not None:
+        raise ConfigError("--dp-overlap", "does not apply with a scaling efficiency (the "
+                          "measured DP time includes whatever overlap the run had)")
     pins = {k: v for k, v in (("tp", args.tp), ("pp", args.pp), ("dp", args.dp),
-                              ("sharding", args.sharding), ("recompute", args.recompute))
+                              ("ep", args.ep), ("sharding", args.sharding),
+                              ("recompute", args.recompute))
             if v is not None and v != "auto"}
-    for k in ("tp", "pp", "dp"):
+    for k in ("tp", "pp", "dp", "ep"):
         if k in pins:
             cluster.check_number(pins[k], f"--{k}", low=1, low_open=False, integer=True)
             pins[k] = int(pins[k])
@@ -63,8 +74,9 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
         vpp=_figure(args.vpp, "vpp", "--vpp"),
         tp_overlap=_figure(args.tp_overlap, "tp_overlap", "--tp-overlap"),
         dp_overlap=_figure(args.dp_overlap, "dp_overlap", "--dp-overlap"),
+        ep_overlap=_figure(args.ep_overlap, "ep_overlap", "--ep-overlap"),
         memory_usable=_figure(args.memory_usable, "memory_usable", "--memory-usable"),
-        j_per_flop=j_per_flop, pins=pins, notes=tuple(notes))
+        j_per_flop=j_per_flop, dp_efficiency=dp_efficiency, pins=pins, notes=tuple(notes))
 
 
 def _sweep_counts(spec: str, s: model.Scenario) -> list[int]:

@@ -1,4 +1,5 @@
-"""Inputs taken from a stored run (``bench.store``): its MFU and, if present, its J/token."""
+"""Inputs taken from stored runs (``bench.store``): a run's MFU and, if present, its J/token;
+a scaling series' efficiency at its largest process count (``bench.scaling``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench import hardware, store
+from bench import hardware, scaling, store
 from bench.config import ConfigError
 from bench.hardware import Figure
 
@@ -72,3 +73,36 @@ def j_per_flop(record: dict[str, Any], chip_key: str) -> tuple[Figure | None, st
                   f"run {record.get('run_id')}: energy.j_per_token {jpt:.4g} "
                   f"({energy.get('method')}; {energy.get('scope')}) / {fpt:.4g} FLOPs per "
                   "token"), None
+
+
+def scaling_efficiency(path: str | os.PathLike, series: str | None = None) -> Figure:
+    """The efficiency of ``series`` (default: the file's last) at its largest ok process
+    count against its baseline (``bench.scaling.summarize``), with its runs as the source."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("--scaling-from", f"no such file: {p}")
+    records = list(store.iter_records(p))
+    ids = list(dict.fromkeys((r.get("tags") or {}).get(scaling.TAG) for r in records))
+    ids = [i for i in ids if i is not None]
+    if not ids:
+        raise ConfigError("--scaling-from", f"{p} holds no scaling series (records tagged "
+                          f"{scaling.TAG}=ID by trnbench scaling)")
+    sid = ids[-1] if series is None else series
+    if sid not in ids:
+        raise ConfigError("--series", f"no series {sid!r} in {p}; series: {', '.join(ids)}")
+    runs = scaling.series_records(records, sid)
+    base, points = scaling.summarize(runs)
+    ok = [pt for pt in points if pt["efficiency"] is not None]
+    if len(ok) < 2:
+        raise ConfigError("--scaling-from", f"series {sid} in {p} has {len(ok)} ok run(s); "
+                          "the efficiency needs its baseline and a larger process count")
+    first = next(pt for pt in ok if pt["nproc"] == base)
+    top = max(ok, key=lambda pt: pt["nproc"])
+    r = next(r for r in runs if r.get("run_id") == top["run_id"])
+    cfg = r.get("config") or {}
+    return Figure(top["efficiency"], "", "measured",
+                  f"series {sid}: {top['nproc']} vs {base} rank(s), "
+                  f"{top['tokens_per_s']:,.4g} vs {first['tokens_per_s']:,.4g} tokens/s "
+                  f"(runs {top['run_id']}, {first['run_id']}; {cfg.get('model')}, "
+                  f"{cfg.get('parallel')}, batch {cfg.get('batch')} per rank x seq "
+                  f"{cfg.get('seq')} on {(r.get('device') or {}).get('name')}), {p}")

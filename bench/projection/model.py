@@ -1,7 +1,9 @@
 """Time, chip-hours, energy and power of a training run on a cluster: a model, not a simulator.
 
     MFU at scale  given (``--mfu``, as papers report it), or node MFU x efficiency of the
-                  plan's step (``--node-mfu`` / ``--from-results``; see ``comm``)
+                  plan's step (``--node-mfu`` / ``--from-results``; see ``comm``), its DP
+                  part modelled or taken from a scaling efficiency (``--scaling-from`` a
+                  measured series, ``--scaling-efficiency``; above 1 taken as 1)
     time          t = C / (chips x peak x MFU at scale x goodput)
     chip-hours    chips x t
     energy        chips:    chip power x chips x t (power drawn for the whole wall time,
@@ -46,9 +48,11 @@ class Scenario:
     vpp: Figure
     tp_overlap: Figure
     dp_overlap: Figure
+    ep_overlap: Figure
     memory_usable: Figure
     j_per_flop: Figure | None = None  # measured on the same chip type (node mode only)
-    pins: dict[str, Any] = field(default_factory=dict)  # tp, pp, dp, sharding, recompute
+    dp_efficiency: Figure | None = None  # scaling efficiency: DP time (node mode only)
+    pins: dict[str, Any] = field(default_factory=dict)  # tp, pp, dp, ep, sharding, recompute
     notes: tuple[str, ...] = ()
 
 
@@ -166,15 +170,17 @@ def training_seconds(flops: float, chips: int, peak: float, mfu: float, goodput:
     return flops / (chips * peak * mfu * goodput)
 
 
-def _links(s: Scenario, tp: int, pp: int, dp: int) -> comm.Links:
+def _links(s: Scenario, tp: int, pp: int, dp: int, ep: int) -> comm.Links:
     """Per-rank bandwidths: TP inside the node; PP inside it while a node holds several
-    stages; DP inside it while all replicas fit in one node; else EFA shared by the chips."""
+    stages; DP inside it while all replicas fit in one node; EP inside it while TP x EP
+    ranks fit in one node (EP ranks next to TP inside DP); else EFA shared by the chips."""
     node = s.cluster.node
     per_node = int(node.chips.value)
     intra = node.intra.value if node.intra else None
     efa = node.inter.value / per_node if node.inter else None
     return comm.Links(intra, intra if tp * pp <= per_node else efa,
-                      intra if tp * pp * dp <= per_node else efa)
+                      intra if tp * pp * dp <= per_node else efa,
+                      intra if tp * ep <= per_node else efa)
 
 
 def _check(s: Scenario) -> None:
@@ -184,7 +190,15 @@ def _check(s: Scenario) -> None:
                       (s.memory_usable, "--memory-usable")):
         if not 0 < fig.value <= 1:
             raise ConfigError(name, f"must be in (0, 1], got {fig.value:g}")
-    for fig, name in ((s.tp_overlap, "--tp-overlap"), (s.dp_overlap, "--dp-overlap")):
+    if s.dp_efficiency is not None:
+        flag = "--scaling-efficiency" if s.dp_efficiency.label == "user" else "--scaling-from"
+        if s.mode != "node":
+            raise ConfigError(flag, "applies with --node-mfu or --from-results (the DP part "
+                              "of the modelled communication); --mfu is already at scale")
+        if flag == "--scaling-efficiency" and not 0 < s.dp_efficiency.value <= 1:
+            raise ConfigError(flag, f"must be in (0, 1], got {s.dp_efficiency.value:g}")
+    for fig, name in ((s.tp_overlap, "--tp-overlap"), (s.dp_overlap, "--dp-overlap"),
+                      (s.ep_overlap, "--ep-overlap")):
         if not 0 <= fig.value <= 1:
             raise ConfigError(name, f"must be in [0, 1], got {fig.value:g}")
     for fig, name in ((s.micro_batch, "--micro-batch"), (s.vpp, "--vpp")):
@@ -203,6 +217,7 @@ def project(s: Scenario) -> Projection:
     _check(s)
     w, c = s.workload, s.cluster
     seq = int(w.seq_len.value)
+    dp_eff = None if s.dp_efficiency is None else min(s.dp_efficiency.value, 1.0)
 
     def step_fn(**dims: Any) -> comm.StepTime:
         return comm.step_time(
@@ -210,11 +225,13 @@ def project(s: Scenario) -> Projection:
             micro_batch=int(s.micro_batch.value), n_layers=w.shape.n_layers, dim=w.shape.dim,
             params=w.shape.params, peak=c.chip.peak.value, node_mfu=s.mfu.value,
             vpp=int(s.vpp.value), tp_overlap=s.tp_overlap.value, dp_overlap=s.dp_overlap.value,
-            links=_links(s, dims["tp"], dims["pp"], dims["dp"]), **dims)
+            links=_links(s, dims["tp"], dims["pp"], dims["dp"], dims["ep"]),
+            dp_efficiency=dp_eff, top_k=w.shape.top_k, expert_params=w.shape.expert_params,
+            ep_overlap=s.ep_overlap.value, **dims)
 
     chosen = plan.search(
         w.shape, seq, chips=int(c.chips.value), chips_per_node=int(c.node.chips.value),
-        tp_modelled=c.node.intra is not None or s.mode == "at-scale",
+        intra_modelled=c.node.intra is not None or s.mode == "at-scale",
         memory_bytes=c.chip.memory.value, usable_share=s.memory_usable.value,
         global_batch_tokens=s.global_batch_tokens.value, micro_batch=int(s.micro_batch.value),
         vpp=int(s.vpp.value), step_fn=step_fn, **s.pins)
@@ -249,14 +266,30 @@ def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
                      "chips are left out of time, energy and power")
     if s.mode == "at-scale":
         notes.append("MFU at scale used as given; the communication model only ranked plans")
-    if w.shape.n_experts > 1:
-        notes.append(f"mixture of {w.shape.n_experts} experts: memory holds all "
-                     f"{w.shape.params:,.0f} parameters, FLOPs count the "
-                     f"{w.shape.matmul_params:,.0f} active per token; expert parallelism and "
-                     "its all-to-all are not modelled")
+    e = s.dp_efficiency
+    if e is not None:
+        used = min(e.value, 1.0)
+        capped = f" ({e.value:.1%} taken as 100%: no DP overhead measured)" if e.value > 1 else ""
+        notes.append(
+            f"DP communication from the {e.label} scaling efficiency {used:.1%}{capped} in place "
+            f"of the modelled DP traffic (DP = rest of the step x (1 - E) / E), assumed to hold "
+            f"at DP {p.dp:,}; TP, PP and the bubble stay modelled; --dp-overlap does not apply"
+            if p.dp > 1 else "the scaling efficiency is not used: the plan has no data "
+            "parallelism (DP 1)")
+    sh = w.shape
+    if sh.n_experts > 1:
+        notes.append(
+            f"mixture of {sh.n_experts} experts, top-{sh.top_k}: FLOPs count the "
+            f"{sh.matmul_params:,.0f} parameters active per token (k experts and the router), "
+            f"memory all {sh.params:,.0f}: the experts' {sh.expert_params:,.0f} "
+            + (f"split over EP {p.ep}" if p.ep > 1 else "on every DP rank (EP 1)")
+            + f", the rest replicated over DP {p.dp:,}; the dispatch and combine "
+            "all-to-alls are modelled as dropless and balanced: capacity-factor padding, load "
+            "imbalance across experts and the MoE layers' own activation memory (counted as "
+            "a dense layer's) are not modelled")
     if c.node.intra is None and p.tp == 1 and s.mode == "node":
-        notes.append(f"TP limited to 1: no intra-node bandwidth known for {c.node.name} "
-                     "(pass --intra-node-gbs)")
+        notes.append(f"TP{' and EP' if sh.n_experts > 1 else ''} limited to 1: no intra-node "
+                     f"bandwidth known for {c.node.name} (pass --intra-node-gbs)")
     if power is None:
         notes.append(f"no power figure for {c.chip.name} (not published): energy and power "
                      "need --chip-power-w")
@@ -280,7 +313,9 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         row("tokens D", w.tokens),
         {"name": "model shape", "value": f"{sh.name}: {sh.params:,.0f} params "
          f"({sh.matmul_params:,.0f} in matmuls), {sh.n_layers} layers, d {sh.dim}, "
-         f"{sh.n_heads} heads x {sh.head_dim}", "unit": "", "label": w.shape_label,
+         f"{sh.n_heads} heads x {sh.head_dim}" + (
+             f", {sh.n_experts} experts top-{sh.top_k} ({sh.expert_params:,.0f} params)"
+             if sh.n_experts > 1 else ""), "unit": "", "label": w.shape_label,
          "source": w.shape_source},
         row("sequence length T", w.seq_len),
         {"name": "FLOPs per token", "value": w.flops_per_token, "unit": "FLOP",
@@ -307,12 +342,15 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         row("interleaved chunks per stage", s.vpp),
         row("TP overlap", s.tp_overlap),
         row("DP overlap", s.dp_overlap),
+        *([row("EP overlap", s.ep_overlap)] if sh.n_experts > 1 else []),
         row("usable memory share", s.memory_usable),
         {"name": "plan tolerance", "value": plan.TOLERANCE, "unit": "", "label": "assumption",
          "source": "plans this close to the fastest count as equal; the fewest chips wins"},
     ]
     if s.j_per_flop is not None:
         rows.append(row("measured energy per FLOP", s.j_per_flop))
+    if s.dp_efficiency is not None:
+        rows.append(row("data-parallel scaling efficiency", s.dp_efficiency))
     for name, value in s.pins.items():
         rows.append({"name": f"pinned {name}", "value": value, "unit": "", "label": "user",
                      "source": f"--{name}"})

@@ -1,31 +1,42 @@
-"""The parallelism plan: TP x PP x DP with ZeRO-1 or FSDP that fits in chip memory.
+"""The parallelism plan: TP x PP x DP (x EP) with ZeRO-1 or FSDP that fits in chip memory.
+
+Expert parallelism (a mixture of experts): the experts are split over e ranks inside the d
+data-parallel replicas (e divides d and the expert count; DeepSpeed-MoE, Rajbhandari et
+al. 2022, arXiv:2201.05596; Megatron-Core's EP inside DP), so d / e replicas hold the same
+experts. Dense parameters (attention, router, embedding, head) are replicated over d.
 
 Memory per chip, mixed-precision Adam at 16 bytes per parameter (2 weights, 2 gradients,
 12 fp32 master weights and moments; ZeRO, Rajbhandari et al. 2019, arXiv:1910.02054), with
-P = all parameters / (t p) per chip (layers split evenly, the embedding and head ignored):
+P_d = dense parameters / (t p) and P_e = expert parameters / (t p e) per chip (layers split
+evenly, experts split by TP like the dense layers, the embedding and head ignored; P_e = 0
+for a dense model):
 
-    ZeRO-1         P (4 + 12 / d)
-    FSDP (ZeRO-3)  P 16 / d  +  two layers of gathered 16-bit weights (prefetch)
+    ZeRO-1         P_d (4 + 12 / d)  +  P_e (4 + 12 / (d / e))
+    FSDP (ZeRO-3)  P_d 16 / d  +  P_e 16 / (d / e)  +  two layers of gathered 16-bit
+                   weights (prefetch), a layer's experts divided by e
     activations    34 b T h / t bytes per layer and micro-batch (Korthikanti et al. 2022,
                    arXiv:2205.05198: TP with sequence parallelism, attention scores not
-                   stored as with flash attention); with full recompute 2 b T h / t per
-                   layer (its input) plus one layer's 34 b T h / t working set
+                   stored as with flash attention; an MoE layer counted as a dense one);
+                   with full recompute 2 b T h / t per layer (its input) plus one layer's
+                   34 b T h / t working set
     in flight      ceil(L / p) layers x min(m, p) micro-batches on the first 1F1B stage,
                    x (1 + (p - 1) / (p v)) with v interleaved chunks
     fits           total <= usable share x chip memory
 
 Search: t in {1, 2, 4, 8, 16} inside a node and dividing the heads, p in 1..L,
 d = min(floor(chips / (t p)), floor(B / b)) with B the global batch and b the micro-batch
-in sequences, m = floor(B / (d b)) micro-batches per step, sharding ZeRO-1 or FSDP,
-recompute off or full. The fastest plan (most chips x efficiency) wins, except that plans
-within TOLERANCE of it count as equal and the one with the fewest chips, then the least
-model parallelism, ZeRO-1, no recompute wins: chips that buy less than 1% are left idle.
---tp/--pp/--dp/--sharding/--recompute pin a dimension; a plan that cannot exist is refused
-with the reason.
+in sequences, m = floor(B / (d b)) micro-batches per step, e among the divisors of the
+expert count that divide d (1 for a dense model), sharding ZeRO-1 or FSDP, recompute off or
+full. The fastest plan (most chips x efficiency) wins, except that plans within TOLERANCE
+of it count as equal and the one with the fewest chips, then the least model parallelism,
+the least EP, ZeRO-1, no recompute wins: chips that buy less than 1% are left idle.
+--tp/--pp/--dp/--ep/--sharding/--recompute pin a dimension; a plan that cannot exist is
+refused with the reason.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,18 +85,21 @@ class Plan:
     vpp: int
     memory: Memory
     step: StepTime
+    ep: int = 1  # expert-parallel ranks inside DP
 
     @property
     def chips(self) -> int:
         return self.tp * self.pp * self.dp
 
     def short(self) -> str:
-        return (f"TP{self.tp} PP{self.pp} DP{self.dp} {SHARDING[self.sharding]}"
+        return (f"TP{self.tp} PP{self.pp} DP{self.dp}"
+                + (f" EP{self.ep}" if self.ep > 1 else "") + f" {SHARDING[self.sharding]}"
                 + (" recompute" if self.recompute else "") + f" m={self.micro_batches}")
 
     def describe(self) -> str:
         return (f"TP {self.tp} x PP {self.pp} x DP {self.dp} = {self.chips:,} chips, "
-                f"{SHARDING[self.sharding]}, "
+                + (f"experts split over EP {self.ep} inside DP, " if self.ep > 1 else "")
+                + f"{SHARDING[self.sharding]}, "
                 f"{'full recompute' if self.recompute else 'no recompute'}, "
                 f"{_n(self.micro_batches, 'micro-batch', 'es')} of "
                 f"{_n(self.micro_batch, 'sequence')} per replica"
@@ -93,7 +107,7 @@ class Plan:
 
     def as_dict(self, seq_len: int) -> dict:
         return {
-            "tp": self.tp, "pp": self.pp, "dp": self.dp, "chips": self.chips,
+            "tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep, "chips": self.chips,
             "sharding": self.sharding, "recompute": "full" if self.recompute else "none",
             "micro_batch_seqs": self.micro_batch, "micro_batches": self.micro_batches,
             "vpp": self.vpp,
@@ -107,13 +121,15 @@ class Plan:
 
 def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: str,
            recompute: bool, micro_batch: int, micro_batches: int, vpp: int,
-           usable: float) -> Memory:
+           usable: float, ep: int = 1) -> Memory:
     """Bytes per chip of one plan (formulas in the module docstring)."""
-    per_chip = shape.params / (tp * pp)
+    dense = shape.dense_params / (tp * pp)
+    experts = shape.expert_params / (tp * pp * ep)
     if sharding == "zero1":
-        states = per_chip * (4 + 12 / dp)
+        states = dense * (4 + 12 / dp) + experts * (4 + 12 / (dp // ep))
     else:
-        states = per_chip * 16 / dp + 2 * shape.params / shape.n_layers / tp * BYTES_16BIT
+        gathered = (shape.dense_params + shape.expert_params / ep) / shape.n_layers / tp
+        states = dense * 16 / dp + experts * 16 / (dp // ep) + 2 * gathered * BYTES_16BIT
     layer = ACT_BYTES_PER_LAYER * micro_batch * seq_len * shape.dim / tp
     stored = 2 * micro_batch * seq_len * shape.dim / tp if recompute else layer
     in_flight = min(micro_batches, pp)
@@ -124,33 +140,49 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
 
 
 StepFn = Callable[..., StepTime]
-"""step_fn(tp=, pp=, dp=, micro_batches=, sharding=, recompute=) -> StepTime"""
+"""step_fn(tp=, pp=, dp=, ep=, micro_batches=, sharding=, recompute=) -> StepTime"""
 
 
-def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, tp_modelled: bool,
+def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, intra_modelled: bool,
            memory_bytes: float, usable_share: float, global_batch_tokens: float,
            micro_batch: int, vpp: int, step_fn: StepFn, tp: int | None = None,
-           pp: int | None = None, dp: int | None = None, sharding: str = "auto",
-           recompute: str = "auto") -> Plan:
-    """The fastest plan that fits; ConfigError with the reason when none can."""
+           pp: int | None = None, dp: int | None = None, ep: int | None = None,
+           sharding: str = "auto", recompute: str = "auto") -> Plan:
+    """The fastest plan that fits; ConfigError with the reason when none can.
+    ``intra_modelled``: the intra-node link is known (or plans are only ranked), so that
+    TP and EP may exceed 1."""
     batch_seqs = int(global_batch_tokens // seq_len)
     max_dp = batch_seqs // micro_batch
     if max_dp < 1:
         raise ConfigError("--global-batch-tokens", f"{global_batch_tokens:,.0f} tokens is less "
                           f"than one micro-batch ({micro_batch} x {seq_len} tokens)")
     tps = [t for t in TP_CHOICES if t <= chips_per_node and shape.n_heads % t == 0
-           and (tp_modelled or t == 1)]
+           and (intra_modelled or t == 1)]
     if tp is not None:
         if tp not in TP_CHOICES or tp > chips_per_node or shape.n_heads % tp:
             raise ConfigError("--tp", f"{tp} is not one of {TP_CHOICES} within a "
                               f"{chips_per_node}-chip node dividing {shape.n_heads} heads")
-        if not tp_modelled and tp > 1:
+        if not intra_modelled and tp > 1:
             raise ConfigError("--intra-node-gbs", "needed for TP > 1: no intra-node "
                               "bandwidth is known for this node")
         tps = [tp]
     if pp is not None and not 1 <= pp <= shape.n_layers:
         raise ConfigError("--pp", f"must be between 1 and the {shape.n_layers} layers, got {pp}")
     pps = [pp] if pp is not None else range(1, shape.n_layers + 1)
+    eps = [e for e in range(1, shape.n_experts + 1)
+           if shape.n_experts % e == 0 and (intra_modelled or e == 1)]
+    if ep is not None:
+        if shape.n_experts % ep:
+            raise ConfigError("--ep", f"{ep} does not divide the {shape.n_experts} experts of "
+                              f"{shape.name}" if shape.n_experts > 1 else
+                              f"{shape.name} is dense (no experts): EP must be 1, got {ep}")
+        if dp is not None and dp % ep:
+            raise ConfigError("--ep", f"{ep} does not divide DP {dp}: the expert-parallel "
+                              "ranks are data-parallel replicas")
+        if not intra_modelled and ep > 1:
+            raise ConfigError("--intra-node-gbs", "needed for EP > 1: no intra-node "
+                              "bandwidth is known for this node")
+        eps = [ep]
     shardings = ["zero1", "fsdp"] if sharding == "auto" else [sharding]
     recomputes = [False, True] if recompute == "auto" else [recompute == "full"]
     usable = usable_share * memory_bytes
@@ -171,23 +203,29 @@ def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, tp_mo
             if d < 1 or t * p * d > chips:
                 continue
             m = batch_seqs // (d * micro_batch)
-            for s in shardings:
-                for r in recomputes:
-                    mem = memory(shape, seq_len, tp=t, pp=p, dp=d, sharding=s, recompute=r,
-                                 micro_batch=micro_batch, micro_batches=m, vpp=vpp,
-                                 usable=usable)
-                    if not mem.fits:
-                        if smallest is None or mem.total < smallest[0]:
-                            smallest = (mem.total, f"TP {t} x PP {p} x DP {d}, {SHARDING[s]}, "
-                                        f"{'full recompute' if r else 'no recompute'}")
-                        continue
-                    step = step_fn(tp=t, pp=p, dp=d, micro_batches=m, sharding=s, recompute=r)
-                    plan = Plan(t, p, d, s, r, micro_batch, m, vpp, mem, step)
-                    fitting.append((plan.chips * step.efficiency, plan))
+            for e, s, r in itertools.product([e for e in eps if d % e == 0], shardings,
+                                             recomputes):
+                mem = memory(shape, seq_len, tp=t, pp=p, dp=d, ep=e, sharding=s, recompute=r,
+                             micro_batch=micro_batch, micro_batches=m, vpp=vpp, usable=usable)
+                if not mem.fits:
+                    if smallest is None or mem.total < smallest[0]:
+                        smallest = (mem.total, f"TP {t} x PP {p} x DP {d}"
+                                    + (f" (EP {e})" if e > 1 else "") + f", {SHARDING[s]}, "
+                                    f"{'full recompute' if r else 'no recompute'}")
+                    continue
+                step = step_fn(tp=t, pp=p, dp=d, ep=e, micro_batches=m, sharding=s,
+                               recompute=r)
+                plan = Plan(t, p, d, s, r, micro_batch, m, vpp, mem, step, ep=e)
+                fitting.append((plan.chips * step.efficiency, plan))
     if fitting:
         fastest = max(rate for rate, _ in fitting)
         return min((p for rate, p in fitting if rate >= (1 - TOLERANCE) * fastest),
-                   key=lambda p: (p.chips, p.tp * p.pp, p.sharding != "zero1", p.recompute))
+                   key=lambda p: (p.chips, p.tp * p.pp, p.ep, p.sharding != "zero1",
+                                  p.recompute))
+    if smallest is None and ep is not None:
+        raise ConfigError("--ep", f"no TP x PP x DP in {chips:,} chips has a DP that EP {ep} "
+                          f"divides (DP = chips / (TP x PP), at most {max_dp:,} replicas of "
+                          "the global batch)")
     if smallest is None:
         raise ConfigError("plan", f"no TP x PP x DP fits in {chips:,} chips with these "
                           "constraints")

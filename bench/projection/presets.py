@@ -158,6 +158,10 @@ DEFAULTS: dict[str, Figure] = {
                          "(Megatron-LM, Narayanan et al. 2021)"),
     "dp_overlap": Figure(0.0, "", "assumption",
                          "worst case: no DP gradient/parameter traffic hidden behind compute"),
+    "ep_overlap": Figure(0.0, "", "assumption",
+                         "the experts wait for the dispatch all-to-all and the next layer for "
+                         "the combine: on the critical path unless overlapped across "
+                         "micro-batches"),
     "memory_usable": Figure(0.9, "", "assumption",
                             "share of chip memory for the model (runtime, buffers, "
                             "fragmentation take the rest)"),

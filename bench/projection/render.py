@@ -64,8 +64,9 @@ def results_table(p: Projection) -> Table:
         st = plan.step
         parts = ", ".join(f"{name} {sec:,.3g} s" for name, sec in (
             ("compute", st.compute_s), ("recompute", st.recompute_s), ("TP", st.tp_s),
-            ("PP sends", st.pp_s),
-            ("stage imbalance", st.imbalance_s), ("bubble", st.bubble_s), ("DP", st.dp_s)) if sec)
+            ("EP all-to-all", st.ep_s), ("PP sends", st.pp_s),
+            ("stage imbalance", st.imbalance_s), ("bubble", st.bubble_s),
+            ("DP" if s.dp_efficiency is None else "DP (scaling efficiency)", st.dp_s)) if sec)
         t.add_row("step", f"{st.total_s:,.3g} s = {parts}; efficiency {st.efficiency:.1%}")
         t.add_row("MFU at scale", f"{d['mfu_at_scale']:.1%} = node MFU {s.mfu.value:.1%} x "
                   f"efficiency {st.efficiency:.1%}")

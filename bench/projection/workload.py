@@ -8,8 +8,11 @@ Training FLOPs (PaLM, Chowdhery et al. 2022, appendix B; FACTS.md "Formulas"):
     C given                       ``--flops C`` or a named preset; D = C / (6N + 12LHQT)
                                   of the assumed shape
 
-For a mixture of experts N is the parameters active per token (``matmul_param_count``)
-while memory holds all of them (``param_count``).
+For a mixture of experts N is the parameters active per token (``matmul_param_count``: the
+k routed experts and the D x E router of every layer, attention, the head) while memory
+holds all of them (``param_count``); of those, the experts' L E 3 D F (SwiGLU w1, w2, w3 of
+D x F each, ``models/flops.py``) can be split over expert-parallel ranks, the rest
+(attention, router, norms, embedding, head) is dense and replicated (``plan``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ class Shape:
     label: str
     source: str
     n_experts: int = 1  # > 1: a mixture of experts (params counts all, matmul_params the active)
+    top_k: int = 1  # experts per token
+    expert_params: float = 0.0  # of params: all experts of all layers, L E 3 D F
+
+    @property
+    def dense_params(self) -> float:
+        """Parameters that every rank of a DP group holds: all but the experts."""
+        return self.params - self.expert_params
 
     def flops_per_token(self, seq_len: int) -> float:
         """6 N + 12 L H Q T (PaLM appendix B)."""
@@ -79,10 +89,11 @@ def get_shape(name: str, field: str) -> Shape:
         raise ConfigError(field, f"unknown model {name!r}; accepted: "
                           f"{', '.join(shape_names())}") from None
     c = spec.config
+    experts, top_k = getattr(c, "n_experts", 1), getattr(c, "top_k", 1)
     return Shape(name, flops.param_count(c), flops.matmul_param_count(c), c.n_layers, c.dim,
                  c.n_heads, c.head_dim, spec.seq_len, "registry",
-                 f"models/registry.py: {spec.description}, exact counts",
-                 getattr(c, "n_experts", 1))
+                 f"models/registry.py: {spec.description}, exact counts", experts, top_k,
+                 c.n_layers * experts * 3 * c.dim * c.ffn_dim if experts > 1 else 0.0)
 
 
 def _positive(value: float | None, field: str) -> float | None:
