@@ -13,6 +13,7 @@ bench: $(VENV)/.installed
 test: lint test-main test-xla
 
 test-main: $(VENV)/.installed
+	scripts/setup-browser.sh
 	$(BIN)/python -m pytest
 
 # the Neuron XLA code path on XLA:CPU, in its own environment (torch 2.9 + torch-xla 2.9)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import backends, config, console, distributed, environment, launch, store
+from bench import backends, config, console, distributed, environment, launch, metrics, store
 from bench.config import ConfigError
 
 
@@ -58,6 +58,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="data parallelism under torchrun: ddp (default) or fsdp (FSDP2)")
     p.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
                    help="process-group timeout (default 600): a dead peer ends the run by then")
+
+
+def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nproc", type=int, metavar="N",
                    help="processes per node, started by torchrun (one per GPU or NeuronCore)")
     p.add_argument("--nnodes", type=int, metavar="M", help="nodes (with --rdzv-endpoint)")
@@ -100,16 +103,26 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--node-mfu", type=float, help="single-node MFU, reduced by communication")
     e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
     p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
+    d = p.add_argument_group("data-parallel efficiency (one of; replaces the modelled DP "
+                             "traffic)").add_mutually_exclusive_group()
+    d.add_argument("--scaling-from", metavar="PATH",
+                   help="a `trnbench scaling` series' efficiency at its largest process count")
+    d.add_argument("--scaling-efficiency", type=float, metavar="E",
+                   help="data-parallel scaling efficiency, (0, 1]")
+    p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
     p.add_argument("--goodput", type=float, help="share of wall time that trains (default 0.9)")
     p.add_argument("--global-batch-tokens", type=float, help="tokens per step (default 16M)")
     p.add_argument("--micro-batch", type=float, help="sequences per micro-batch (default 1)")
     p.add_argument("--vpp", type=float, help="interleaved pipeline chunks per stage (default 1)")
     p.add_argument("--tp-overlap", type=float, help="share of TP traffic hidden (default 0)")
     p.add_argument("--dp-overlap", type=float, help="share of DP traffic hidden (default 0)")
+    p.add_argument("--ep-overlap", type=float,
+                   help="share of the MoE all-to-all traffic hidden (default 0)")
     p.add_argument("--memory-usable", type=float, help="usable memory share (default 0.9)")
     p.add_argument("--tp", type=float, help="pin tensor parallelism")
     p.add_argument("--pp", type=float, help="pin pipeline parallelism")
     p.add_argument("--dp", type=float, help="pin data parallelism")
+    p.add_argument("--ep", type=float, help="pin expert parallelism (MoE: divides experts, DP)")
     p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
     p.add_argument("--recompute", choices=("auto", "none", "full"))
     p.add_argument("--sweep-chips", nargs="?", const="auto", metavar="N,N,...",
@@ -118,18 +131,80 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="the projection as JSON on stdout")
 
 
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
+                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
+    p.add_argument("--results", metavar="PATH", help="JSONL file to append to (default: the "
+                   f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
+                   "ok) for the same configuration and environment")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved points; run nothing")
+
+
+def _add_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", help=f"JSONL files "
+                   f"to read, repeatable (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--out", metavar="DIR", help="directory for report.md/.csv/.html and the "
+                   "PNG plots (default report/)")
+    p.add_argument("--cv-threshold", type=float, default=metrics.CV_FLAG, metavar="FRACTION",
+                   help=f"flag rows whose CV over repeats is above this (default "
+                        f"{metrics.CV_FLAG})")
+
+
+def _add_compare_args(p: argparse.ArgumentParser) -> None:
+    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
+    p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
+    p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
+    p.add_argument("--results", metavar="PATH", nargs="+", help=f"JSONL files to read "
+                   f"(default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
+                   "model, sequence length or precision (with a warning)")
+    p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
+                   "override bench/prices.toml, labelled user")
+    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
+                   "(default: the instance of its device kind)")
+    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
+    p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
+
+
+def _add_ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE.json", help="pytest --benchmark-json output of "
+                   "benchmarks timed with the trnbench fixture")
+    p.add_argument("--results", metavar="PATH", help=f"JSONL file to append to (default "
+                   f"$TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="trnbench", description="LLM training benchmarks for Trainium, "
                     "GPUs and CPUs: throughput, MFU, memory, with their methods.")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     run = verbs.add_parser("run", help="benchmark training steps of one model")
     _add_run_args(run)
+    _add_launch_args(run)
     models = verbs.add_parser("models", help="list the model registry")
     models.add_argument("--json", action="store_true")
     env = verbs.add_parser("env", help="detected backends, devices and versions")
     env.add_argument("--json", action="store_true")
     project = verbs.add_parser("project", help="project a training run onto a cluster")
     _add_project_args(project)
+    scaling = verbs.add_parser("scaling", allow_abbrev=False,
+                               help="scaling efficiency over process counts (torchrun runs)")
+    _add_run_args(scaling)
+    scaling.add_argument("--nproc", required=True, metavar="N,N,...",
+                         help="process counts in ascending order, e.g. 1,2,4,8 (batch per rank)")
+    scaling.add_argument("--series", metavar="NAME",
+                         help="series id stored as the tag scaling=NAME (default: a new id)")
+    sweep = verbs.add_parser("sweep", help="a grid of runs with repeats, one subprocess each")
+    _add_sweep_args(sweep)
+    report = verbs.add_parser("report", help="Markdown, CSV and HTML tables and plots of "
+                              "stored runs")
+    _add_report_args(report)
+    compare = verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of "
+                               "target runs over baseline runs")
+    _add_compare_args(compare)
+    ingest = verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON "
+                              "file as records")
+    _add_ingest_args(ingest)
     return parser
 
 
@@ -176,9 +251,8 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[
                       nnodes, args.node_rank, args.rdzv_endpoint, tags)
 
 
-def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import runner  # torch-heavy imports only for the verbs that need them
-
+def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
+    """The validated run configuration and backend of the run flags (``_add_run_args``)."""
     file_layer = config.load_toml(args.config) if args.config else {}
     backend_name = args.backend or file_layer.get("backend", "auto")
     if backend_name not in backends.names():
@@ -195,6 +269,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if cfg.compile and not selection.backend.supports_compile:
         raise ConfigError("--compile", f"does not apply to {cfg.backend} (XLA compiles the "
                           "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
+    return cfg, selection
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import runner  # torch-heavy imports only for the verbs that need them
+
+    cfg, selection = resolve_run(args)
     tags = parse_tags(args.tag)
     if args.precompile:
         precompile(cfg, argv)
@@ -302,7 +383,41 @@ def cmd_project(args: argparse.Namespace, argv: list[str]) -> int:
     return command.run(args)
 
 
-VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_project}
+def cmd_scaling(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import scaling
+
+    cfg, _ = resolve_run(args)
+    results = Path(args.results) if args.results else store.default_path()
+    return scaling.run(cfg, args.nproc, args.series, results, parse_tags(args.tag), args.json)
+
+
+def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import sweep
+
+    return sweep.command(args)
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench.report import command
+
+    return command.run(args)
+
+
+def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import compare
+
+    return compare.run(args)
+
+
+def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import ingest
+
+    return ingest.run(args)
+
+
+VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_project,
+         "scaling": cmd_scaling, "sweep": cmd_sweep, "report": cmd_report,
+         "compare": cmd_compare, "ingest": cmd_ingest}
 
 
 def main(argv: list[str] | None = None) -> int:

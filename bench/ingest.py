@@ -1,0 +1,128 @@
+"""`trnbench ingest FILE.json`: the benchmarks of a pytest-benchmark JSON file as records.
+
+A benchmark timed with the ``train_step_benchmark`` fixture (bench/pytest_plugin.py) holds,
+in ``extra_info["trnbench"]``, the run configuration, environment, backend and the metric
+fields of a record. Each becomes one record:
+
+    store.new_record(config, environment, tags {"source": "pytest-benchmark"})
+      + backend + the metric fields
+      + "pytest_benchmark": name, fullname, group, the file's datetime, rounds, steps per
+        round, round times and pytest-benchmark's statistics of the rounds
+
+with ``time`` the file's ``datetime`` (when the benchmarks ran). Every benchmark is checked
+before the first append: a malformed file, or a benchmark without trnbench extra_info, is one
+error line (exit 2) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import config, console, store
+from bench.config import ConfigError
+
+SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
+FIELDS = ("device", "model", "tokens", "window_s", "tokens_per_s", "tokens_per_s_per_chip",
+          "mfu", "peak", "step_time", "energy", "loss_first", "loss_last")
+STATS = ("min", "max", "mean", "median", "stddev", "rounds", "iqr", "ops", "total")
+TAGS = {"source": "pytest-benchmark"}
+IDENTITY = {"schema_version", "run_id", "time", "status", "error", "config", "environment",
+            "tags", "backend"}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    field = str(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(field, "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(field, f"cannot read: {e}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(field, f"not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ConfigError(field, "no 'benchmarks' list: not a pytest --benchmark-json file")
+    if not data["benchmarks"]:
+        raise ConfigError(field, "holds no benchmarks")
+    return data
+
+
+def _when(data: dict[str, Any], field: str) -> str:
+    """The file's ``datetime`` as the store writes times (UTC, seconds)."""
+    try:
+        when = datetime.fromisoformat(str(data.get("datetime")))
+    except ValueError:
+        raise ConfigError(field, f"datetime: expected an ISO 8601 time, got "
+                          f"{data.get('datetime')!r}") from None
+    if when.tzinfo is None:
+        raise ConfigError(field, f"datetime: {data['datetime']!r} has no time zone")
+    return when.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _record(bench: dict[str, Any], when: str, field: str) -> dict[str, Any]:
+    """One benchmark as a record; ConfigError naming the benchmark when it cannot be one."""
+    name = bench.get("fullname") or bench.get("name") if isinstance(bench, dict) else None
+    extra = bench.get("extra_info") if isinstance(bench, dict) else None
+    tb = extra.get("trnbench") if isinstance(extra, dict) else None
+    if not isinstance(tb, dict):
+        raise ConfigError(field, f"benchmark {name!r} has no trnbench extra_info (time it with "
+                          "the train_step_benchmark fixture of bench.pytest_plugin)")
+    where = f"benchmark {name!r}: extra_info.trnbench"
+    missing = [k for k in SECTIONS if not isinstance(tb.get(k), dict)]
+    missing += [f"fields.{k}" for k in FIELDS if not missing and k not in tb["fields"]]
+    if missing:
+        raise ConfigError(field, f"{where}: missing {missing[0]}; expected {', '.join(SECTIONS)}"
+                          f" and the metric fields {', '.join(FIELDS)}")
+    clash = sorted(set(tb["fields"]) & IDENTITY)
+    if clash:
+        raise ConfigError(field, f"{where}.fields: {clash[0]!r} belongs to the record's identity, "
+                          "not to its metric fields")
+    try:
+        config.validate(config.RunConfig(**tb["config"]))
+    except TypeError as e:
+        raise ConfigError(field, f"{where}.config: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(field, f"{where}.config: {e}") from None
+    stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+    record = store.new_record(tb["config"], tb["environment"], TAGS)
+    record["time"] = when
+    record["backend"] = tb["backend"]
+    record.update(tb["fields"])
+    record["pytest_benchmark"] = {
+        "name": bench.get("name"), "fullname": bench.get("fullname"), "group": bench.get("group"),
+        "datetime": when, **tb["benchmark"], "stats": {k: stats.get(k) for k in STATS},
+    }
+    return record
+
+
+def records(path: str | Path) -> list[dict[str, Any]]:
+    """Every benchmark of a pytest-benchmark JSON file as a record, all checked first."""
+    path = Path(path)
+    data = _read(path)
+    when = _when(data, str(path))
+    return [_record(b, when, str(path)) for b in data["benchmarks"]]
+
+
+def run(args: argparse.Namespace) -> int:
+    results = Path(args.results) if args.results else store.default_path()
+    problem = store.writable_problem(results)
+    if problem:
+        raise ConfigError("--results", f"cannot append records: {problem}")
+    recs = records(args.file)
+    for record in recs:
+        store.append(results, record)
+    for r in recs:
+        mfu = "null" if r["mfu"] is None else f"{r['mfu']:.2%}"
+        j = r["energy"]["j_per_token"]
+        console.stdout.print(
+            f"{r['run_id']}  {r['pytest_benchmark']['fullname']}: "
+            f"{r['tokens_per_s']:,.1f} tokens/s, MFU {mfu}, "
+            f"J/token {'null' if j is None else f'{j:.4g}'} ({r['energy']['method']})",
+            highlight=False, markup=False, soft_wrap=True)
+    console.stdout.print(f"ingested {len(recs)} benchmark(s) from {args.file} into {results}",
+                         highlight=False, markup=False)
+    return 0

@@ -1,0 +1,207 @@
+"""One row per configuration on one device, each figure over repeats with its label.
+
+Records with status ok are grouped by ``KEY`` (model, device, precision, backend, batch,
+sequence, world size, torch.compile, data parallelism, energy method): the repeats of one
+configuration share a row. Each figure of a row is summarised over its n runs with
+``metrics.repeat_stats``: the median is the row's figure; olympic mean (MLPerf: best and
+worst run dropped), min, max and CV are kept. A row is flagged when the CV over its runs
+of tokens/s per chip, J/token or the median step time is above the threshold.
+
+Where each figure comes from (fields of the record, DESIGN.md "Metric definitions"):
+- tokens/s per chip: measured, ``tokens_per_s_per_chip``.
+- MFU: derived, ``mfu`` = FLOPs/token x tokens/s / (peak x chips); the peak's label and
+  source go with it; no peak gives null and the reason.
+- J/token, tokens/kWh: ``energy.*`` by ``energy.method``; ``modelled`` is an estimate
+  (table power x chips x time), never a measurement; null gives the reason.
+- step p50 / p90: each run's ``step_time.median_s`` / ``p90_s`` by ``step_time.method``.
+- compile: ``warmup.first_step_s`` (holds compilation), ``warmup.total_s``; on XLA the
+  graph compilations counted in warm-up and in the timed window (``compilation``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from bench import metrics
+
+KEY = ("config.model", "device.name", "config.precision", "config.backend", "config.batch",
+       "config.seq", "world_size", "config.compile", "config.parallel", "energy.method")
+
+READ = (*KEY, "run_id", "time", "status", "error", "source_file", "device.kind",
+        "device.chips", "nodes", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "peak.value",
+        "peak.label", "peak.source", "model.flops_formula", "energy.j_per_token",
+        "energy.tokens_per_kwh", "energy.scope", "energy.reason", "step_time.median_s",
+        "step_time.p90_s", "step_time.method", "step_times_s", "warmup.steps",
+        "warmup.first_step_s", "warmup.total_s", "compilation.method",
+        "compilation.warmup_graphs", "compilation.warmup_compile_s",
+        "compilation.timed_graphs", "environment.host", "environment.python",
+        "environment.torch", "environment.trnbench", "environment.git_commit", "ranks",
+        "tags.scaling")
+
+COLUMNS = [
+    "row", "model", "device", "device_kind", "chips", "precision", "backend", "batch", "seq",
+    "world_size", "nodes", "compile", "parallel", "n",
+    "tokens_per_s_per_chip", "tokens_per_s_per_chip_olympic_mean", "tokens_per_s_per_chip_min",
+    "tokens_per_s_per_chip_max", "tokens_per_s_per_chip_cv", "tokens_per_s_method",
+    "mfu", "mfu_n", "mfu_method", "peak_flops_per_chip", "peak_label", "peak_source", "mfu_note",
+    "j_per_token", "j_per_token_cv", "j_per_token_n", "tokens_per_kwh", "energy_method",
+    "energy_label", "energy_scope", "energy_note",
+    "step_p50_s", "step_p90_s", "step_p50_cv", "step_time_method",
+    "first_step_s", "warmup_s", "warmup_steps", "compile_graphs_warmup", "compile_s_warmup",
+    "compile_graphs_timed", "compile_method",
+    "flagged", "flag_reason", "cv_threshold",
+    "run_ids", "hosts", "environment", "git_commits", "first_time", "last_time", "source_files",
+]
+
+FAILED_COLUMNS = ["run_id", "time", "status", "model", "backend", "batch", "seq", "precision",
+                  "world_size", "error", "source_file"]
+
+SENSOR_METHODS_NOT_MEASURED = {"modelled": "modelled (estimate, not measured)",
+                               "none": "not measured"}
+
+
+def present(value: Any) -> bool:
+    """Whether a cell holds a value (not None/NaN; lists and dicts count as values)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def unique(values: Iterable[Any]) -> str:
+    """The distinct present values in order of appearance, joined by '; '."""
+    return "; ".join(dict.fromkeys(str(v) for v in values if present(v)))
+
+
+def normalise(records: pd.DataFrame) -> pd.DataFrame:
+    """Every column the report reads (absent ones null); world_size and nodes 1 unless set."""
+    frame = records.reindex(columns=list(dict.fromkeys([*records.columns, *READ])))
+    frame["world_size"] = frame["world_size"].map(lambda w: int(w) if present(w) else 1)
+    frame["nodes"] = frame["nodes"].map(lambda n: int(n) if present(n) else 1)
+    return frame
+
+
+def group(ok: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Row id ("R1", ...) -> the ok records of one configuration, oldest first."""
+    if ok.empty:
+        return {}
+    ordered = ok.sort_values("time", kind="stable")
+    grouped = ordered.groupby(list(KEY), dropna=False, sort=True)
+    return {f"R{i}": g for i, (_, g) in enumerate(grouped, 1)}
+
+
+def _stats(values: pd.Series, cv_threshold: float) -> metrics.RepeatStats | None:
+    present_values = [float(v) for v in values if present(v)]
+    return metrics.repeat_stats(present_values, cv_threshold) if present_values else None
+
+
+def _median(values: pd.Series) -> float | None:
+    s = _stats(values, metrics.CV_FLAG)
+    return s.median if s else None
+
+
+def _cv(s: metrics.RepeatStats | None) -> float | None:
+    """The CV over repeats; None for fewer than two runs (no spread to measure)."""
+    return s.cv if s is not None and s.n > 1 else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if present(value) else None
+
+
+def _hosts(g: pd.DataFrame) -> str:
+    ranks = [r.get("host") for rs in g["ranks"] if isinstance(rs, list) for r in rs]
+    return unique([*g["environment.host"], *ranks])
+
+
+def _environment(g: pd.DataFrame) -> str:
+    device_versions = sorted(c for c in g.columns if c.startswith("device.versions."))
+    envs = []
+    for _, r in g.iterrows():
+        parts = [f"python {r['environment.python']}", f"torch {r['environment.torch']}",
+                 f"trnbench {r['environment.trnbench']}"]
+        parts += [v for v in (f"{c.removeprefix('device.versions.')} {r[c]}"
+                              for c in device_versions if present(r[c])) if v not in parts]
+        envs.append(", ".join(parts))
+    return unique(envs)
+
+
+def _mfu_note(g: pd.DataFrame, mfu: metrics.RepeatStats | None) -> str | None:
+    first = g.iloc[0]
+    if mfu is not None and mfu.n == len(g):
+        return None
+    if not g["peak.value"].map(present).all():
+        return (f"no peak FLOP/s known for {first['device.name']} in "
+                f"{first['config.precision']}; MFU is null, never a guessed peak")
+    return "the chip count is unknown"
+
+
+def _energy_note(g: pd.DataFrame, j: metrics.RepeatStats | None) -> str | None:
+    missing = g[~g["energy.j_per_token"].map(present)]
+    if missing.empty:
+        return None
+    reasons = unique(f"{m}: {r}" for m, r in zip(missing["energy.method"],
+                                                 missing["energy.reason"], strict=True))
+    return reasons if j is None else f"{len(missing)} of {len(g)} runs without a reading " \
+                                     f"({reasons})"
+
+
+def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
+    """The figures of one configuration (``g``: its ok records) with labels and methods."""
+    first = g.iloc[0]
+    tps = _stats(g["tokens_per_s_per_chip"], cv_threshold)
+    mfu = _stats(g["mfu"], cv_threshold)
+    j = _stats(g["energy.j_per_token"], cv_threshold)
+    p50 = _stats(g["step_time.median_s"], cv_threshold)
+    method = first["energy.method"]
+    flags = [f"{name} CV {s.cv:.1%} > {cv_threshold:.1%}"
+             for name, s in (("tokens/s per chip", tps), ("J/token", j), ("step p50", p50))
+             if s is not None and s.n > 1 and s.flagged]
+    return {
+        "row": row_id, "model": first["config.model"], "device": first["device.name"],
+        "device_kind": first["device.kind"], "chips": first["device.chips"],
+        "precision": first["config.precision"], "backend": first["config.backend"],
+        "batch": _int(first["config.batch"]), "seq": _int(first["config.seq"]),
+        "world_size": first["world_size"], "nodes": first["nodes"],
+        "compile": bool(first["config.compile"]), "parallel": first["config.parallel"],
+        "n": len(g),
+        "tokens_per_s_per_chip": tps.median, "tokens_per_s_per_chip_olympic_mean":
+            tps.olympic_mean, "tokens_per_s_per_chip_min": tps.min,
+        "tokens_per_s_per_chip_max": tps.max, "tokens_per_s_per_chip_cv": _cv(tps),
+        "tokens_per_s_method": "measured: tokens in the timed window / window s / chips",
+        "mfu": mfu.median if mfu else None, "mfu_n": mfu.n if mfu else 0,
+        "mfu_method": f"derived: FLOPs/token ({unique(g['model.flops_formula'])}) x tokens/s "
+                      f"/ (peak x chips)",
+        "peak_flops_per_chip": _median(g["peak.value"]), "peak_label": unique(g["peak.label"]),
+        "peak_source": unique(g["peak.source"]), "mfu_note": _mfu_note(g, mfu),
+        "j_per_token": j.median if j else None, "j_per_token_cv": _cv(j),
+        "j_per_token_n": j.n if j else 0, "tokens_per_kwh": _median(g["energy.tokens_per_kwh"]),
+        "energy_method": method,
+        "energy_label": SENSOR_METHODS_NOT_MEASURED.get(method, "measured") if j else None,
+        "energy_scope": unique(g["energy.scope"]), "energy_note": _energy_note(g, j),
+        "step_p50_s": p50.median if p50 else None, "step_p90_s": _median(g["step_time.p90_s"]),
+        "step_p50_cv": _cv(p50), "step_time_method": unique(g["step_time.method"]),
+        "first_step_s": _median(g["warmup.first_step_s"]), "warmup_s": _median(g["warmup.total_s"]),
+        "warmup_steps": _int(first["warmup.steps"]),
+        "compile_graphs_warmup": _median(g["compilation.warmup_graphs"]),
+        "compile_s_warmup": _median(g["compilation.warmup_compile_s"]),
+        "compile_graphs_timed": _median(g["compilation.timed_graphs"]),
+        "compile_method": unique(g["compilation.method"]) or None,
+        "flagged": bool(flags), "flag_reason": "; ".join(flags) or None,
+        "cv_threshold": cv_threshold,
+        "run_ids": " ".join(g["run_id"]), "hosts": _hosts(g), "environment": _environment(g),
+        "git_commits": unique(str(c)[:12] for c in g["environment.git_commit"] if present(c)),
+        "first_time": g["time"].iloc[0], "last_time": g["time"].iloc[-1],
+        "source_files": unique(g["source_file"]),
+    }
+
+
+def failed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The records that are not ok (failed, interrupted), with their errors, oldest first."""
+    bad = frame[frame["status"] != "ok"].sort_values("time", kind="stable")
+    columns = {"run_id": "run_id", "time": "time", "status": "status", "config.model": "model",
+               "config.backend": "backend", "config.batch": "batch", "config.seq": "seq",
+               "config.precision": "precision", "world_size": "world_size", "error": "error",
+               "source_file": "source_file"}
+    return bad[list(columns)].rename(columns=columns)[FAILED_COLUMNS].reset_index(drop=True)

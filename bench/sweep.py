@@ -1,0 +1,478 @@
+"""`trnbench sweep FILE.toml`: a grid of runs, each repeated, each in its own subprocess.
+
+The file holds one ``[sweep]`` table. Any field of ``bench.config.RunConfig`` takes a value
+or a list of values; the points are the Cartesian product of the lists, the first field of
+RunConfig (model, backend, batch, seq, steps, warmup, precision, ...) varying slowest. A field
+left out resolves as in ``trnbench run`` (backend defaults, the model's batch and seq). Four
+keys steer the sweep itself: ``repeats`` (runs per point, default 1), ``name`` (the ``sweep``
+tag, default the file's stem), ``results`` (JSONL file, relative to the working directory)
+and ``timeout_s`` (a run still going after this many seconds is killed and stored as failed).
+
+Every point is resolved and validated before anything runs; a bad file is one error line
+``FILE:LINE: FIELD: message`` (the line of the key in the file; tomllib's line for a syntax
+error). Each run is ``python -m bench run <the point's flags> --json --results PATH
+--tag sweep=NAME --tag sweep_id=ID --tag point=I --tag repeat=R``, so that an OOM kill or a
+crash ends that run only. The run stores its own record (ok, or failed with exit code 1);
+when the subprocess dies without storing one, the sweep stores a failed record in its place
+under the run id it gave the subprocess (``TRNBENCH_RUN_ID``).
+
+``--resume`` counts the ok records in the results file whose ``config`` equals the point's
+full resolved RunConfig and whose environment key equals this machine's, and runs only the
+missing repeats. Environment key = (host, CPU model, torch version, world size): what a
+sweep can know before it runs anything. The device name is not part of it: reading it would
+initialise the accelerator in the sweep's own process (a NeuronCore belongs to one process,
+a CUDA context holds memory) for the whole sweep; on one host with one backend it is fixed.
+The git commit is not part of it either: a new commit does not invalidate a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench import backends, config, console, environment, launch, metrics, store
+from bench.backends import Selection
+from bench.config import ConfigError, RunConfig, tomllib
+
+SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
+CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
+INTERRUPT_FORWARD_S = 5.0  # after Ctrl-C, wait this long before forwarding SIGINT to a run
+INTERRUPT_GRACE_S = 60.0  # a run that got SIGINT has this long to store its record
+_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
+_KEY = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    config: RunConfig
+    selection: Selection
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: Path
+    name: str
+    repeats: int
+    results: Path
+    timeout_s: float | None
+    points: list[Point]
+
+    def varying(self) -> list[str]:
+        """RunConfig fields whose value differs between points."""
+        return [f for f in config.FIELDS
+                if len({getattr(p.config, f) for p in self.points}) > 1]
+
+
+@dataclass(frozen=True)
+class Task:
+    point: Point
+    repeat: int
+
+
+class _Source:
+    """The sweep file's text, to point errors at the line of a key."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def line_of(self, key: str | None, table: str | None = "sweep") -> int:
+        """1-based line of ``key`` in ``[table]`` (of the table's header when key is None or
+        absent; line 1 when neither is there)."""
+        current, header = None, 1
+        for n, text in enumerate(self.lines, 1):
+            m = _TABLE.match(text)
+            if m:
+                current = m.group(1)
+                if current == table:
+                    header = n
+                    if key is None:
+                        return n
+                continue
+            m = _KEY.match(text)
+            if current == table and m and key in m.groups():
+                return n
+        return header
+
+    def key_at(self, line: int) -> str | None:
+        m = _KEY.match(self.lines[line - 1]) if 0 < line <= len(self.lines) else None
+        return next(g for g in m.groups() if g) if m else None
+
+    def error(self, key: str, message: str, table: str | None = "sweep") -> ConfigError:
+        return ConfigError(f"{self.path}:{self.line_of(key, table)}: {key}", message)
+
+
+def _parse(path: Path) -> tuple[_Source, dict[str, Any]]:
+    """The file's text and its ``[sweep]`` table; syntax errors at tomllib's line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such sweep file") from None
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot read: {e.strerror}") from None
+    src = _Source(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"at line (\d+)", str(e))
+        line = int(m.group(1)) if m else max(len(src.lines), 1)  # "at end of document"
+        where = f"{path}:{line}: {src.key_at(line) or 'TOML'}"
+        raise ConfigError(where, f"malformed TOML: {e}") from None
+    for key in data:
+        if key != "sweep":
+            raise src.error(key, "unknown table or key; a sweep file holds one [sweep] table",
+                            table=key if isinstance(data[key], dict) else None)
+    table = data.get("sweep")
+    if not isinstance(table, dict):
+        raise src.error("sweep", "no [sweep] table; put the grid's fields under [sweep]",
+                        table=None)
+    return src, table
+
+
+def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
+    """Each RunConfig field of the table as a list of its values (floats kept as floats)."""
+    grid: dict[str, list[Any]] = {}
+    for key, value in table.items():
+        if key in SWEEP_KEYS:
+            continue
+        if key not in config.FIELDS:
+            accepted = ", ".join([*config.FIELDS, *SWEEP_KEYS])
+            raise src.error(key, f"unknown field; accepted: {accepted}")
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise src.error(key, "an empty list gives no points")
+        if any(isinstance(v, list | dict) for v in values):
+            raise src.error(key, "takes one value or a list of values")
+        if config.FIELDS[key] == "float":  # `lr = 1` reaches the run as --lr 1.0
+            values = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                      for v in values]
+        grid[key] = values
+    return grid
+
+
+def _selections(src: _Source, names: list[Any]) -> dict[Any, Selection]:
+    out = {}
+    for name in names:
+        if name not in backends.names():
+            raise src.error("backend", f"unknown backend {name!r}; accepted: "
+                            f"{', '.join(backends.names())}")
+        try:
+            out[name] = backends.select(name)
+        except backends.BackendUnavailable as e:
+            available = [p.name for p in backends.probe_all() if p.available]
+            raise src.error("backend", f"{e}; available: auto, {', '.join(available)}") from None
+    return out
+
+
+def _field_of(flag: str) -> str:
+    """The RunConfig field a ConfigError names by its flag (``--dist-timeout``)."""
+    name = flag.lstrip("-").replace("-", "_")
+    return next((f for f in config.FIELDS if f == name or f.startswith(name + "_")), name)
+
+
+def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
+    """Every grid point resolved and validated (duplicates after resolution dropped)."""
+    selections = _selections(src, grid.get("backend", ["auto"]))
+    fields = [f for f in config.FIELDS if f in grid]
+    points: list[Point] = []
+    seen: set[tuple] = set()
+    for combo in itertools.product(*(grid[f] for f in fields)):
+        layer = dict(zip(fields, combo, strict=True))
+        selection = selections[layer.pop("backend", "auto")]
+        try:
+            cfg = config.resolve(selection.backend.name, layer)
+        except ConfigError as e:
+            raise src.error(_field_of(e.field), str(e).removeprefix(f"{e.field}: ")) from None
+        if cfg.compile and not selection.backend.supports_compile:
+            raise src.error("compile", f"does not apply to {cfg.backend} (XLA compiles the "
+                            "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
+        key = _config_key(cfg.as_dict())
+        if key not in seen:
+            seen.add(key)
+            points.append(Point(len(points), cfg, selection))
+    return points
+
+
+def load(path: str | os.PathLike, results: str | os.PathLike | None = None) -> Sweep:
+    """Parse, resolve and validate a sweep file; ``results`` overrides the file's."""
+    p = Path(path)
+    src, table = _parse(p)
+    repeats = table.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise src.error("repeats", f"must be an integer >= 1, got {repeats!r}")
+    name = table.get("name", p.stem)
+    if not isinstance(name, str) or not name:
+        raise src.error("name", f"must be a non-empty string, got {name!r}")
+    timeout_s = table.get("timeout_s")
+    if timeout_s is not None and (not isinstance(timeout_s, int | float)
+                                  or isinstance(timeout_s, bool) or not timeout_s > 0):
+        raise src.error("timeout_s", f"must be seconds > 0, got {timeout_s!r}")
+    if results is None and not isinstance(table.get("results", ""), str):
+        raise src.error("results", f"must be a path string, got {table['results']!r}")
+    points = _points(src, _grid(src, table))
+    out = Path(results or table.get("results") or store.default_path())
+    problem = store.writable_problem(out)
+    if problem:
+        if results is None and "results" in table:
+            raise src.error("results", f"cannot append records: {problem}")
+        raise ConfigError("--results", f"cannot append records: {problem}")
+    return Sweep(p, name, repeats, out, timeout_s, points)
+
+
+def run_flags(cfg: RunConfig) -> list[str]:
+    """``trnbench run`` flags that resolve to exactly ``cfg``."""
+    flags: list[str] = []
+    for name, value in cfg.as_dict().items():
+        if name == "data":  # `synthetic` is the only kind (config.validate); run has no flag
+            continue
+        if name == "compile":
+            flags.append("--compile" if value else "--no-compile")
+            continue
+        flag = "--dist-timeout" if name == "dist_timeout_s" else f"--{name}"
+        flags += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return flags
+
+
+def _config_key(cfg: Any) -> tuple:
+    """A hashable form of a config dict (``1 == 1.0`` as in Python)."""
+    return tuple(sorted(cfg.items()))
+
+
+def environment_key(env: dict[str, Any], world_size: Any) -> tuple:
+    """Same environment = same host, CPU model, torch version and world size."""
+    return (env.get("host"), env.get("cpu"), env.get("torch"), world_size)
+
+
+def stored_ok(results: Path, env: dict[str, Any]) -> dict[tuple, list[dict[str, Any]]]:
+    """The ok records of ``results`` measured in ``env`` (single process), by config."""
+    found: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    if not results.exists():
+        return found
+    here = environment_key(env, 1)
+    for record in store.iter_records(results):
+        if record.get("status") != "ok" or not isinstance(record.get("environment"), dict):
+            continue
+        if environment_key(record["environment"], record.get("world_size")) != here:
+            continue
+        with contextlib.suppress(AttributeError, TypeError):  # not a flat config dict
+            found[_config_key(record.get("config"))].append(record)
+    return found
+
+
+def plan(sweep: Sweep, stored: dict[tuple, list[dict[str, Any]]]
+         ) -> tuple[list[Task], dict[int, list[dict[str, Any]]]]:
+    """The runs still to do, and each point's stored ok records (the latest ``repeats``).
+
+    A point with k stored records runs ``repeats - k`` more, under repeat indices that its
+    stored records' ``repeat`` tags do not already use."""
+    tasks: list[Task] = []
+    done: dict[int, list[dict[str, Any]]] = {}
+    for point in sweep.points:
+        have = stored.get(_config_key(point.config.as_dict()), [])[-sweep.repeats:]
+        done[point.index] = have
+        used = {str((r.get("tags") or {}).get("repeat")) for r in have}
+        free = [i for i in range(sweep.repeats) if str(i) not in used]
+        tasks += [Task(point, i) for i in free[:sweep.repeats - len(have)]]
+    return tasks, done
+
+
+def _find(results: Path, run_id: str) -> dict[str, Any] | None:
+    if not results.exists():
+        return None
+    return next((r for r in store.iter_records(results) if r.get("run_id") == run_id), None)
+
+
+def _record_from(stdout: str, run_id: str) -> dict[str, Any] | None:
+    """The record the run printed (its last JSON line with our run id)."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("run_id") == run_id:
+                    return record
+    return None
+
+
+def _death(returncode: int, stderr: str) -> str:
+    """Why a run subprocess ended without a record, with the tail of its stderr."""
+    if returncode < 0:
+        sig = signal.Signals(-returncode).name
+        how = f"killed by {sig}" + (" (the kernel's OOM killer sends SIGKILL)"
+                                    if sig == "SIGKILL" else "")
+    else:
+        how = f"exited with code {returncode}"
+    tail = " | ".join([line for line in stderr.splitlines() if line.strip()][-3:])[-500:]
+    return f"run subprocess {how} without storing a record" + (f"; stderr: {tail}" if tail
+                                                                 else "")
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """After Ctrl-C: let the run store its interrupted record (a terminal's Ctrl-C reaches it
+    too; a SIGINT sent to the sweep alone is forwarded), kill it if it lingers or on a second
+    Ctrl-C."""
+    try:
+        try:
+            proc.communicate(timeout=INTERRUPT_FORWARD_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=INTERRUPT_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.kill()
+        proc.communicate()
+
+
+def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
+            ) -> dict[str, Any]:
+    """One repeat of one point in its own process; returns its stored record."""
+    cfg = task.point.config
+    fallback = store.new_record(cfg.as_dict(), env, tags)
+    fallback["backend"] = {"name": cfg.backend, "reason": task.point.selection.reason,
+                           "dist_backend": task.point.selection.backend.dist_backend}
+    fallback["world_size"] = 1
+    cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg), "--json",
+           "--results", str(sweep.results)]
+    for key, value in tags.items():
+        cmd += ["--tag", f"{key}={value}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, launch.RUN_ID_ENV: fallback["run_id"]})
+    error = None
+    try:
+        out, err = proc.communicate(timeout=sweep.timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        error = (f"killed after the sweep's timeout_s of {sweep.timeout_s:g} s without "
+                 "storing a record")
+    except KeyboardInterrupt:
+        _interrupt(proc)
+        if _find(sweep.results, fallback["run_id"]) is None:
+            fallback.update(status="interrupted", error="KeyboardInterrupt")
+            store.append(sweep.results, fallback)
+        raise
+    record = _record_from(out, fallback["run_id"]) or _find(sweep.results, fallback["run_id"])
+    if record is None:
+        fallback.update(status="failed", error=error or _death(proc.returncode, err))
+        store.append(sweep.results, fallback)
+        record = fallback
+    return record
+
+
+def _describe(sweep: Sweep, title: str) -> tuple[Table, list[str]]:
+    """A table with a row per point in its own columns, and the columns that name it."""
+    columns = [*CORE_COLUMNS, *(f for f in sweep.varying() if f not in CORE_COLUMNS)]
+    fixed = {f: v for f, v in sweep.points[0].config.as_dict().items() if f not in columns}
+    caption = "fixed: " + ", ".join(f"{f}={v}" for f, v in fixed.items())
+    table = Table(title=title, caption=escape(caption))
+    for col in ("#", *columns):
+        table.add_column(col, justify="left" if col in ("model", "backend") else "right")
+    return table, columns
+
+
+def _cells(point: Point, columns: list[str]) -> list[str]:
+    return [str(point.index), *(str(getattr(point.config, c)) for c in columns)]
+
+
+def dry_run_table(sweep: Sweep, done: dict[int, list[dict[str, Any]]] | None) -> Table:
+    table, columns = _describe(sweep, f"sweep {sweep.name}: {len(sweep.points)} point(s) x "
+                                      f"{sweep.repeats} repeat(s) -> {sweep.results}")
+    if done is not None:
+        table.add_column("stored", justify="right")
+    for point in sweep.points:
+        extra = [] if done is None else [str(len(done[point.index]))]
+        table.add_row(*_cells(point, columns), *extra)
+    return table
+
+
+def summary_table(sweep: Sweep, records: dict[int, list[dict[str, Any]]]) -> Table:
+    """Per point: ok repeats of all run, the median tokens/s and MFU over them, the CV of
+    tokens/s and its flag (``metrics.repeat_stats``: CV above ``metrics.CV_FLAG``)."""
+    table, columns = _describe(sweep, f"sweep {sweep.name}: {sweep.results}")
+    for col in ("status", "tokens/s (median)", "MFU (median)", "CV", "flag"):
+        table.add_column(col, justify="right")
+    for point in sweep.points:
+        ok = [r for r in records[point.index] if r["status"] == "ok"]
+        status = f"{len(ok)}/{len(records[point.index])} ok"
+        cells = [f"[green]{status}[/green]" if len(ok) == len(records[point.index])
+                 else f"[red]{status}[/red]", "n/a", "n/a", "n/a", ""]
+        if ok:
+            tps = metrics.repeat_stats([r["tokens_per_s"] for r in ok])
+            mfus = [r["mfu"] for r in ok]
+            mfu = (f"{metrics.repeat_stats(mfus).median:.2%}" if None not in mfus
+                   else "null")
+            cv = f"{tps.cv:.1%}" if tps.n > 1 else "n/a"  # one run has no spread
+            cells[1:] = [f"{tps.median:,.1f}", mfu, cv,
+                         f"[yellow]CV > {metrics.CV_FLAG:.0%}[/yellow]" if tps.flagged else ""]
+        table.add_row(*_cells(point, columns), *cells)
+    return table
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console.stderr, refresh_per_second=2)
+
+
+def _outcome(task: Task, record: dict[str, Any]) -> str:
+    head = f"point {task.point.index} repeat {task.repeat}: "
+    if record["status"] == "ok":
+        return head + f"[green]ok[/green] {record['tokens_per_s']:,.1f} tokens/s"
+    return head + f"[red]{record['status']}[/red] {escape(str(record['error']))}"
+
+
+def execute(sweep: Sweep, resume: bool) -> int:
+    """Run the sweep: 0 when every run is ok, 1 when one failed."""
+    env = environment.capture()
+    stored = stored_ok(sweep.results, env) if resume else {}
+    tasks, done = plan(sweep, stored)
+    total = len(sweep.points) * sweep.repeats
+    if resume:
+        console.stderr.print(f"--resume: {total - len(tasks)} of {total} run(s) already stored "
+                             f"in {sweep.results} (same configuration and environment), "
+                             f"{len(tasks)} to run")
+    sweep_id = uuid.uuid4().hex[:12]
+    records: dict[int, list[dict[str, Any]]] = {i: list(rs) for i, rs in done.items()}
+    failed = 0
+    with _progress() as bar:
+        progress = bar.add_task(f"sweep {sweep.name}", total=total, completed=total - len(tasks))
+        for task in tasks:
+            bar.update(progress, description=f"sweep {sweep.name}: point {task.point.index}, "
+                                             f"repeat {task.repeat}")
+            tags = {"sweep": sweep.name, "sweep_id": sweep_id,
+                    "point": str(task.point.index), "repeat": str(task.repeat)}
+            record = run_one(sweep, task, env, tags)
+            records[task.point.index].append(record)
+            failed += record["status"] != "ok"
+            bar.console.print(_outcome(task, record), highlight=False)
+            bar.advance(progress)
+        bar.update(progress, description=f"sweep {sweep.name}")
+    console.stdout.print(summary_table(sweep, records))
+    console.stderr.print(f"{len(tasks)} run(s): {len(tasks) - failed} ok, {failed} failed; "
+                         f"records in {sweep.results} (tag sweep_id={sweep_id})")
+    return 1 if failed else 0
+
+
+def command(args: argparse.Namespace) -> int:
+    """`trnbench sweep FILE [--results PATH] [--resume] [--dry-run]`."""
+    sweep = load(args.file, args.results)
+    if args.dry_run:
+        done = plan(sweep, stored_ok(sweep.results, environment.capture()))[1] \
+            if args.resume else None
+        console.stdout.print(dry_run_table(sweep, done))
+        return 0
+    return execute(sweep, args.resume)
+

@@ -1,0 +1,277 @@
+"""`trnbench compare` end to end: real CPU runs, and hand-made GPU/Trainium records.
+
+The CPU records come from real `trnbench run` calls of the CLI's entry point (in this process,
+to save two CPU cores the interpreter start-ups); the exit code, the one-line error and the
+text output are checked on real `python -m bench` subprocesses. Cross-device ratios need records
+of an H100, an H200 and a Trainium2, which cannot be measured here: those are copies of a real
+record with the device, throughput and energy blocks replaced (the same schema the runner
+writes), and every expected ratio is computed by hand from the numbers put in.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bench import prices, store
+from bench.cli import main
+from bench.config import ConfigError
+from tests.conftest import read_jsonl
+
+TINY = ("--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3", "--warmup", "1",
+        "--backend", "cpu", "--json")
+
+
+def trnbench(*args: str) -> int:
+    """``trnbench ARGS`` through the CLI's entry point in this process; its exit code (the
+    callers read its output from pytest's capture, ``capsys``)."""
+    try:
+        return main(list(args))
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.fixture(scope="module")
+def real(cache_dir, tmp_path_factory) -> Path:
+    """Three real CPU runs: side=a and side=b at seq 16, side=c at seq 32."""
+    path = tmp_path_factory.mktemp("compare") / "cpu.jsonl"
+    for side, seq in (("a", "16"), ("b", "16"), ("c", "32")):
+        args = [*TINY, "--tag", f"side={side}", "--results", str(path)]
+        args[args.index("--seq") + 1] = seq
+        assert trnbench("run", *args) == 0
+    return path
+
+
+def device_record(template: dict, kind: str, name: str, per_chip: float, chips: float = 1,
+                  energy: tuple[str, float | None] = ("none", None)) -> dict:
+    """A record of a device that cannot run here: a real record with its device,
+    throughput and energy blocks replaced."""
+    r = copy.deepcopy(template)
+    r["run_id"] = uuid.uuid4().hex[:12]
+    r["tags"] = {}
+    r["device"].update(name=name, kind=kind, chips=chips)
+    r["tokens_per_s_per_chip"] = per_chip
+    r["tokens_per_s"] = per_chip * chips
+    method, j_per_token = energy
+    scope = "modelled: table power" if method == "modelled" else "accelerators: test"
+    r["energy"].update(method=method, j_per_token=j_per_token, scope=scope,
+                       joules=None if j_per_token is None else j_per_token * r["tokens"],
+                       reason=None if j_per_token is not None else "not measured")
+    return r
+
+
+@pytest.fixture(scope="module")
+def devices(real, tmp_path_factory) -> Path:
+    """Hand-made H100, H200 and Trainium2 records of the tiny model (see the module doc)."""
+    template = read_jsonl(real)[0]
+    path = tmp_path_factory.mktemp("compare") / "devices.jsonl"
+    for per_chip, j in ((1000.0, 0.5), (1200.0, 0.4), (1100.0, 0.45)):
+        store.append(path, device_record(template, "h100", "NVIDIA H100 80GB HBM3", per_chip,
+                                         energy=("nvml-energy-counter", j)))
+    for per_chip in (800.0, 900.0):
+        store.append(path, device_record(template, "trn2", "Trainium2 (NC_v3d)", per_chip, 0.25,
+                                         energy=("neuron-power-utilization", 0.3)))
+    store.append(path, device_record(template, "h200", "NVIDIA H200", 1500.0,
+                                     energy=("modelled", 0.6)))
+    return path
+
+
+def compare_json(capsys, *args: str) -> dict:
+    capsys.readouterr()
+    code = trnbench("compare", *args, "--json")
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+def by_name(result: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in result["ratios"]}
+
+
+def test_real_runs_per_chip_ratio_is_the_ratio_of_measured_rates(capsys, real):
+    a, b, _ = read_jsonl(real)
+    result = compare_json(capsys, "--baseline", "tags.side=a", "--target", "side=b",
+                          "--results", str(real))
+    r = by_name(result)
+    assert r["per_chip"]["ratio"] == pytest.approx(
+        b["tokens_per_s_per_chip"] / a["tokens_per_s_per_chip"])
+    assert result["baseline"]["run_ids"] == [a["run_id"]]
+    assert result["baseline"]["device"]["kind"] == "cpu"
+    for key in ("per_instance", "per_dollar"):  # no AWS instance holds "the host CPU"
+        assert r[key]["ratio"] is None and "no AWS instance" in r[key]["reason"]
+    if a["energy"]["joules"] is None:  # no readable RAPL counters on this host
+        assert r["per_watt"]["ratio"] is None
+        assert "no energy measured" in r["per_watt"]["reason"]
+    else:
+        assert r["per_watt"]["ratio"] == pytest.approx(
+            a["energy"]["j_per_token"] / b["energy"]["j_per_token"])
+    # a run id selects the same runs
+    by_id = compare_json(capsys, "--baseline", a["run_id"], "--target", b["run_id"],
+                         "--results", str(real))
+    assert by_name(by_id)["per_chip"]["ratio"] == r["per_chip"]["ratio"]
+
+
+def test_cross_device_ratios_match_a_hand_computation(capsys, devices, tmp_path):
+    user = tmp_path / "prices.toml"
+    user.write_text('[prices."trn2.48xlarge"]\nusd_per_hour = 40.0\ndate = "2026-10-01"\n'
+                    'source = "test price"\n')
+    result = compare_json(capsys, "--baseline", "device.kind=h100", "--target", "device=trn2",
+                          "--results", str(devices), "--prices", str(user))
+    r = by_name(result)
+    h100 = statistics.median([1000.0, 1200.0, 1100.0])  # median over the three runs
+    trn2 = statistics.median([800.0, 900.0])
+    assert r["per_chip"]["ratio"] == pytest.approx(trn2 / h100)
+    assert r["per_instance"]["ratio"] == pytest.approx(trn2 * 16 / (h100 * 8))
+    h100_tpj = statistics.median([1 / 0.5, 1 / 0.4, 1 / 0.45])
+    assert r["per_watt"]["ratio"] == pytest.approx((1 / 0.3) / h100_tpj)
+    assert r["per_watt"]["label"] == "estimate"  # Neuron: utilisation x estimated max power
+    assert r["per_dollar"]["ratio"] == pytest.approx(
+        (trn2 * 16 * 3600 / 40.0) / (h100 * 8 * 3600 / 55.04))
+    assert result["baseline"]["instance"]["name"] == "p5.48xlarge"
+    assert result["target"]["instance"]["name"] == "trn2.48xlarge"
+    base_price = result["baseline"]["figures"]["per_dollar"]["inputs"][1]
+    assert (base_price["value"], base_price["label"]) == (55.04, "datasheet")
+    assert (base_price["region"], base_price["date"]) == ("us-east-1", "2026-09-10")
+    assert "AWS EC2 price list" in base_price["source"]
+    user_price = result["target"]["figures"]["per_dollar"]["inputs"][1]
+    assert user_price == {"name": "price", "value": 40.0, "unit": "USD per hour",
+                          "label": "user", "region": None, "date": "2026-10-01",
+                          "source": "test price"}
+    assert not any("energy scopes" in w for w in result["warnings"])  # both accelerators
+
+
+def test_text_output_prints_every_ratio_with_its_inputs_and_labels(cli, devices):
+    proc = cli("compare", "--baseline", "device=h100", "--target", "device=trn2",
+               "--results", str(devices))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for text in ("per chip", "per instance", "per watt", "per dollar", "p5.48xlarge",
+                 "trn2.48xlarge", "55.04", "2026-09-10", "us-east-1", "datasheet", "measured",
+                 "nvml-energy-counter", "neuron-power-utilization", "chips per instance"):
+        assert text in out, text
+    # trn2.48xlarge has no sourced price: per dollar is null with the reason
+    assert "no verifiable AWS on-demand price" in " ".join(out.split())
+
+
+def test_modelled_energy_is_labelled_modelled(capsys, devices):
+    result = compare_json(capsys, "--baseline", "device=h100", "--target", "device=h200",
+                          "--results", str(devices))
+    per_watt = by_name(result)["per_watt"]
+    assert per_watt["label"] == "modelled"
+    assert per_watt["ratio"] == pytest.approx((1 / 0.6) / statistics.median(
+        [1 / 0.5, 1 / 0.4, 1 / 0.45]))
+    assert result["target"]["figures"]["per_watt"]["inputs"][0]["label"] == "modelled"
+    assert any("energy scopes" in w for w in result["warnings"])
+    assert result["target"]["instance"]["name"] == "p5en.48xlarge"  # the on-demand H200
+
+
+def test_instance_override_and_unpriced_instance(capsys, devices):
+    result = compare_json(capsys, "--baseline", "device=h100", "--target", "device=h200",
+                          "--target-instance", "p5e.48xlarge", "--results", str(devices))
+    r = by_name(result)
+    assert result["target"]["instance"]["how"] == "--target-instance"
+    assert r["per_instance"]["ratio"] == pytest.approx(1500.0 / 1100.0)  # 8 chips each
+    assert r["per_dollar"]["ratio"] is None
+    assert "p5e.48xlarge" in r["per_dollar"]["reason"]
+    code = trnbench("compare", "--baseline", "device=h100", "--target", "device=h200",
+                    "--target-instance", "x9.huge", "--results", str(devices))
+    assert code == 2 and "--target-instance" in capsys.readouterr().err
+
+
+def test_mismatched_runs_are_refused(cli, real):
+    proc = cli("compare", "--baseline", "side=a", "--target", "side=c", "--results", str(real))
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "config.seq" in lines[0] and "16" in lines[0] and "32" in lines[0]
+
+def test_allow_mismatch_compares_with_a_warning(capsys, real):
+    warnings = compare_json(capsys, "--baseline", "side=a", "--target", "side=c", "--results",
+                            str(real), "--allow-mismatch")["warnings"]
+    assert any("config.seq" in w and "16" in w and "32" in w for w in warnings)
+    code = trnbench("compare", "--baseline", "side=a", "--target", "side=c", "--results",
+                    str(real), "--allow-mismatch")
+    assert code == 0 and "config.seq differs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--baseline", "model=nope", "--target", "side=a"], "--baseline"),
+    (["--baseline", "side=a", "--target", "colour=red"], "--target"),
+    (["--baseline", "side=a,", "--target", "side=b"], "--baseline"),
+    (["--baseline", "model=tiny", "--target", "side=b"], "config.seq"),  # a, b (16), c (32)
+])
+def test_bad_queries_are_one_line_exit_2(capsys, real, args, field):
+    capsys.readouterr()
+    code = trnbench("compare", *args, "--results", str(real))
+    out = capsys.readouterr()
+    assert code == 2 and out.out == ""
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0]
+
+
+def test_a_side_on_several_devices_is_refused(capsys, real, devices):
+    code = trnbench("compare", "--baseline", "seq=16", "--target", "device=h100",
+                    "--results", str(real), str(devices))
+    err = capsys.readouterr().err
+    assert code == 2 and "--baseline" in err and "several devices" in err
+
+
+def test_missing_results_file(capsys, tmp_path):
+    code = trnbench("compare", "--baseline", "a", "--target", "b", "--results",
+                    str(tmp_path / "none.jsonl"))
+    assert code == 2 and "--results" in capsys.readouterr().err
+
+
+def test_price_table_carries_source_region_and_date():
+    table = prices.load()
+    for inst in table.values():
+        assert inst.chips in (8, 16) and inst.chips_source
+        if inst.price is None:
+            assert inst.price_missing
+            continue
+        p = inst.price
+        assert p.usd_per_hour > 0 and p.region == "us-east-1" and p.label == "datasheet"
+        assert date.fromisoformat(p.date) and p.source
+    assert table["p5.48xlarge"].price.usd_per_hour == 55.04  # after the June 2025 cut
+    assert table["trn2.48xlarge"].price is None
+    lookup = {(k, n): prices.for_device(table, k, n).name for k, n in (
+        ("h100", "NVIDIA H100 80GB HBM3"), ("h200", "NVIDIA H200"), ("trn1", "Trainium"),
+        ("trn2", "Trainium2"), ("a100", "NVIDIA A100-SXM4-80GB"),
+        ("a100", "NVIDIA A100-SXM4-40GB"))}
+    assert list(lookup.values()) == ["p5.48xlarge", "p5en.48xlarge", "trn1.32xlarge",
+                                     "trn2.48xlarge", "p4de.24xlarge", "p4d.24xlarge"]
+    assert prices.for_device(table, "cpu", "AMD EPYC") is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[prices", "malformed TOML"),
+    ('[prices."p5.48xlarge"]\nusd_per_hour = -1\ndate = "2026-01-01"\n', "usd_per_hour"),
+    ('[prices."p5.48xlarge"]\nusd_per_hour = 50\n', "date"),
+    ('[prices."p5.48xlarge"]\nusd_per_hour = 50\ndate = "2026-01-01"\ncost = 1\n', "'cost'"),
+    ('[prices."x.large"]\nusd_per_hour = 5\ndate = "2026-01-01"\n', "chips"),
+    ("title = 1\n", "[prices"),
+])
+def test_user_price_file_is_checked(tmp_path, text, message):
+    f = tmp_path / "p.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        prices.load(f)
+    assert e.value.field == "--prices" and message in str(e.value)
+
+
+def test_user_price_file_adds_an_instance(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text('[prices."p5.4xlarge"]\nusd_per_hour = 6.88\ndate = "2026-09-10"\n'
+                 'chips = 1\ndevice = "h100"\nregion = "us-east-1"\n')
+    inst = prices.load(f)["p5.4xlarge"]
+    assert (inst.chips, inst.device, inst.price.label) == (1, "h100", "user")
+    assert inst.price.source == str(f)
+    # a user instance is used when named, never instead of the table's default
+    assert prices.for_device(prices.load(f), "h100", "NVIDIA H100 80GB HBM3").name == \
+        "p5.48xlarge"

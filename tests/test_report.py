@@ -1,0 +1,301 @@
+"""`trnbench report` on records of real tiny CPU runs: Markdown, CSV, HTML and PNG outputs.
+
+The records are made once per session (``report_records``): repeats of one configuration,
+a 2-rank torchrun run and its 1-rank partner tagged as a scaling series, runs with
+``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The CPU package
+energy comes from a fake RAPL powercap tree whose counter ticks in the background, the
+stand-in for a sensor this machine does not expose.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import report as report_pkg
+from bench import store
+from bench.energy.modelled import ModelledMeter
+from bench.report import render, rows
+from tests.conftest import read_jsonl
+from tests.test_energy import _zone, ticking_counter
+
+BASE = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
+RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
+    "rep1": ("--batch", "2", "--tag", "scaling=s1"),
+    "rep2": ("--batch", "2"),
+    "rep3": ("--batch", "2"),
+    "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
+    "modelled": ("--batch", "2", "--energy", "modelled"),
+    "none": ("--batch", "4", "--energy", "none"),
+    "lr-fail": ("--batch", "2", "--lr", "1e6"),
+}
+
+
+def _env(cache_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir), "COLUMNS": "200", **extra}
+
+
+def make_records(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """The session's results file, made on first use (shared by the report test modules)."""
+    path = tmp_path_factory.getbasetemp() / "report-records" / "results.jsonl"
+    if path.exists():
+        return path
+    work = path.parent / "work"
+    work.mkdir(parents=True)
+    counter = _zone(work / "powercap", "intel-rapl:0", "package-0", 0)
+    env = _env(cache_dir, TRNBENCH_RAPL_ROOT=str(work / "powercap"))
+    with ticking_counter(counter, 500_000):  # ~50 W
+        for name, flags in RUNS.items():
+            proc = subprocess.run([sys.executable, "-m", "bench", *BASE, *flags, "--results",
+                                   str(work / "results.jsonl")], cwd=work, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert proc.returncode == (1 if name.endswith("fail") else 0), proc.stderr
+    (work / "results.jsonl").rename(path)  # complete or absent: a failed set-up is not reused
+    return path
+
+
+@pytest.fixture(scope="session")
+def report_records(tmp_path_factory, cache_dir) -> Path:
+    return make_records(tmp_path_factory, cache_dir)
+
+
+def report(records: Path, out: Path, *flags: str, cache_dir: Path | None = None,
+           cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``trnbench report`` as a real subprocess."""
+    args = ("--results", str(records), "--out", str(out)) if records else ("--out", str(out))
+    env = _env(cache_dir or out.parent)
+    return subprocess.run([sys.executable, "-m", "bench", "report", *args, *flags],
+                          cwd=cwd or out.parent, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def generated(report_records, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("report") / "out"
+    proc = report(report_records, out)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def records(report_records) -> list[dict]:
+    return read_jsonl(report_records)
+
+
+@pytest.fixture(scope="module")
+def csv(generated) -> pd.DataFrame:
+    return pd.read_csv(generated[0] / "report.csv")
+
+
+def _row(csv: pd.DataFrame, **where) -> pd.Series:
+    match = csv
+    for column, value in where.items():
+        match = match[match[column] == value]
+    assert len(match) == 1, f"{where}: {len(match)} rows"
+    return match.iloc[0]
+
+
+def _ids(records: list[dict], world_size: int = 1, **config) -> list[str]:
+    """Run ids of the ok records of ``world_size`` whose config has the given values."""
+    return [r["run_id"] for r in records if r["status"] == "ok" and
+            r["world_size"] == world_size and
+            all(r["config"][k] == v for k, v in config.items())]
+
+
+def test_writes_every_output_and_a_terminal_summary(generated):
+    out, proc = generated
+    names = {p.name for p in out.iterdir()}
+    assert names == {"report.md", "report.csv", "report.html", "scaling.csv", "failed.csv",
+                     "throughput.png", "energy.png", "step_times.png"}
+    for png in out.glob("*.png"):
+        assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 5000
+    assert "trnbench report: 4 configurations, 1 failed runs" in proc.stdout
+    assert "wrote " in proc.stdout and str(out / "report.html") in proc.stdout
+    assert "NonFiniteLoss" in proc.stdout  # the failed run, named with its error
+
+
+def test_csv_one_row_per_configuration_with_repeat_statistics(csv, records):
+    assert list(csv.columns) == rows.COLUMNS
+    assert len(csv) == 4 and list(csv["row"]) == ["R1", "R2", "R3", "R4"]
+    repeated = _row(csv, energy_method="rapl", world_size=1, batch=2)
+    ids = _ids(records, batch=2, energy="auto")
+    assert repeated["n"] == 3 and repeated["run_ids"].split() == ids
+    tps = [r["tokens_per_s_per_chip"] for r in records if r["run_id"] in ids]
+    assert repeated["tokens_per_s_per_chip"] == pytest.approx(statistics.median(tps))
+    assert repeated["tokens_per_s_per_chip_min"] == pytest.approx(min(tps))
+    assert repeated["tokens_per_s_per_chip_max"] == pytest.approx(max(tps))
+    assert repeated["tokens_per_s_per_chip_cv"] == pytest.approx(
+        statistics.pstdev(tps) / statistics.fmean(tps))
+    assert repeated["mfu"] > 0 and repeated["peak_label"] == "measured"
+    assert "torch.matmul" in repeated["peak_source"] and pd.isna(repeated["mfu_note"])
+    assert repeated["j_per_token"] > 0 and repeated["energy_label"] == "measured"
+    assert repeated["tokens_per_kwh"] > 0 and "cpu-package" in repeated["energy_scope"]
+    assert repeated["step_time_method"] == "host-clock" and repeated["warmup_steps"] == 1
+    assert repeated["first_step_s"] > 0 and repeated["step_p90_s"] >= repeated["step_p50_s"]
+    assert repeated["hosts"] == records[0]["environment"]["host"]
+    assert records[0]["environment"]["torch"] in repeated["environment"]
+    single = _row(csv, energy_method="modelled")
+    assert single["n"] == 1 and pd.isna(single["tokens_per_s_per_chip_cv"])
+    assert single["run_ids"] == _ids(records, energy="modelled")[0]
+
+
+def test_null_figures_are_empty_with_the_reason(csv):
+    modelled = _row(csv, energy_method="modelled")
+    assert pd.isna(modelled["j_per_token"]) and pd.isna(modelled["tokens_per_kwh"])
+    assert "modelled: no table power for device kind 'cpu'" in modelled["energy_note"]
+    off = _row(csv, energy_method="none")
+    assert off["batch"] == 4 and pd.isna(off["j_per_token"])
+    assert off["energy_note"] == "none: not measured (--energy none)"
+
+
+def test_multi_rank_row_and_scaling_table(generated, csv, records):
+    ranks = _row(csv, world_size=2)
+    assert ranks["chips"] == 2 and ranks["parallel"] == "ddp" and ranks["nodes"] == 1
+    scaling = pd.read_csv(generated[0] / "scaling.csv")
+    assert list(scaling["series"]) == ["s1", "s1"] and list(scaling["world_size"]) == [1, 2]
+    tps = {r["world_size"]: r["tokens_per_s"] for r in records
+           if r.get("tags", {}).get("scaling") == "s1"}
+    assert list(scaling["tokens_per_s_per_rank"]) == pytest.approx([tps[1], tps[2] / 2])
+    assert list(scaling["scaling_efficiency"]) == pytest.approx([1.0, tps[2] / 2 / tps[1]])
+    assert list(scaling["baseline_world_size"]) == [1, 1]
+
+
+def test_markdown_shows_labels_methods_runs_and_failures(generated, records):
+    md = (generated[0] / "report.md").read_text()
+    header = ("| row | model | device | precision | configuration | tokens/s per chip | MFU | "
+              "J/token | tokens/kWh | step p50 | step p90 | compile | n | CV | flag |")
+    assert header in md
+    assert re.search(r"\| [\d,.]+ \(measured; median of 3, olympic mean [\d,.]+, range", md)
+    assert re.search(r"\| [\d.]+% \(derived; peak [\d.]+ GFLOP/s, measured\) \|", md)
+    assert re.search(r"\| [\d.]+ mJ \(rapl, measured\) \|", md)
+    assert "| n/a (modelled: no table power for device kind 'cpu' (the CPU has none)) |" in md
+    assert "| n/a (none: not measured (--energy none)) |" in md
+    assert re.search(r"\| [\d.]+ ms \(host-clock\) \|", md)
+    assert "first step" in md and "| n/a (1 run) |" in md
+    for r in records:
+        assert r["run_id"] in md  # every run behind a row, and the failed one
+    assert "NonFiniteLoss: loss became nan" in md and "## Failed runs" in md
+    assert "## How each figure was made" in md and "modelled: table power x chips" in md
+    assert "![" in md and "(throughput.png)" in md and "(step_times.png)" in md
+    assert "| s1 | tiny |" in md and "100.0% (derived, against 1 rank(s))" in md
+
+
+def test_html_is_self_contained(generated):
+    out = generated[0]
+    page = (out / "report.html").read_text()
+    text = re.sub(r"data:[^\"']*", "data:", page)  # base64 may hold '//' by chance
+    assert not re.search(r"https?:|ftp:|file:|//[a-z]", text, re.IGNORECASE)
+    assert "<script" not in page
+    sources = re.findall(r'(?:src|href)=["\']([^"\']*)', page)
+    assert sources and all(s.startswith("data:") for s in sources)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3
+    assert {base64.b64decode(i) for i in images} == {p.read_bytes() for p in out.glob("*.png")}
+    assert "How each figure was made" in page and "NonFiniteLoss" in page
+    assert page.count("<tr") == 1 + 4 + 1 + 2 + 1 + 1 + 1 + 4  # heads and rows of 4 tables
+
+
+@pytest.mark.parametrize(("threshold", "flagged"), [("0", True), ("1000", False)])
+def test_cv_threshold_flags_repeated_rows(report_records, tmp_path, threshold, flagged):
+    proc = report(report_records, tmp_path / "out", "--cv-threshold", threshold)
+    assert proc.returncode == 0, proc.stderr
+    csv = pd.read_csv(tmp_path / "out" / "report.csv")
+    repeated = _row(csv, energy_method="rapl", world_size=1)
+    assert bool(repeated["flagged"]) is flagged and repeated["cv_threshold"] == float(threshold)
+    assert not csv[csv["n"] == 1]["flagged"].any()  # one run has no spread to flag
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert ("FLAGGED: tokens/s per chip CV" in md) is flagged
+    assert 'class="flagged"' in (tmp_path / "out" / "report.html").read_text() or not flagged
+
+
+def test_modelled_energy_is_labelled_not_measured(report_records):
+    """This CPU has no table power, so a modelled reading with joules cannot come from a run
+    here: the real ModelledMeter gives an H100's block, put in place of the rapl readings."""
+    meter = ModelledMeter("h100", chips=2)  # the 2-rank run: 2 chips
+    meter.open()
+    frame = store.load(report_records)
+    ranks = frame["world_size"] == 2
+    block = meter.close().as_record(int(frame.loc[ranks, "tokens"].iloc[0]))
+    for key in ("method", "j_per_token", "tokens_per_kwh", "scope", "reason"):
+        frame.loc[ranks, f"energy.{key}"] = block[key]
+    built = report_pkg.build(frame, [str(report_records)], 0.05)
+    md = render.markdown(built)
+    assert re.search(r"\| [\d.]+ [nµm]?J \(modelled \(estimate, not measured\)\) \|", md)
+    assert "energy modelled" in md and "modelled: 700 W x 2 chip(s) x window time" in md
+    row = _row(built.table, world_size=2)
+    assert row["energy_label"] == "modelled (estimate, not measured)"
+
+
+def test_unknown_peak_is_n_a_with_the_reason(report_records):
+    """What the runner stores for a device without a known peak (peak null, MFU null), in
+    place of the 2-rank run's measured CPU peak."""
+    frame = store.load(report_records)
+    ranks = frame["world_size"] == 2
+    frame.loc[ranks, ["mfu", "peak.value", "peak.label", "peak.source"]] = None
+    built = report_pkg.build(frame, [str(report_records)], 0.05)
+    row = _row(built.table, world_size=2)
+    assert pd.isna(row["mfu"]) and row["peak_label"] == "" and row["mfu_n"] == 0
+    md = render.markdown(built)
+    assert (f"| n/a (no peak FLOP/s known for {row['device']} in fp32; MFU is null, never a "
+            f"guessed peak) |") in md
+    assert re.search(r"\| [\d.]+% \(derived; peak", md)  # the other rows keep theirs
+
+
+def _one_line_exit_2(proc: subprocess.CompletedProcess, field: str, out: Path) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and field in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, cache_dir):
+    out = tmp_path / "out"
+    _one_line_exit_2(report(tmp_path / "absent.jsonl", out), "--results", out)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    proc = report(tmp_path / "empty.jsonl", out)
+    _one_line_exit_2(proc, "--results", out)
+    assert "no records" in proc.stderr
+    default = report(None, out, cache_dir=cache_dir, cwd=tmp_path)  # results/local.jsonl
+    _one_line_exit_2(default, "results/local.jsonl", out)
+    (tmp_path / "file").write_text("x")
+    _one_line_exit_2(report(tmp_path / "empty.jsonl", tmp_path / "file"), "--out",
+                     tmp_path / "nothing")
+    _one_line_exit_2(report(tmp_path / "empty.jsonl", out, "--cv-threshold", "-1"),
+                     "--cv-threshold", out)
+
+
+def test_failed_runs_only_still_report_them(tmp_path, records):
+    path = tmp_path / "failed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records if r["status"] != "ok"))
+    proc = report(path, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.md", "report.html",
+                                                             "report.csv", "failed.csv"}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "No ok runs." in md and "NonFiniteLoss" in md
+    assert pd.read_csv(tmp_path / "out" / "report.csv").empty
+
+
+def test_several_results_files_and_a_corrupt_line(tmp_path, records):
+    ok, bad = tmp_path / "ok.jsonl", tmp_path / "bad.jsonl"
+    ok.write_text("".join(json.dumps(r) + "\n" for r in records if r["status"] == "ok"))
+    bad.write_text("".join(json.dumps(r) + "\n" for r in records if r["status"] != "ok")
+                   + '{"run_id": "trunc\n')
+    proc = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(ok),
+                           str(bad), "--out", "out"], cwd=tmp_path, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{bad}:2: skipped corrupt record" in proc.stderr  # line 2, after the failed run
+    csv = pd.read_csv(tmp_path / "out" / "report.csv")
+    assert len(csv) == 4 and set(csv["source_files"]) == {str(ok)}
+    failed = pd.read_csv(tmp_path / "out" / "failed.csv")
+    assert list(failed["source_file"]) == [str(bad)] and failed["error"][0].startswith("NonFinite")
+    assert f"from {ok}, {bad}:" in (tmp_path / "out" / "report.md").read_text()

@@ -1,0 +1,184 @@
+"""`trnbench sweep`: real sweeps of the tiny model on the CPU, every run a real subprocess.
+
+The sweep itself runs in-process through ``cli.main`` (its runs are `python -m bench run`
+subprocesses all the same); one test runs the whole command as a subprocess.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from bench import environment, store, sweep
+from bench.cli import build_parser, main
+from tests.conftest import read_jsonl
+
+TINY = 'model = "tiny"\nbackend = "cpu"\nbatch = 2\nsteps = 2\nwarmup = 1\n'
+
+
+def write(tmp_path, body: str, name: str = "grid.toml"):
+    path = tmp_path / name
+    path.write_text('[sweep]\nresults = "runs.jsonl"\n' + body)
+    return path
+
+
+@pytest.fixture
+def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
+    """``trnbench sweep ARGS`` in-process in tmp_path: (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["sweep", *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_sweep, tmp_path):
+    path = write(tmp_path, TINY + 'seq = [16, 32]\nrepeats = 2\nname = "grid"\n')
+    code, out, err = run_sweep(str(path))
+    assert code == 0, err
+    results = tmp_path / "runs.jsonl"
+    records = read_jsonl(results)
+    assert [r["status"] for r in records] == ["ok"] * 4
+    assert [(r["tags"]["point"], r["tags"]["repeat"]) for r in records] == [
+        ("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+    assert {r["tags"]["sweep"] for r in records} == {"grid"}
+    assert len({r["tags"]["sweep_id"] for r in records}) == 1
+    assert len({r["run_id"] for r in records}) == 4
+    points = sweep.load(path).points
+    for r in records:  # the run resolved exactly the sweep's configuration
+        assert r["config"] == points[int(r["tags"]["point"])].config.as_dict()
+    assert [r["config"]["seq"] for r in records] == [16, 16, 32, 32]
+    assert "4/4" in err  # the one progress bar over the sweep, final state
+    for point in (0, 1):
+        tps = [r["tokens_per_s"] for r in records if r["tags"]["point"] == str(point)]
+        row = next(line for line in out.splitlines() if line.startswith(f"│ {point} "))
+        assert "2/2 ok" in row and f"{statistics.median(tps):,.1f}" in row
+
+    # the sweep was cut off before its last run: --resume runs that one only
+    results.write_text("".join(line + "\n" for line in results.read_text().splitlines()[:3]))
+    code, out, err = run_sweep(str(path), "--resume")
+    assert code == 0, err
+    assert "--resume: 3 of 4 run(s) already stored" in err
+    resumed = read_jsonl(results)
+    assert len(resumed) == 4 and resumed[:3] == records[:3]
+    last = resumed[3]
+    assert last["status"] == "ok" and last["config"] == records[3]["config"]
+    assert (last["tags"]["point"], last["tags"]["repeat"]) == ("1", "1")
+    assert last["tags"]["sweep_id"] != records[0]["tags"]["sweep_id"]
+
+    code, out, err = run_sweep(str(path), "--resume")
+    assert code == 0 and "4 of 4 run(s) already stored" in err and "0 to run" in err
+    assert read_jsonl(results) == resumed
+
+
+def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
+    path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\n")
+    code, out, err = run_sweep(str(path))
+    assert code == 1
+    failed, ok = read_jsonl(tmp_path / "runs.jsonl")
+    assert failed["status"] == "failed" and failed["tags"]["point"] == "0"
+    assert failed["error"].startswith("NonFiniteLoss") and failed["config"]["lr"] == 1e6
+    assert ok["status"] == "ok" and ok["tags"]["point"] == "1" and ok["config"]["lr"] == 3e-4
+    assert "NonFiniteLoss" in err and "0/1 ok" in out and "1/1 ok" in out
+    # --resume counts ok records only: the failed point runs again, the ok one does not
+    loaded = sweep.load(path)
+    tasks, done = sweep.plan(loaded, sweep.stored_ok(loaded.results, environment.capture()))
+    assert [(t.point.index, t.repeat) for t in tasks] == [(0, 0)]
+    assert done == {0: [], 1: [ok]}
+
+
+def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
+    env = environment.capture()
+    record = {"status": "ok", "config": {"model": "tiny"}, "world_size": 1, "environment": env}
+    other = {**record, "environment": {**env, "host": "elsewhere"}}
+    ranks = {**record, "world_size": 2}
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(store.dumps(r) + "\n" for r in (record, other, ranks)))
+    assert dict(sweep.stored_ok(path, env)) == {(("model", "tiny"),): [record]}
+    assert dict(sweep.stored_ok(path, {**env, "git_commit": "another"})) == {
+        (("model", "tiny"),): [record]}
+
+
+def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
+    path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\n")
+    code, out, err = run_sweep(str(path))
+    assert code == 1
+    records = read_jsonl(tmp_path / "runs.jsonl")
+    assert [r["tags"]["point"] for r in records] == ["0", "1"]  # the sweep went on
+    for r in records:
+        assert r["status"] == "failed" and "timeout_s of 0.5 s" in r["error"]
+        assert r["backend"]["name"] == "cpu" and r["environment"]["host"]
+
+
+def test_death_names_the_signal():
+    proc = subprocess.run([sys.executable, "-c", "import os, signal; "
+                           "os.kill(os.getpid(), signal.SIGKILL)"], capture_output=True)
+    assert proc.returncode == -9
+    assert "killed by SIGKILL (the kernel's OOM killer" in sweep._death(proc.returncode, "")
+    assert sweep._death(3, "a\nlast words\n").endswith("exited with code 3 without storing a "
+                                                       "record; stderr: a | last words")
+
+
+def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
+    path = write(tmp_path, 'model = "tiny"\nbackend = ["auto", "cpu"]\nprecision = ["fp32", '
+                           '"bf16"]\nrepeats = 3\n')
+    code, out, err = run_sweep(str(path), "--dry-run")
+    assert code == 0, err
+    assert "2 point(s) x 3 repeat(s)" in out  # auto resolves to cpu: duplicates dropped
+    rows = [line for line in out.splitlines() if line.startswith("│ ")]
+    assert len(rows) == 2 and "fp32" in rows[0] and "bf16" in rows[1]
+    assert "│     8 │  64 │" in rows[0]  # the tiny model's own batch and seq
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]
+
+
+def test_run_flags_resolve_to_the_point(tmp_path):
+    path = write(tmp_path, 'model = "tiny"\nbackend = "cpu"\ncompile = true\nlr = 1\nseed = 3\n'
+                           'energy = "none"\nseq = 48\n')
+    (point,) = sweep.load(path).points
+    assert point.config.lr == 1.0 and isinstance(point.config.lr, float)
+    args = build_parser().parse_args(["run", *sweep.run_flags(point.config)])
+    for field, value in point.config.as_dict().items():
+        if field != "data":  # no flag: `synthetic` is the only kind
+            assert getattr(args, field) == value, field
+
+
+MALFORMED = [
+    ('model = "tiny"\nbatch = [2,\n', 4, "batch", "malformed TOML"),
+    ('model = tiny\nseq = 16\n', 3, "model", "malformed TOML: Invalid value (at line 3"),
+    ('model = "tiny"\nbatchsize = 2\n', 4, "batchsize", "unknown field; accepted: model, "),
+    ('model = "tiny"\n\n# comment\nbatch = [2, 0]\n', 6, "batch", "must be >= 1, got 0"),
+    ('model = ["tiny", "nope"]\n', 3, "model", "unknown model 'nope'; accepted: tiny, "),
+    ('model = "tiny"\nseq = [16, 4096]\n', 4, "seq", "above the maximum of tiny"),
+    ('backend = "tpu"\n', 3, "backend", "unknown backend 'tpu'; accepted: auto"),
+    ('repeats = 0\n', 3, "repeats", "must be an integer >= 1"),
+    ('model = []\n', 3, "model", "an empty list gives no points"),
+    ('[extra]\nx = 1\n', 3, "extra", "a sweep file holds one [sweep] table"),
+]
+
+
+@pytest.mark.parametrize(("body", "line", "field", "message"), MALFORMED)
+def test_malformed_file_is_one_line_with_file_line_and_field(run_sweep, tmp_path, capsys, body,
+                                                           line, field, message):
+    path = write(tmp_path, body, "bad.toml")
+    with pytest.raises(SystemExit) as exit_:
+        run_sweep(str(path))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"trnbench: error: {path}:{line}: {field}: "), err
+    assert message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # nothing written
+
+
+def test_malformed_file_from_the_command_line(cli, tmp_path):
+    (tmp_path / "bad.toml").write_text('[sweep]\nmodel = "tiny"\nbatch = 0\n')
+    proc = cli("sweep", "bad.toml")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "trnbench: error: bad.toml:3: batch: must be >= 1, got 0\n"
+    assert not (tmp_path / "results").exists()
