@@ -17,6 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ import torch.nn.functional as F
 
 from bench import distributed, energy, environment, launch, metrics, store
 from bench.backends import Selection
-from bench.backends.base import Backend, sdpa_limit
+from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
 from bench.config import RunConfig
 from bench.data import SyntheticBatches
+from bench.hardware import Figure
 from models import flops, registry
 from models.moe import MoEConfig
 
@@ -112,19 +114,54 @@ def _moe_fields(model_cfg: Any, seq: int, routing: list[dict[str, torch.Tensor]]
     }}
 
 
-def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
-            ctx: distributed.DistContext | None = None) -> dict[str, Any]:
-    """Run ``cfg`` on ``backend`` and return the metric fields of the record (of this rank,
-    under torchrun: each rank trains on its own data, seeded by seed + rank)."""
-    notes: list[str] = []
-    spec = registry.get(cfg.model)
-    device = backend.describe()
-    peak = backend.peak_flops(cfg.precision)
-    if peak is None:
-        notes.append(
-            f"no peak FLOP/s known for {device.name!r} in {cfg.precision}; MFU is null"
-        )
+@dataclass
+class Training:
+    """A model, its optimizer, its step and its data on a backend, ready to train; each
+    ``step(i)`` keeps its loss (and a routed model's routing statistics) as device tensors."""
 
+    cfg: RunConfig
+    backend: Backend
+    spec: registry.ModelSpec
+    device: DeviceInfo
+    peak: Figure | None
+    core: torch.nn.Module  # the model inside any data-parallel wrapper
+    optimizer: torch.optim.Optimizer
+    train_step: Callable
+    data: SyntheticBatches
+    losses: list[torch.Tensor] = field(default_factory=list)
+    routing: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+    def step(self, index: int) -> None:
+        """Issue training step ``index`` (no host sync) and cut the graph where the device
+        needs it."""
+        self.losses.append(self.train_step(*self.data[index]))
+        routing_stats = getattr(self.core, "routing_stats", None)
+        if routing_stats:
+            self.routing.append(routing_stats())  # device tensors, part of the step's graph
+        self.backend.step_end()
+
+    def read_losses(self, first_step: int) -> list[float]:
+        """The kept losses as floats (a device read), then forgotten; NonFiniteLoss if any is
+        NaN or infinite."""
+        values = _check_finite(self.losses, first_step) if self.losses else []
+        self.losses.clear()
+        return values
+
+
+@dataclass(frozen=True)
+class Warmup:
+    losses: list[float]
+    first_step_s: float | None
+    total_s: float
+    compiles_start: CompileCount | None
+    compiles_end: CompileCount | None
+
+
+def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | None = None
+            ) -> Training:
+    """Model (seeded weights), AdamW, the step and synthetic data (seed + rank) on
+    ``backend``; under torchrun the model is wrapped for data parallelism."""
+    spec = registry.get(cfg.model)
     torch.manual_seed(cfg.seed)
     if backend.build_on_host:
         model = registry.build(spec, device="cpu").to(backend.device)
@@ -132,7 +169,6 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         model = registry.build(spec, device=backend.device)
     model.train()
     core = model
-    routing_stats = getattr(model, "routing_stats", None)  # MoE: dropped fraction, aux loss
     if ctx:
         model = distributed.wrap(model, cfg.parallel, backend.device,
                                  backend.reduces_in_optimizer)
@@ -142,70 +178,55 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     step = make_train_step(model, optimizer, backend, cfg.precision, core, cfg.compile)
     seed = cfg.seed + (ctx.rank if ctx else 0)
     data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, seed, backend.device)
+    return Training(cfg, backend, spec, backend.describe(), backend.peak_flops(cfg.precision),
+                    core, optimizer, step, data)
+
+
+def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
+    """The warm-up steps, outside the window: compilation and allocator growth happen here.
+    The first step is timed on its own (it holds compilation); peak memory starts here."""
+    backend = t.backend
     backend.synchronize()
     backend.reset_peak_memory()
     compiles_start = backend.compilations()
-
-    # warm-up: compilation and allocator growth happen here, outside the window
-    warm_losses: list[torch.Tensor] = []
-    routing: list[dict[str, torch.Tensor]] = []  # read in warm-up too: one graph on XLA
     first_step_s = None
     t0 = time.perf_counter()
-    for i in range(cfg.warmup):
-        warm_losses.append(step(*data[i]))
-        if routing_stats:
-            routing.append(routing_stats())
-        backend.step_end()
+    for i in range(t.cfg.warmup):
+        t.step(i)
         if i == 0:
             backend.synchronize()
             first_step_s = time.perf_counter() - t0
         if progress:
-            progress("warmup", i + 1, cfg.warmup)
+            progress("warmup", i + 1, t.cfg.warmup)
     backend.synchronize()
-    warmup_s = time.perf_counter() - t0
-    warm_values = _check_finite(warm_losses, 0) if warm_losses else []
-    compiles_warm = backend.compilations()
+    total_s = time.perf_counter() - t0
+    losses = t.read_losses(0)
+    t.routing.clear()  # kept in warm-up too (one graph on XLA), reported for the window
+    return Warmup(losses, first_step_s, total_s, compiles_start, backend.compilations())
 
-    # the timed window; the energy meter reads at exactly its two synchronised edges
-    losses: list[torch.Tensor] = []
-    routing.clear()
-    timer = backend.step_timer(cfg.steps)
-    meter = energy.make_meter(cfg.energy, backend, device)
-    backend.synchronize()
-    if ctx:
-        distributed.barrier()  # every rank opens its window together
-    meter.open()
-    t_start = time.perf_counter()
-    timer.start()
-    try:
-        for i in range(cfg.steps):
-            losses.append(step(*data[cfg.warmup + i]))
-            if routing_stats:
-                routing.append(routing_stats())  # device tensors, part of the step's graph
-            backend.step_end()
-            timer.mark()
-            if progress:
-                progress("timed", i + 1, cfg.steps)
-        backend.synchronize()
-        window_s = time.perf_counter() - t_start
-    finally:
-        reading = meter.close()  # also stops a sampler thread when a step fails
-    compiles_end = backend.compilations()
 
-    values = _check_finite(losses, cfg.warmup)
-    step_times = timer.step_times()
-    tokens = cfg.tokens_per_step * cfg.steps
-    tokens_per_s = metrics.tokens_per_second(tokens, window_s)
-    fpt = flops.flops_per_token(spec.config, cfg.seq)
-    mfu = metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips or 0)
+def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: list[float],
+                  step_method: str, reading: energy.Reading,
+                  notes: list[str] | None = None) -> dict[str, Any]:
+    """The record's metric fields of a timed window of ``cfg.steps`` steps that ``t`` ran
+    after ``warm``: throughput, MFU, step times, compilations, memory, energy, losses."""
+    cfg, backend, spec, device, peak = t.cfg, t.backend, t.spec, t.device, t.peak
+    notes = list(notes or [])
+    if peak is None:
+        notes.append(f"no peak FLOP/s known for {device.name!r} in {cfg.precision}; MFU is null")
     if device.chips is None:
         notes.append("chips per device unknown (Neuron topology not detected); per-chip "
                      "throughput and MFU are null")
+    values = t.read_losses(cfg.warmup)
+    tokens = cfg.tokens_per_step * cfg.steps
+    tokens_per_s = metrics.tokens_per_second(tokens, window_s)
+    fpt = flops.flops_per_token(spec.config, cfg.seq)
     compilation = None
-    if compiles_start is not None:
-        warm, timed = compiles_warm - compiles_start, compiles_end - compiles_warm
-        compilation = {"method": warm.method, "warmup_graphs": warm.graphs,
-                       "warmup_compile_s": warm.seconds, "timed_graphs": timed.graphs,
+    if warm.compiles_start is not None:
+        warmup = warm.compiles_end - warm.compiles_start
+        timed = backend.compilations() - warm.compiles_end
+        compilation = {"method": warmup.method, "warmup_graphs": warmup.graphs,
+                       "warmup_compile_s": warmup.seconds, "timed_graphs": timed.graphs,
                        "timed_compile_s": timed.seconds}
         if timed.graphs:
             notes.append(f"the timed window compiled {timed.graphs} graph(s) "
@@ -231,29 +252,59 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
             "hardware_flops_per_token": flops.hardware_flops_per_token(spec.config, cfg.seq),
             "flops_formula": flops.FORMULA,
         },
-        **_moe_fields(spec.config, cfg.seq, routing),
+        **_moe_fields(spec.config, cfg.seq, t.routing),
         "precision_mode": backend.precision_mode(cfg.precision),
-        **backend.execution(cfg.precision, core, optimizer, cfg.compile),
+        **backend.execution(cfg.precision, t.core, t.optimizer, cfg.compile),
         "tokens": tokens,
         "window_s": window_s,
         "tokens_per_s": tokens_per_s,
         "tokens_per_s_per_chip": tokens_per_s / device.chips if device.chips else None,
-        "mfu": mfu,
+        "mfu": metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips or 0),
         "peak": {**peak.as_dict(), "precision": cfg.precision} if peak else None,
-        "step_time": {**metrics.step_stats(step_times).as_dict(), "method": timer.method},
+        "step_time": {**metrics.step_stats(step_times).as_dict(), "method": step_method},
         "step_times_s": step_times,
-        "warmup": {"steps": cfg.warmup, "first_step_s": first_step_s, "total_s": warmup_s},
+        "warmup": {"steps": cfg.warmup, "first_step_s": warm.first_step_s,
+                   "total_s": warm.total_s},
         "compilation": compilation,
         "compiles_warmup": compilation["warmup_graphs"] if compilation else None,
         "compiles_timed": compilation["timed_graphs"] if compilation else None,
         "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method},
         "energy": reading.as_record(tokens),
-        "loss_first": (warm_values or values)[0],
+        "loss_first": (warm.losses or values)[0],
         "loss_last": values[-1],
-        "losses": warm_values + values,
+        "losses": warm.losses + values,
         "data": {"kind": "synthetic-bigram", "padding": False},
         "warnings": notes,
     }
+
+
+def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
+            ctx: distributed.DistContext | None = None) -> dict[str, Any]:
+    """Run ``cfg`` on ``backend`` and return the metric fields of the record (of this rank,
+    under torchrun: each rank trains on its own data, seeded by seed + rank)."""
+    t = prepare(cfg, backend, ctx)
+    warm = warm_up(t, progress)
+    # the timed window; the energy meter reads at exactly its two synchronised edges
+    timer = backend.step_timer(cfg.steps)
+    meter = energy.make_meter(cfg.energy, backend, t.device)
+    backend.synchronize()
+    if ctx:
+        distributed.barrier()  # every rank opens its window together
+    meter.open()
+    t_start = time.perf_counter()
+    timer.start()
+    try:
+        for i in range(cfg.steps):
+            t.step(cfg.warmup + i)
+            timer.mark()
+            if progress:
+                progress("timed", i + 1, cfg.steps)
+        backend.synchronize()
+        window_s = time.perf_counter() - t_start
+    finally:
+        reading = meter.close()  # also stops a sampler thread when a step fails
+    return metric_fields(t, warm, window_s=window_s, step_times=timer.step_times(),
+                         step_method=timer.method, reading=reading)
 
 
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,

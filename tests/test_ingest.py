@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,12 @@ from tests.conftest import ROOT
 BATCH, SEQ, ROUNDS, STEPS_PER_ROUND, WARMUP = 2, 16, 3, 2, 1  # tests/benchmarks' settings
 
 
-def plugin_args() -> list[str]:
-    """Load bench.pytest_plugin by module name unless its pytest11 entry point is installed
-    (an install made before the entry point was added to pyproject.toml lacks it)."""
-    installed = any(ep.value == "bench.pytest_plugin"
-                    for ep in metadata.entry_points(group="pytest11"))
-    return [] if installed else ["-p", "bench.pytest_plugin"]
-
-
 @pytest.fixture(scope="module")
 def bench_json(cache_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ingest") / "out.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/benchmarks", f"--benchmark-json={out}",
-         "--trnbench-backend", "cpu", "-p", "no:cacheprovider", "-q", *plugin_args()],
+         "--trnbench-backend", "cpu", "-p", "no:cacheprovider", "-q"],
         cwd=ROOT, env={**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)},
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
