@@ -200,7 +200,7 @@ def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
             progress("warmup", i + 1, t.cfg.warmup)
     backend.synchronize()
     total_s = time.perf_counter() - t0
-    losses = t.read_losses(0)
+    losses = t.read_losses(0)  # its graph, if any, counts with the warm-up's
     t.routing.clear()  # kept in warm-up too (one graph on XLA), reported for the window
     return Warmup(losses, first_step_s, total_s, compiles_start, backend.compilations())
 
@@ -217,6 +217,7 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
     if device.chips is None:
         notes.append("chips per device unknown (Neuron topology not detected); per-chip "
                      "throughput and MFU are null")
+    compiles_end = backend.compilations()  # before the losses are read: that is a graph too
     values = t.read_losses(cfg.warmup)
     tokens = cfg.tokens_per_step * cfg.steps
     tokens_per_s = metrics.tokens_per_second(tokens, window_s)
@@ -224,7 +225,7 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
     compilation = None
     if warm.compiles_start is not None:
         warmup = warm.compiles_end - warm.compiles_start
-        timed = backend.compilations() - warm.compiles_end
+        timed = compiles_end - warm.compiles_end
         compilation = {"method": warmup.method, "warmup_graphs": warmup.graphs,
                        "warmup_compile_s": warmup.seconds, "timed_graphs": timed.graphs,
                        "timed_compile_s": timed.seconds}
