@@ -254,22 +254,10 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[
 def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
     """The validated run configuration and backend of the run flags (``_add_run_args``)."""
     file_layer = config.load_toml(args.config) if args.config else {}
-    backend_name = args.backend or file_layer.get("backend", "auto")
-    if backend_name not in backends.names():
-        raise ConfigError("--backend", f"unknown backend {backend_name!r}; accepted: "
-                          f"{', '.join(backends.names())}")
-    try:
-        selection = backends.select(backend_name)
-    except backends.BackendUnavailable as e:
-        available = [p.name for p in backends.probe_all() if p.available]
-        raise ConfigError("--backend", f"{e}; available: auto, {', '.join(available)}") from None
     cli_layer = {k: getattr(args, k) for k in config.FIELDS if k != "backend" and
                  getattr(args, k, None) is not None}
-    cfg = config.resolve(selection.backend.name, file_layer, cli_layer)
-    if cfg.compile and not selection.backend.supports_compile:
-        raise ConfigError("--compile", f"does not apply to {cfg.backend} (XLA compiles the "
-                          "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
-    return cfg, selection
+    return backends.resolve_run(args.backend or file_layer.get("backend", "auto"), file_layer,
+                                cli_layer)
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -166,20 +166,6 @@ def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
     return grid
 
 
-def _selections(src: _Source, names: list[Any]) -> dict[Any, Selection]:
-    out = {}
-    for name in names:
-        if name not in backends.names():
-            raise src.error("backend", f"unknown backend {name!r}; accepted: "
-                            f"{', '.join(backends.names())}")
-        try:
-            out[name] = backends.select(name)
-        except backends.BackendUnavailable as e:
-            available = [p.name for p in backends.probe_all() if p.available]
-            raise src.error("backend", f"{e}; available: auto, {', '.join(available)}") from None
-    return out
-
-
 def _field_of(flag: str) -> str:
     """The RunConfig field a ConfigError names by its flag (``--dist-timeout``)."""
     name = flag.lstrip("-").replace("-", "_")
@@ -188,20 +174,15 @@ def _field_of(flag: str) -> str:
 
 def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
     """Every grid point resolved and validated (duplicates after resolution dropped)."""
-    selections = _selections(src, grid.get("backend", ["auto"]))
     fields = [f for f in config.FIELDS if f in grid]
     points: list[Point] = []
     seen: set[tuple] = set()
     for combo in itertools.product(*(grid[f] for f in fields)):
         layer = dict(zip(fields, combo, strict=True))
-        selection = selections[layer.pop("backend", "auto")]
         try:
-            cfg = config.resolve(selection.backend.name, layer)
+            cfg, selection = backends.resolve_run(layer.pop("backend", "auto"), layer)
         except ConfigError as e:
             raise src.error(_field_of(e.field), str(e).removeprefix(f"{e.field}: ")) from None
-        if cfg.compile and not selection.backend.supports_compile:
-            raise src.error("compile", f"does not apply to {cfg.backend} (XLA compiles the "
-                            "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
         key = _config_key(cfg.as_dict())
         if key not in seen:
             seen.add(key)

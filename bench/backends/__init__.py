@@ -9,6 +9,7 @@ from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend
 from bench.backends.neuron import NeuronBackend
 from bench.backends.xla import NeuronXlaBackend, XlaBackend
+from bench.config import ConfigError, RunConfig, resolve
 
 BACKENDS: dict[str, type[Backend]] = {
     b.name: b for b in (NeuronBackend, NeuronXlaBackend, CudaBackend, CpuBackend, XlaBackend)
@@ -53,3 +54,21 @@ def select(name: str) -> Selection:
 
 def names() -> list[str]:
     return ["auto", *BACKENDS]
+
+
+def resolve_run(backend: str, *layers: dict) -> tuple[RunConfig, Selection]:
+    """The backend named by user input and the validated run configuration of ``layers`` on
+    it (``config.resolve``); ConfigError naming the field and what is accepted or available."""
+    if backend not in names():
+        raise ConfigError("--backend", f"unknown backend {backend!r}; accepted: "
+                          f"{', '.join(names())}")
+    try:
+        selection = select(backend)
+    except BackendUnavailable as e:
+        available = [p.name for p in probe_all() if p.available]
+        raise ConfigError("--backend", f"{e}; available: auto, {', '.join(available)}") from None
+    cfg = resolve(selection.backend.name, *layers)
+    if cfg.compile and not selection.backend.supports_compile:
+        raise ConfigError("--compile", f"does not apply to {cfg.backend} (XLA compiles the "
+                          "lazy-tensor graphs itself); accepted on: cpu, cuda, neuron")
+    return cfg, selection
