@@ -78,11 +78,13 @@ def summary_table(record: dict[str, Any], path: str) -> Table:
         t.add_row("stored", path)
         return t
     dev = record["device"]
-    t.add_row("device", f"{dev['name']} ({dev['kind']}), {dev['chips']:g} chip(s)")
+    chips = "chips unknown" if dev["chips"] is None else f"{dev['chips']:g} chip(s)"
+    t.add_row("device", f"{dev['name']} ({dev['kind']}), {chips}")
     t.add_row("precision", f"{cfg['precision']}: {record['precision_mode']}"
               + (", torch.compile" if cfg["compile"] else ""))
     t.add_row("tokens/s", f"{record['tokens_per_s']:,.1f} global, "
-              f"{record['tokens_per_s_per_chip']:,.1f} per chip")
+              + ("n/a" if record["tokens_per_s_per_chip"] is None else
+                 f"{record['tokens_per_s_per_chip']:,.1f}") + " per chip")
     peak = record["peak"]
     if record["mfu"] is None:
         t.add_row("MFU", "null (no known peak for this device and precision)")

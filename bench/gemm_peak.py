@@ -7,6 +7,12 @@ MFU on the CPU divides by what ``torch.matmul`` itself reaches here:
 
 The figure is labelled ``measured`` and its source names the method and host. The cache
 file is ``$TRNBENCH_CACHE_DIR/cpu_peak.json`` (default ``~/.cache/trnbench``).
+
+bf16 has a peak only on a CPU with bf16 matrix instructions (AVX512-BF16 or AMX). Elsewhere
+torch's bf16 GEMM is a fallback whose rate depends on the shape (on a 2-core AMD EPYC with
+AVX2: 3.1 GFLOP/s at n = 128, 1.0 at n = 1024, against 180 in fp32), and a training step's
+mix of shapes can run faster than any one square GEMM: that is no peak, so there is none
+(MFU null).
 """
 
 from __future__ import annotations
@@ -57,8 +63,18 @@ def measure(precision: str, n: int = GEMM_N) -> float:
     return 2 * n**3 / best
 
 
-def measured_peak(precision: str) -> Figure:
-    """The cached measurement for this host and ``precision``; measured once if absent."""
+def has_matrix_units(precision: str) -> bool:
+    """Whether this CPU computes ``precision`` GEMMs natively (bf16: AVX512-BF16 or AMX)."""
+    if precision != "bf16":
+        return True
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def measured_peak(precision: str) -> Figure | None:
+    """The cached measurement for this host and ``precision``, measured once if absent; None
+    where the CPU has no native GEMM of that precision (see the module docstring)."""
+    if not has_matrix_units(precision):
+        return None
     path = cache_path()
     key = _cache_key(precision)
     try:

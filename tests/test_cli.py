@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench import gemm_peak
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--steps", "4")
@@ -55,8 +56,13 @@ def test_bf16_run(cli, tmp_path):
     proc = cli("run", *TINY, "--precision", "bf16", "--json", "--results", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
-    assert record["peak"]["precision"] == "bf16"
     assert "autocast bf16" in record["precision_mode"]
+    assert record["loss_last"] < record["loss_first"]
+    if gemm_peak.has_matrix_units("bf16"):  # AVX512-BF16 or AMX: a measured bf16 GEMM peak
+        assert record["peak"]["precision"] == "bf16" and 0 < record["mfu"] < 1
+    else:  # torch's bf16 fallback GEMM has no peak to divide by: MFU null, and said so
+        assert record["peak"] is None and record["mfu"] is None
+        assert any("in bf16; MFU is null" in w for w in record["warnings"])
 
 
 def test_config_file_and_flag_precedence(cli, tmp_path):

@@ -65,8 +65,9 @@ class CudaBackend(AcceleratorBackend):
             if torch.version.cuda is None:
                 why += f" (torch {torch.__version__} is a build without CUDA)"
             return Probe(cls.name, False, why)
-        n = torch.cuda.device_count()
-        return Probe(cls.name, True, f"{n} CUDA device(s): {torch.cuda.get_device_name(0)}")
+        # the count only: naming a device would initialise CUDA in the probing process (a
+        # sweep's parent, say), whose context then holds memory its runs need
+        return Probe(cls.name, True, f"{torch.cuda.device_count()} CUDA device(s)")
 
     def describe(self) -> DeviceInfo:
         name = torch.cuda.get_device_name(self.device)
