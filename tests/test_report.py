@@ -160,6 +160,10 @@ def test_null_figures_are_empty_with_the_reason(csv):
 def test_multi_rank_row_and_scaling_table(generated, csv, records):
     ranks = _row(csv, world_size=2)
     assert ranks["chips"] == 2 and ranks["parallel"] == "ddp" and ranks["nodes"] == 1
+    # torchrun gives each of several CPU ranks one thread: not a repeat of a 2-thread run
+    assert ranks["threads"] == 1
+    threads = {r["device"]["versions"]["threads"] for r in records if r["status"] == "ok"}
+    assert set(csv["threads"].astype(str)) == threads
     scaling = pd.read_csv(generated[0] / "scaling.csv")
     assert list(scaling["series"]) == ["s1", "s1"] and list(scaling["world_size"]) == [1, 2]
     tps = {r["world_size"]: r["tokens_per_s"] for r in records

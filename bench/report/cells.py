@@ -98,6 +98,8 @@ def flag(r: pd.Series) -> str:
 
 def configuration(r: pd.Series) -> str:
     text = f"{r['backend']}, batch {r['batch']} x seq {r['seq']}"
+    if r["threads"] is not None:
+        text += f", {r['threads']} thread(s) per process"
     if r["world_size"] > 1:
         text += f", {r['world_size']} ranks on {r['nodes']} node(s), {r['parallel']}"
     text += ", torch.compile" if r["compile"] else ", eager"

@@ -1,11 +1,12 @@
 """One row per configuration on one device, each figure over repeats with its label.
 
 Records with status ok are grouped by ``KEY`` (model, device, precision, backend, batch,
-sequence, world size, torch.compile, data parallelism, energy method): the repeats of one
-configuration share a row. Each figure of a row is summarised over its n runs with
-``metrics.repeat_stats``: the median is the row's figure; olympic mean (MLPerf: best and
-worst run dropped), min, max and CV are kept. A row is flagged when the CV over its runs
-of tokens/s per chip, J/token or the median step time is above the threshold.
+sequence, world size, torch.compile, data parallelism, energy method, and a CPU's threads per
+process: its compute resources): the repeats of one configuration share a row. Each figure
+of a row is summarised over its n runs with ``metrics.repeat_stats``: the median is the
+row's figure; olympic mean (MLPerf: best and worst run dropped), min, max and CV are kept.
+A row is flagged when the CV over its runs of tokens/s per chip, J/token or the median step
+time is above the threshold.
 
 Where each figure comes from (fields of the record, DESIGN.md "Metric definitions"):
 - tokens/s per chip: measured, ``tokens_per_s_per_chip``.
@@ -29,7 +30,8 @@ import pandas as pd
 from bench import metrics
 
 KEY = ("config.model", "device.name", "config.precision", "config.backend", "config.batch",
-       "config.seq", "world_size", "config.compile", "config.parallel", "energy.method")
+       "config.seq", "world_size", "config.compile", "config.parallel", "energy.method",
+       "device.versions.threads")
 
 READ = (*KEY, "run_id", "time", "status", "error", "source_file", "device.kind",
         "device.chips", "nodes", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "peak.value",
@@ -44,7 +46,7 @@ READ = (*KEY, "run_id", "time", "status", "error", "source_file", "device.kind",
 
 COLUMNS = [
     "row", "model", "device", "device_kind", "chips", "precision", "backend", "batch", "seq",
-    "world_size", "nodes", "compile", "parallel", "n",
+    "world_size", "nodes", "threads", "compile", "parallel", "n",
     "tokens_per_s_per_chip", "tokens_per_s_per_chip_olympic_mean", "tokens_per_s_per_chip_min",
     "tokens_per_s_per_chip_max", "tokens_per_s_per_chip_cv", "tokens_per_s_method",
     "mfu", "mfu_n", "mfu_method", "peak_flops_per_chip", "peak_label", "peak_source", "mfu_note",
@@ -164,6 +166,7 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
         "precision": first["config.precision"], "backend": first["config.backend"],
         "batch": _int(first["config.batch"]), "seq": _int(first["config.seq"]),
         "world_size": first["world_size"], "nodes": first["nodes"],
+        "threads": _int(first["device.versions.threads"]),
         "compile": bool(first["config.compile"]), "parallel": first["config.parallel"],
         "n": len(g),
         "tokens_per_s_per_chip": tps.median, "tokens_per_s_per_chip_olympic_mean":
