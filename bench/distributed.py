@@ -20,6 +20,7 @@ Aggregation (the one place it is computed):
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -113,6 +114,13 @@ def barrier() -> None:
 
 
 def destroy() -> None:
+    """Destroy the process groups while the interpreter is fully alive. The model's reference
+    cycles are collected first: DDP's reducer holds the group, and a group whose C++ object
+    outlives this call is destroyed during interpreter shutdown, where Gloo's worker threads
+    can abort the process (SIGABRT; pytorch/pytorch#179291)."""
+    global _objects_group
+    _objects_group = None
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -58,15 +58,17 @@ def torchrun_command(inner: list[str], nproc: int, nnodes: int = 1, node_rank: i
 def failure_message(torchrun_output: str, exit_code: int) -> str:
     """Which rank failed and why, from torchrun's failure report and the workers' lines.
 
-    A rank killed by a signal other than torchrun's own SIGTERM is the cause (the peers
-    that then lost it fail in their collectives); otherwise torchrun's root cause (its
-    first observed failure). The rank's own line (``RANK_ERROR_PREFIX``) gives the error.
+    A rank killed by a signal other than torchrun's own SIGTERM before it said it failed is
+    the cause (the peers that then lost it fail in their collectives); otherwise torchrun's
+    root cause (its first observed failure). The rank's own line (``RANK_ERROR_PREFIX``)
+    gives the error.
     """
     exits = {int(r): int(code) for r, code in re.findall(
         r"rank\s*:\s*(\d+)\s*\(local_rank[^\n]*\n\s*exitcode\s*:\s*(-?\d+)", torchrun_output)}
     said = {int(r): msg for r, msg in re.findall(
         rf"^{re.escape(RANK_ERROR_PREFIX)}(\d+) failed: (.*)$", torchrun_output, re.M)}
-    killed = [r for r, code in exits.items() if code < 0 and -code != signal.SIGTERM]
+    killed = [r for r, code in exits.items()  # died by a signal before saying it failed
+              if code < 0 and -code != signal.SIGTERM and r not in said]
     root = re.search(r"rank\s*:\s*(\d+)", torchrun_output.rsplit("Root Cause", 1)[-1])
     rank = min(killed) if killed else int(root.group(1)) if root else None
     if rank is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,9 +347,12 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
         error = f"{type(e).__name__}: {e}"
         if ctx:
-            # one line per failing rank: bench.launch reads these to name the rank
-            print(f"{launch.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}", file=sys.stderr,
-                  flush=True)
+            # one line per failing rank, in one write: bench.launch reads these to name it
+            sys.stderr.write(f"{launch.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}\n")
+            sys.stderr.flush()
+            # the failed run's model (and the process group DDP holds) must not live on in
+            # the traceback's frames past distributed.destroy()
+            traceback.clear_frames(e.__traceback__)
             if not ctx.is_main or run_id is not None:
                 raise  # under bench.launch (run_id given) the launcher stores the failure
             error = f"rank {ctx.rank} failed: {error}"

@@ -143,6 +143,10 @@ def test_failure_message_names_the_cause():
            "Root Cause (first observed failure):\n" + _failure(1, 1))
     assert launch.failure_message(nan, 1) == (
         "rank 1 failed: NonFiniteLoss: loss became nan at step 2 (torchrun exit code 1)")
+    # a rank that said it failed and then aborted on its way out is not "killed"
+    aborted = ("trnbench: rank 0 failed: NonFiniteLoss: loss became nan at step 2\n"
+               + _failure(0, -6) + "Root Cause (first observed failure):\n" + _failure(0, -6))
+    assert launch.failure_message(aborted, 1).startswith("rank 0 failed: NonFiniteLoss")
     assert launch.failure_message("", 1).startswith("a rank failed")
 
 

@@ -138,7 +138,7 @@ def test_compiled_run_on_cpu_compiles_in_warmup_only(cache_dir):
                             "backend": "inductor", "dynamic": False}
     c = r["compilation"]
     assert c["warmup_graphs"] >= 2 and c["warmup_compile_s"] > 0 and "Dynamo" in c["method"]
-    assert r["compiles_timed"] == 0 and not r["warnings"]
+    assert r["compiles_timed"] == 0 and not any("compiled" in w for w in r["warnings"])
     assert r["attention"]["sdpa_backends"] == ["FLASH_ATTENTION"]
     assert r["loss_last"] < r["loss_first"]
 
