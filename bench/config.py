@@ -73,17 +73,24 @@ def backend_defaults(backend: str) -> dict[str, Any]:
     return dict(table.get(backend, table["cpu"]))
 
 
+def read_toml(path: str | os.PathLike, flag: str) -> dict[str, Any]:
+    """A TOML file given with ``flag``; a missing, unreadable or malformed one is a
+    ConfigError naming the flag and the file."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(flag, f"no such file: {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(flag, f"{p}: malformed TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(flag, f"{p}: cannot read: {e.strerror}") from None
+
+
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     """The ``[run]`` table of a config file (or its top level); errors name file and field."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError("--config", f"no such file: {p}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("--config", f"{p}: malformed TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError("--config", f"{p}: cannot read: {e.strerror}") from None
+    data = read_toml(p, "--config")
     run = data.get("run", data)
     if not isinstance(run, dict):
         raise ConfigError("--config", f"{p}: [run] must be a table")

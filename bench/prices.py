@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError, tomllib
+from bench.config import ConfigError, read_toml, tomllib
 
 USER_FIELDS = ("usd_per_hour", "date", "region", "source", "chips", "device")
 
@@ -70,12 +70,7 @@ def _instance(name: str, e: dict[str, Any]) -> Instance:
 
 def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
     """The instances a user price file changes or adds; every entry is checked first."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("--prices", f"no such file: {path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("--prices", f"{path}: malformed TOML: {e}") from None
+    data = read_toml(path, "--prices")
     entries = data.get("prices")
     if not isinstance(entries, dict) or not entries:
         raise ConfigError("--prices", f"{path}: expected [prices.\"INSTANCE\"] tables")
