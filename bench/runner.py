@@ -132,13 +132,16 @@ class Training:
     losses: list[torch.Tensor] = field(default_factory=list)
     routing: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # a routed model's statistics (models/moe.py), looked up once, not in every step
+        self.routing_stats: Callable | None = getattr(self.core, "routing_stats", None)
+
     def step(self, index: int) -> None:
         """Issue training step ``index`` (no host sync) and cut the graph where the device
         needs it."""
         self.losses.append(self.train_step(*self.data[index]))
-        routing_stats = getattr(self.core, "routing_stats", None)
-        if routing_stats:
-            self.routing.append(routing_stats())  # device tensors, part of the step's graph
+        if self.routing_stats:
+            self.routing.append(self.routing_stats())  # device tensors, part of the graph
         self.backend.step_end()
 
     def read_losses(self, first_step: int) -> list[float]:
