@@ -1,13 +1,14 @@
 """`trnbench` command line: argument parsing only; each verb calls into a module.
 
-Exit codes: 0 success, 1 a run that failed midway (stored as failed), 2 bad input
-(one line on stderr naming the field and the accepted values; nothing written),
-130 interrupted.
+Exit codes: 0 success, 1 a run that failed midway (stored as failed) or a record that
+could not be stored, 2 bad input (one line on stderr naming the field and the accepted
+values; nothing written), 130 interrupted by SIGINT, 143 by SIGTERM (stored as interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import backends, config, console, distributed, environment, launch, metrics, store
-from bench.config import ConfigError
+from bench.errors import ConfigError, raise_on_signals, signal_of
+from bench.numbers import COUNT, FRACTION, POSITIVE, Limits, flag
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,19 +34,29 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+_RANK = Limits(low=0, high=COUNT.high, integer=True)
+_PROJECT_COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
+
+
+def _run_flag(field: str):
+    """The argparse type of a RunConfig field's flag (its range: config.LIMITS)."""
+    return flag(config.LIMITS[field])
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
     p.add_argument("--model", help="registry name (see `trnbench models`)")
     p.add_argument("--backend", choices=backends.names(), help="device family (default auto)")
-    p.add_argument("--batch", type=int, help="sequences per step (default: model's)")
-    p.add_argument("--seq", type=int, help="sequence length (default: model's)")
-    p.add_argument("--steps", type=int, help="timed steps")
-    p.add_argument("--warmup", type=int, help="warm-up steps before the window")
+    p.add_argument("--batch", type=_run_flag("batch"), help="sequences per step (default: "
+                   "model's)")
+    p.add_argument("--seq", type=_run_flag("seq"), help="sequence length (default: model's)")
+    p.add_argument("--steps", type=_run_flag("steps"), help="timed steps")
+    p.add_argument("--warmup", type=_run_flag("warmup"), help="warm-up steps before the window")
     p.add_argument("--precision", choices=config.PRECISIONS)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the training step")
-    p.add_argument("--lr", type=float, help="AdamW learning rate (default 3e-4)")
-    p.add_argument("--seed", type=int, help="seed of weights and data (default 0)")
+    p.add_argument("--lr", type=_run_flag("lr"), help="AdamW learning rate (default 3e-4)")
+    p.add_argument("--seed", type=_run_flag("seed"), help="seed of weights and data (default 0)")
     p.add_argument("--energy", choices=config.ENERGY_CHOICES,
                    help="energy meter of the timed window (default auto: the backend's sensor, "
                         "cuda nvml, neuron neuron, cpu rapl; modelled only when named)")
@@ -56,15 +68,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
     p.add_argument("--parallel", choices=config.PARALLEL_MODES,
                    help="data parallelism under torchrun: ddp (default) or fsdp (FSDP2)")
-    p.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
+    p.add_argument("--dist-timeout", type=_run_flag("dist_timeout_s"),
+                   dest="dist_timeout_s", metavar="SECONDS",
                    help="process-group timeout (default 600): a dead peer ends the run by then")
 
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nproc", type=int, metavar="N",
+    p.add_argument("--nproc", type=flag(COUNT), metavar="N",
                    help="processes per node, started by torchrun (one per GPU or NeuronCore)")
-    p.add_argument("--nnodes", type=int, metavar="M", help="nodes (with --rdzv-endpoint)")
-    p.add_argument("--node-rank", type=int, metavar="R", help="this node's rank (Slurm)")
+    p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (with --rdzv-endpoint)")
+    p.add_argument("--node-rank", type=flag(_RANK), metavar="R", help="this node's rank (Slurm)")
     p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous")
     p.add_argument("--precompile", action="store_true",
                    help="neuron-xla: run under neuron_parallel_compile to fill the compile "
@@ -76,53 +89,64 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
 
     w = p.add_argument_group("workload (one of)").add_mutually_exclusive_group()
     w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with --tokens")
-    w.add_argument("--params", type=float, metavar="N", help="parameters; C = 6ND, with --tokens")
-    w.add_argument("--flops", type=float, metavar="C", help="total training FLOPs")
+    w.add_argument("--params", type=flag(POSITIVE), metavar="N",
+                   help="parameters; C = 6ND, with --tokens")
+    w.add_argument("--flops", type=flag(POSITIVE), metavar="C", help="total training FLOPs")
     w.add_argument("--workload", metavar="NAME",
                    help=f"preset: {', '.join(presets.WORKLOADS)}")
-    p.add_argument("--tokens", type=float, metavar="D", help="training tokens")
-    p.add_argument("--seq", type=float, metavar="T", help="sequence length (default: shape's)")
+    p.add_argument("--tokens", type=flag(POSITIVE), metavar="D", help="training tokens")
+    p.add_argument("--seq", type=flag(_PROJECT_COUNT), metavar="T",
+                   help="sequence length (default: shape's)")
     p.add_argument("--shape", help="model shape assumed for --flops/--params/--workload")
     h = p.add_argument_group("hardware")
     h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
     h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
-    h.add_argument("--peak-tflops", type=float, help="dense peak per chip (another chip)")
-    h.add_argument("--chip-power-w", type=float, help="watts per chip while training")
-    h.add_argument("--chip-memory-gb", type=float, help="memory per chip, GB")
+    h.add_argument("--peak-tflops", type=flag(POSITIVE), help="dense peak per chip (another chip)")
+    h.add_argument("--chip-power-w", type=flag(POSITIVE), help="watts per chip while training")
+    h.add_argument("--chip-memory-gb", type=flag(POSITIVE), help="memory per chip, GB")
     c = p.add_argument_group("cluster")
     c.add_argument("--cluster", help=f"preset: {', '.join(presets.CLUSTERS)}")
-    c.add_argument("--chips", type=float, help="chip count")
-    c.add_argument("--power-cap-mw", type=float, help="facility power cap, MW")
-    c.add_argument("--pue", type=float, help="facility power / IT power")
-    c.add_argument("--server-overhead", type=float, help="IT power / chip power")
-    c.add_argument("--chips-per-node", type=float, help="chips in the TP domain")
-    c.add_argument("--intra-node-gbs", type=float, help="NeuronLink/NVLink GB/s per chip, one way")
-    c.add_argument("--inter-node-gbps", type=float, help="EFA Gbit/s per node, one way")
+    c.add_argument("--chips", type=flag(_PROJECT_COUNT), help="chip count")
+    c.add_argument("--power-cap-mw", type=flag(POSITIVE), help="facility power cap, MW")
+    c.add_argument("--pue", type=flag(POSITIVE), help="facility power / IT power")
+    c.add_argument("--server-overhead", type=flag(POSITIVE), help="IT power / chip power")
+    c.add_argument("--chips-per-node", type=flag(_PROJECT_COUNT), help="chips in the TP domain")
+    c.add_argument("--intra-node-gbs", type=flag(POSITIVE),
+                   help="NeuronLink/NVLink GB/s per chip, one way")
+    c.add_argument("--inter-node-gbps", type=flag(POSITIVE), help="EFA Gbit/s per node, one way")
     e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
-    e.add_argument("--mfu", type=float, help="MFU at scale, used as given")
-    e.add_argument("--node-mfu", type=float, help="single-node MFU, reduced by communication")
+    e.add_argument("--mfu", type=flag(FRACTION), help="MFU at scale, used as given")
+    e.add_argument("--node-mfu", type=flag(FRACTION),
+                   help="single-node MFU, reduced by communication")
     e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
     p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
     d = p.add_argument_group("data-parallel efficiency (one of; replaces the modelled DP "
                              "traffic)").add_mutually_exclusive_group()
     d.add_argument("--scaling-from", metavar="PATH",
                    help="a `trnbench scaling` series' efficiency at its largest process count")
-    d.add_argument("--scaling-efficiency", type=float, metavar="E",
+    d.add_argument("--scaling-efficiency", type=flag(FRACTION), metavar="E",
                    help="data-parallel scaling efficiency, (0, 1]")
     p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
-    p.add_argument("--goodput", type=float, help="share of wall time that trains (default 0.9)")
-    p.add_argument("--global-batch-tokens", type=float, help="tokens per step (default 16M)")
-    p.add_argument("--micro-batch", type=float, help="sequences per micro-batch (default 1)")
-    p.add_argument("--vpp", type=float, help="interleaved pipeline chunks per stage (default 1)")
-    p.add_argument("--tp-overlap", type=float, help="share of TP traffic hidden (default 0)")
-    p.add_argument("--dp-overlap", type=float, help="share of DP traffic hidden (default 0)")
-    p.add_argument("--ep-overlap", type=float,
+    p.add_argument("--goodput", type=flag(FRACTION),
+                   help="share of wall time that trains (default 0.9)")
+    p.add_argument("--global-batch-tokens", type=flag(POSITIVE),
+                   help="tokens per step (default 16M)")
+    p.add_argument("--micro-batch", type=flag(_PROJECT_COUNT),
+                   help="sequences per micro-batch (default 1)")
+    p.add_argument("--vpp", type=flag(_PROJECT_COUNT),
+                   help="interleaved pipeline chunks per stage (default 1)")
+    p.add_argument("--tp-overlap", type=flag(FRACTION),
+                   help="share of TP traffic hidden (default 0)")
+    p.add_argument("--dp-overlap", type=flag(FRACTION),
+                   help="share of DP traffic hidden (default 0)")
+    p.add_argument("--ep-overlap", type=flag(FRACTION),
                    help="share of the MoE all-to-all traffic hidden (default 0)")
-    p.add_argument("--memory-usable", type=float, help="usable memory share (default 0.9)")
-    p.add_argument("--tp", type=float, help="pin tensor parallelism")
-    p.add_argument("--pp", type=float, help="pin pipeline parallelism")
-    p.add_argument("--dp", type=float, help="pin data parallelism")
-    p.add_argument("--ep", type=float, help="pin expert parallelism (MoE: divides experts, DP)")
+    p.add_argument("--memory-usable", type=flag(FRACTION), help="usable memory share (default 0.9)")
+    p.add_argument("--tp", type=flag(_PROJECT_COUNT), help="pin tensor parallelism")
+    p.add_argument("--pp", type=flag(_PROJECT_COUNT), help="pin pipeline parallelism")
+    p.add_argument("--dp", type=flag(_PROJECT_COUNT), help="pin data parallelism")
+    p.add_argument("--ep", type=flag(_PROJECT_COUNT),
+                   help="pin expert parallelism (MoE: divides experts, DP)")
     p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
     p.add_argument("--recompute", choices=("auto", "none", "full"))
     p.add_argument("--sweep-chips", nargs="?", const="auto", metavar="N,N,...",
@@ -146,7 +170,8 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
                    f"to read, repeatable (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
     p.add_argument("--out", metavar="DIR", help="directory for report.md/.csv/.html and the "
                    "PNG plots (default report/)")
-    p.add_argument("--cv-threshold", type=float, default=metrics.CV_FLAG, metavar="FRACTION",
+    p.add_argument("--cv-threshold", type=flag(Limits(low=0, high=100)), default=metrics.CV_FLAG,
+                   metavar="FRACTION",
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
 
@@ -237,9 +262,6 @@ def parse_tags(items: list[str] | None) -> dict[str, str]:
 def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[str],
                     results: Path, tags: dict[str, str]) -> int:
     """``--nproc``: hand the run to torchrun (bench.launch), after checking its flags."""
-    for flag, value in (("--nproc", args.nproc), ("--nnodes", args.nnodes)):
-        if value is not None and value < 1:
-            raise ConfigError(flag, f"must be >= 1, got {value}")
     nnodes = args.nnodes or 1
     if nnodes > 1 and not args.rdzv_endpoint:
         raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
@@ -411,13 +433,20 @@ VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_pr
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    # a torchrun worker leaves SIGTERM to torchrun (it names the rank that failed)
+    signals = raise_on_signals() if distributed.from_env() is None else contextlib.nullcontext()
     try:
-        return VERBS[args.verb](args, argv[1:])
+        with signals:
+            return VERBS[args.verb](args, argv[1:])
     except ConfigError as e:
         fail(str(e))
-    except KeyboardInterrupt:
-        print("trnbench: interrupted", file=sys.stderr)
-        return 130
+    except store.StoreError as e:
+        print(f"trnbench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        sig = signal_of(e)
+        print(f"trnbench: interrupted by {sig.name}", file=sys.stderr)
+        return 128 + sig
     return 0
 
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from bench import numbers
 from bench.energy import CHOICES as ENERGY_CHOICES
+from bench.errors import ConfigError
 from models import registry
 
 try:
@@ -26,14 +28,6 @@ except ModuleNotFoundError:  # Python 3.10 (e.g. the Neuron DLAMI's venvs)
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PARALLEL_MODES = ("ddp", "fsdp")
 PRECISIONS = tuple(PRECISION_DTYPES)
-
-
-class ConfigError(ValueError):
-    """Bad input: names the field and what is accepted; the CLI prints it as one line."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,21 @@ class RunConfig:
 
 
 FIELDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
-INT_FIELDS = ("batch", "seq", "steps", "warmup", "seed")
+# the numeric fields' ranges: one table for the flags (cli), --config files and sweep files
+LIMITS = {
+    "batch": numbers.COUNT,
+    "seq": numbers.COUNT,
+    "steps": numbers.COUNT,
+    "warmup": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
+    "seed": numbers.Limits(low=0, high=2**63 - 1, integer=True),  # torch.manual_seed's range
+    "lr": numbers.Limits(low=0, low_open=True, high=1e3),
+    "dist_timeout_s": numbers.Limits(low=0, low_open=True, high=1e9),  # a timedelta holds it
+}
+FLAGS = {"dist_timeout_s": "--dist-timeout"}  # fields whose flag is not --<name>
+
+
+def flag_of(field: str) -> str:
+    return FLAGS.get(field, f"--{field}")
 
 
 def backend_defaults(backend: str) -> dict[str, Any]:
@@ -132,28 +140,18 @@ def _model_spec(name: Any) -> registry.ModelSpec:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every field's type and range; raise ConfigError naming the first bad one."""
-    for name in INT_FIELDS:
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"--{name}", f"must be an integer, got {value!r}")
-    for name in ("batch", "seq", "steps"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"--{name}", f"must be >= 1, got {getattr(cfg, name)}")
-    if cfg.warmup < 0:
-        raise ConfigError("--warmup", f"must be >= 0, got {cfg.warmup}")
+    cfg = dataclasses.replace(cfg, **{name: numbers.check(getattr(cfg, name), flag_of(name),
+                                                          limits)
+                                      for name, limits in LIMITS.items()})
     if cfg.precision not in PRECISIONS:
         raise ConfigError(
             "--precision", f"unknown precision {cfg.precision!r}; accepted: {', '.join(PRECISIONS)}"
         )
-    if not isinstance(cfg.lr, int | float) or not cfg.lr > 0:
-        raise ConfigError("--lr", f"must be a number > 0, got {cfg.lr!r}")
     if not isinstance(cfg.compile, bool):
         raise ConfigError("--compile", f"must be true or false, got {cfg.compile!r}")
     if cfg.parallel not in PARALLEL_MODES:
         raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
                           f"{', '.join(PARALLEL_MODES)}")
-    if not isinstance(cfg.dist_timeout_s, int | float) or not cfg.dist_timeout_s > 0:
-        raise ConfigError("--dist-timeout", f"must be seconds > 0, got {cfg.dist_timeout_s!r}")
     if cfg.energy not in ENERGY_CHOICES:
         raise ConfigError("--energy", f"unknown energy method {cfg.energy!r}; accepted: "
                           f"{', '.join(ENERGY_CHOICES)}")

@@ -2,8 +2,9 @@
 
 One JSON object per run, one line per object. An append is one ``write`` of one complete
 line to a file opened with O_APPEND, under an exclusive ``flock``: concurrent writers
-never interleave, and a reader never sees half a record from a live writer. Readers skip
-a corrupt line with a warning that names the file and line number.
+never interleave, and a reader never sees half a record from a live writer. A failed write
+is rolled back, and an append after a partial line (a full disk, a truncated copy) starts a
+new line. Readers skip a corrupt line with one warning line naming the file and line.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import fcntl
 import json
 import math
 import os
+import sys
 import tempfile
 import uuid
-import warnings
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,25 +93,62 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(_finite(record), default=_json_default, allow_nan=False)
 
 
+class StoreError(OSError):
+    """A record could not be appended (full disk, I/O error); the file is as it was."""
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (never a Python warning with its source line)."""
+    print(f"trnbench: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _lines(fd: int, size: int) -> int:
+    """Lines of the first ``size`` bytes of ``fd`` (the line number of a partial last one)."""
+    count, offset = 0, 0
+    while offset < size:
+        chunk = os.pread(fd, min(1 << 20, size - offset), offset)
+        count, offset = count + chunk.count(b"\n"), offset + len(chunk)
+    return count + 1
+
+
 def append(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Atomically append ``record`` as one line (one write under an exclusive lock)."""
+    """Atomically append ``record`` as one line (one write under an exclusive lock).
+
+    A file that does not end in a newline (a partial line: a full disk, a truncated copy)
+    gets one first, so that the new record is a line of its own; the partial line stays
+    for readers to skip, with one warning here. A write that fails partway is rolled back
+    to the old size and raised as StoreError: nothing half-written stays."""
     if record.get("status") not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {record.get('status')!r}")
     line = (dumps(record) + "\n").encode()
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"cannot append to {p}: {e.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write to {p}: {written} of {len(line)} bytes")
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            warn(f"{p}:{_lines(fd, size)}: the file ends mid-line (a partial record); that "
+                 "line is skipped and the new record starts a line of its own")
+            line = b"\n" + line
+        written = 0
+        try:
+            while written < len(line):
+                written += os.write(fd, line[written:])
+        except OSError as e:
+            os.ftruncate(fd, size)
+            raise StoreError(f"cannot append to {p}: {e.strerror} (wrote {written} of "
+                             f"{len(line)} bytes, rolled back; the file is as it was)") from None
     finally:
         os.close(fd)  # closing releases the lock
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Records of one JSONL file; corrupt lines are skipped with a warning (file:line)."""
+    """Records of one JSONL file; a corrupt line is skipped with one warning line on stderr
+    (``file:line: reason``)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -120,20 +158,36 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
             except ValueError as e:
-                warnings.warn(f"{path}:{lineno}: skipped corrupt record ({e})", stacklevel=2)
+                why = "ends mid-line" if not line.endswith("\n") else str(e)
+                warn(f"{path}:{lineno}: skipped a corrupt record ({why})")
                 continue
             yield record
 
 
 def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -> pd.DataFrame:
-    """Records of one or more JSONL files as a flat DataFrame (nested keys joined by '.')."""
+    """Records of one or more JSONL files as a flat DataFrame (nested keys joined by '.').
+
+    A file given twice is read once, and a run id read before (a copy of a file, a record
+    ingested twice) counts once, with one warning per file that repeats some."""
     if paths is None:
         paths = [default_path()]
     elif isinstance(paths, str | os.PathLike):
         paths = [paths]
-    rows = []
+    rows, seen, files = [], set(), set()
     for p in paths:
+        if Path(p).resolve() in files:
+            continue
+        files.add(Path(p).resolve())
+        repeated = 0
         for record in iter_records(p):
+            run_id = record.get("run_id")
+            if run_id is not None and not isinstance(run_id, list | dict):
+                if run_id in seen:
+                    repeated += 1
+                    continue
+                seen.add(run_id)
             record["source_file"] = str(p)
             rows.append(record)
+        if repeated:
+            warn(f"{p}: {repeated} record(s) whose run id was read before, counted once")
     return pd.json_normalize(rows, sep=".")

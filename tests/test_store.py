@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import multiprocessing as mp
+import os
+import resource
+import signal
+import subprocess
+import uuid
 import warnings
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench import store
 
@@ -48,20 +57,21 @@ def test_concurrent_writers_never_interleave(tmp_path):
     assert seen == sorted(w * 1000 + i for w in range(4) for i in range(25))
 
 
-def test_corrupt_line_is_skipped_with_file_and_line(tmp_path):
+def test_corrupt_line_is_skipped_with_file_and_line(tmp_path, capsys):
     path = tmp_path / "runs.jsonl"
     store.append(path, _record(0))
     with open(path, "a") as f:
         f.write('{"truncated": \n')
         f.write("[1, 2]\n")
     store.append(path, _record(3))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Python warning would fail the test
         df = store.load(path)
     assert list(df["config.i"]) == [0, 3]
-    messages = [str(w.message) for w in caught]
-    assert any(f"{path}:2: skipped corrupt record" in m for m in messages)
-    assert any(f"{path}:3: skipped corrupt record" in m for m in messages)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"trnbench: warning: {path}:2: skipped a corrupt record (Expecting value: "
+                   "line 2 column 1 (char 15))",
+                   f"trnbench: warning: {path}:3: skipped a corrupt record (not a JSON object)"]
 
 
 def test_non_finite_numbers_become_null(tmp_path):
@@ -86,3 +96,118 @@ def test_writable_problem(tmp_path):
     assert "is a directory" in store.writable_problem(tmp_path)
     (tmp_path / "file").write_text("")
     assert "not a directory" in store.writable_problem(tmp_path / "file" / "r.jsonl")
+
+
+def test_append_after_a_partial_line_starts_a_new_line(tmp_path, capsys):
+    """A file ending mid-line (a full disk, a truncated copy): the next record is a line of
+    its own, and the partial one is reported once by the writer and once by a reader."""
+    path = tmp_path / "runs.jsonl"
+    store.append(path, _record(0))
+    with open(path, "a") as f:
+        f.write(store.dumps(_record(1))[:40])
+    store.append(path, _record(2))
+    store.append(path, _record(3))
+    assert [r["config"]["i"] for r in store.iter_records(path)] == [0, 2, 3]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith(f"trnbench: warning: {path}:2: the file ends mid-line")
+    assert err[1].startswith(f"trnbench: warning: {path}:2: skipped a corrupt record")
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int):
+    """RLIMIT_FSIZE: a write past ``limit`` bytes is cut short, the next one fails (EFBIG),
+    as on a full disk (SIGXFSZ ignored so that the write fails instead of the process)."""
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_short_write_is_rolled_back(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    store.append(path, _record(0))
+    before = path.read_bytes()
+    with _file_size_limit(len(before) + 100), pytest.raises(store.StoreError,
+                                                            match="rolled back"):
+        store.append(path, _record(1, pad=1000))
+    assert path.read_bytes() == before
+    store.append(path, _record(2))
+    assert [r["config"]["i"] for r in store.iter_records(path)] == [0, 2]
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs (needs the right to mount: root in its own mount namespace)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_disk_full_keeps_every_stored_record(tiny_fs):
+    path = tiny_fs / "runs.jsonl"
+    stored = 0
+    with pytest.raises(store.StoreError, match="No space left on device"):
+        while True:
+            store.append(path, _record(stored, pad=3000))
+            stored += 1
+    assert stored > 5
+    assert path.read_bytes().endswith(b"\n")
+    assert [r["config"]["i"] for r in store.iter_records(path)] == list(range(stored))
+
+
+def test_a_file_given_twice_counts_each_run_once(tmp_path, capsys):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for i in range(2):
+        store.append(a, _record(i))
+    b.write_bytes(a.read_bytes())
+    store.append(b, _record(2))
+    df = store.load([a, a, b])
+    assert list(df["config.i"]) == [0, 1, 2]
+    assert capsys.readouterr().err == (f"trnbench: warning: {b}: 2 record(s) whose run id was "
+                                       "read before, counted once\n")
+
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("append"), st.integers(0, 300)),
+    st.tuples(st.just("partial"), st.floats(0, 1, exclude_max=True)),
+    st.tuples(st.just("truncate"), st.floats(0, 1)),
+), max_size=12)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_appends_partial_writes_and_truncations_lose_no_complete_record(tmp_path, ops):
+    """Model: a record survives unless a truncation cut into its JSON text; after any
+    sequence the reader returns exactly the surviving records, in order."""
+    path = tmp_path / f"{uuid.uuid4().hex}.jsonl"
+    alive: list[tuple[str, int]] = []  # (run id, offset where its JSON text ends)
+    for op, arg in ops:
+        size = path.stat().st_size if path.exists() else 0
+        if op == "append":
+            record = _record(len(alive), pad=arg)
+            store.append(path, record)
+            alive.append((record["run_id"], path.stat().st_size - 1))
+        elif op == "partial":  # a writer that died mid-append (it began on a new line)
+            text = store.dumps(_record(-1)).encode()
+            with open(path, "a+b") as f:
+                f.seek(max(size - 1, 0))
+                newline = b"\n" if size and f.read(1) != b"\n" else b""
+                f.write(newline + text[:int(arg * len(text))])
+        elif path.exists():
+            cut = int(arg * size)
+            os.truncate(path, cut)
+            alive = [(rid, end) for rid, end in alive if end <= cut]
+    with contextlib.redirect_stderr(io.StringIO()):
+        read = [r["run_id"] for r in store.iter_records(path)] if path.exists() else []
+    assert read == [rid for rid, _ in alive]

@@ -1,0 +1,96 @@
+"""The one parser of numbers a user gives: flags, ``--config`` TOML, sweep and price files.
+
+A number is accepted when it is finite, within its range and, for a count, integral
+(``8``, ``8.0`` and ``"1e3"`` are counts; ``8.5``, ``nan``, ``inf`` and ``true`` are not).
+A rejected one is a ``ConfigError`` naming the field, the accepted range and the value.
+A leaf module (no torch) so that argument parsing stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.errors import ConfigError
+
+INT_MAX = 2**31 - 1  # the largest count a tensor dimension or a process count takes
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The accepted range: ``low`` (exclusive when ``low_open``) to ``high`` inclusive."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    integer: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"<= {self.high:g}")
+        return " ".join([kind, " and ".join(parts)]).strip()
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value) or (self.integer and value != int(value)):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+def _from_text(text: str) -> int | float | None:
+    """A flag's text as a number (None when it is none); exact for integer literals."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+
+def check(value: object, field: str, limits: Limits, text: bool = False) -> int | float:
+    """``value`` (a TOML or JSON number; with ``text``, a flag's text) as an int (counts) or
+    a float; ``ConfigError(field, ...)`` unless it is a number that ``limits`` admits."""
+    number = _from_text(value) if text and isinstance(value, str) else value
+    ok = isinstance(number, int | float) and not isinstance(number, bool)
+    try:
+        ok = ok and limits.admits(float(number))  # type: ignore[arg-type]
+    except OverflowError:  # an integer beyond any float
+        ok = False
+    if not ok:
+        raise ConfigError(field, f"must be {limits.describe()}, got {value!r}")
+    return int(number) if limits.integer else float(number)  # type: ignore[arg-type]
+
+
+def flag(limits: Limits = Limits()) -> Callable[[str], int | float]:
+    """An argparse ``type`` that parses a flag with ``check`` (argparse names the flag)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            return check(text, "", limits, text=True)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
+
+    parse.__name__ = limits.describe()
+    return parse
+
+
+REAL = Limits()
+POSITIVE = Limits(low=0, low_open=True)
+FRACTION = Limits(low=0, high=1)
+COUNT = Limits(low=1, high=INT_MAX, integer=True)
+
+
+def count_list(spec: str, field: str, high: float = INT_MAX) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]: comma-separated counts, each checked with ``check``."""
+    items = [x for x in spec.split(",") if x.strip()]
+    if not items:
+        raise ConfigError(field, f"expected comma-separated integers >= 1, got {spec!r}")
+    return [check(x, field, Limits(low=1, high=high, integer=True), text=True) for x in items]
