@@ -11,11 +11,13 @@ caused it and its error (``failure_message``).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from bench import environment, store
 
 LAUNCH_FLAGS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint")
 RUN_ID_ENV = "TRNBENCH_RUN_ID"
+KILL_AFTER_S = 60.0  # after a forwarded signal: torchrun's own 30 s for its workers, and more
 RANK_ERROR_PREFIX = "trnbench: rank "  # a failing worker's line: "trnbench: rank 3 failed: ..."
 
 
@@ -88,24 +91,71 @@ def _stored(results: Path, run_id: str) -> bool:
     return any(r.get("run_id") == run_id for r in store.iter_records(results))
 
 
+class _Forward:
+    """While torchrun runs: SIGINT and SIGTERM to this launcher go to torchrun's process
+    group (torchrun passes them to its workers and waits up to 30 s for them before SIGKILL);
+    if it is still running ``KILL_AFTER_S`` later, its group is killed."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.signum = proc, None
+        self.timer: threading.Timer | None = None
+
+    def __enter__(self) -> _Forward:
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT,
+                                                                    signal.SIGTERM)}
+        return self
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.signum = self.signum or signum
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signum)
+        if self.timer is None:
+            self.timer = threading.Timer(KILL_AFTER_S, self.kill)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer:
+            self.timer.cancel()
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
 def run(config: dict[str, Any], inner: list[str], results: Path, nproc: int, nnodes: int,
         node_rank: int | None, rdzv_endpoint: str | None, tags: dict[str, str]) -> int:
-    """Run torchrun, streaming its output; store a failed record if no rank could."""
+    """Run torchrun, streaming its output; store a failed record if no rank could, or an
+    interrupted one (naming the signal) if SIGINT or SIGTERM stopped it before rank 0 could
+    store its own. Exit code 128 + the signal number then."""
     record = store.new_record(config, environment.capture(), tags)
     cmd = torchrun_command(inner, nproc, nnodes, node_rank, rdzv_endpoint)
     env = {**os.environ, RUN_ID_ENV: record["run_id"]}
     print(f"launching: {' '.join(cmd)}", file=sys.stderr)
     tail: collections.deque[str] = collections.deque(maxlen=400)  # holds torchrun's report
     rank_lines: list[str] = []  # every failing rank's own line, however long the output
-    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) as proc:
+    # its own session: a terminal's Ctrl-C reaches torchrun once, through _Forward
+    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc, _Forward(proc) as forward:
         assert proc.stderr is not None
         for line in proc.stderr:
             sys.stderr.write(line)
             tail.append(line)
             if line.startswith(RANK_ERROR_PREFIX):
                 rank_lines.append(line)
+        proc.wait()
     rc = proc.returncode
     leader = node_rank in (None, 0)
+    if forward.signum is not None:
+        name = signal.Signals(forward.signum).name
+        if leader and not _stored(results, record["run_id"]):
+            record.update(status="interrupted", world_size=nproc * nnodes,
+                          error=f"interrupted by {name}")
+            store.append(results, record)
+        print(f"trnbench: interrupted by {name} (stored in {results})", file=sys.stderr)
+        return 128 + forward.signum
     if rc != 0 and leader and not _stored(results, record["run_id"]):
         record.update(status="failed", world_size=nproc * nnodes,
                       error=failure_message("".join(rank_lines + list(tail)), rc))

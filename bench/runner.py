@@ -30,6 +30,7 @@ from bench.backends import Selection
 from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
 from bench.config import RunConfig
 from bench.data import SyntheticBatches
+from bench.errors import signal_of
 from bench.hardware import Figure
 from models import flops, registry
 from models.moe import MoEConfig
@@ -342,8 +343,8 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             fields["host"] = record["environment"]["host"]
             fields = distributed.aggregate(distributed.gather(fields))
         record.update(fields)
-    except KeyboardInterrupt:
-        record.update(status="interrupted", error="KeyboardInterrupt")
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (bench.errors.Interrupted)
+        record.update(status="interrupted", error=f"interrupted by {signal_of(e).name}")
         if writes:
             store.append(results_path, record)
         raise
