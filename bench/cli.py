@@ -20,6 +20,7 @@ from typing import Any
 from bench import backends, config, console, distributed, environment, launch, metrics, store
 from bench.errors import ConfigError, raise_on_signals, signal_of
 from bench.numbers import COUNT, FRACTION, POSITIVE, Limits, flag
+from bench.paths import path_arg
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,7 +61,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--energy", choices=config.ENERGY_CHOICES,
                    help="energy meter of the timed window (default auto: the backend's sensor, "
                         "cuda nvml, neuron neuron, cpu rapl; modelled only when named)")
-    p.add_argument("--results", metavar="PATH",
+    p.add_argument("--results", metavar="PATH", type=path_arg,
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
@@ -158,7 +159,8 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
 def _add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
                    "take a value or a list (the grid), plus repeats, name, results, timeout_s")
-    p.add_argument("--results", metavar="PATH", help="JSONL file to append to (default: the "
+    p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
+                   "(default: the "
                    f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
     p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
                    "ok) for the same configuration and environment")
@@ -166,8 +168,11 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", help=f"JSONL files "
-                   f"to read, repeatable (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("files", nargs="*", metavar="FILE.jsonl", type=path_arg,
+                   help="JSONL files to read (or with --results)")
+    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
+                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
+                        f"{store.DEFAULT_PATH})")
     p.add_argument("--out", metavar="DIR", help="directory for report.md/.csv/.html and the "
                    "PNG plots (default report/)")
     p.add_argument("--cv-threshold", type=flag(Limits(low=0, high=100)), default=metrics.CV_FLAG,
@@ -180,8 +185,9 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
     q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
     p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
     p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
-    p.add_argument("--results", metavar="PATH", nargs="+", help=f"JSONL files to read "
-                   f"(default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
+                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
+                        f"{store.DEFAULT_PATH})")
     p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
                    "model, sequence length or precision (with a warning)")
     p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
@@ -195,8 +201,8 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
 def _add_ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE.json", help="pytest --benchmark-json output of "
                    "benchmarks timed with the trnbench fixture")
-    p.add_argument("--results", metavar="PATH", help=f"JSONL file to append to (default "
-                   f"$TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--results", metavar="PATH", type=path_arg, help=f"JSONL file to append "
+                   f"to (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
 
 
 def build_parser() -> Parser:
@@ -410,6 +416,7 @@ def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from bench.report import command
 
+    args.results = [*args.files, *(args.results or [])] or None
     return command.run(args)
 
 

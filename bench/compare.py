@@ -36,6 +36,7 @@ import pandas as pd
 
 from bench import console, metrics, prices, store
 from bench.config import ConfigError
+from bench.paths import readable_files
 
 ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
            "precision": "config.precision", "backend": "backend.name", "device": "device.kind",
@@ -57,10 +58,8 @@ FIGURES = {
 
 def load_records(paths: list[str] | None) -> tuple[pd.DataFrame, str]:
     """All records of ``paths`` (default: the store's default file) and how to name them."""
-    files = [Path(p) for p in paths] if paths else [store.default_path()]
-    for f in files:
-        if not f.is_file():
-            raise ConfigError("--results", f"no such file: {f}")
+    files = readable_files([Path(p) for p in paths] if paths else [store.default_path()],
+                           "--results")
     df = store.load(files)
     where = ", ".join(map(str, files))
     if df.empty:

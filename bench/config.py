@@ -81,18 +81,30 @@ def backend_defaults(backend: str) -> dict[str, Any]:
     return dict(table.get(backend, table["cpu"]))
 
 
-def read_toml(path: str | os.PathLike, flag: str) -> dict[str, Any]:
-    """A TOML file given with ``flag``; a missing, unreadable or malformed one is a
-    ConfigError naming the flag and the file."""
+def read_text(path: str | os.PathLike, flag: str) -> str:
+    """A UTF-8 text file given with ``flag``; a missing, unreadable, special (a FIFO would
+    block) or non-UTF-8 one is a ConfigError naming the flag and the file."""
     p = Path(path)
     try:
-        return tomllib.loads(p.read_text())
+        if p.exists() and not p.is_file():
+            raise ConfigError(flag, f"{p}: not a regular file")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(flag, f"no such file: {p}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(flag, f"{p}: malformed TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(flag, f"{p}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise ConfigError(flag, f"{p}: cannot read: {e.strerror}") from None
+
+
+def read_toml(path: str | os.PathLike, flag: str) -> dict[str, Any]:
+    """A TOML file given with ``flag``; a missing, unreadable, non-UTF-8 or malformed one is
+    a ConfigError naming the flag and the file."""
+    p = Path(path)
+    try:
+        return tomllib.loads(read_text(p, flag))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(flag, f"{p}: malformed TOML: {e}") from None
 
 
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:

@@ -10,8 +10,9 @@ fields of a record. Each becomes one record:
         round, round times and pytest-benchmark's statistics of the rounds
 
 with ``time`` the file's ``datetime`` (when the benchmarks ran). Every benchmark is checked
-before the first append: a malformed file, or a benchmark without trnbench extra_info, is one
-error line (exit 2) and nothing is written.
+before the first append: a malformed file, a benchmark without trnbench extra_info or with a
+metric field of the wrong kind, is one error line (exit 2) and nothing is written. A benchmark
+already stored (same full name and time: the file ingested again) is skipped and counted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import config, console, store
+from bench import config, console, numbers, store
 from bench.config import ConfigError
 
 SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
@@ -37,11 +38,7 @@ IDENTITY = {"schema_version", "run_id", "time", "status", "error", "config", "en
 def _read(path: Path) -> dict[str, Any]:
     field = str(path)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(field, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(field, f"cannot read: {e}") from None
+        data = json.loads(config.read_text(path, "FILE.json"))
     except json.JSONDecodeError as e:
         raise ConfigError(field, f"not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
@@ -63,6 +60,37 @@ def _when(data: dict[str, Any], field: str) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
+# the metric fields a record's readers compute with: (kind, may it be null)
+KINDS = {"device": (dict, False), "model": (dict, False), "tokens": (int, False),
+         "window_s": (float, False), "tokens_per_s": (float, False),
+         "tokens_per_s_per_chip": (float, True), "mfu": (float, True), "peak": (dict, True),
+         "step_time": (dict, True), "energy": (dict, False), "loss_first": (float, True),
+         "loss_last": (float, True)}
+
+
+def _check_fields(fields: dict[str, Any], where: str, file: str) -> None:
+    """Each metric field of the right kind (numbers finite and >= 0), and the energy's
+    ``method`` and ``j_per_token``: a wrong one is a ConfigError before anything is stored."""
+    for key, (kind, nullable) in KINDS.items():
+        value = fields[key]
+        if value is None and nullable:
+            continue
+        if kind is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(file, f"{where}.{key}: must be an object, got {value!r}")
+            continue
+        limits = numbers.Limits(low=0 if key.startswith(("tokens", "mfu")) else None,
+                                integer=kind is int)
+        numbers.check(value, f"{file}: {where}.{key}", limits)
+    energy = fields["energy"]
+    if not isinstance(energy.get("method"), str):
+        raise ConfigError(file, f"{where}.energy.method: must be a string, got "
+                          f"{energy.get('method')!r}")
+    if energy.get("j_per_token") is not None:
+        numbers.check(energy["j_per_token"], f"{file}: {where}.energy.j_per_token",
+                      numbers.Limits(low=0))
+
+
 def _record(bench: dict[str, Any], when: str, field: str) -> dict[str, Any]:
     """One benchmark as a record; ConfigError naming the benchmark when it cannot be one."""
     name = bench.get("fullname") or bench.get("name") if isinstance(bench, dict) else None
@@ -81,6 +109,7 @@ def _record(bench: dict[str, Any], when: str, field: str) -> dict[str, Any]:
     if clash:
         raise ConfigError(field, f"{where}.fields: {clash[0]!r} belongs to the record's identity, "
                           "not to its metric fields")
+    _check_fields(tb["fields"], f"{where}.fields", field)
     try:
         config.validate(config.RunConfig(**tb["config"]))
     except TypeError as e:
@@ -107,15 +136,30 @@ def records(path: str | Path) -> list[dict[str, Any]]:
     return [_record(b, when, str(path)) for b in data["benchmarks"]]
 
 
+def _key(record: dict[str, Any]) -> tuple:
+    """A benchmark's identity: its full name and when it ran."""
+    bench = record.get("pytest_benchmark")
+    return (bench.get("fullname"), record.get("time")) if isinstance(bench, dict) else ()
+
+
+def _stored_keys(results: Path) -> set[tuple]:
+    """The identities of the benchmarks already ingested into ``results``."""
+    if not results.exists():
+        return set()
+    return {_key(r) for r in store.iter_records(results)} - {()}
+
+
 def run(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results else store.default_path()
     problem = store.writable_problem(results)
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     recs = records(args.file)
-    for record in recs:
+    stored = _stored_keys(results)
+    new = [r for r in recs if _key(r) not in stored]
+    for record in new:
         store.append(results, record)
-    for r in recs:
+    for r in new:
         mfu = "null" if r["mfu"] is None else f"{r['mfu']:.2%}"
         j = r["energy"]["j_per_token"]
         console.stdout.print(
@@ -123,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
             f"{r['tokens_per_s']:,.1f} tokens/s, MFU {mfu}, "
             f"J/token {'null' if j is None else f'{j:.4g}'} ({r['energy']['method']})",
             highlight=False, markup=False, soft_wrap=True)
-    console.stdout.print(f"ingested {len(recs)} benchmark(s) from {args.file} into {results}",
-                         highlight=False, markup=False)
+    skipped = len(recs) - len(new)
+    console.stdout.print(f"ingested {len(new)} benchmark(s) from {args.file} into {results}"
+                         + (f"; skipped {skipped} already stored (same benchmark and time)"
+                            if skipped else ""), highlight=False, markup=False)
     return 0

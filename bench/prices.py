@@ -20,9 +20,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError, read_toml, tomllib
+from bench import numbers
+from bench.config import read_toml, tomllib
+from bench.errors import ConfigError
 
 USER_FIELDS = ("usd_per_hour", "date", "region", "source", "chips", "device")
+USD_PER_HOUR = numbers.Limits(low=0, low_open=True, high=1e6)
+CHIPS = numbers.Limits(low=1, high=10**6, integer=True)
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,8 @@ def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
         if unknown:
             raise ConfigError("--prices", f"{where}: unknown field {unknown[0]!r}; accepted: "
                               f"{', '.join(USER_FIELDS)}")
-        usd = e.get("usd_per_hour")
-        if isinstance(usd, bool) or not isinstance(usd, int | float) or usd <= 0:
-            raise ConfigError("--prices", f"{where}.usd_per_hour: must be a number > 0, got "
-                              f"{usd!r}")
+        usd = numbers.check(e.get("usd_per_hour"), f"--prices: {where}.usd_per_hour",
+                            USD_PER_HOUR)
         if not e.get("date"):
             raise ConfigError("--prices", f"{where}.date: required (when the price held)")
         price = Price(float(usd), e.get("region"), str(e["date"]), "user",
@@ -95,8 +97,9 @@ def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
             out[name] = replace(known[name], price=price, price_missing=None)
             continue
         chips = e.get("chips")
-        if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1 or \
-                not e.get("device"):
+        if chips is not None:
+            chips = numbers.check(chips, f"--prices: {where}.chips", CHIPS)
+        if chips is None or not isinstance(e.get("device"), str) or not e["device"]:
             raise ConfigError("--prices", f"{where}: an instance not in bench/prices.toml needs "
                               f"chips (an integer >= 1) and device (its device kind); known: "
                               f"{', '.join(known)}")

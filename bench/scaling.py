@@ -28,21 +28,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import console, metrics, store
+from bench import config, console, metrics, numbers, store
 from bench.config import ConfigError, RunConfig
 
 TAG = "scaling"
-_FLAGS = {"dist_timeout_s": "--dist-timeout"}  # RunConfig fields whose flag is not --<name>
 _NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
 
 
 def parse_nproc(spec: str) -> list[int]:
     """``"1,2,4"`` -> [1, 2, 4]: positive integers in ascending order, comma separated."""
-    try:
-        counts = [int(x) for x in spec.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or any(n < 1 for n in counts) or counts != sorted(set(counts)):
+    counts = numbers.count_list(spec, "--nproc", high=10**6)
+    if counts != sorted(set(counts)):
         raise ConfigError("--nproc", f"expected positive process counts in ascending order, "
                           f"comma separated (e.g. 1,2,4,8), got {spec!r}")
     return counts
@@ -81,7 +77,7 @@ def run_flags(cfg: RunConfig, tags: dict[str, str]) -> list[str]:
     for name, value in cfg.as_dict().items():
         if name in _NO_FLAG:
             continue
-        flag = _FLAGS.get(name, f"--{name}")
+        flag = config.flag_of(name)
         if isinstance(value, bool):
             flags.append(flag if value else f"--no-{flag[2:]}")
         else:

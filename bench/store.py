@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench.paths import writable_problem  # noqa: F401 - the store's writers check with it
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = Path("results/local.jsonl")
@@ -47,30 +48,6 @@ def new_record(config: dict[str, Any], environment: dict[str, Any],
         "environment": environment,
         "tags": dict(tags or {}),
     }
-
-
-def writable_problem(path: Path) -> str | None:
-    """Why records could not be appended to ``path``, or None if they can.
-
-    Probes for real (root passes every ``os.access`` check): opens an existing file for
-    appending, or creates and removes a temporary file in the nearest existing ancestor.
-    Leaves nothing behind.
-    """
-    try:
-        if path.exists():
-            if path.is_dir():
-                return f"{path} is a directory"
-            with open(path, "ab"):
-                return None
-        parent = path.parent
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir():
-            return f"{parent} is not a directory"
-        with tempfile.TemporaryFile(dir=parent):
-            return None
-    except OSError as e:
-        return f"{e.filename or path} is not writable ({e.strerror})"
 
 
 def _json_default(value: Any) -> Any:

@@ -46,7 +46,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import backends, config, console, environment, launch, metrics, store
+from bench import backends, config, console, environment, launch, metrics, numbers, store
 from bench.backends import Selection
 from bench.config import ConfigError, RunConfig, tomllib
 
@@ -120,12 +120,7 @@ class _Source:
 
 def _parse(path: Path) -> tuple[_Source, dict[str, Any]]:
     """The file's text and its ``[sweep]`` table; syntax errors at tomllib's line."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "no such sweep file") from None
-    except OSError as e:
-        raise ConfigError(str(path), f"cannot read: {e.strerror}") from None
+    text = config.read_text(path, str(path))
     src = _Source(path, text)
     try:
         data = tomllib.loads(text)
@@ -190,20 +185,28 @@ def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
     return points
 
 
+def _number(src: _Source, table: dict[str, Any], key: str, default: Any,
+            limits: numbers.Limits) -> Any:
+    """A sweep key's number (``numbers.check``), or ``default`` when it is absent."""
+    if key not in table:
+        return default
+    try:
+        return numbers.check(table[key], key, limits)
+    except ConfigError as e:
+        raise src.error(key, str(e).removeprefix(f"{key}: ")) from None
+
+
 def load(path: str | os.PathLike, results: str | os.PathLike | None = None) -> Sweep:
     """Parse, resolve and validate a sweep file; ``results`` overrides the file's."""
     p = Path(path)
     src, table = _parse(p)
-    repeats = table.get("repeats", 1)
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-        raise src.error("repeats", f"must be an integer >= 1, got {repeats!r}")
+    repeats = _number(src, table, "repeats", 1, numbers.Limits(low=1, high=10**6,
+                                                                integer=True))
     name = table.get("name", p.stem)
     if not isinstance(name, str) or not name:
         raise src.error("name", f"must be a non-empty string, got {name!r}")
-    timeout_s = table.get("timeout_s")
-    if timeout_s is not None and (not isinstance(timeout_s, int | float)
-                                  or isinstance(timeout_s, bool) or not timeout_s > 0):
-        raise src.error("timeout_s", f"must be seconds > 0, got {timeout_s!r}")
+    timeout_s = _number(src, table, "timeout_s", None, numbers.Limits(low=0, low_open=True,
+                                                                       high=1e9))
     if results is None and not isinstance(table.get("results", ""), str):
         raise src.error("results", f"must be a path string, got {table['results']!r}")
     points = _points(src, _grid(src, table))

@@ -8,6 +8,7 @@ import json
 from bench import console
 from bench.config import ConfigError
 from bench.hardware import Figure
+from bench.paths import output_file
 from bench.projection import cluster, measured, model, presets, render, workload
 
 
@@ -93,6 +94,8 @@ def _sweep_counts(spec: str, s: model.Scenario) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        output_file(args.plot, "--plot", ".png")
     s = scenario(args)
     p = model.project(s)
     sweep_spec = args.sweep_chips or ("auto" if args.plot else None)

@@ -9,19 +9,15 @@ from rich.table import Table
 
 from bench import console, store
 from bench.config import ConfigError
+from bench.paths import readable_files
 from bench.report import Report, build, cells, plots, render
 
 DEFAULT_OUT = Path("report")
 
 
 def _sources(paths: list[str] | None) -> list[Path]:
-    sources = [Path(p) for p in paths] if paths else [store.default_path()]
-    for p in sources:
-        if not p.is_file():
-            what = "is a directory" if p.is_dir() else "does not exist"
-            raise ConfigError("--results", f"{p} {what}; expected a JSONL results file "
-                              "(trnbench run --results PATH)")
-    return sources
+    return readable_files([Path(p) for p in paths] if paths else [store.default_path()],
+                          "--results")
 
 
 def _out(path: str | None) -> Path:
