@@ -1,0 +1,216 @@
+"""Bad input over every verb: exit 2, one line on stderr naming the field, no traceback, and
+the results file byte for byte as it was. In-process (``bench.cli.main``), so the table costs
+seconds; ``test_entry_point`` keeps a few cases on the real ``python -m bench``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import cli, store
+from tests.conftest import ROOT
+
+BAD_UTF8 = b"[run]\nmodel = \"tiny\"\n# caf\xe9\n"
+OK_CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 32, "steps": 1, "warmup": 0,
+             "precision": "fp32"}
+OK_FIELDS = {"device": {"name": "cpu", "kind": "cpu"}, "model": {"name": "tiny"},
+             "tokens": 64, "window_s": 0.5, "tokens_per_s": 128.0,
+             "tokens_per_s_per_chip": 128.0, "mfu": None, "peak": None, "step_time": {},
+             "energy": {"method": "null", "j_per_token": None}, "loss_first": 5.0,
+             "loss_last": 4.0}
+
+
+def _bench_json(**fields) -> str:
+    tb = {"config": OK_CONFIG, "environment": {"host": "h"}, "backend": {"name": "cpu"},
+          "fields": {**OK_FIELDS, **fields}, "benchmark": {"rounds": 1}}
+    return json.dumps({"datetime": "2026-01-01T00:00:00+00:00", "benchmarks": [
+        {"name": "t", "fullname": "t.py::t", "extra_info": {"trnbench": tb}, "stats": {}}]})
+
+
+# files the cases refer to, created in the case's working directory
+FILES = {
+    "bad-utf8.toml": BAD_UTF8,
+    "inf-batch.toml": b"[run]\nbatch = inf\n",
+    "nan-lr.toml": b"[run]\nlr = nan\n",
+    "str-batch.toml": b"[run]\nbatch = \"8\"\n",
+    "unknown.toml": b"[run]\nbatches = 8\n",
+    "malformed.toml": b"[run\nbatch = 8\n",
+    "big-seed.toml": b"[run]\nseed = 99999999999999999999\n",
+    "s-timeout-inf.toml": b"[sweep]\nmodel = \"tiny\"\ntimeout_s = inf\n",
+    "s-timeout-0.toml": b"[sweep]\nmodel = \"tiny\"\ntimeout_s = 0\n",
+    "s-repeats-0.toml": b"[sweep]\nmodel = \"tiny\"\nrepeats = 0\n",
+    "s-repeats-frac.toml": b"[sweep]\nmodel = \"tiny\"\nrepeats = 1.5\n",
+    "s-batch-nan.toml": b"[sweep]\nmodel = \"tiny\"\nbatch = [1, nan]\n",
+    "s-lr-inf.toml": b"[sweep]\nmodel = \"tiny\"\nlr = inf\n",
+    "s-seq-big.toml": b"[sweep]\nmodel = \"tiny\"\nseq = 1e23\n",
+    "s-unknown.toml": b"[sweep]\nmodel = \"tiny\"\nfoo = 1\n",
+    "s-utf8.toml": b"[sweep]\nmodel = \"tiny\" # \xff\n",
+    "p-nan.toml": b"[prices.\"trn2.48xlarge\"]\nusd_per_hour = nan\ndate = \"2026-01-01\"\n",
+    "p-inf.toml": b"[prices.\"trn2.48xlarge\"]\nusd_per_hour = inf\ndate = \"2026-01-01\"\n",
+    "p-str.toml": b"[prices.\"trn2.48xlarge\"]\nusd_per_hour = \"9\"\ndate = \"2026-01-01\"\n",
+    "p-chips.toml": b"[prices.\"x.large\"]\nusd_per_hour = 9\ndate = \"2026-01-01\"\n"
+                    b"chips = 1e300\ndevice = \"trn2\"\n",
+    "p-utf8.toml": b"[prices.\"trn2.48xlarge\"] # \xfe\n",
+    "i-str.json": _bench_json(tokens_per_s="fast").encode(),
+    "i-energy.json": _bench_json(energy=None).encode(),
+    "i-nan.json": _bench_json(window_s=float("nan")).encode(),
+    "i-utf8.json": b"{\"benchmarks\": [\"\xff\"]}",
+}
+RUN = ["run", "--model", "tiny", "--backend", "cpu"]
+PROJECT = ["project", "--workload", "claude-2", "--cluster", "rainier", "--mfu", "0.4"]
+CMP = ["compare", "--baseline", "device=cpu", "--target", "device=cpu"]
+
+CASES = [
+    # run: numbers
+    ([*RUN, "--batch", "0"], "--batch"),
+    ([*RUN, "--batch", "1e23"], "--batch"),
+    ([*RUN, "--batch", "2.5"], "--batch"),
+    ([*RUN, "--batch", "nan"], "--batch"),
+    ([*RUN, "--seq", "nan"], "--seq"),
+    ([*RUN, "--seq", "-1"], "--seq"),
+    ([*RUN, "--seq", "100000"], "--seq"),
+    ([*RUN, "--steps", "inf"], "--steps"),
+    ([*RUN, "--steps", "true"], "--steps"),
+    ([*RUN, "--warmup", "-1"], "--warmup"),
+    ([*RUN, "--lr", "inf"], "--lr"),
+    ([*RUN, "--lr", "nan"], "--lr"),
+    ([*RUN, "--lr", "0"], "--lr"),
+    ([*RUN, "--lr", "abc"], "--lr"),
+    ([*RUN, "--seed", "-1"], "--seed"),
+    ([*RUN, "--seed", "1.5"], "--seed"),
+    ([*RUN, "--dist-timeout", "inf"], "--dist-timeout"),
+    ([*RUN, "--dist-timeout", "0"], "--dist-timeout"),
+    ([*RUN, "--nproc", "0"], "--nproc"),
+    ([*RUN, "--nproc", "1e300"], "--nproc"),
+    ([*RUN, "--nnodes", "0"], "--nnodes"),
+    ([*RUN, "--node-rank", "-1"], "--node-rank"),
+    # run: names and files
+    (["run", "--model", "nope"], "--model"),
+    ([*RUN, "--precision", "fp8"], "--precision"),
+    (["run", "--backend", "nope"], "--backend"),
+    ([*RUN, "--energy", "nope"], "--energy"),
+    ([*RUN, "--parallel", "nope"], "--parallel"),
+    ([*RUN, "--tag", "bad"], "--tag"),
+    ([*RUN, "--config", "missing.toml"], "--config"),
+    ([*RUN, "--config", "bad-utf8.toml"], "--config"),
+    ([*RUN, "--config", "fifo"], "--config"),
+    ([*RUN, "--config", "inf-batch.toml"], "--batch"),
+    ([*RUN, "--config", "nan-lr.toml"], "--lr"),
+    ([*RUN, "--config", "str-batch.toml"], "--batch"),
+    ([*RUN, "--config", "unknown.toml"], "--config"),
+    ([*RUN, "--config", "malformed.toml"], "--config"),
+    ([*RUN, "--config", "big-seed.toml"], "--seed"),
+    ([*RUN, "--results", ""], "--results"),
+    ([*RUN, "--results", "fifo"], "--results"),
+    ([*RUN, "--results", "."], "--results"),
+    # scaling
+    (["scaling", "--model", "tiny", "--nproc", "0"], "--nproc"),
+    (["scaling", "--model", "tiny", "--nproc", "2,1"], "--nproc"),
+    (["scaling", "--model", "tiny", "--nproc", "1,x"], "--nproc"),
+    (["scaling", "--model", "tiny", "--nproc", "1,1e300"], "--nproc"),
+    (["scaling", "--model", "tiny", "--nproc", "1", "--lr", "inf"], "--lr"),
+    # sweep
+    (["sweep", "s-timeout-inf.toml"], "timeout_s"),
+    (["sweep", "s-timeout-0.toml"], "timeout_s"),
+    (["sweep", "s-repeats-0.toml"], "repeats"),
+    (["sweep", "s-repeats-frac.toml"], "repeats"),
+    (["sweep", "s-batch-nan.toml"], "batch"),
+    (["sweep", "s-lr-inf.toml"], "lr"),
+    (["sweep", "s-seq-big.toml"], "seq"),
+    (["sweep", "s-unknown.toml"], "foo"),
+    (["sweep", "s-utf8.toml"], "s-utf8.toml"),
+    (["sweep", "fifo"], "fifo"),
+    (["sweep", "s-lr-inf.toml", "--results", ""], "--results"),
+    # project
+    ([*PROJECT, "--micro-batch", "nan"], "--micro-batch"),
+    ([*PROJECT, "--micro-batch", "inf"], "--micro-batch"),
+    ([*PROJECT, "--vpp", "inf"], "--vpp"),
+    ([*PROJECT, "--global-batch-tokens", "inf"], "--global-batch-tokens"),
+    ([*PROJECT, "--seq", "nan"], "--seq"),
+    ([*PROJECT, "--chips", "1e300"], "--chips"),
+    ([*PROJECT, "--tp", "0.5"], "--tp"),
+    (["project", "--workload", "claude-2", "--cluster", "rainier", "--mfu", "2"], "--mfu"),
+    ([*PROJECT, "--plot", "."], "--plot"),
+    ([*PROJECT, "--plot", "plots"], "--plot"),
+    ([*PROJECT, "--plot", "x.txt"], "--plot"),
+    ([*PROJECT, "--plot", "/proc/plot.png"], "--plot"),
+    # report
+    (["report", "--cv-threshold", "nan"], "--cv-threshold"),
+    (["report", "--cv-threshold", "-1"], "--cv-threshold"),
+    (["report", "--results", "missing.jsonl"], "--results"),
+    (["report", "."], "--results"),
+    (["report", "fifo"], "--results"),
+    (["report", "--results", ""], "--results"),
+    # compare
+    ([*CMP, "--prices", "p-nan.toml"], "usd_per_hour"),
+    ([*CMP, "--prices", "p-inf.toml"], "usd_per_hour"),
+    ([*CMP, "--prices", "p-str.toml"], "usd_per_hour"),
+    ([*CMP, "--prices", "p-chips.toml"], "chips"),
+    ([*CMP, "--prices", "p-utf8.toml"], "--prices"),
+    ([*CMP, "--results", ""], "--results"),
+    ([*CMP, "--results", "fifo"], "--results"),
+    (["compare", "--baseline", "nope=1", "--target", "device=cpu"], "--baseline"),
+    # ingest
+    (["ingest", "i-str.json"], "tokens_per_s"),
+    (["ingest", "i-energy.json"], "energy"),
+    (["ingest", "i-nan.json"], "window_s"),
+    (["ingest", "i-utf8.json"], "i-utf8.json"),
+    (["ingest", "missing.json"], "missing.json"),
+    (["ingest", "i-str.json", "--results", ""], "--results"),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, cache_dir):
+    """A working directory with the cases' files and a results file holding one record (the
+    default results file, $TRNBENCH_RESULTS)."""
+    for name, data in FILES.items():
+        (tmp_path / name).write_bytes(data)
+    os.mkfifo(tmp_path / "fifo")
+    results = tmp_path / "results.jsonl"
+    record = store.new_record(OK_CONFIG, {"host": "h"})
+    record.update(device={"kind": "cpu", "name": "cpu"}, tokens_per_s=1.0,
+                  tokens_per_s_per_chip=1.0)
+    store.append(results, record)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRNBENCH_RESULTS", str(results))
+    return results
+
+
+@pytest.mark.parametrize(("argv", "field"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input(workdir, capsys, argv, field):
+    before = workdir.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("trnbench: error: ") and field in err, err
+    assert "Traceback" not in err
+    assert workdir.read_bytes() == before
+    assert sorted(p.name for p in workdir.parent.iterdir()) == sorted(
+        [*FILES, "fifo", "results.jsonl"])
+
+
+def test_there_are_enough_cases():
+    assert len(CASES) >= 60 and len({tuple(c[0]) for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("argv", "field"), [
+    (["run", "--lr", "inf"], "--lr"),
+    (["sweep", "s-timeout-inf.toml"], "timeout_s"),
+    (["report", "fifo"], "--results"),
+    ([*CMP, "--prices", "p-nan.toml"], "usd_per_hour"),
+])
+def test_entry_point(workdir, argv, field):
+    """The real command: the same one line and exit 2 from a fresh interpreter."""
+    before = workdir.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and field in done.stderr, done.stderr
+    assert workdir.read_bytes() == before
