@@ -65,7 +65,7 @@ LIMITS = {
     "steps": numbers.COUNT,
     "warmup": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
     "seed": numbers.Limits(low=0, high=2**63 - 1, integer=True),  # torch.manual_seed's range
-    "lr": numbers.Limits(low=0, low_open=True, high=1e3),
+    "lr": numbers.POSITIVE,  # a huge one is a run that diverges (stored as failed)
     "dist_timeout_s": numbers.Limits(low=0, low_open=True, high=1e9),  # a timedelta holds it
 }
 FLAGS = {"dist_timeout_s": "--dist-timeout"}  # fields whose flag is not --<name>

@@ -31,9 +31,9 @@ class Limits:
         kind = "an integer" if self.integer else "a finite number"
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {_show(self.low)}")
         if self.high is not None:
-            parts.append(f"<= {self.high:g}")
+            parts.append(f"<= {_show(self.high)}")
         return " ".join([kind, " and ".join(parts)]).strip()
 
     def admits(self, value: float) -> bool:
@@ -42,6 +42,10 @@ class Limits:
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or value <= self.high
+
+
+def _show(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e16 else f"{bound:g}"
 
 
 def _from_text(text: str) -> int | float | None:

@@ -72,6 +72,13 @@ def _instance(name: str, e: dict[str, Any]) -> Instance:
                     e.get("price_missing"), e.get("device_name"), e.get("default", False))
 
 
+def _number(value: Any, key: str, where: str, limits: numbers.Limits) -> int | float:
+    try:
+        return numbers.check(value, key, limits)
+    except ConfigError as e:
+        raise ConfigError("--prices", f"{where}.{e}") from None
+
+
 def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
     """The instances a user price file changes or adds; every entry is checked first."""
     data = read_toml(path, "--prices")
@@ -87,8 +94,7 @@ def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
         if unknown:
             raise ConfigError("--prices", f"{where}: unknown field {unknown[0]!r}; accepted: "
                               f"{', '.join(USER_FIELDS)}")
-        usd = numbers.check(e.get("usd_per_hour"), f"--prices: {where}.usd_per_hour",
-                            USD_PER_HOUR)
+        usd = _number(e.get("usd_per_hour"), "usd_per_hour", where, USD_PER_HOUR)
         if not e.get("date"):
             raise ConfigError("--prices", f"{where}.date: required (when the price held)")
         price = Price(float(usd), e.get("region"), str(e["date"]), "user",
@@ -98,7 +104,7 @@ def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
             continue
         chips = e.get("chips")
         if chips is not None:
-            chips = numbers.check(chips, f"--prices: {where}.chips", CHIPS)
+            chips = _number(chips, "chips", where, CHIPS)
         if chips is None or not isinstance(e.get("device"), str) or not e["device"]:
             raise ConfigError("--prices", f"{where}: an instance not in bench/prices.toml needs "
                               f"chips (an integer >= 1) and device (its device kind); known: "

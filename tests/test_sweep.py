@@ -152,7 +152,8 @@ MALFORMED = [
     ('model = "tiny"\nbatch = [2,\n', 4, "batch", "malformed TOML"),
     ('model = tiny\nseq = 16\n', 3, "model", "malformed TOML: Invalid value (at line 3"),
     ('model = "tiny"\nbatchsize = 2\n', 4, "batchsize", "unknown field; accepted: model, "),
-    ('model = "tiny"\n\n# comment\nbatch = [2, 0]\n', 6, "batch", "must be >= 1, got 0"),
+    ('model = "tiny"\n\n# comment\nbatch = [2, 0]\n', 6, "batch",
+     "must be an integer >= 1 and <= 2147483647, got 0"),
     ('model = ["tiny", "nope"]\n', 3, "model", "unknown model 'nope'; accepted: tiny, "),
     ('model = "tiny"\nseq = [16, 4096]\n', 4, "seq", "above the maximum of tiny"),
     ('backend = "tpu"\n', 3, "backend", "unknown backend 'tpu'; accepted: auto"),
@@ -180,5 +181,6 @@ def test_malformed_file_from_the_command_line(cli, tmp_path):
     (tmp_path / "bad.toml").write_text('[sweep]\nmodel = "tiny"\nbatch = 0\n')
     proc = cli("sweep", "bad.toml")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == "trnbench: error: bad.toml:3: batch: must be >= 1, got 0\n"
+    assert proc.stderr == ("trnbench: error: bad.toml:3: batch: must be an integer >= 1 and "
+                           "<= 2147483647, got 0\n")
     assert not (tmp_path / "results").exists()
