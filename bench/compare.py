@@ -60,7 +60,7 @@ def load_records(paths: list[str] | None) -> tuple[pd.DataFrame, str]:
     """All records of ``paths`` (default: the store's default file) and how to name them."""
     files = readable_files([Path(p) for p in paths] if paths else [store.default_path()],
                            "--results")
-    df = store.load(files)
+    df = store.load(files, check=True)
     where = ", ".join(map(str, files))
     if df.empty:
         raise ConfigError("--results", f"no records in {where}")

@@ -123,9 +123,50 @@ def append(path: str | os.PathLike, record: dict[str, Any]) -> None:
         os.close(fd)  # closing releases the lock
 
 
-def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+OBJECTS = ("config", "environment", "tags", "backend", "device", "model", "peak", "energy",
+           "step_time", "memory", "compilation", "warmup", "moe")
+NUMBERS = ("tokens_per_s_per_chip", "mfu", "window_s", "world_size", "loss_first",
+           "loss_last")  # numbers or null
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def problem(record: dict[str, Any]) -> str | None:
+    """Why a JSON object is not a record that reports can compute with (a hand-edited line,
+    an older schema), or None when it is one."""
+    if not isinstance(record.get("run_id"), str):
+        return f"run_id must be a string, got {record.get('run_id')!r}"
+    if record.get("status") not in STATUSES:
+        return f"status must be one of {', '.join(STATUSES)}, got {record.get('status')!r}"
+    bad = next((k for k in OBJECTS if record.get(k) is not None
+                and not isinstance(record[k], dict)), None)
+    if bad:
+        return f"{bad} must be an object, got {record[bad]!r}"
+    if not isinstance((record.get("config") or {}).get("model"), str):
+        return "config.model is missing"
+    if record["status"] != "ok":
+        return None
+    device = record.get("device") or {}
+    if not all(isinstance(device.get(k), str) for k in ("name", "kind")):
+        return "an ok record needs device.name and device.kind"
+    if not _is_number(record.get("tokens_per_s")):
+        return f"tokens_per_s must be a number, got {record.get('tokens_per_s')!r}"
+    bad = next((k for k in NUMBERS if record.get(k) is not None
+                and not _is_number(record[k])), None)
+    if bad:
+        return f"{bad} must be a number or null, got {record[bad]!r}"
+    j = (record.get("energy") or {}).get("j_per_token")
+    if j is not None and not _is_number(j):
+        return f"energy.j_per_token must be a number or null, got {j!r}"
+    return None
+
+
+def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[str, Any]]:
     """Records of one JSONL file; a corrupt line is skipped with one warning line on stderr
-    (``file:line: reason``)."""
+    (``file:line: reason``); with ``check``, so is a record that ``problem`` rejects."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -138,11 +179,19 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 why = "ends mid-line" if not line.endswith("\n") else str(e)
                 warn(f"{path}:{lineno}: skipped a corrupt record ({why})")
                 continue
+            why = problem(record) if check else None
+            if why:
+                name = record.get("run_id")
+                name = f"record {name}" if isinstance(name, str) else "a record"
+                warn(f"{path}:{lineno}: skipped {name}: {why}")
+                continue
             yield record
 
 
-def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -> pd.DataFrame:
-    """Records of one or more JSONL files as a flat DataFrame (nested keys joined by '.').
+def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
+         check: bool = False) -> pd.DataFrame:
+    """Records of one or more JSONL files as a flat DataFrame (nested keys joined by '.');
+    ``check``: see ``iter_records``.
 
     A file given twice is read once, and a run id read before (a copy of a file, a record
     ingested twice) counts once, with one warning per file that repeats some."""
@@ -156,7 +205,7 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -
             continue
         files.add(Path(p).resolve())
         repeated = 0
-        for record in iter_records(p):
+        for record in iter_records(p, check):
             run_id = record.get("run_id")
             if run_id is not None and not isinstance(run_id, list | dict):
                 if run_id in seen:

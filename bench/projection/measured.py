@@ -17,7 +17,7 @@ def load_record(path: str | os.PathLike, run_id: str | None = None) -> dict[str,
     p = Path(path)
     if not p.is_file():
         raise ConfigError("--from-results", f"no such file: {p}")
-    records = list(store.iter_records(p))
+    records = list(store.iter_records(p, check=True))
     if run_id is not None:
         for r in records:
             if r.get("run_id") == run_id:
@@ -81,7 +81,7 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None) -> Fi
     p = Path(path)
     if not p.is_file():
         raise ConfigError("--scaling-from", f"no such file: {p}")
-    records = list(store.iter_records(p))
+    records = list(store.iter_records(p, check=True))
     ids = list(dict.fromkeys((r.get("tags") or {}).get(scaling.TAG) for r in records))
     ids = [i for i in ids if i is not None]
     if not ids:

@@ -18,7 +18,10 @@ _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, 
 
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """``value`` with an SI prefix, e.g. 0.00123 J -> '1.23 mJ', 3.1e9 -> '3.1 G'."""
+    """``value`` with an SI prefix, e.g. 0.00123 J -> '1.23 mJ', 3.1e9 -> '3.1 G'; n/a
+    for a value the record does not hold."""
+    if not present(value):
+        return "n/a"
     for factor, prefix in _PREFIXES:
         if abs(value) >= factor:
             return f"{value / factor:.{digits}g} {prefix}{unit}".rstrip()
@@ -27,6 +30,8 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
 
 def count(value: float) -> str:
     """A rate such as tokens/s: thousands separated, whole numbers from 100 up."""
+    if not present(value):
+        return "n/a"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
@@ -35,6 +40,8 @@ def _seconds(value: float) -> str:
 
 
 def throughput(r: pd.Series) -> str:
+    if not present(r["tokens_per_s_per_chip"]):
+        return f"n/a ({r['mfu_note']})"
     text = f"{count(r['tokens_per_s_per_chip'])} (measured"
     if r["n"] > 1:
         text += (f"; median of {r['n']}, olympic mean "
@@ -89,6 +96,8 @@ def compile_time(r: pd.Series) -> str:
 def variation(r: pd.Series) -> str:
     if r["n"] < 2:
         return "n/a (1 run)"
+    if not present(r["tokens_per_s_per_chip_cv"]):
+        return "n/a (no tokens/s per chip)"
     return f"{r['tokens_per_s_per_chip_cv']:.1%}"
 
 

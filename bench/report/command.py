@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     sources = _sources(args.results)
     out = _out(args.out)
     plots.check()
-    records = store.load(sources)  # corrupt lines: one warning line each
+    records = store.load(sources, check=True)  # a line it cannot use: one warning each
     if records.empty:
         raise ConfigError("--results", f"no records in {', '.join(map(str, sources))}")
     report = build(records, [str(p) for p in sources], args.cv_threshold)

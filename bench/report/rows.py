@@ -169,9 +169,10 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
         "threads": _int(first["device.versions.threads"]),
         "compile": bool(first["config.compile"]), "parallel": first["config.parallel"],
         "n": len(g),
-        "tokens_per_s_per_chip": tps.median, "tokens_per_s_per_chip_olympic_mean":
-            tps.olympic_mean, "tokens_per_s_per_chip_min": tps.min,
-        "tokens_per_s_per_chip_max": tps.max, "tokens_per_s_per_chip_cv": _cv(tps),
+        # null (n/a, with mfu_note's reason) when no run knows its chip count
+        "tokens_per_s_per_chip": tps and tps.median, "tokens_per_s_per_chip_olympic_mean":
+            tps and tps.olympic_mean, "tokens_per_s_per_chip_min": tps and tps.min,
+        "tokens_per_s_per_chip_max": tps and tps.max, "tokens_per_s_per_chip_cv": _cv(tps),
         "tokens_per_s_method": "measured: tokens in the timed window / window s / chips",
         "mfu": mfu.median if mfu else None, "mfu_n": mfu.n if mfu else 0,
         "mfu_method": f"derived: FLOPs/token ({unique(g['model.flops_formula'])}) x tokens/s "
