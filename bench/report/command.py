@@ -42,9 +42,6 @@ def summary(report: Report) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.cv_threshold < 0:
-        raise ConfigError("--cv-threshold", f"must be >= 0 (a fraction, e.g. 0.05), got "
-                          f"{args.cv_threshold}")
     sources = _sources(args.results)
     out = _out(args.out)
     plots.check()
