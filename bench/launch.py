@@ -92,9 +92,9 @@ def _stored(results: Path, run_id: str) -> bool:
 
 
 class _Forward:
-    """While torchrun runs: SIGINT and SIGTERM to this launcher go to torchrun's process
-    group (torchrun passes them to its workers and waits up to 30 s for them before SIGKILL);
-    if it is still running ``KILL_AFTER_S`` later, its group is killed."""
+    """While torchrun runs: the first SIGINT or SIGTERM to this launcher goes to torchrun's
+    process group (torchrun passes it to its workers and waits up to 30 s for them before
+    SIGKILL); if it is still running ``KILL_AFTER_S`` later, its group is killed."""
 
     def __init__(self, proc: subprocess.Popen):
         self.proc, self.signum = proc, None
@@ -106,13 +106,14 @@ class _Forward:
         return self
 
     def handle(self, signum: int, frame: object) -> None:
-        self.signum = self.signum or signum
+        if self.signum is not None:  # torchrun stops its workers once; a second signal
+            return  # would cut that short and orphan them (the timer ends a hang)
+        self.signum = signum
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signum)
-        if self.timer is None:
-            self.timer = threading.Timer(KILL_AFTER_S, self.kill)
-            self.timer.daemon = True
-            self.timer.start()
+        self.timer = threading.Timer(KILL_AFTER_S, self.kill)
+        self.timer.daemon = True
+        self.timer.start()
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -30,6 +30,7 @@ from rich.table import Table
 
 from bench import config, console, metrics, numbers, store
 from bench.config import ConfigError, RunConfig
+from bench.errors import signal_of
 
 TAG = "scaling"
 _NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
@@ -125,13 +126,15 @@ def _point_record(results: Path, series: str, seen: set[str], nproc: int,
 
 
 def _run_point(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run one point, its output captured. On Ctrl-C (which the run's processes receive
-    too) wait for it to store its interrupted record, then stop the series."""
+    """Run one point, its output captured. On SIGINT or SIGTERM pass the signal on to its
+    launcher (which forwards the first it gets to torchrun), wait for it to store its
+    interrupted record, then stop the series."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=env) as proc:
         try:
             out, err = proc.communicate()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            proc.send_signal(signal_of(e))
             proc.communicate()
             raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
