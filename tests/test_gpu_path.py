@@ -1,6 +1,7 @@
 """The GPU path, as far as it runs without a GPU: the bare-loop comparison script (for real on the
 CPU), --compile's scope and compile accounting, the SDPA kernel choice and its enforcement, the
-record's precision/optimizer/attention blocks, and the H100 runbook and sweep file.
+record's precision/optimizer/attention blocks, the H100 runbook and sweep file, and a whole run of
+the cuda backend through a device module of the torch.cuda shape (tests/device_fakes.py).
 
 CPU stand-ins take the cuda backend's policies (fused AdamW, FlashAttention only in bf16) onto
 CPU kernels: PyTorch has a CPU FlashAttention kernel and a CPU fused AdamW.
@@ -20,11 +21,13 @@ from torch.profiler import profile
 
 from bench import config, runner, sweep
 from bench.backends import Selection
+from bench.backends.accelerator import DeviceEventTimer
 from bench.backends.base import Probe
 from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
 from models import registry
 from tests.conftest import ROOT, read_jsonl
+from tests.device_fakes import FakeDeviceModule
 
 H100_CAPABILITY = (9, 0)  # what torch.cuda.get_device_capability() returns on an H100
 
@@ -206,3 +209,68 @@ def test_h100_sweep_file_resolves_to_its_grid(monkeypatch, tmp_path):
     assert {(c.backend, c.precision) for c in cfgs} == {("cuda", "bf16")}
     assert ("1b", 2048) in {(c.model, c.seq) for c in cfgs}
 
+
+
+# --- the accelerator path, whole, through a device module of the torch.cuda shape -------------
+
+GIB = 1 << 30
+
+
+class CudaShapedOnCpu(CudaBackend):
+    """The cuda backend, unchanged, driving ``tests.device_fakes.FakeDeviceModule`` (the
+    torch.cuda API) instead of torch.cuda; its tensors live on the CPU."""
+
+    device_type = "cpu"
+    fake: FakeDeviceModule
+
+    @property
+    def module(self) -> FakeDeviceModule:
+        return self.fake
+
+
+def _h100_module() -> FakeDeviceModule:
+    fake = FakeDeviceModule("torch.cuda (stand-in)", "NVIDIA H100 80GB HBM3", count=8)
+    fake.allocate(8 * GIB)  # a peak left from before the run, which must not be reported
+    fake.free(6 * GIB)
+    return fake
+
+
+def test_accelerator_run_on_a_cuda_shaped_module_stores_event_times_and_peak(cache_dir,
+                                                                            tmp_path):
+    fake = _h100_module()
+    backend = type("H100OnCpu", (CudaShapedOnCpu,), {"fake": fake})
+    results = tmp_path / "r.jsonl"
+    cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32",
+                                  "energy": "none"})
+    record = runner.execute(cfg, Selection(backend, "stand-in"), results)
+    assert record["status"] == "ok", record.get("error")
+    assert read_jsonl(results)[0]["run_id"] == record["run_id"]
+    # per-step times from the module's events, read after the closing synchronize
+    assert record["step_time"]["method"] == "device-events"
+    times = record["step_times_s"]
+    assert len(times) == 4 and min(times) > 0 and sum(times) <= record["window_s"]
+    assert record["step_time"]["p90_s"] is not None and record["step_time"]["cv"] is not None
+    # peak memory: the allocator's peak since the reset before warm-up, not the stale 8 GiB
+    assert record["memory"] == {"peak_bytes": 2 * GIB, "method": "torch.cuda (stand-in)."
+                                "max_memory_allocated (peak since the reset before warm-up)"}
+    names = fake.names()
+    assert names[0] == "set_device" and fake.calls[0][1] == 0
+    assert names.index("reset_peak_memory_stats") < names.index("max_memory_allocated")
+    assert names[names.index("max_memory_allocated") - 1] == "synchronize"
+    # the device, peak and MFU through the module's name
+    assert record["device"]["name"] == "NVIDIA H100 80GB HBM3"
+    assert record["device"]["kind"] == "h100" and record["device"]["device_count"] == 8
+    assert record["peak"]["label"] == "datasheet" and 0 < record["mfu"] < 1
+    assert record["optimizer"]["implementation"] == "fused"
+
+
+def test_device_events_cannot_be_read_before_the_closing_synchronize():
+    fake = _h100_module()
+    timer = DeviceEventTimer(fake, torch.device("cpu"), steps=2)
+    timer.start()
+    timer.mark()
+    timer.mark()
+    with pytest.raises(RuntimeError, match="not completed"):
+        timer.step_times()
+    fake.synchronize()
+    assert len(timer.step_times()) == 2
