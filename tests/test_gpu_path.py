@@ -13,9 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
+from rich.console import Console
 from torch.nn.attention import SDPBackend
 from torch.profiler import profile
 
@@ -25,6 +27,8 @@ from bench.backends.accelerator import DeviceEventTimer
 from bench.backends.base import Probe
 from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
+from bench.console import summary_table
+from bench.energy.null import NoMeter
 from models import registry
 from tests.conftest import ROOT, read_jsonl
 from tests.device_fakes import FakeDeviceModule
@@ -274,3 +278,41 @@ def test_device_events_cannot_be_read_before_the_closing_synchronize():
         timer.step_times()
     fake.synchronize()
     assert len(timer.step_times()) == 2
+
+
+class NoTimingEvents(FakeDeviceModule):
+    """A device module whose events cannot time (``enable_timing`` unsupported)."""
+
+    def Event(self, enable_timing: bool = False):  # noqa: N802 - torch's name
+        raise RuntimeError("timing events are not supported on this device")
+
+
+class SlowClosingMeter(NoMeter):
+    """An energy meter whose shutdown takes 0.3 s (NVML's shutdown, a sampler thread's join)."""
+
+    def _close(self, interval_s):
+        time.sleep(0.3)
+        return super()._close(interval_s)
+
+
+def test_window_average_without_device_events_excludes_the_meters_shutdown(cache_dir,
+                                                                          monkeypatch):
+    """per-step time = window seconds / steps, both taken at the closing synchronisation,
+    before the meter closes; one averaged figure has no p90 or CV, and the summary says so."""
+    fake = NoTimingEvents("torch.cuda (stand-in)", "NVIDIA H100 80GB HBM3")
+    backend = type("NoEventsOnCpu", (CudaShapedOnCpu,), {"fake": fake})
+    monkeypatch.setattr(runner.energy, "make_meter",
+                        lambda *a: SlowClosingMeter("slow stand-in", warn=False))
+    cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32"})
+    record = runner.execute(cfg, Selection(backend, "stand-in"), None)
+    assert record["status"] == "ok", record.get("error")
+    st = record["step_time"]
+    assert st["method"] == "window-average" and st["n"] == 4
+    assert len(set(record["step_times_s"])) == 1
+    assert sum(record["step_times_s"]) == pytest.approx(record["window_s"], rel=0.02)
+    assert st["p90_s"] is None and st["cv"] is None and "p90 and CV" in st["spread_reason"]
+    console = Console(width=200, record=True)
+    console.print(summary_table(record, "not stored"))
+    text = console.export_text()
+    step_line = next(line for line in text.splitlines() if "step time" in line)
+    assert "window average" in step_line and "CV" not in step_line and "p90" not in step_line
