@@ -3,18 +3,13 @@ neuron-ls output, the native backend through a stand-in ``torch.neuron`` with a 
 and a fake driver sysfs (a whole run), ``--precompile``, and the Neuron backends reporting
 themselves unavailable here with the reason.
 
-neuron-ls fixtures are the JSON example of the Neuron LS User Guide, Neuron 2.29
-(https://awsdocs-neuron.readthedocs-hosted.com/en/v2.29.0/tools/neuron-sys-tools/neuron-ls.html,
-``neuron-ls -j`` on a trn2n.48xlarge at LNC=2): the first and the last device entry as printed
-there (the page elides the 14 between them), nothing added.
+The neuron-ls fixtures (tests/device_fakes.py) are the JSON example of the Neuron LS User Guide,
+Neuron 2.29, nothing added.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import stat
 import sys
 from pathlib import Path
 
@@ -25,32 +20,7 @@ from bench.backends import Selection
 from bench.backends import neuron_topology as nt
 from bench.backends.neuron import NeuronBackend, is_native
 from tests.conftest import read_jsonl
-from tests.device_fakes import FakeDeviceModule
-
-_PROCESSES = [{"pid": 113985, "command": "neuron-bench exec --run-as-cc-neff --...",
-               "neuron_runtime_version": "2.0.0"}]
-TRN2_LNC2 = [  # neuron-ls -j, Neuron LS User Guide (Neuron 2.29), devices 0 and 15
-    {"neuron_device": 0, "bdf": "cc:00.0", "cpu_affinity": "48-95,144-191", "numa_node": "1",
-     "connected_to": [12, 3, 4, 1], "nc_count": 4, "logical_neuroncore_config": 2,
-     "memory_size": 103079215104, "neuroncore_ids": [0, 1, 2, 3],
-     "neuron_processes": _PROCESSES},
-    {"neuron_device": 15, "bdf": "f7:00.0", "cpu_affinity": "48-95,144-191", "numa_node": "1",
-     "connected_to": [11, 14, 3, 12], "nc_count": 4, "logical_neuroncore_config": 2,
-     "memory_size": 103079215104, "neuroncore_ids": [60, 61, 62, 63],
-     "neuron_processes": _PROCESSES},
-]
-
-
-def trn2_lnc1() -> list[dict]:
-    """The same devices at LNC=1 (the page shows LNC=2 only): ``nc_count`` counts the cores a
-    device shows, 8 per Trainium2 at LNC=1 (field definitions of the same page)."""
-    devices = copy.deepcopy(TRN2_LNC2)
-    for d in devices:
-        first = d["neuroncore_ids"][0] * 2
-        d.update(nc_count=8, logical_neuroncore_config=1,
-                 neuroncore_ids=list(range(first, first + 8)))
-    return devices
-
+from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
 
 # --- topology --------------------------------------------------------------------------------
 
@@ -116,30 +86,6 @@ def test_undetectable_topology_has_no_chips():
 
 
 # --- a fake neuron-ls on PATH ----------------------------------------------------------------
-
-def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str) -> Path:
-    """An executable ``neuron-ls``: ``new`` (Neuron >= 2.34) knows only ``--output-format json``
-    (and prints an object), ``old`` only ``--json-output``; an unknown flag exits 2, as
-    argparse-style tools do. Each call is logged to ``calls.log``."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"unpublished_key": devices} if release == "new" else devices
-    (bin_dir / "payload.json").write_text(json.dumps(payload))
-    accepted = ["--output-format", "json"] if release == "new" else ["--json-output"]
-    exe = bin_dir / "neuron-ls"
-    exe.write_text(f"""#!{sys.executable}
-import sys
-from pathlib import Path
-here = Path(__file__).parent
-with open(here / "calls.log", "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\\n")
-if sys.argv[1:] != {accepted!r}:
-    sys.stderr.write("neuron-ls: error: unrecognized arguments: " + " ".join(sys.argv[1:]) + "\\n")
-    sys.exit(2)
-print((here / "payload.json").read_text())
-""")
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    return bin_dir
-
 
 @pytest.mark.parametrize(("release", "calls"), [
     ("new", ["--output-format json"]),
