@@ -1,9 +1,10 @@
 """Which Trainium generation and logical-core layout a Neuron process runs on.
 
-Trainium1 shows 2 NeuronCores per chip (device kind ``NC_v2``); Trainium2 has 8 physical
-NeuronCore-v3 per chip, shown as 8 logical cores with LNC=1 (``NC_v3``) or 4 with the default
-LNC=2 (``NC_v3d``). LNC comes from ``NEURON_LOGICAL_NC_CONFIG`` (or the compiler flag ``-lnc``).
-Per-chip throughput and MFU divide by chips = logical cores in use / logical cores per chip.
+Per AWS Neuron docs (trainium, trainium2): Trainium1 shows 2 NeuronCores per chip (device kind
+``NC_v2``); Trainium2 has 8 physical NeuronCore-v3 per chip, shown as 8 logical cores with LNC=1
+(``NC_v3``) or 4 with the default LNC=2 (``NC_v3d``). LNC comes from ``NEURON_LOGICAL_NC_CONFIG``
+(or the compiler flag ``-lnc``). Per-chip throughput and MFU divide by chips = logical cores in
+use / logical cores per chip.
 
 Sources, in order of trust: the runtime's device name when it is a known device kind, then
 ``neuron-ls`` JSON, then a device name that names the generation ("Trainium2", "trn2") with
