@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 from rich.console import Console
@@ -29,6 +30,7 @@ from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
 from bench.console import summary_table
 from bench.energy.null import NoMeter
+from bench.report import cells
 from models import registry
 from tests.conftest import ROOT, read_jsonl
 from tests.device_fakes import FakeDeviceModule
@@ -316,3 +318,5 @@ def test_window_average_without_device_events_excludes_the_meters_shutdown(cache
     text = console.export_text()
     step_line = next(line for line in text.splitlines() if "step time" in line)
     assert "window average" in step_line and "CV" not in step_line and "p90" not in step_line
+    row = pd.Series({"step_p90_s": float("nan"), "step_time_method": "window-average"})
+    assert cells.step(row, "step_p90_s") == "n/a (window-average: no per-step spread)"
