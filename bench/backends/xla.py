@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import cached_property
 from importlib import metadata
 from typing import Any
 
@@ -141,11 +142,13 @@ class NeuronXlaBackend(XlaBackend):
 
         return super()._device()
 
+    @cached_property
     def _topology(self) -> neuron_topology.NeuronTopology:
+        """Detected once per backend (neuron-ls is a subprocess)."""
         return neuron_topology.detect(device_kind())
 
     def versions(self) -> dict[str, str]:
-        topo = self._topology()
+        topo = self._topology
         return {**super().versions(), "torch-neuronx": _version("torch-neuronx") or "?",
                 "neuronx-cc": _version("neuronx-cc") or "?",
                 "NEURON_CC_FLAGS": os.environ.get("NEURON_CC_FLAGS", ""),
@@ -156,7 +159,7 @@ class NeuronXlaBackend(XlaBackend):
     def describe(self) -> DeviceInfo:
         import torch_xla.runtime as xr
 
-        topo = self._topology()
+        topo = self._topology
         return DeviceInfo(
             name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
             kind=topo.generation or "unknown",
@@ -167,7 +170,7 @@ class NeuronXlaBackend(XlaBackend):
         )
 
     def peak_flops(self, precision: str) -> Figure | None:
-        gen = self._topology().generation
+        gen = self._topology.generation
         return hardware.peak_for(hardware.DEVICES.get(gen or ""), precision)
 
     def peak_memory(self) -> Memory:
