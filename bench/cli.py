@@ -240,7 +240,13 @@ def build_parser() -> Parser:
 
 
 def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
-    """Re-run this command under ``neuron_parallel_compile`` (AWS Neuron docs, torch-neuronx)."""
+    """Re-run this command, less ``--precompile``, under ``neuron_parallel_compile``.
+
+    The tool takes the command of a short trial run and precompiles the graphs it traces; with
+    ``--nproc`` that command launches the torchrun ranks, as in the documented
+    ``neuron_parallel_compile torchrun --nproc_per_node=N <script>`` ("PyTorch NeuronX
+    neuron_parallel_compile CLI", Neuron docs), so the graphs are those of the same world size.
+    """
     if cfg.backend != "neuron-xla":
         raise ConfigError("--precompile", f"applies to --backend neuron-xla only, not "
                           f"{cfg.backend}")
@@ -248,7 +254,7 @@ def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
     if exe is None:
         raise ConfigError("--precompile", "neuron_parallel_compile is not on PATH (it comes "
                           "with torch-neuronx; activate the Neuron environment)")
-    inner = [a for a in argv if a != "--precompile"]
+    inner = ["run", *(a for a in argv if a != "--precompile")]  # argv: the verb's arguments
     console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}")
     os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
 
@@ -272,9 +278,6 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[
     if nnodes > 1 and not args.rdzv_endpoint:
         raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
                           "the rendezvous, e.g. the first node:29500)")
-    if args.precompile:
-        raise ConfigError("--precompile", "run it once per node without --nproc's launcher: "
-                          "neuron_parallel_compile starts torchrun itself")
     return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
                       nnodes, args.node_rank, args.rdzv_endpoint, tags)
 

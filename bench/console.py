@@ -101,8 +101,12 @@ def summary_table(record: dict[str, Any], path: str) -> Table:
                   f"{moe['dropped_fraction']:.2%} of assignments dropped; hardware "
                   f"{_si(m['hardware_flops_per_token'], 'FLOP')}/token")
     st = record["step_time"]
-    t.add_row("step time", f"median {st['median_s'] * 1e3:.2f} ms, p90 {st['p90_s'] * 1e3:.2f} ms,"
-              f" CV {st['cv']:.1%} ({st['method']})")
+    if st["p90_s"] is None:  # one averaged figure per step: no spread to show
+        t.add_row("step time", f"{st['median_s'] * 1e3:.2f} ms window average "
+                  f"({st['method']}; no per-step spread)")
+    else:
+        t.add_row("step time", f"median {st['median_s'] * 1e3:.2f} ms, p90 "
+                  f"{st['p90_s'] * 1e3:.2f} ms, CV {st['cv']:.1%} ({st['method']})")
     w = record["warmup"]
     if w["first_step_s"] is not None:
         t.add_row("warm-up", f"first step {w['first_step_s']:.2f} s, "

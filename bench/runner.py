@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from bench import distributed, energy, environment, launch, metrics, store
 from bench.backends import Selection
-from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
+from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit, step_time_block
 from bench.config import RunConfig
 from bench.data import SyntheticBatches
 from bench.errors import signal_of
@@ -212,7 +212,8 @@ def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
 
 def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: list[float],
                   step_method: str, reading: energy.Reading,
-                  notes: list[str] | None = None) -> dict[str, Any]:
+                  notes: list[str] | None = None,
+                  spread_reason: str | None = None) -> dict[str, Any]:
     """The record's metric fields of a timed window of ``cfg.steps`` steps that ``t`` ran
     after ``warm``: throughput, MFU, step times, compilations, memory, energy, losses."""
     cfg, backend, spec, device, peak = t.cfg, t.backend, t.spec, t.device, t.peak
@@ -267,7 +268,7 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
         "tokens_per_s_per_chip": tokens_per_s / device.chips if device.chips else None,
         "mfu": metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips or 0),
         "peak": {**peak.as_dict(), "precision": cfg.precision} if peak else None,
-        "step_time": {**metrics.step_stats(step_times).as_dict(), "method": step_method},
+        "step_time": step_time_block(step_times, step_method, spread_reason),
         "step_times_s": step_times,
         "warmup": {"steps": cfg.warmup, "first_step_s": warm.first_step_s,
                    "total_s": warm.total_s},
@@ -307,10 +308,13 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
                 progress("timed", i + 1, cfg.steps)
         backend.synchronize()
         window_s = time.perf_counter() - t_start
+        timer.stop()
+        step_times = timer.step_times()  # before the meter's shutdown can add to them
     finally:
         reading = meter.close()  # also stops a sampler thread when a step fails
-    return metric_fields(t, warm, window_s=window_s, step_times=timer.step_times(),
-                         step_method=timer.method, reading=reading)
+    return metric_fields(t, warm, window_s=window_s, step_times=step_times,
+                         step_method=timer.method, reading=reading,
+                         spread_reason=timer.spread_reason)
 
 
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,

@@ -82,7 +82,7 @@ def test_rapl_adds_each_package_once_and_no_subzone(tmp_path):
     assert reading.method == "rapl" and reading.reason is None
     assert reading.device_joules == {"package-0": 3.0, "package-1": 1.5}
     assert reading.joules == pytest.approx(4.5)
-    assert reading.coverage == 1.0 and reading.scope.startswith("cpu-package")
+    assert reading.coverage == 1.0 and reading.scope.startswith("cpu-package (all processes)")
 
 
 def test_rapl_counter_wraps_at_max_energy_range(tmp_path):
@@ -268,6 +268,7 @@ class FakeGpu:
     def __init__(self, uuid: str, pci: str, watts: float, counter: bool = True):
         self.uuid, self.pci, self.watts, self.counter = uuid, pci, watts, counter
         self.t0 = time.perf_counter()
+        self.base_mj = 10**9  # the counter's value at t0 (a driver reload restarts it lower)
 
 
 def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.ModuleType:
@@ -322,7 +323,7 @@ def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.Mod
         need_init()
         if not handle.counter:
             raise NVMLError(m.NVML_ERROR_NOT_SUPPORTED)
-        return 10**9 + int(handle.watts * (time.perf_counter() - handle.t0) * 1000)
+        return handle.base_mj + int(handle.watts * (time.perf_counter() - handle.t0) * 1000)
 
     def power_mw(handle: FakeGpu) -> int:
         need_init()
@@ -338,6 +339,7 @@ def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.Mod
     m.nvmlDeviceGetTotalEnergyConsumption = energy_mj
     m.nvmlDeviceGetPowerUsage = power_mw
     m.state = state
+    m.gpus = gpus
     return m
 
 
@@ -383,6 +385,24 @@ def test_nvml_unsupported_counter_falls_back_to_polling(nvml):
     assert reading.details["difference_j"] is None
     assert any("energy counter is not supported" in w for w in reading.warnings)
     assert any("shorter than NVML's ~1 s power averaging" in w for w in reading.warnings)
+
+
+def test_nvml_counter_going_backwards_falls_back_to_polling_with_a_warning(nvml):
+    module = nvml()
+    gpu = module.gpus[1]
+
+    def driver_reload():
+        gpu.base_mj = 0  # the cumulative counter restarts below its value at the window's start
+
+    reading = _window(NvmlMeter([GpuRef(0, uuid="GPU-bbbb")], poll_s=0.02), during=driver_reload,
+                      seconds=0.4)
+    assert reading.method == "nvml-power-polling"
+    assert reading.joules == pytest.approx(300 * reading.interval_s, rel=0.05)
+    assert reading.details["nvml-energy-counter"]["joules"] is None
+    assert any(w.startswith("the NVML energy counter went backwards over the window on "
+                            "GPU-bbbb") and "polled every 0.02 s" in w for w in reading.warnings)
+    record = reading.as_record(tokens=100)
+    assert record["warnings"] == reading.warnings and record["j_per_token"] > 0
 
 
 def test_nvml_maps_through_cuda_visible_devices(nvml, monkeypatch):
@@ -482,6 +502,7 @@ def test_run_with_rapl_from_a_fake_tree(cli, tmp_path, monkeypatch):
     assert e["avg_power_w"] == pytest.approx(e["joules"] / e["interval_s"])
     assert e["interval_s"] == pytest.approx(record["window_s"], rel=0.2, abs=0.01)
     assert list(e["device_joules"]) == ["package-0"] and e["coverage"] == 1.0
+    assert e["scope"].startswith("cpu-package (all processes): 1 RAPL package zone(s)")
     assert record["config"]["energy"] == "rapl"
 
 

@@ -1,6 +1,7 @@
 """The GPU path, as far as it runs without a GPU: the bare-loop comparison script (for real on the
 CPU), --compile's scope and compile accounting, the SDPA kernel choice and its enforcement, the
-record's precision/optimizer/attention blocks, and the H100 runbook and sweep file.
+record's precision/optimizer/attention blocks, the H100 runbook and sweep file, and a whole run of
+the cuda backend through a device module of the torch.cuda shape (tests/device_fakes.py).
 
 CPU stand-ins take the cuda backend's policies (fused AdamW, FlashAttention only in bf16) onto
 CPU kernels: PyTorch has a CPU FlashAttention kernel and a CPU fused AdamW.
@@ -12,19 +13,27 @@ import json
 import os
 import subprocess
 import sys
+import time
 
+import pandas as pd
 import pytest
 import torch
+from rich.console import Console
 from torch.nn.attention import SDPBackend
 from torch.profiler import profile
 
 from bench import config, runner, sweep
 from bench.backends import Selection
+from bench.backends.accelerator import DeviceEventTimer
 from bench.backends.base import Probe
 from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
+from bench.console import summary_table
+from bench.energy.null import NoMeter
+from bench.report import cells
 from models import registry
 from tests.conftest import ROOT, read_jsonl
+from tests.device_fakes import FakeDeviceModule
 
 H100_CAPABILITY = (9, 0)  # what torch.cuda.get_device_capability() returns on an H100
 
@@ -206,3 +215,108 @@ def test_h100_sweep_file_resolves_to_its_grid(monkeypatch, tmp_path):
     assert {(c.backend, c.precision) for c in cfgs} == {("cuda", "bf16")}
     assert ("1b", 2048) in {(c.model, c.seq) for c in cfgs}
 
+
+
+# --- the accelerator path, whole, through a device module of the torch.cuda shape -------------
+
+GIB = 1 << 30
+
+
+class CudaShapedOnCpu(CudaBackend):
+    """The cuda backend, unchanged, driving ``tests.device_fakes.FakeDeviceModule`` (the
+    torch.cuda API) instead of torch.cuda; its tensors live on the CPU."""
+
+    device_type = "cpu"
+    fake: FakeDeviceModule
+
+    @property
+    def module(self) -> FakeDeviceModule:
+        return self.fake
+
+
+def _h100_module() -> FakeDeviceModule:
+    fake = FakeDeviceModule("torch.cuda (stand-in)", "NVIDIA H100 80GB HBM3", count=8)
+    fake.allocate(8 * GIB)  # a peak left from before the run, which must not be reported
+    fake.free(6 * GIB)
+    return fake
+
+
+def test_accelerator_run_on_a_cuda_shaped_module_stores_event_times_and_peak(cache_dir,
+                                                                            tmp_path):
+    fake = _h100_module()
+    backend = type("H100OnCpu", (CudaShapedOnCpu,), {"fake": fake})
+    results = tmp_path / "r.jsonl"
+    cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32",
+                                  "energy": "none"})
+    record = runner.execute(cfg, Selection(backend, "stand-in"), results)
+    assert record["status"] == "ok", record.get("error")
+    assert read_jsonl(results)[0]["run_id"] == record["run_id"]
+    # per-step times from the module's events, read after the closing synchronize
+    assert record["step_time"]["method"] == "device-events"
+    times = record["step_times_s"]
+    assert len(times) == 4 and min(times) > 0 and sum(times) <= record["window_s"]
+    assert record["step_time"]["p90_s"] is not None and record["step_time"]["cv"] is not None
+    # peak memory: the allocator's peak since the reset before warm-up, not the stale 8 GiB
+    assert record["memory"] == {"peak_bytes": 2 * GIB, "method": "torch.cuda (stand-in)."
+                                "max_memory_allocated (peak since the reset before warm-up)"}
+    names = fake.names()
+    assert names[0] == "set_device" and fake.calls[0][1] == 0
+    assert names.index("reset_peak_memory_stats") < names.index("max_memory_allocated")
+    assert names[names.index("max_memory_allocated") - 1] == "synchronize"
+    # the device, peak and MFU through the module's name
+    assert record["device"]["name"] == "NVIDIA H100 80GB HBM3"
+    assert record["device"]["kind"] == "h100" and record["device"]["device_count"] == 8
+    assert record["peak"]["label"] == "datasheet" and 0 < record["mfu"] < 1
+    assert record["optimizer"]["implementation"] == "fused"
+
+
+def test_device_events_cannot_be_read_before_the_closing_synchronize():
+    fake = _h100_module()
+    timer = DeviceEventTimer(fake, torch.device("cpu"), steps=2)
+    timer.start()
+    timer.mark()
+    timer.mark()
+    with pytest.raises(RuntimeError, match="not completed"):
+        timer.step_times()
+    fake.synchronize()
+    assert len(timer.step_times()) == 2
+
+
+class NoTimingEvents(FakeDeviceModule):
+    """A device module whose events cannot time (``enable_timing`` unsupported)."""
+
+    def Event(self, enable_timing: bool = False):  # noqa: N802 - torch's name
+        raise RuntimeError("timing events are not supported on this device")
+
+
+class SlowClosingMeter(NoMeter):
+    """An energy meter whose shutdown takes 0.3 s (NVML's shutdown, a sampler thread's join)."""
+
+    def _close(self, interval_s):
+        time.sleep(0.3)
+        return super()._close(interval_s)
+
+
+def test_window_average_without_device_events_excludes_the_meters_shutdown(cache_dir,
+                                                                          monkeypatch):
+    """per-step time = window seconds / steps, both taken at the closing synchronisation,
+    before the meter closes; one averaged figure has no p90 or CV, and the summary says so."""
+    fake = NoTimingEvents("torch.cuda (stand-in)", "NVIDIA H100 80GB HBM3")
+    backend = type("NoEventsOnCpu", (CudaShapedOnCpu,), {"fake": fake})
+    monkeypatch.setattr(runner.energy, "make_meter",
+                        lambda *a: SlowClosingMeter("slow stand-in", warn=False))
+    cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32"})
+    record = runner.execute(cfg, Selection(backend, "stand-in"), None)
+    assert record["status"] == "ok", record.get("error")
+    st = record["step_time"]
+    assert st["method"] == "window-average" and st["n"] == 4
+    assert len(set(record["step_times_s"])) == 1
+    assert sum(record["step_times_s"]) == pytest.approx(record["window_s"], rel=0.02)
+    assert st["p90_s"] is None and st["cv"] is None and "p90 and CV" in st["spread_reason"]
+    console = Console(width=200, record=True)
+    console.print(summary_table(record, "not stored"))
+    text = console.export_text()
+    step_line = next(line for line in text.splitlines() if "step time" in line)
+    assert "window average" in step_line and "CV" not in step_line and "p90" not in step_line
+    row = pd.Series({"step_p90_s": float("nan"), "step_time_method": "window-average"})
+    assert cells.step(row, "step_p90_s") == "n/a (window-average: no per-step spread)"

@@ -1,18 +1,28 @@
-"""Trainium description and backend selection on a machine without Trainium.
+"""Trainium on a machine without Trainium: topology from the documented device kinds and
+neuron-ls output, the native backend through a stand-in ``torch.neuron`` with a fake neuron-ls
+and a fake driver sysfs (a whole run), ``--precompile``, and the Neuron backends reporting
+themselves unavailable here with the reason.
 
-The topology parser is tested on the documented device kinds and on neuron-ls JSON
-payloads (real shapes: a device list, and an object with instance-wide fields); the
-Neuron backends must report themselves unavailable here, with the reason.
+The neuron-ls fixtures (tests/device_fakes.py) are the JSON example of the Neuron LS User Guide,
+Neuron 2.29, nothing added.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
-from bench import backends
+from bench import backends, cli, config, hardware, runner
+from bench.backends import Selection
 from bench.backends import neuron_topology as nt
-from bench.backends.neuron import is_native
+from bench.backends.neuron import NeuronBackend, is_native
+from tests.conftest import read_jsonl
+from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
 
+# --- topology --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("kind", "gen", "lnc", "per_chip"), [
     ("NC_v2", "trn1", 1, 2), ("NC_v3", "trn2", 1, 8), ("NC_v3d", "trn2", 2, 4),
@@ -28,29 +38,33 @@ def test_unknown_kind_is_none():
     assert nt.from_device_kind("NC_v9") is None
 
 
-def test_neuron_ls_trn2_object_with_instance_fields():
-    payload = {"instance_type": "trn2.48xlarge", "logical_neuroncore_config": 2,
-               "neuron_devices": [{"neuron_device": i, "nc_count": 8, "memory_size": 96 << 30}
-                                  for i in range(16)]}
+@pytest.mark.parametrize(("devices", "lnc", "per_chip"), [(TRN2_LNC2, 2, 4), (trn2_lnc1(), 1, 8)])
+def test_documented_neuron_ls_json_gives_generation_lnc_and_cores_per_chip(devices, lnc,
+                                                                           per_chip):
+    topo = nt.from_neuron_ls(devices, environ={})
+    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", lnc, per_chip)
+    assert topo.chips(1) == 1 / per_chip
+
+
+def test_neuron_ls_object_format_finds_the_device_entries_by_their_fields():
+    """Neuron 2.34's object: instance-wide fields at the top, per-device entries inside. No
+    example is published, so the key holding the entries is deliberately arbitrary here."""
+    payload = {"unpublished_key": TRN2_LNC2, "another": {"x": 1}}
     topo = nt.from_neuron_ls(payload, environ={})
     assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 2, 4)
 
 
-def test_neuron_ls_trn1_device_list():
-    payload = [{"neuron_device": i, "nc_count": 2, "memory_size": 32 << 30} for i in range(16)]
-    topo = nt.from_neuron_ls(payload, environ={})
-    assert (topo.generation, topo.logical_cores_per_chip) == ("trn1", 2)
-
-
-def test_neuron_ls_lnc_from_environment():
-    payload = [{"neuron_device": 0, "nc_count": 8}]
-    topo = nt.from_neuron_ls(payload, environ={"NEURON_LOGICAL_NC_CONFIG": "1"})
-    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 1, 8)
-
-
-def test_neuron_ls_garbage_is_none():
+def test_neuron_ls_without_devices_is_none():
     assert nt.from_neuron_ls({"something": 1}) is None
     assert nt.from_neuron_ls([]) is None
+    assert nt.from_neuron_ls([{"neuron_device": 0}]) is None  # no nc_count
+
+
+def test_neuron_ls_of_unknown_memory_and_8_cores_has_no_generation():
+    """trn2 and trn3 both have 8 physical cores: without a known memory size, no guess."""
+    devices = [{**TRN2_LNC2[0], "memory_size": 1}]
+    topo = nt.from_neuron_ls(devices, environ={})
+    assert topo.generation is None and topo.logical_cores_per_chip == 4
 
 
 def test_lnc_from_compiler_flag():
@@ -59,10 +73,119 @@ def test_lnc_from_compiler_flag():
     assert nt.lnc_from_env({}) is None
 
 
+def test_device_name_naming_the_generation():
+    assert nt.from_device_name("Trainium2", environ={}).logical_cores_per_chip == 4
+    topo = nt.from_device_name("trn2", environ={"NEURON_LOGICAL_NC_CONFIG": "1"})
+    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 1, 8)
+    assert nt.from_device_name("neuron") is None
+
+
 def test_undetectable_topology_has_no_chips():
     topo = nt.NeuronTopology(None, None, None, None, "unknown")
     assert topo.chips(1) is None
 
+
+# --- a fake neuron-ls on PATH ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("release", "calls"), [
+    ("new", ["--output-format json"]),
+    ("old", ["--output-format json", "--json-output"]),
+])
+def test_neuron_ls_new_flag_first_then_the_old_one(tmp_path, monkeypatch, release, calls):
+    bin_dir = fake_neuron_ls(tmp_path / "bin", TRN2_LNC2, release)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("NEURON_LOGICAL_NC_CONFIG", raising=False)
+    topo = nt.detect("an unpublished device name")
+    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 2, 4)
+    assert topo.source == "neuron-ls " + calls[-1]
+    assert (bin_dir / "calls.log").read_text().splitlines() == calls
+
+
+def test_no_neuron_ls_and_no_known_name_is_unknown(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    topo = nt.detect("neuron")
+    assert topo.generation is None and topo.chips(1) is None
+
+
+# --- the native backend through a stand-in torch.neuron -------------------------------------
+
+class NeuronOnCpu(NeuronBackend):
+    """NeuronBackend, unchanged, driving a FakeDeviceModule in the role of ``torch.neuron``
+    (tests/device_fakes.py names the API pages it follows); its tensors live on the CPU."""
+
+    device_type = "cpu"
+    fake: FakeDeviceModule
+
+    @property
+    def module(self) -> FakeDeviceModule:
+        return self.fake
+
+
+def _sysfs(root: Path, devices: int, util_bips: int) -> Path:
+    """The driver's per-device power node with a live ``utilization_raw`` (bench.energy.neuron
+    documents the format)."""
+    for i in range(devices):
+        node = root / f"neuron{i}" / "stats" / "power"
+        node.mkdir(parents=True)
+        (node / "utilization").write_text("POWER_STATUS_VALID,1781370720,1.00,2.00,1.50\n")
+        (node / "utilization_raw").write_text(f"die,util_bips,counter\n0,{util_bips},1\n")
+    return root
+
+
+@pytest.mark.parametrize(("device_name", "lnc", "devices", "per_chip"), [
+    ("an unpublished device name", "2", TRN2_LNC2, 4),
+    ("an unpublished device name", "1", trn2_lnc1(), 8),
+    ("NC_v3d", "2", TRN2_LNC2, 4),
+])
+def test_native_run_through_stand_in_torch_neuron_neuron_ls_and_sysfs(
+        device_name, lnc, devices, per_chip, tmp_path, monkeypatch, cache_dir):
+    """describe, peak_flops, the chip count at LNC 1 and 2 and the energy meter, together in
+    one stored record. Whatever the runtime's device name, neuron-ls settles the topology."""
+    bin_dir = fake_neuron_ls(tmp_path / "bin", devices, "new")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("NEURON_LOGICAL_NC_CONFIG", lnc)
+    monkeypatch.setenv("TRNBENCH_NEURON_SYSFS", str(_sysfs(tmp_path / "sysfs", 2, 5000)))
+    fake = FakeDeviceModule("torch.neuron (stand-in)", device_name, count=64 // int(lnc) * 2)
+    backend = type("Trn2OnCpu", (NeuronOnCpu,), {"fake": fake})
+    results = tmp_path / "r.jsonl"
+    cfg = config.resolve("neuron", {"model": "tiny", "steps": 3, "warmup": 1,
+                                    "precision": "fp32"})
+    record = runner.execute(cfg, Selection(backend, "stand-in"), results)
+    assert record["status"] == "ok", record.get("error")
+    assert read_jsonl(results)[0]["status"] == "ok"
+    dev = record["device"]
+    assert dev["kind"] == "trn2" and dev["chips"] == pytest.approx(1 / per_chip)
+    assert dev["device_count"] == fake.count and dev["versions"]["lnc"] == lnc
+    assert dev["versions"]["device_name"] == device_name
+    assert record["peak"]["value"] == hardware.DEVICES["trn2"].peak["fp32"].value
+    assert record["tokens_per_s_per_chip"] == pytest.approx(record["tokens_per_s"] * per_chip)
+    assert record["mfu"] == pytest.approx(record["model"]["flops_per_token"]
+                                          * record["tokens_per_s_per_chip"]
+                                          / record["peak"]["value"])
+    assert record["step_time"]["method"] == "device-events" and len(record["step_times_s"]) == 3
+    # energy: both fake devices at 50 % of the table's maximum power over the window
+    e = record["energy"]
+    assert set(e["device_joules"]) == {"neuron0", "neuron1"}
+    assert e["joules"] == pytest.approx(2 * 0.5 * 500 * e["interval_s"], rel=0.05)
+    assert any("this process computes on" in w for w in e["warnings"])
+
+
+# --- --precompile ------------------------------------------------------------------------------
+
+def test_precompile_wraps_the_whole_command_nproc_included(monkeypatch, tmp_path):
+    """As documented (``neuron_parallel_compile torchrun --nproc_per_node=N <script>``), the
+    trial run is the command itself, with its torchrun launch: same world size, same graphs."""
+    execs = []
+    monkeypatch.setattr(cli.shutil, "which", lambda name: f"/opt/bin/{name}")
+    monkeypatch.setattr(cli.os, "execv", lambda exe, args: execs.append(args))
+    cfg = config.resolve("neuron-xla", {"model": "tiny"})
+    argv = ["--backend", "neuron-xla", "--nproc", "32", "--precompile", "--model", "tiny"]
+    cli.precompile(cfg, argv)
+    assert execs == [["/opt/bin/neuron_parallel_compile", sys.executable, "-m", "bench", "run",
+                      "--backend", "neuron-xla", "--nproc", "32", "--model", "tiny"]]
+
+
+# --- here, without Trainium ------------------------------------------------------------------
 
 def test_native_version_split():
     assert is_native("2.13.3.0") and is_native("2.14.3.0")

@@ -1,7 +1,8 @@
 """Shared code of accelerators that have a torch device module (``torch.cuda``,
 ``torch.neuron``): device selection, synchronisation, device events for per-step
-times, peak memory. The cuda and neuron backends differ only in what they add on top,
-so the tests of one path cover the other's mechanics.
+times, peak memory. The cuda and neuron backends differ in what they add on top; both are
+tested through stand-in device modules of the torch.cuda shape (tests/test_gpu_path.py,
+tests/test_neuron.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from bench.backends.base import Backend, Memory, StepTimer
 
 class DeviceEventTimer(StepTimer):
     """Timing events recorded on the device stream after each step: no host sync in the
-    window; elapsed times are read after the closing synchronisation."""
+    window; elapsed times (ms, ``Event.elapsed_time``) are read after the closing
+    synchronisation. Events are the device module's ``Event(enable_timing=True)`` where it has
+    one (torch.cuda.Event), else ``torch.Event(device=...)``."""
 
     method = "device-events"
 
-    def __init__(self, device: torch.device, steps: int):
-        self._events = [torch.Event(device=device, enable_timing=True) for _ in range(steps + 1)]
+    def __init__(self, module: ModuleType, device: torch.device, steps: int):
+        event = getattr(module, "Event", None)
+        make = (lambda: event(enable_timing=True)) if event else (
+            lambda: torch.Event(device=device, enable_timing=True))
+        self._events = [make() for _ in range(steps + 1)]
         self._n = 0
 
     def start(self) -> None:
@@ -38,27 +44,36 @@ class DeviceEventTimer(StepTimer):
 
 
 class WindowAverageTimer(StepTimer):
-    """For devices without timing events: every step gets the window's mean time
-    (the window is closed by the caller's synchronisation before step_times())."""
+    """For devices without timing events: every step gets the window's mean,
+
+        per-step time = window seconds / steps taken,
+
+    the window running from ``start`` to ``stop`` (the closing synchronisation). One averaged
+    figure carries no spread: p90 and CV are null with ``spread_reason``."""
 
     method = "window-average"
+    spread_reason = ("one window average per step (no per-step device timing): p90 and CV "
+                     "not measured")
 
     def __init__(self, steps: int):
         self._steps = steps
-        self._t0 = 0.0
+        self._t0 = self._t1 = 0.0
         self._marks = 0
 
     def start(self) -> None:
-        self._t0 = time.perf_counter()
+        self._t0 = self._t1 = time.perf_counter()
         self._marks = 0
 
     def mark(self) -> None:
         self._marks += 1
 
+    def stop(self) -> None:
+        self._t1 = time.perf_counter()
+
     def step_times(self) -> list[float]:
         if not self._marks:
             return []
-        return [(time.perf_counter() - self._t0) / self._marks] * self._marks
+        return [(self._t1 - self._t0) / self._marks] * self._marks
 
 
 class AcceleratorBackend(Backend):
@@ -77,7 +92,7 @@ class AcceleratorBackend(Backend):
 
     def step_timer(self, steps: int) -> StepTimer:
         try:
-            return DeviceEventTimer(self.device, steps)
+            return DeviceEventTimer(self.module, self.device, steps)
         except (RuntimeError, NotImplementedError, TypeError):
             return WindowAverageTimer(steps)
 
@@ -87,7 +102,9 @@ class AcceleratorBackend(Backend):
             reset(self.device)
 
     def peak_memory(self) -> Memory:
+        name = self.module.__name__  # torch.cuda, torch.neuron
         read = getattr(self.module, "max_memory_allocated", None)
         if read is None:
-            return Memory(None, f"not reported by torch.{self.device_type}")
-        return Memory(int(read(self.device)), f"torch.{self.device_type}.max_memory_allocated")
+            return Memory(None, f"not reported by {name}")
+        return Memory(int(read(self.device)),
+                      f"{name}.max_memory_allocated (peak since the reset before warm-up)")

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from bench import metrics
 from bench.config import PRECISION_DTYPES
 from bench.hardware import Figure
 
@@ -90,6 +91,7 @@ class StepTimer(ABC):
     """Per-step times over the timed window, taken without a host sync inside it."""
 
     method: ClassVar[str]
+    spread_reason: ClassVar[str | None] = None  # set where the times carry no spread
 
     @abstractmethod
     def start(self) -> None: ...
@@ -98,9 +100,22 @@ class StepTimer(ABC):
     def mark(self) -> None:
         """Called once after each step is issued."""
 
+    def stop(self) -> None:
+        """Called right after the synchronisation that closes the window."""
+
     @abstractmethod
     def step_times(self) -> list[float]:
-        """Seconds per step; call after the device was synchronised."""
+        """Seconds per step; call after ``stop``."""
+
+
+def step_time_block(times: list[float], method: str, spread_reason: str | None = None
+                    ) -> dict[str, Any]:
+    """The record's ``step_time`` block: metrics.step_stats of ``times`` and their method; p90
+    and CV null, with ``spread_reason``, where the timer measured no per-step spread."""
+    stats = metrics.step_stats(times).as_dict()
+    if spread_reason:
+        stats.update(p90_s=None, cv=None)
+    return {**stats, "method": method, "spread_reason": spread_reason}
 
 
 class HostClockTimer(StepTimer):

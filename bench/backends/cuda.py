@@ -70,7 +70,7 @@ class CudaBackend(AcceleratorBackend):
         return Probe(cls.name, True, f"{torch.cuda.device_count()} CUDA device(s)")
 
     def describe(self) -> DeviceInfo:
-        name = torch.cuda.get_device_name(self.device)
+        name = self.module.get_device_name(self.device)
         spec = hardware.lookup(name)
         versions = {"torch": torch.__version__, "cuda": str(torch.version.cuda)}
         driver = nvidia_driver_version()
@@ -79,19 +79,19 @@ class CudaBackend(AcceleratorBackend):
         return DeviceInfo(
             name=name,
             kind=spec.key if spec else "unknown",
-            device_count=torch.cuda.device_count(),
+            device_count=self.module.device_count(),
             devices_used=1,
             chips=1,
             versions=versions,
         )
 
     def peak_flops(self, precision: str) -> Figure | None:
-        spec = hardware.lookup(torch.cuda.get_device_name(self.device))
+        spec = hardware.lookup(self.module.get_device_name(self.device))
         return hardware.peak_for(spec, precision)
 
     def optimizer_options(self) -> dict[str, Any]:
         return {"fused": True}
 
     def sdpa_backends(self, precision: str) -> tuple[SDPBackend, ...] | None:
-        return flash_kernels(precision, torch.cuda.get_device_capability(self.device),
-                             torch.cuda.get_device_name(self.device))
+        return flash_kernels(precision, self.module.get_device_capability(self.device),
+                             self.module.get_device_name(self.device))

@@ -10,6 +10,7 @@ divide by the logical cores per chip of the detected generation and LNC.
 
 from __future__ import annotations
 
+from functools import cached_property
 from importlib import metadata
 
 import torch
@@ -59,13 +60,20 @@ class NeuronBackend(AcceleratorBackend):
         return Probe(cls.name, True, f"{module.device_count()} logical NeuronCore(s), "
                                      f"torch-neuronx {version}")
 
-    def _topology(self) -> neuron_topology.NeuronTopology:
+    def _device_name(self) -> str | None:
+        """``torch.neuron.get_device_name`` where the module has it. What it returns is not
+        published, so it is only trusted as a known device kind or a generation's name
+        (neuron_topology.detect); it is recorded as ``versions.device_name``."""
         get_name = getattr(self.module, "get_device_name", None)
-        kind = get_name(self.device) if get_name else None
-        return neuron_topology.detect(kind)
+        return str(get_name(self.device)) if get_name else None
+
+    @cached_property
+    def _topology(self) -> neuron_topology.NeuronTopology:
+        """Detected once per backend (neuron-ls is a subprocess)."""
+        return neuron_topology.detect(self._device_name())
 
     def describe(self) -> DeviceInfo:
-        topo = self._topology()
+        topo = self._topology
         return DeviceInfo(
             name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
             kind=topo.generation or "unknown",
@@ -74,9 +82,10 @@ class NeuronBackend(AcceleratorBackend):
             chips=topo.chips(1),
             versions={"torch": torch.__version__,
                       "torch-neuronx": torch_neuronx_version() or "?",
+                      "device_name": str(self._device_name()),
                       "lnc": str(topo.lnc), "topology_source": topo.source},
         )
 
     def peak_flops(self, precision: str) -> Figure | None:
-        gen = self._topology().generation
+        gen = self._topology.generation
         return hardware.peak_for(hardware.DEVICES.get(gen or ""), precision)

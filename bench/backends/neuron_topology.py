@@ -1,14 +1,29 @@
 """Which Trainium generation and logical-core layout a Neuron process runs on.
 
 Per AWS Neuron docs (trainium, trainium2): Trainium1 shows 2 NeuronCores per chip (device kind
-``NC_v2``); Trainium2 has 8 physical NeuronCore-v3 per chip, shown as 8 logical cores
-with LNC=1 (``NC_v3``) or 4 with the default LNC=2 (``NC_v3d``). LNC comes from
-``NEURON_LOGICAL_NC_CONFIG`` (or the compiler flag ``-lnc``). Per-chip throughput and
-MFU divide by chips = logical cores in use / logical cores per chip.
+``NC_v2``); Trainium2 has 8 physical NeuronCore-v3 per chip, shown as 8 logical cores with LNC=1
+(``NC_v3``) or 4 with the default LNC=2 (``NC_v3d``). LNC comes from ``NEURON_LOGICAL_NC_CONFIG``
+(or the compiler flag ``-lnc``). Per-chip throughput and MFU divide by chips = logical cores in
+use / logical cores per chip.
 
-Sources, in order of trust: the runtime's device kind, then ``neuron-ls --json-output``
-(its JSON shape changed in Neuron 2.34, so it is parsed defensively), then the
-environment. What could not be determined is None, and MFU stays null.
+Sources, in order of trust: the runtime's device name when it is a known device kind, then
+``neuron-ls`` JSON, then a device name that names the generation ("Trainium2", "trn2") with
+the LNC of the environment. What could not be determined is None, and MFU stays null.
+
+``neuron-ls`` JSON (Neuron LS User Guide, Neuron 2.29:
+https://awsdocs-neuron.readthedocs-hosted.com/en/v2.29.0/tools/neuron-sys-tools/neuron-ls.html):
+``neuron-ls --json-output`` prints a list with one object per Neuron device (one chip), whose
+``nc_count`` is the NeuronCores the device shows (4 on a trn2 at LNC=2), ``memory_size`` its
+device memory in bytes and, on trn2, ``logical_neuroncore_config`` the LNC. From Neuron 2.34 that
+flag is gone: ``--output-format json`` prints an object with instance- and UltraServer-wide
+fields at the top ("Announcing end of support for the neuron-ls JSON output format starting
+with Neuron 2.34", 16 October 2026). No example of the new object is published, so the device
+entries are found by their documented fields wherever the object holds them. The new flag is
+tried first, the old one after it.
+
+The generation is the one whose datasheet memory (bench.hardware) equals ``memory_size``; else
+trn1 when the chip has 2 physical cores (nc_count x LNC); else unknown (trn2 and trn3 both
+have 8).
 """
 
 from __future__ import annotations
@@ -21,6 +36,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench import hardware
+
 # device kind -> (generation, LNC, logical cores per chip)
 DEVICE_KINDS: dict[str, tuple[str, int, int]] = {
     "NC_v2": ("trn1", 1, 2),
@@ -28,6 +45,9 @@ DEVICE_KINDS: dict[str, tuple[str, int, int]] = {
     "NC_v3d": ("trn2", 2, 4),
 }
 PHYSICAL_CORES_PER_CHIP = {"trn1": 2, "trn2": 8, "trn3": 8}
+DEFAULT_LNC = {"trn1": 1, "trn2": 2, "trn3": 2}  # trn1 has no LNC; trn2/trn3 default to 2
+NEURON_LS_FLAGS = (("--output-format", "json"), ("--json-output",))  # Neuron >= 2.34, older
+LNC_KEYS = ("logical_neuroncore_config", "logical-neuroncore-config")  # JSON key, text label
 
 
 @dataclass(frozen=True)
@@ -63,57 +83,87 @@ def from_device_kind(kind: str) -> NeuronTopology | None:
     return NeuronTopology(gen, lnc, per_chip, kind, f"runtime device kind {kind}")
 
 
-def _generation(text: str) -> str | None:
-    match = re.search(r"\b(trn[123])", text)
-    return match.group(1) if match else None
+def from_device_name(name: str, environ: dict[str, str] | None = None) -> NeuronTopology | None:
+    """A device name that names the generation ("Trainium2", "trn2"): LNC from the environment,
+    else the generation's default."""
+    match = re.search(r"(?:trainium|trn)\s*([123])", name, re.IGNORECASE)
+    if not match:
+        return None
+    gen = f"trn{match.group(1)}"
+    lnc = lnc_from_env(environ) or DEFAULT_LNC[gen]
+    return NeuronTopology(gen, lnc, PHYSICAL_CORES_PER_CHIP[gen] // lnc, name,
+                          f"runtime device name {name!r}, LNC {lnc}")
 
 
-def from_neuron_ls(payload: Any, environ: dict[str, str] | None = None) -> NeuronTopology | None:
-    """Topology from parsed ``neuron-ls --json-output``: a list of devices, or an object
-    holding one under ``neuron_devices``/``devices`` with instance-wide fields."""
-    top: dict[str, Any] = {}
-    devices = payload
-    if isinstance(payload, dict):
-        top = payload
-        devices = payload.get("neuron_devices") or payload.get("devices") or []
-    if not isinstance(devices, list) or not devices or not isinstance(devices[0], dict):
+def _device_entries(payload: Any) -> list[dict[str, Any]]:
+    """The per-device objects: the list itself (before 2.34), or the list inside the object
+    whose entries carry the documented per-device field ``nc_count`` (2.34 on)."""
+    candidates = [payload] if isinstance(payload, list) else (
+        list(payload.values()) if isinstance(payload, dict) else [])
+    for value in candidates:
+        if (isinstance(value, list) and value
+                and all(isinstance(d, dict) and "nc_count" in d for d in value)):
+            return value
+    return []
+
+
+def _generation(memory_bytes: Any, physical: int | None) -> str | None:
+    for key in PHYSICAL_CORES_PER_CHIP:
+        if memory_bytes == hardware.DEVICES[key].memory_bytes.value:
+            return key
+    return "trn1" if physical == PHYSICAL_CORES_PER_CHIP["trn1"] else None
+
+
+def from_neuron_ls(payload: Any, environ: dict[str, str] | None = None,
+                   source: str = "neuron-ls") -> NeuronTopology | None:
+    """Topology from parsed neuron-ls JSON (either format); None without device entries."""
+    devices = _device_entries(payload)
+    if not devices:
         return None
     first = devices[0]
-    gen = _generation(str(top.get("instance_type") or top.get("instance-type") or ""))
-    lnc = top.get("logical_neuroncore_config") or first.get("logical_neuroncore_config")
-    lnc = int(lnc) if lnc is not None else lnc_from_env(environ)
-    physical = first.get("nc_count")
-    logical = first.get("logical_nc_count") or first.get("logical_nc")
-    if gen is None and physical is not None:
-        gen = {2: "trn1", 8: "trn2"}.get(int(physical))  # trn3 also has 8: needs the name
+    top = payload if isinstance(payload, dict) else {}
+    lnc = next((int(d[k]) for d in (first, top) for k in LNC_KEYS if d.get(k) is not None),
+               None)
+    logical = int(first["nc_count"])
+    physical = logical * lnc if lnc else None
+    gen = _generation(first.get("memory_size"), physical if physical else logical)
     if lnc is None:
-        lnc = 2 if gen == "trn2" else 1  # trn2's documented default; trn1 has no LNC
-    if logical is None and physical is not None:
-        logical = int(physical) // lnc
-    return NeuronTopology(gen, lnc, int(logical) if logical else None, None, "neuron-ls")
+        lnc = lnc_from_env(environ) or (DEFAULT_LNC[gen] if gen == "trn1" else None)
+    return NeuronTopology(gen, lnc, logical, None, source)
 
 
-def run_neuron_ls() -> Any | None:
+def run_neuron_ls() -> tuple[Any, str] | None:
+    """Parsed JSON of the first neuron-ls JSON flag that works, and the command that gave it."""
     exe = shutil.which("neuron-ls")
     if exe is None:
         return None
-    try:
-        out = subprocess.run([exe, "--json-output"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout
-        return json.loads(out)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
+    for flags in NEURON_LS_FLAGS:
+        try:
+            proc = subprocess.run([exe, *flags], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if proc.returncode == 0:
+            try:
+                return json.loads(proc.stdout), " ".join(["neuron-ls", *flags])
+            except ValueError:
+                continue
+    return None
 
 
-def detect(device_kind: str | None) -> NeuronTopology:
+def detect(device_name: str | None) -> NeuronTopology:
     """Best available description; fields it cannot establish are None."""
-    if device_kind:
-        topo = from_device_kind(device_kind)
+    if device_name:
+        topo = from_device_kind(device_name)
         if topo:
             return topo
-    payload = run_neuron_ls()
-    topo = from_neuron_ls(payload) if payload is not None else None
+    found = run_neuron_ls()
+    topo = from_neuron_ls(found[0], source=found[1]) if found else None
+    if topo and topo.generation:
+        return topo
+    named = from_device_name(device_name) if device_name else None
+    if named:
+        return named
     if topo:
         return topo
-    return NeuronTopology(None, lnc_from_env(), None, device_kind,
-                          "unknown (no known device kind, no neuron-ls)")
+    return NeuronTopology(None, lnc_from_env(), None, device_name,
+                          "unknown (no known device kind or name, no neuron-ls)")

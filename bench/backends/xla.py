@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import cached_property
 from importlib import metadata
 from typing import Any
 
@@ -141,11 +142,13 @@ class NeuronXlaBackend(XlaBackend):
 
         return super()._device()
 
+    @cached_property
     def _topology(self) -> neuron_topology.NeuronTopology:
+        """Detected once per backend (neuron-ls is a subprocess)."""
         return neuron_topology.detect(device_kind())
 
     def versions(self) -> dict[str, str]:
-        topo = self._topology()
+        topo = self._topology
         return {**super().versions(), "torch-neuronx": _version("torch-neuronx") or "?",
                 "neuronx-cc": _version("neuronx-cc") or "?",
                 "NEURON_CC_FLAGS": os.environ.get("NEURON_CC_FLAGS", ""),
@@ -156,7 +159,7 @@ class NeuronXlaBackend(XlaBackend):
     def describe(self) -> DeviceInfo:
         import torch_xla.runtime as xr
 
-        topo = self._topology()
+        topo = self._topology
         return DeviceInfo(
             name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
             kind=topo.generation or "unknown",
@@ -167,18 +170,35 @@ class NeuronXlaBackend(XlaBackend):
         )
 
     def peak_flops(self, precision: str) -> Figure | None:
-        gen = self._topology().generation
+        gen = self._topology.generation
         return hardware.peak_for(hardware.DEVICES.get(gen or ""), precision)
 
     def peak_memory(self) -> Memory:
-        import torch_xla.core.xla_model as xm
+        return memory_from_info(self.device)
 
-        try:
-            info: dict[str, Any] = xm.get_memory_info(self.device)
-        except Exception:  # noqa: BLE001 - not every runtime reports it
-            return Memory(None, "not reported by the Neuron runtime")
-        used = info.get("bytes_used") or info.get("kb_total", 0) * 1024 - info.get("kb_free", 0)
-        return Memory(int(used), "xm.get_memory_info (in use at the end, not the peak)")
+
+def memory_from_info(device: torch.device) -> Memory:
+    """Device memory from ``xm.get_memory_info`` (torch-xla 2.9: ``bytes_used``, ``bytes_limit``
+    and ``peak_bytes_used`` in bytes; torch-xla before 2.1: ``kb_free`` and ``kb_total`` in
+    KiB). The peak where the runtime reports one (since the process started: torch-xla has no
+    reset), else the memory in use after the window, labelled as such, never as a peak."""
+    import torch_xla.core.xla_model as xm
+
+    try:
+        info: dict[str, Any] = dict(xm.get_memory_info(device))
+    except Exception as e:  # noqa: BLE001 - not every runtime reports it (XLA:CPU raises)
+        return Memory(None, f"not reported by the runtime (xm.get_memory_info: {e})")
+    if info.get("peak_bytes_used") is not None:
+        return Memory(int(info["peak_bytes_used"]), "xm.get_memory_info peak_bytes_used "
+                      "(peak since the process started, model set-up included)")
+    if info.get("bytes_used") is not None:
+        used = int(info["bytes_used"])
+    elif info.get("kb_total") is not None and info.get("kb_free") is not None:
+        used = (int(info["kb_total"]) - int(info["kb_free"])) * 1024
+    else:
+        return Memory(None, f"xm.get_memory_info gave no known field ({sorted(info)})")
+    return Memory(used, "xm.get_memory_info: in use after the window, not the peak (the "
+                  "runtime reports no peak)")
 
 
 def device_kind() -> str | None:

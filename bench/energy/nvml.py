@@ -8,8 +8,9 @@ newer), read at the two window edges (method ``nvml-energy-counter``):
 Alongside it a sampler polls ``nvmlDeviceGetPowerUsage`` (mW; on recent parts a ~1 s
 average) every ``POLL_S`` and integrates it with the trapezoid rule (method
 ``nvml-power-polling``). Where both exist the record keeps both and their difference in
-``details``; where the counter is unsupported (``NVML_ERROR_NOT_SUPPORTED``) the polled
-integral is the figure.
+``details``; where the counter is unsupported (``NVML_ERROR_NOT_SUPPORTED``), or reads less at
+the window's end than at its start (a driver reload or counter reset in between), the polled
+integral is the figure, with a warning saying why.
 
 The GPUs are those the process computes on. NVML numbers GPUs by PCI bus, CUDA by speed
 unless CUDA_DEVICE_ORDER=PCI_BUS_ID, and CUDA_VISIBLE_DEVICES renumbers them, so torch's
@@ -154,7 +155,9 @@ class NvmlMeter(Meter):
         finally:
             self._shutdown()
         labels = self._labels
-        counter = {k: (b - a) / 1000 if a is not None and b is not None else None
+        backwards = [f"{k} ({a} -> {b} mJ)" for k, a, b in zip(labels, self._c0, c1, strict=True)
+                     if a is not None and b is not None and b < a]
+        counter = {k: (b - a) / 1000 if a is not None and b is not None and b >= a else None
                    for k, a, b in zip(labels, self._c0, c1, strict=True)}
         polled, coverages = {}, []
         for k, samples in zip(labels, self._power, strict=True):
@@ -182,8 +185,11 @@ class NvmlMeter(Meter):
                            details=details)
         if polled_j is None:
             raise SensorError("neither the energy counter nor power readings were available")
-        warnings.append("the NVML energy counter is not supported here; energy is integrated "
-                        f"from power readings polled every {self.poll_s:g} s")
+        why = (f"the NVML energy counter went backwards over the window on {', '.join(backwards)}"
+               " (driver reload or counter reset)" if backwards else
+               "the NVML energy counter is not supported here")
+        warnings.append(f"{why}; energy is integrated from power readings polled every "
+                        f"{self.poll_s:g} s")
         if interval_s < POWER_AVERAGING_S:
             warnings.append(f"the window ({interval_s:.2f} s) is shorter than NVML's ~1 s power "
                             "averaging: the polled power includes time outside the window")

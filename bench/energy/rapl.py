@@ -7,8 +7,10 @@ Documentation/power/powercap/powercap.rst). Over the window, per zone:
     dE = e1 - e0            (+ max_energy_range_uj when the counter wrapped)
     E  = sum over package zones of dE / 1e6   [J]
 
-Only package zones are added, each once: the sub-zones ``intel-rapl:N:M`` (core, uncore,
-dram) are inside or beside the package, and ``psys`` contains it. A sampler reads the
+The counters measure the whole package, every process on it included (scope
+``cpu-package (all processes)``). Only package zones are added, each once: the sub-zones
+``intel-rapl:N:M`` (core, uncore, dram) are inside or beside the package, and ``psys``
+contains it. A sampler reads the
 counters every ``WRAP_GUARD_S`` so a window longer than one counter range (~17 min at
 250 W for a 262 kJ range) still counts every wrap. The root is ``$TRNBENCH_RAPL_ROOT``
 or /sys/class/powercap.
@@ -92,8 +94,9 @@ class RaplMeter(Meter):
         per_zone = {z.name: uj / 1e6 for z, uj in zip(self._zones, self._total_uj, strict=True)}
         return Reading(
             self.method, sum(per_zone.values()),
-            scope=f"cpu-package: {len(per_zone)} RAPL package zone(s) under {self.root}; "
-                  "sub-zones (core, uncore, dram) and psys not added",
+            scope=f"cpu-package (all processes): {len(per_zone)} RAPL package zone(s) under "
+                  f"{self.root}, whatever ran on the package; sub-zones (core, uncore, dram) "
+                  "and psys not added",
             coverage=1.0,
             interval_s=interval_s,
             device_joules=per_zone,

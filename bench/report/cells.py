@@ -79,6 +79,9 @@ def tokens_per_kwh(r: pd.Series) -> str:
 
 
 def step(r: pd.Series, column: str) -> str:
+    """A step-time cell; n/a where the runs measured no spread (window average: no p90)."""
+    if not present(r[column]):
+        return f"n/a ({r['step_time_method']}: no per-step spread)"
     return f"{_seconds(r[column])} ({r['step_time_method']})"
 
 

@@ -1,0 +1,180 @@
+"""Stand-ins for accelerator device modules, so the accelerator paths run whole on the CPU.
+
+``FakeDeviceModule`` has the shape of ``torch.cuda`` (PyTorch docs, "torch.cuda":
+https://docs.pytorch.org/docs/stable/cuda.html, and "CUDA semantics: asynchronous execution"):
+``set_device``, ``current_device``, ``device_count``, ``is_available``, ``get_device_name``,
+``get_device_capability``, ``synchronize``, ``Event(enable_timing=...)`` with ``record()`` and
+``elapsed_time(end)`` in milliseconds, and the caching allocator's ``memory_allocated``,
+``max_memory_allocated`` and ``reset_peak_memory_stats``. TorchNeuron's ``torch.neuron`` has
+the same role and names ("torch.neuron and torch.accelerator reference",
+https://awsdocs-neuron.readthedocs-hosted.com/en/latest/torch/reference/api/torch-neuron-module.html:
+device, stream, event and memory functions; its memory guide asks for ``synchronize()`` before
+any memory statistic is read).
+
+As on a device, work is asynchronous: an event recorded after a step is complete only after
+the next ``synchronize``, and ``elapsed_time`` of an incomplete event raises, as CUDA does.
+The CPU computes synchronously, so an event's time is the host clock at ``record()``: the
+per-step times it gives are the real times of the steps. The allocator is a ledger the test
+drives (``allocate``/``free``): its peak is what ``max_memory_allocated`` reports.
+
+``fake_neuron_ls`` is an executable ``neuron-ls`` printing the JSON example of the Neuron LS
+User Guide, Neuron 2.29
+(https://awsdocs-neuron.readthedocs-hosted.com/en/v2.29.0/tools/neuron-sys-tools/neuron-ls.html,
+``neuron-ls -j`` on a trn2n.48xlarge at LNC=2): the first and the last device entry as printed
+there (the page elides the 14 between them), nothing added.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import stat
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+
+class FakeEvent:
+    """``torch.cuda.Event``: ``record()`` on the current stream, ``elapsed_time(end)`` in ms."""
+
+    def __init__(self, module: FakeDeviceModule, enable_timing: bool = False):
+        self.module = module
+        self.enable_timing = enable_timing
+        self.stamp: float | None = None
+        self.completed = False
+
+    def record(self, stream: Any = None) -> None:
+        self.stamp = time.perf_counter()
+        self.completed = False
+        self.module.pending.append(self)
+
+    def query(self) -> bool:
+        return self.completed
+
+    def elapsed_time(self, end: FakeEvent) -> float:
+        if not (self.enable_timing and end.enable_timing):
+            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+        if self.stamp is None or end.stamp is None:
+            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
+        if not (self.completed and end.completed):
+            raise RuntimeError("device not ready: events not completed (no synchronize yet)")
+        return (end.stamp - self.stamp) * 1e3
+
+
+class FakeDeviceModule(types.ModuleType):
+    """A device module of the ``torch.cuda`` shape; ``calls`` logs what the harness called."""
+
+    def __init__(self, name: str, device_name: str, count: int = 1,
+                 capability: tuple[int, int] = (9, 0)):
+        super().__init__(name)
+        self.device_name = device_name
+        self.count = count
+        self.capability = capability
+        self.current = 0
+        self.pending: list[FakeEvent] = []
+        self.allocated = self.peak = 0
+        self.calls: list[tuple[str, Any]] = []
+
+    # device
+    def is_available(self) -> bool:
+        return True
+
+    def device_count(self) -> int:
+        return self.count
+
+    def set_device(self, device: Any) -> None:
+        self.calls.append(("set_device", device))
+        self.current = int(getattr(device, "index", device) or 0)
+
+    def current_device(self) -> int:
+        return self.current
+
+    def get_device_name(self, device: Any = None) -> str:
+        return self.device_name
+
+    def get_device_capability(self, device: Any = None) -> tuple[int, int]:
+        return self.capability
+
+    def synchronize(self, device: Any = None) -> None:
+        self.calls.append(("synchronize", device))
+        for event in self.pending:
+            event.completed = True
+        self.pending.clear()
+
+    def Event(self, enable_timing: bool = False) -> FakeEvent:  # noqa: N802 - torch's name
+        return FakeEvent(self, enable_timing)
+
+    # caching allocator
+    def allocate(self, nbytes: int) -> None:
+        self.allocated += nbytes
+        self.peak = max(self.peak, self.allocated)
+
+    def free(self, nbytes: int) -> None:
+        self.allocated -= nbytes
+
+    def memory_allocated(self, device: Any = None) -> int:
+        return self.allocated
+
+    def max_memory_allocated(self, device: Any = None) -> int:
+        self.calls.append(("max_memory_allocated", device))
+        return self.peak
+
+    def reset_peak_memory_stats(self, device: Any = None) -> None:
+        self.calls.append(("reset_peak_memory_stats", device))
+        self.peak = self.allocated
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+# --- neuron-ls -----------------------------------------------------------------------------
+
+_PROCESSES = [{"pid": 113985, "command": "neuron-bench exec --run-as-cc-neff --...",
+               "neuron_runtime_version": "2.0.0"}]
+TRN2_LNC2 = [  # neuron-ls -j, Neuron LS User Guide (Neuron 2.29), devices 0 and 15
+    {"neuron_device": 0, "bdf": "cc:00.0", "cpu_affinity": "48-95,144-191", "numa_node": "1",
+     "connected_to": [12, 3, 4, 1], "nc_count": 4, "logical_neuroncore_config": 2,
+     "memory_size": 103079215104, "neuroncore_ids": [0, 1, 2, 3],
+     "neuron_processes": _PROCESSES},
+    {"neuron_device": 15, "bdf": "f7:00.0", "cpu_affinity": "48-95,144-191", "numa_node": "1",
+     "connected_to": [11, 14, 3, 12], "nc_count": 4, "logical_neuroncore_config": 2,
+     "memory_size": 103079215104, "neuroncore_ids": [60, 61, 62, 63],
+     "neuron_processes": _PROCESSES},
+]
+
+
+def trn2_lnc1() -> list[dict]:
+    """The same devices at LNC=1 (the page shows LNC=2 only): ``nc_count`` counts the cores a
+    device shows, 8 per Trainium2 at LNC=1 (field definitions of the same page)."""
+    devices = copy.deepcopy(TRN2_LNC2)
+    for d in devices:
+        first = d["neuroncore_ids"][0] * 2
+        d.update(nc_count=8, logical_neuroncore_config=1,
+                 neuroncore_ids=list(range(first, first + 8)))
+    return devices
+
+
+def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str) -> Path:
+    """An executable ``neuron-ls``: ``new`` (Neuron >= 2.34) knows only ``--output-format json``
+    (and prints an object), ``old`` only ``--json-output``; an unknown flag exits 2, as
+    argparse-style tools do. Each call is logged to ``calls.log``."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"unpublished_key": devices} if release == "new" else devices
+    (bin_dir / "payload.json").write_text(json.dumps(payload))
+    accepted = ["--output-format", "json"] if release == "new" else ["--json-output"]
+    exe = bin_dir / "neuron-ls"
+    exe.write_text(f"""#!{sys.executable}
+import sys
+from pathlib import Path
+here = Path(__file__).parent
+with open(here / "calls.log", "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1:] != {accepted!r}:
+    sys.stderr.write("neuron-ls: error: unrecognized arguments: " + " ".join(sys.argv[1:]) + "\\n")
+    sys.exit(2)
+print((here / "payload.json").read_text())
+""")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return bin_dir
