@@ -14,10 +14,15 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench import backends, config, console, distributed, environment, launch, metrics, store
-from bench.config import ConfigError
+# torch-free imports only: `--help` and the verbs that read results start in well under a
+# second; the training stack (backends, runner, distributed) loads inside the verbs that run
+from bench import config, console, metrics, store
+from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench import backends
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,7 +40,7 @@ def fail(message: str) -> None:
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
     p.add_argument("--model", help="registry name (see `trnbench models`)")
-    p.add_argument("--backend", choices=backends.names(), help="device family (default auto)")
+    p.add_argument("--backend", choices=config.BACKEND_NAMES, help="device family (default auto)")
     p.add_argument("--batch", type=int, help="sequences per step (default: model's)")
     p.add_argument("--seq", type=int, help="sequence length (default: model's)")
     p.add_argument("--steps", type=int, help="timed steps")
@@ -247,12 +252,16 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[
     if args.precompile:
         raise ConfigError("--precompile", "run it once per node without --nproc's launcher: "
                           "neuron_parallel_compile starts torchrun itself")
+    from bench import launch
+
     return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
                       nnodes, args.node_rank, args.rdzv_endpoint, tags)
 
 
 def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
     """The validated run configuration and backend of the run flags (``_add_run_args``)."""
+    from bench import backends
+
     file_layer = config.load_toml(args.config) if args.config else {}
     cli_layer = {k: getattr(args, k) for k in config.FIELDS if k != "backend" and
                  getattr(args, k, None) is not None}
@@ -261,7 +270,7 @@ def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Se
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import runner  # torch-heavy imports only for the verbs that need them
+    from bench import distributed, launch, runner  # torch: only for the verbs that run
 
     cfg, selection = resolve_run(args)
     tags = parse_tags(args.tag)
@@ -340,6 +349,8 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_env(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import backends, environment
+
     probes = backends.probe_all()
     info = {
         "environment": environment.capture(),

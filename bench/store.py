@@ -18,9 +18,10 @@ import warnings
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = Path("results/local.jsonl")
@@ -136,4 +137,6 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -
         for record in iter_records(p):
             record["source_file"] = str(p)
             rows.append(record)
+    import pandas as pd  # loaded on use: `trnbench --help` and `run` do not need it
+
     return pd.json_normalize(rows, sep=".")
