@@ -154,6 +154,8 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv-threshold", type=float, default=metrics.CV_FLAG, metavar="FRACTION",
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
+    p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
+                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
 
 
 def _add_compare_args(p: argparse.ArgumentParser) -> None:
@@ -170,6 +172,8 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
                    "(default: the instance of its device kind)")
     p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
     p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
+    p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
+                   "compare.html and the bar chart compare.png under DIR")
 
 
 def _add_ingest_args(p: argparse.ArgumentParser) -> None:
@@ -291,12 +295,16 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     main_rank = ctx is None or ctx.is_main
     if main_rank:
         console.stderr.print(f"[dim]{selection.reason}[/dim]")
-    show_progress = main_rank and (console.stderr.is_terminal or not args.json)
-    with console.run_progress(show_progress) as progress:
+    # live progress on a terminal only; otherwise (a pipe, a sweep, --json) one line at the end
+    show_progress = main_rank and console.stderr.is_terminal and not args.json
+    with console.run_progress(show_progress, cfg.tokens_per_step) as progress:
         record = runner.execute(cfg, selection, results, progress, ctx,
                                 os.environ.get(launch.RUN_ID_ENV), tags)
     if not main_rank:
         return 0 if record["status"] == "ok" else 1
+    if not show_progress:
+        console.stderr.print(console.finished_line(record), markup=False, highlight=False,
+                             soft_wrap=True)
     if args.json:
         print(store.dumps(record))
     else:

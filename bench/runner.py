@@ -35,7 +35,8 @@ from models import flops, registry
 from models.moe import MoEConfig
 
 Progress = Callable[[str, int, int], None]
-"""progress(phase, done, total), phase in {"warmup", "timed"}."""
+"""progress(phase, done, total), phase in {COMPILING, "warmup", "timed"}."""
+COMPILING = "compiling (first step)"  # the first warm-up step: compilation happens there
 
 ADAMW = {"betas": (0.9, 0.95), "weight_decay": 0.1, "eps": 1e-8}
 
@@ -196,10 +197,14 @@ def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
     first_step_s = None
     t0 = time.perf_counter()
     for i in range(t.cfg.warmup):
+        if i == 0 and progress:
+            progress(COMPILING, 0, 1)
         t.step(i)
         if i == 0:
             backend.synchronize()
             first_step_s = time.perf_counter() - t0
+            if progress:
+                progress(COMPILING, 1, 1)
         if progress:
             progress("warmup", i + 1, t.cfg.warmup)
     backend.synchronize()
