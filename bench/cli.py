@@ -76,6 +76,14 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
                         "cache (no record is stored), then run again without it")
 
 
+def _add_profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", action="store_true", help="trace steps run after the timed "
+                   "window (never inside it): torch.profiler Chrome trace JSON beside the "
+                   "results file; on Neuron the runtime's device profile (NEURON_RT_INSPECT_*)")
+    p.add_argument("--profile-steps", type=int, default=3, metavar="N",
+                   help="steps to trace with --profile (default 3)")
+
+
 def _add_project_args(p: argparse.ArgumentParser) -> None:
     from bench.projection import presets
 
@@ -190,6 +198,7 @@ def build_parser() -> Parser:
     run = verbs.add_parser("run", help="benchmark training steps of one model")
     _add_run_args(run)
     _add_launch_args(run)
+    _add_profile_args(run)
     models = verbs.add_parser("models", help="list the model registry")
     models.add_argument("--json", action="store_true")
     env = verbs.add_parser("env", help="detected backends, devices and versions")
@@ -273,6 +282,25 @@ def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Se
                                 cli_layer)
 
 
+def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backends.Selection,
+              results: Path | None, run_id: str | None) -> int:
+    """The steps to profile after the window (0 without --profile). On Neuron the runtime's
+    inspection variables go into this process's environment now, before any device work
+    (bench.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
+    if not args.profile:
+        return 0
+    if args.profile_steps < 1:
+        raise ConfigError("--profile-steps", f"must be >= 1, got {args.profile_steps}")
+    if results is None:
+        raise ConfigError("--profile", "needs a results file to store the trace beside")
+    from bench import profile
+
+    if selection.backend.name in profile.NEURON_BACKENDS:
+        os.environ.update({k: v for k, v in profile.neuron_env(
+            results, run_id or "torchrun", cfg.warmup, cfg.steps).items() if k not in os.environ})
+    return args.profile_steps
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import distributed, launch, runner  # torch: only for the verbs that run
 
@@ -292,6 +320,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                              "stubs with zero outputs, so no record is stored")
         results = None
 
+    run_id = os.environ.get(launch.RUN_ID_ENV)
+    if args.profile and ctx is None and run_id is None:
+        run_id = store.new_run_id()  # names the trace before the run starts
+    profile_steps = profiling(args, cfg, selection, results, run_id)
     main_rank = ctx is None or ctx.is_main
     if main_rank:
         console.stderr.print(f"[dim]{selection.reason}[/dim]")
@@ -299,7 +331,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     show_progress = main_rank and console.stderr.is_terminal and not args.json
     with console.run_progress(show_progress, cfg.tokens_per_step) as progress:
         record = runner.execute(cfg, selection, results, progress, ctx,
-                                os.environ.get(launch.RUN_ID_ENV), tags)
+                                run_id, tags, profile_steps)
     if not main_rank:
         return 0 if record["status"] == "ok" else 1
     if not show_progress:

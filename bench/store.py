@@ -33,13 +33,18 @@ def default_path() -> Path:
     return Path(os.environ.get("TRNBENCH_RESULTS", DEFAULT_PATH))
 
 
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits of a random UUID."""
+    return uuid.uuid4().hex[:12]
+
+
 def new_record(config: dict[str, Any], environment: dict[str, Any],
                tags: dict[str, str] | None = None) -> dict[str, Any]:
     """A record with identity and context filled in; the runner adds status and metrics.
     ``tags`` are the user's labels (``--tag``; sweeps and scaling series use them too)."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": new_run_id(),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": "ok",
         "error": None,
