@@ -337,7 +337,7 @@ def render(result: dict[str, Any]) -> None:
                 if i["name"] in seen:
                     continue
                 seen.add(i["name"])
-                value = f"{cells.num(i['value'])} {i['unit']}"
+                value = f"{i['value']:,.6g} {i['unit']}"  # a sourced input, as given
                 where = ", ".join(f"{k} {i[k]}" for k in ("region", "date", "method") if i.get(k))
                 inputs.add_row(role, i["name"], value, i["label"],
                                escape("; ".join(x for x in (where, i["source"]) if x)))

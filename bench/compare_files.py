@@ -81,7 +81,7 @@ def inputs(result: dict[str, Any]) -> pd.DataFrame:
                 where = ", ".join(f"{k} {i[k]}" for k in ("region", "date", "method")
                                   if i.get(k))
                 out.append({"side": role, "input": i["name"],
-                            "value": f"{cells.num(i['value'])} {i['unit']}",
+                            "value": f"{i['value']:,.6g} {i['unit']}",
                             "label": i["label"],
                             "source": "; ".join(x for x in (where, i["source"]) if x)})
     return pd.DataFrame(out, columns=["side", "input", "value", "label", "source"])
