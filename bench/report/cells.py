@@ -214,35 +214,44 @@ def notes(cv_threshold: float) -> list[tuple[str, str]]:
     return [
         ("tokens/s per chip", "measured: tokens processed in the timed window across all "
          "ranks / window seconds / chips, the device synchronised at both edges of the "
-         "window. The row's figure is the median over its n runs; with n > 1 also the "
-         "olympic mean (MLPerf: best and worst run dropped) and the range."),
+         "window. The row's figure is the median over its n runs; with n > 1 also the 95% "
+         "confidence interval of the mean (Student's t-interval, mean +- t(0.975, n-1) x s / "
+         "sqrt(n), s the sample standard deviation), the range and the CV; the CSV keeps the "
+         "olympic mean (MLPerf: best and worst run dropped). Per instance: x chips per AWS "
+         "instance (bench/prices.toml). $/M tokens: USD per instance-hour / (tokens/s per "
+         "instance x 3600) x 1e6, the price's source and date under 'Runs and environment'. "
+         "Speedup (with --baseline): tokens/s per chip / the baseline row's."),
         ("MFU", "derived: FLOPs per token (formula 6N+12LHQT, PaLM appendix B: N matmul "
          "parameters, L layers, H heads, Q head dim, T sequence) x tokens/s / (dense peak "
          "FLOP/s of the precision x chips). The peak's label is shown (measured: a GEMM rate "
          "measured on this host; datasheet: a vendor document; estimate: a third party) and "
-         "its source under 'Runs and environment'. No known peak: n/a, never a guessed peak."),
-        ("J/token, tokens/kWh", "energy over the timed window by the method shown. rapl, "
-         "nvml-energy-counter, nvml-power-polling, neuron-power-utilization: read from a "
-         "sensor (measured). modelled: table power x chips x window time, an estimate that "
-         "is never a measurement. J/token = joules / tokens; tokens/kWh = tokens / (joules / "
-         "3.6e6). No reading (no sensor, --energy none): n/a with the reason."),
+         "its source are under 'Runs and environment'. No known peak: n/a, never a guessed "
+         "peak."),
+        ("tokens/J, energy", "energy over the timed window by the method in the energy "
+         "column. rapl, nvml-energy-counter, nvml-power-polling, neuron-power-utilization: "
+         "read from a sensor (measured). modelled: table power x chips x window time, an "
+         "estimate that is never a measurement. tokens/J = tokens / joules (= tokens/s per "
+         "W); the CSV also has J/token and tokens/kWh = tokens / (joules / 3.6e6). No "
+         "reading (no sensor, --energy none): n/a with the reason."),
         ("step p50 / p90", "each run's median and 90th percentile of its per-step times "
-         "(linear interpolation), taken by the method shown (host-clock: synchronised host "
-         "clock per step; device events; window average); the median over the row's runs."),
+         "(linear interpolation), taken by the method under 'Runs and environment' "
+         "(host-clock: synchronised host clock per step; device events; window average); the "
+         "median over the row's runs."),
         ("compile", "wall time of the first warm-up step (compilation happens there) and of "
          "the whole warm-up; on XLA also the graph compilations counted in warm-up and in "
          "the timed window (which should compile nothing)."),
         ("n, CV, flag", f"n: ok runs of the configuration. CV: population standard deviation "
-         f"/ mean of tokens/s per chip over the n runs. FLAGGED: the CV of tokens/s per chip, "
-         f"J/token or step p50 is above {cv_threshold:.1%}."),
+         f"/ mean of tokens/s per chip over the n runs. flag CV [k]: the CV of tokens/s per "
+         f"chip, J/token or step p50 is above {cv_threshold:.1%} (footnote k names which)."),
         ("scaling efficiency", "per series tagged scaling=<id> (trnbench scaling): tokens/s "
          "per rank = tokens/s (global, median over the repeats) / world size; efficiency = "
          "tokens/s per rank / tokens/s per rank of the series' world_size 1 run (1.0 = "
          "linear). A series without a 1-rank run is measured against its smallest world size, "
-         "named in the cell."),
-        ("n/a", "a figure that could not be made (unknown peak, no energy sensor) is shown "
-         "as n/a with the reason, never as a number; in the CSV its cell is empty and the "
-         "reason is in the *_note column."),
+         "given in the 'against ranks' column."),
+        ("n/a", "a figure that could not be made (unknown peak, no energy sensor, no AWS "
+         "instance, one run) is shown as n/a [k], never as a number; footnote k under the "
+         "table gives the reason once for every row it applies to; in the CSV the cell is "
+         "empty and the reason is in the *_note column."),
         ("failed runs", "runs with status failed or interrupted are not in the tables; "
          "they are listed with their error."),
     ]

@@ -40,7 +40,9 @@ th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 tr.flagged td { background: #fff4d6; }
 .na { color: #8a4b00; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption, .meta, ol.notes { color: #555; font-size: 12px; }
+figcaption, .meta, ul.notes { color: #555; font-size: 12px; }
+ul.notes { list-style: none; padding-left: 0; margin-top: 2px; }
+table.figures td { white-space: nowrap; }
 dt { font-weight: 600; margin-top: 6px; }
 """
 
@@ -140,7 +142,7 @@ def markdown(report: Report) -> str:
 # --- HTML -------------------------------------------------------------------------------------
 
 def html_table(frame: pd.DataFrame, flagged: list[bool] | None = None,
-                numeric: set[str] | frozenset[str] = frozenset()) -> str:
+               numeric: set[str] | frozenset[str] = frozenset(), css: str = "") -> str:
     def td(column: str, value: object, tag: str = "td") -> str:
         text = str(value)
         classes = " ".join(c for c in ("num" if column in numeric else "",
@@ -154,13 +156,14 @@ def html_table(frame: pd.DataFrame, flagged: list[bool] | None = None,
         attr = ' class="flagged"' if flagged and flagged[i] else ""
         body.append(f"<tr{attr}>" + "".join(td(c, v) for c, v in zip(frame.columns, row,
                                                                      strict=True)) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    attr = f' class="{css}"' if css else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def html_text_table(table: cells.TextTable, flagged: list[bool] | None = None) -> str:
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.footnotes)
-    return html_table(table.frame, flagged, table.numeric) + (
-        f"<ol class='notes'>{notes}</ol>" if notes else "")
+    notes = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(table.footnotes, 1))
+    return html_table(table.frame, flagged, table.numeric, "figures") + (
+        f"<ul class='notes'>{notes}</ul>" if notes else "")
 
 
 def _figure(name: str, png: bytes) -> str:
