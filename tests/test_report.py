@@ -24,7 +24,7 @@ import pytest
 from bench import report as report_pkg
 from bench import store
 from bench.energy.modelled import ModelledMeter
-from bench.report import render, rows
+from bench.report import derived, render, rows
 from tests.conftest import read_jsonl
 from tests.test_energy import _zone, ticking_counter
 
@@ -124,7 +124,7 @@ def test_writes_every_output_and_a_terminal_summary(generated):
 
 
 def test_csv_one_row_per_configuration_with_repeat_statistics(csv, records):
-    assert list(csv.columns) == rows.COLUMNS
+    assert list(csv.columns) == rows.COLUMNS + derived.COLUMNS
     assert len(csv) == 4 and list(csv["row"]) == ["R1", "R2", "R3", "R4"]
     repeated = _row(csv, energy_method="rapl", world_size=1, batch=2)
     ids = _ids(records, batch=2, energy="auto")
