@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from bench import console, store
+from bench import console, metrics, store
 from bench.errors import ConfigError
 from bench.report import Report, build, cells, plots, render
 
@@ -68,10 +68,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--results", f"no records in {', '.join(map(str, sources))}")
     report = build(records, [str(p) for p in sources], args.cv_threshold,
                    getattr(args, "baseline", None))
-    report.command = "trnbench report " + " ".join(
-        [f"--results {' '.join(map(str, sources))}", f"--out {out}"]
-        + ([f"--cv-threshold {args.cv_threshold:g}"] if args.cv_threshold != 0.05 else [])
-        + ([f"--baseline {args.baseline}"] if getattr(args, "baseline", None) else []))
+    flags = [f"--results {' '.join(map(str, sources))}", f"--out {out}"]
+    if args.cv_threshold != metrics.CV_FLAG:
+        flags.append(f"--cv-threshold {args.cv_threshold:g}")
+    if getattr(args, "baseline", None):
+        flags.append(f"--baseline {args.baseline}")
+    report.command = "trnbench report " + " ".join(flags)
     report.plots = plots.draw(report.table, report.groups, report.scaling)
     written = render.write(report, out)
     if not report.table.empty:
