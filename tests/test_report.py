@@ -27,6 +27,7 @@ from bench.energy.modelled import ModelledMeter
 from bench.report import derived, render, rows
 from tests.conftest import read_jsonl
 from tests.test_energy import _zone, ticking_counter
+from tests.test_report_tables import parse_tables
 
 BASE = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
 RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
@@ -180,8 +181,9 @@ def test_markdown_shows_labels_methods_runs_and_failures(generated, records):
               "tokens/J | energy | $/M tokens | step p50 ms | step p90 ms | first step s | flag |")
     assert header in md
     # the repeated rapl row: numbers alone in their cells, the energy label in its own
-    assert re.search(r"\| 3 \| [\d,]+ \| [\d,]+–[\d,]+ \| [\d,]+–[\d,]+ \| [\d.]+ \| n/a "
-                     r"\[\d\] \| [\d.]+ \| [\d,.]+ \| rapl, measured \|", md)
+    num = r"-?[\d,.]+"
+    assert re.search(rf"\| 3 \| {num} \| {num}–{num} \| {num}–{num} \| {num} \| n/a \[\d\] \| "
+                     rf"{num} \| {num} \| rapl, measured \|", md), md
     assert re.search(r"\[\d\] modelled: no table power for device kind 'cpu' \(the CPU has "
                      r"none\)", md)
     assert re.search(r"\[\d\] none: not measured \(--energy none\)", md)
@@ -253,7 +255,8 @@ def test_unknown_peak_is_n_a_with_the_reason(report_records):
     md = render.markdown(built)
     assert (f"] no peak FLOP/s known for {row['device']} in fp32; MFU is null, never a "
             f"guessed peak") in md
-    mfu = [line.split(" | ")[15] for line in md.splitlines() if line.startswith("| R")][:4]
+    headers, _, cells_ = parse_tables(md)[0]  # the results table, as a Markdown reader sees it
+    mfu = [dict(zip(headers, r, strict=True))["MFU %"] for r in cells_]
     assert sum(m.startswith("n/a [") for m in mfu) == 1  # the other rows keep theirs
     assert all(float(m) > 0 for m in mfu if not m.startswith("n/a"))
 

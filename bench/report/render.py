@@ -98,15 +98,18 @@ def header(report: Report) -> list[tuple[str, str]]:
 
 # --- Markdown ---------------------------------------------------------------------------------
 
-def md_cell(text: str) -> str:
-    """One Markdown table cell: HTML escaped, pipes escaped, one line, formula-safe."""
-    return html.escape(neutralise(text), quote=False).replace("|", "\\|").replace("\n", " ")
+def md_cell(text: str, numeric: bool = False) -> str:
+    """One Markdown table cell: HTML escaped, pipes escaped, one line; a text cell
+    formula-safe (a number's sign stays: numeric columns hold numbers only)."""
+    text = text if numeric else neutralise(text)
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def md_table(frame: pd.DataFrame, numeric: set[str] | frozenset[str] = frozenset()) -> str:
     lines = ["| " + " | ".join(md_cell(c) for c in frame.columns) + " |",
              "|" + "".join("--:|" if c in numeric else "---|" for c in frame.columns)]
-    lines += ["| " + " | ".join(md_cell(str(v)) for v in row) + " |"
+    lines += ["| " + " | ".join(md_cell(str(v), c in numeric) for c, v in
+                                zip(frame.columns, row, strict=True)) + " |"
               for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
