@@ -15,12 +15,17 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench import backends, config, console, distributed, environment, launch, metrics, store
+# torch-free imports only: `--help` and the verbs that read results start in well under a
+# second; the training stack (backends, runner, distributed) loads inside the verbs that run
+from bench import config, console, metrics, store
 from bench.errors import ConfigError, raise_on_signals, signal_of
 from bench.numbers import COUNT, FRACTION, POSITIVE, Limits, flag
 from bench.paths import path_arg
+
+if TYPE_CHECKING:
+    from bench import backends
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,7 +52,7 @@ def _run_flag(field: str):
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
     p.add_argument("--model", help="registry name (see `trnbench models`)")
-    p.add_argument("--backend", choices=backends.names(), help="device family (default auto)")
+    p.add_argument("--backend", choices=config.BACKEND_NAMES, help="device family (default auto)")
     p.add_argument("--batch", type=_run_flag("batch"), help="sequences per step (default: "
                    "model's)")
     p.add_argument("--seq", type=_run_flag("seq"), help="sequence length (default: model's)")
@@ -83,6 +88,14 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precompile", action="store_true",
                    help="neuron-xla: run under neuron_parallel_compile to fill the compile "
                         "cache (no record is stored), then run again without it")
+
+
+def _add_profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", action="store_true", help="trace steps run after the timed "
+                   "window (never inside it): torch.profiler Chrome trace JSON beside the "
+                   "results file; on Neuron the runtime's device profile (NEURON_RT_INSPECT_*)")
+    p.add_argument("--profile-steps", type=int, default=3, metavar="N",
+                   help="steps to trace with --profile (default 3)")
 
 
 def _add_project_args(p: argparse.ArgumentParser) -> None:
@@ -179,6 +192,8 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
                    metavar="FRACTION",
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
+    p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
+                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
 
 
 def _add_compare_args(p: argparse.ArgumentParser) -> None:
@@ -196,6 +211,8 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
                    "(default: the instance of its device kind)")
     p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
     p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
+    p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
+                   "compare.html and the bar chart compare.png under DIR")
 
 
 def _add_ingest_args(p: argparse.ArgumentParser) -> None:
@@ -212,6 +229,7 @@ def build_parser() -> Parser:
     run = verbs.add_parser("run", help="benchmark training steps of one model")
     _add_run_args(run)
     _add_launch_args(run)
+    _add_profile_args(run)
     models = verbs.add_parser("models", help="list the model registry")
     models.add_argument("--json", action="store_true")
     env = verbs.add_parser("env", help="detected backends, devices and versions")
@@ -278,12 +296,16 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[
     if nnodes > 1 and not args.rdzv_endpoint:
         raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
                           "the rendezvous, e.g. the first node:29500)")
+    from bench import launch
+
     return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
                       nnodes, args.node_rank, args.rdzv_endpoint, tags)
 
 
 def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
     """The validated run configuration and backend of the run flags (``_add_run_args``)."""
+    from bench import backends
+
     file_layer = config.load_toml(args.config) if args.config else {}
     cli_layer = {k: getattr(args, k) for k in config.FIELDS if k != "backend" and
                  getattr(args, k, None) is not None}
@@ -291,8 +313,27 @@ def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Se
                                 cli_layer)
 
 
+def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backends.Selection,
+              results: Path | None, run_id: str | None) -> int:
+    """The steps to profile after the window (0 without --profile). On Neuron the runtime's
+    inspection variables go into this process's environment now, before any device work
+    (bench.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
+    if not args.profile:
+        return 0
+    if args.profile_steps < 1:
+        raise ConfigError("--profile-steps", f"must be >= 1, got {args.profile_steps}")
+    if results is None:
+        raise ConfigError("--profile", "needs a results file to store the trace beside")
+    from bench import profile
+
+    if selection.backend.name in profile.NEURON_BACKENDS:
+        os.environ.update({k: v for k, v in profile.neuron_env(
+            results, run_id or "torchrun", cfg.warmup, cfg.steps).items() if k not in os.environ})
+    return args.profile_steps
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import runner  # torch-heavy imports only for the verbs that need them
+    from bench import distributed, launch, runner  # torch: only for the verbs that run
 
     cfg, selection = resolve_run(args)
     tags = parse_tags(args.tag)
@@ -310,15 +351,23 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                              "stubs with zero outputs, so no record is stored")
         results = None
 
+    run_id = os.environ.get(launch.RUN_ID_ENV)
+    if args.profile and ctx is None and run_id is None:
+        run_id = store.new_run_id()  # names the trace before the run starts
+    profile_steps = profiling(args, cfg, selection, results, run_id)
     main_rank = ctx is None or ctx.is_main
     if main_rank:
         console.stderr.print(f"[dim]{selection.reason}[/dim]")
-    show_progress = main_rank and (console.stderr.is_terminal or not args.json)
-    with console.run_progress(show_progress) as progress:
+    # live progress on a terminal only; otherwise (a pipe, a sweep, --json) one line at the end
+    show_progress = main_rank and console.stderr.is_terminal and not args.json
+    with console.run_progress(show_progress, cfg.tokens_per_step) as progress:
         record = runner.execute(cfg, selection, results, progress, ctx,
-                                os.environ.get(launch.RUN_ID_ENV), tags)
+                                run_id, tags, profile_steps)
     if not main_rank:
         return 0 if record["status"] == "ok" else 1
+    if not show_progress:
+        console.stderr.print(console.finished_line(record), markup=False, highlight=False,
+                             soft_wrap=True)
     if args.json:
         print(store.dumps(record))
     else:
@@ -371,6 +420,8 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_env(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import backends, environment
+
     probes = backends.probe_all()
     info = {
         "environment": environment.capture(),
@@ -444,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     # a torchrun worker leaves SIGTERM to torchrun (it names the rank that failed)
-    signals = raise_on_signals() if distributed.from_env() is None else contextlib.nullcontext()
+    torchrun_worker = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    signals = contextlib.nullcontext() if torchrun_worker else raise_on_signals()
     try:
         with signals:
             return VERBS[args.verb](args, argv[1:])

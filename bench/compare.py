@@ -22,7 +22,10 @@ target / baseline of:
 Per instance and per dollar assume the per-chip rate holds on every chip of the instance.
 A figure that cannot be formed (no per-chip rate, no energy, no instance, no price) is null
 with the reason; a modelled energy makes its ratio ``modelled``. Runs that differ in model,
-sequence length or precision are refused unless ``--allow-mismatch``.
+sequence length or precision are refused unless ``--allow-mismatch``; every other
+configuration field that differs (batch, threads per process, world size, torch.compile,
+data parallelism, backend, energy method, torch and device software versions) is a warning.
+``--out DIR`` writes compare.md/.csv/.html and the bar chart compare.png (``compare_files``).
 """
 
 from __future__ import annotations
@@ -35,13 +38,20 @@ from typing import Any
 import pandas as pd
 
 from bench import console, metrics, prices, store
-from bench.config import ConfigError
+from bench.errors import ConfigError
 from bench.paths import readable_files
+from bench.report import cells
 
 ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
            "precision": "config.precision", "backend": "backend.name", "device": "device.kind",
            "device_name": "device.name", "host": "environment.host", "run": "run_id"}
 MATCH_FIELDS = ("config.model", "config.seq", "config.precision")
+# configuration fields that may differ between the sides (a warning each), with their names;
+# every device.versions.* field (SDK, driver, runtime versions) is checked as well
+CONFIG_FIELDS = {"config.batch": "batch", "device.versions.threads": "threads per process",
+                 "world_size": "world size", "nodes": "nodes", "config.compile": "torch.compile",
+                 "config.parallel": "data parallelism", "config.backend": "backend",
+                 "energy.method": "energy method", "environment.torch": "torch version"}
 ENERGY_LABELS = {"rapl": "measured", "nvml-energy-counter": "measured",
                  "nvml-power-polling": "measured",
                  "neuron-power-utilization": "estimate",  # utilisation x estimated max power
@@ -124,6 +134,26 @@ def check_comparable(base: pd.DataFrame, target: pd.DataFrame, allow: bool) -> l
                               "precision are not compared (--allow-mismatch compares anyway)")
         warnings.append(f"{field} differs: {what}")
     return warnings
+
+
+def config_differences(base: pd.DataFrame, target: pd.DataFrame) -> list[str]:
+    """A warning for every configuration field (``CONFIG_FIELDS`` and the device's software
+    versions) whose values differ between the baseline and the target runs."""
+    versions = sorted({c for c in (*base.columns, *target.columns)
+                       if c.startswith("device.versions.") and c != "device.versions.threads"})
+    fields = {**CONFIG_FIELDS, **{c: c.removeprefix("device.versions.") + " version"
+                                  for c in versions}}
+    out = []
+    for field, name in fields.items():
+        b, t = (_values(runs.assign(**{field: runs[field].fillna(1).astype(int)})
+                        if field in ("world_size", "nodes") and field in runs else runs, field)
+                for runs in (base, target))
+        if set(map(str, b)) != set(map(str, t)):
+            def show(values: list[Any]) -> str:
+                return ", ".join(map(str, values)) or "not recorded"
+
+            out.append(f"{name} differs ({field}): baseline {show(b)}, target {show(t)}")
+    return out
 
 
 def _stats(runs: pd.DataFrame, column: str) -> metrics.RepeatStats | None:
@@ -245,6 +275,7 @@ def compare(df: pd.DataFrame, where: str, args: argparse.Namespace) -> dict[str,
     base_runs = select(df, args.baseline, "--baseline", where)
     target_runs = select(df, args.target, "--target", where)
     warnings = check_comparable(base_runs, target_runs, args.allow_mismatch)
+    warnings += config_differences(base_runs, target_runs)
     base = side(base_runs, "baseline", args.baseline, table, args.baseline_instance)
     target = side(target_runs, "target", args.target, table, args.target_instance)
     scopes = {s["figures"]["per_watt"]["inputs"][0]["source"].split(":")[0]
@@ -262,7 +293,7 @@ def compare(df: pd.DataFrame, where: str, args: argparse.Namespace) -> dict[str,
 
 
 def _num(value: float | None) -> str:
-    return "null" if value is None else f"{value:,.4g}"
+    return "null" if value is None else cells.count(value)
 
 
 def render(result: dict[str, Any]) -> None:
@@ -280,12 +311,12 @@ def render(result: dict[str, Any]) -> None:
                                           f"{inst['how']})" if inst else ""),
             highlight=False, markup=False, soft_wrap=True)
     table = Table(title="trnbench compare: target / baseline (medians over runs)")
-    for col in ("figure", "baseline", "target", "ratio", "label", "formula / why null"):
-        table.add_column(col, justify="right" if col in ("baseline", "target", "ratio") else
+    for col in ("figure", "baseline", "target", "speedup", "label", "formula / why null"):
+        table.add_column(col, justify="right" if col in ("baseline", "target", "speedup") else
                          "left")
     for r in result["ratios"]:
         table.add_row(r["name"].replace("_", " "), _num(r["baseline"]), _num(r["target"]),
-                      "null" if r["ratio"] is None else f"{r['ratio']:.3f}x", r["label"],
+                      "null" if r["ratio"] is None else f"{cells.num(r['ratio'])}x", r["label"],
                       escape(f"{r['unit']}: {r['formula']}" if r["ratio"] is not None
                              else r["reason"]))
     console.stdout.print(table)
@@ -295,8 +326,9 @@ def render(result: dict[str, Any]) -> None:
     for role, s in (("baseline", b), ("target", t)):
         st = s["figures"]["per_chip"]["stats"]
         if st:
-            inputs.add_row(role, "tokens/s per chip", f"{st['median']:,.4g} (n {st['n']}, "
-                           f"min {st['min']:,.4g}, max {st['max']:,.4g}, CV {st['cv']:.1%})",
+            inputs.add_row(role, "tokens/s per chip", f"{cells.count(st['median'])} (n {st['n']}, "
+                           f"min {cells.count(st['min'])}, max {cells.count(st['max'])}, CV "
+                           f"{st['cv']:.1%})",
                            "measured", ", ".join(s["run_ids"]))
         seen = set()
         for fig in s["figures"].values():
@@ -304,7 +336,7 @@ def render(result: dict[str, Any]) -> None:
                 if i["name"] in seen:
                     continue
                 seen.add(i["name"])
-                value = f"{i['value']:,.6g} {i['unit']}"
+                value = f"{i['value']:,.6g} {i['unit']}"  # a sourced input, as given
                 where = ", ".join(f"{k} {i[k]}" for k in ("region", "date", "method") if i.get(k))
                 inputs.add_row(role, i["name"], value, i["label"],
                                escape("; ".join(x for x in (where, i["source"]) if x)))
@@ -320,4 +352,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, default=str))
     else:
         render(result)
+    if getattr(args, "out", None):
+        from bench import compare_files
+
+        written = compare_files.write(result, Path(args.out))
+        console.stderr.print("wrote " + ", ".join(map(str, written)), markup=False,
+                             highlight=False, soft_wrap=True)
     return 0

@@ -13,8 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from bench import numbers
 from bench.energy import CHOICES as ENERGY_CHOICES
 from bench.errors import ConfigError
@@ -25,9 +23,20 @@ try:
 except ModuleNotFoundError:  # Python 3.10 (e.g. the Neuron DLAMI's venvs)
     import tomli as tomllib
 
-PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS = ("fp32", "bf16")
 PARALLEL_MODES = ("ddp", "fsdp")
-PRECISIONS = tuple(PRECISION_DTYPES)
+# `--backend` choices, the keys of bench.backends (whose classes import torch): "auto" first
+BACKEND_NAMES = ("auto", "neuron", "neuron-xla", "cuda", "cpu", "xla")
+
+
+def __getattr__(name: str) -> Any:
+    """``PRECISION_DTYPES`` (precision -> torch dtype), built on first use so that importing
+    this module does not import torch."""
+    if name == "PRECISION_DTYPES":
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16}
+    raise AttributeError(f"module 'bench.config' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+
+from bench.metrics import CV_FLAG
 
 # a pipe or file gets wide lines instead of rich's 80-column default
 stdout = Console(width=None if sys.stdout.isatty() else 160)
@@ -18,22 +28,46 @@ stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 @contextlib.contextmanager
-def run_progress(enabled: bool = True) -> Iterator[Any]:
-    """A progress callback for runner.measure: one bar for warm-up, one for the window."""
+def run_progress(enabled: bool = True, tokens_per_step: int | None = None) -> Iterator[Any]:
+    """A progress callback for runner.measure: a "compiling (first step)" line with its elapsed
+    time, then one bar each for warm-up and the timed window with an ETA; the window's bar
+    shows the tokens/s of its steps so far (host clock at each step's return, no device sync:
+    an approximation until the window's end, whose synchronised figure is the record's)."""
     if not enabled:
         yield None
         return
-    bar = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=stderr, refresh_per_second=4)
+    bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   TextColumn("{task.fields[rate]}"), console=stderr, refresh_per_second=4)
     tasks: dict[str, Any] = {}
+    started: dict[str, float] = {}
 
     def update(phase: str, done: int, total: int) -> None:
         if phase not in tasks:
-            tasks[phase] = bar.add_task(phase, total=total)
-        bar.update(tasks[phase], completed=done)
+            tasks[phase] = bar.add_task(phase, total=total, rate="")
+            started[phase] = time.perf_counter()
+        rate = ""
+        if phase == "timed" and tokens_per_step and done:
+            rate = f"~{done * tokens_per_step / (time.perf_counter() - started[phase]):,.0f} " \
+                   "tokens/s"
+        bar.update(tasks[phase], completed=done, rate=rate)
 
     with bar:
         yield update
+
+
+def finished_line(record: dict[str, Any]) -> str:
+    """One line for a finished run (what a pipe or a sweep's log gets instead of the bars)."""
+    head = f"run {record['run_id']} {record['status']}"
+    if record["status"] != "ok":
+        return f"{head}: {record['error']}"
+    return (f"{head}: {record['config']['model']}, {record['tokens_per_s']:,.0f} tokens/s over "
+            f"{plural(record['config']['steps'], 'timed step')} in {record['window_s']:.2f} s")
+
+
+def plural(n: float, word: str) -> str:
+    """'1 step', '2 steps', '1.5 chips'."""
+    return f"{n:g} {word}{'' if n == 1 else 's'}"
 
 
 def _si(value: float | None, unit: str, digits: int = 3) -> str:
@@ -64,21 +98,21 @@ def _energy(e: dict[str, Any]) -> str:
             f"[{how}; {e['scope']}]")
 
 
-def summary_table(record: dict[str, Any], path: str) -> Table:
+def summary_table(record: dict[str, Any], path: str, cv_threshold: float = CV_FLAG) -> Table:
     """The human summary of one record: what ran, the figures, and how each was taken."""
     cfg = record["config"]
     t = Table(title=f"trnbench run {record['run_id']}: {record['status']}", show_header=False)
     t.add_column(style="bold")
     t.add_column()
     t.add_row("model", f"{cfg['model']}  batch {cfg['batch']} x seq {cfg['seq']}, "
-              f"{cfg['steps']} timed + {cfg['warmup']} warm-up steps")
+              f"{cfg['steps']} timed + {plural(cfg['warmup'], 'warm-up step')}")
     t.add_row("backend", record["backend"]["reason"])
     if record["status"] != "ok":
         t.add_row("error", f"[red]{escape(record['error'])}[/red]")
         t.add_row("stored", path)
         return t
     dev = record["device"]
-    chips = "chips unknown" if dev["chips"] is None else f"{dev['chips']:g} chip(s)"
+    chips = "chips unknown" if dev["chips"] is None else plural(dev["chips"], "chip")
     t.add_row("device", f"{dev['name']} ({dev['kind']}), {chips}")
     t.add_row("precision", f"{cfg['precision']}: {record['precision_mode']}"
               + (", torch.compile" if cfg["compile"] else ""))
@@ -110,7 +144,7 @@ def summary_table(record: dict[str, Any], path: str) -> Table:
     w = record["warmup"]
     if w["first_step_s"] is not None:
         t.add_row("warm-up", f"first step {w['first_step_s']:.2f} s, "
-                  f"{w['steps']} steps {w['total_s']:.2f} s")
+                  f"{plural(w['steps'], 'step')} {w['total_s']:.2f} s")
     if record.get("compiles_timed") is not None:
         c = record["compilation"]
         t.add_row("compilations", f"{record['compiles_warmup']} in warm-up "
@@ -119,8 +153,15 @@ def summary_table(record: dict[str, Any], path: str) -> Table:
     t.add_row("peak memory", f"{_bytes(record['memory']['peak_bytes'])} "
               f"({record['memory']['method']})")
     t.add_row("loss", f"{record['loss_first']:.4f} -> {record['loss_last']:.4f}")
-    t.add_row("energy", escape(_energy(record["energy"])))
-    for note in [*record.get("warnings", []), *record["energy"]["warnings"]]:
+    energy = record["energy"]
+    t.add_row("energy", escape(_energy(energy)))
+    notes = [*record.get("warnings", []),
+             *(w for w in energy["warnings"] if not energy["reason"] or energy["reason"] not in w)]
+    if st["cv"] > cv_threshold:  # said once, with the threshold it was checked against
+        notes.append(f"step times vary: CV {st['cv']:.1%} over the timed window is above "
+                     f"{cv_threshold:.0%} (noisy host or device; more --steps or a quieter "
+                     "machine)")
+    for note in notes:
         t.add_row("[yellow]warning[/yellow]", escape(note))
     t.add_row("stored", path)
     return t

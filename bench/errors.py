@@ -1,4 +1,6 @@
-"""The errors every verb reports the same way (a leaf module: no torch, no pandas).
+"""The errors every verb reports the same way, in a leaf module (no torch, no pandas): the
+verbs that start fast (``--help``, ``report``, ``compare``, ``project``, ``models``) raise them
+without loading the training stack.
 
 ``ConfigError``: bad input, one line naming the field, exit 2. ``Interrupted``: SIGINT or
 SIGTERM, stored as an ``interrupted`` record and ended with exit 128 + the signal number

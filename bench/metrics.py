@@ -9,7 +9,9 @@ Definitions (docs/methodology.md, "Figures of a run"):
   variation (population std / mean) over the timed steps.
 - repeats of one configuration: median, olympic mean (MLPerf training rules: the fastest
   and the slowest of the runs dropped, the rest averaged; the plain mean below 3 runs),
-  min, max, CV; a CV above ``CV_FLAG`` marks the figure unstable.
+  min, max, CV; a CV above ``CV_FLAG`` marks the figure unstable; the 95% confidence
+  interval of the mean is Student's t-interval, mean +- t(0.975, n-1) x s / sqrt(n) with s
+  the sample standard deviation (``mean_ci95``; n >= 2).
 - scaling efficiency of a weak-scaling series (batch per rank fixed) at N ranks =
   (global tokens/s at N / N) / (global tokens/s at b / b), b the smallest world size
   measured (1 in a series with a 1-rank point: tokens/s per rank against one rank).
@@ -87,6 +89,34 @@ def repeat_stats(values: Sequence[float], cv_flag: float = CV_FLAG) -> RepeatSta
         cv=cv,
         flagged=cv > cv_flag,
     )
+
+
+# two-sided 95% quantiles t(0.975, df) of Student's t for df = 1..30 (any statistics table,
+# e.g. NIST/SEMATECH e-Handbook of Statistical Methods, section 1.3.6.7.2)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+CI_METHOD = "95% t-interval of the mean over repeats: mean +- t(0.975, n-1) x s / sqrt(n)"
+
+
+def t975(df: int) -> float:
+    """t(0.975, df); beyond the table the Cornish-Fisher expansion about z = 1.95996
+    (Abramowitz & Stegun 26.7.5), within 1e-3 of the exact quantile for df > 30."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% t-interval (low, high) of the mean of ``values``; None below two values."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = t975(len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean - half, mean + half
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

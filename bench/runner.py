@@ -36,7 +36,8 @@ from models import flops, registry
 from models.moe import MoEConfig
 
 Progress = Callable[[str, int, int], None]
-"""progress(phase, done, total), phase in {"warmup", "timed"}."""
+"""progress(phase, done, total), phase in {COMPILING, "warmup", "timed"}."""
+COMPILING = "compiling (first step)"  # the first warm-up step: compilation happens there
 
 ADAMW = {"betas": (0.9, 0.95), "weight_decay": 0.1, "eps": 1e-8}
 
@@ -197,10 +198,14 @@ def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
     first_step_s = None
     t0 = time.perf_counter()
     for i in range(t.cfg.warmup):
+        if i == 0 and progress:
+            progress(COMPILING, 0, 1)
         t.step(i)
         if i == 0:
             backend.synchronize()
             first_step_s = time.perf_counter() - t0
+            if progress:
+                progress(COMPILING, 1, 1)
         if progress:
             progress("warmup", i + 1, t.cfg.warmup)
     backend.synchronize()
@@ -286,9 +291,11 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
 
 
 def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
-            ctx: distributed.DistContext | None = None) -> dict[str, Any]:
+            ctx: distributed.DistContext | None = None, profile_steps: int = 0,
+            profile_path: Path | None = None) -> dict[str, Any]:
     """Run ``cfg`` on ``backend`` and return the metric fields of the record (of this rank,
-    under torchrun: each rank trains on its own data, seeded by seed + rank)."""
+    under torchrun: each rank trains on its own data, seeded by seed + rank).
+    ``profile_steps`` > 0: that many more steps after the window, profiled (bench.profile)."""
     t = prepare(cfg, backend, ctx)
     warm = warm_up(t, progress)
     # the timed window; the energy meter reads at exactly its two synchronised edges
@@ -312,16 +319,24 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         step_times = timer.step_times()  # before the meter's shutdown can add to them
     finally:
         reading = meter.close()  # also stops a sampler thread when a step fails
-    return metric_fields(t, warm, window_s=window_s, step_times=step_times,
-                         step_method=timer.method, reading=reading,
-                         spread_reason=timer.spread_reason)
+    fields = metric_fields(t, warm, window_s=window_s, step_times=step_times,
+                           step_method=timer.method, reading=reading,
+                           spread_reason=timer.spread_reason)
+    if profile_steps:  # after the window and its figures: nothing of it is timed
+        from bench import profile
+
+        fields["profile"] = profile.trace(t, cfg.warmup + cfg.steps, profile_steps,
+                                          profile_path if ctx is None or ctx.is_main else None)
+    return fields
 
 
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             progress: Progress | None = None, ctx: distributed.DistContext | None = None,
-            run_id: str | None = None, tags: dict[str, str] | None = None) -> dict[str, Any]:
+            run_id: str | None = None, tags: dict[str, str] | None = None,
+            profile_steps: int = 0) -> dict[str, Any]:
     """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
-    (None: keep it unstored).
+    (None: keep it unstored); ``profile_steps``: a trace of that many steps after the window,
+    stored beside ``results_path`` (bench.profile).
 
     A failure midway is stored with its error rather than raised; an interrupt is stored
     and re-raised. Under torchrun (``ctx``) rank 0 gathers every rank's figures and writes
@@ -342,7 +357,12 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
         if ctx:
             distributed.init_process_group(backend.dist_backend, cfg.dist_timeout_s,
                                            ctx.world_size)
-        fields = measure(cfg, backend, progress, ctx)
+        trace = None
+        if profile_steps and results_path is not None:
+            from bench.profile import trace_path
+
+            trace = trace_path(results_path, record["run_id"])
+        fields = measure(cfg, backend, progress, ctx, profile_steps, trace)
         if ctx:
             fields["host"] = record["environment"]["host"]
             fields = distributed.aggregate(distributed.gather(fields))

@@ -18,9 +18,10 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from bench.paths import writable_problem  # noqa: F401 - the store's writers check with it
 
@@ -34,13 +35,18 @@ def default_path() -> Path:
     return Path(os.environ.get("TRNBENCH_RESULTS", DEFAULT_PATH))
 
 
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits of a random UUID."""
+    return uuid.uuid4().hex[:12]
+
+
 def new_record(config: dict[str, Any], environment: dict[str, Any],
                tags: dict[str, str] | None = None) -> dict[str, Any]:
     """A record with identity and context filled in; the runner adds status and metrics.
     ``tags`` are the user's labels (``--tag``; sweeps and scaling series use them too)."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": new_run_id(),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": "ok",
         "error": None,
@@ -216,4 +222,6 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
             rows.append(record)
         if repeated:
             warn(f"{p}: {repeated} record(s) whose run id was read before, counted once")
+    import pandas as pd  # loaded on use: `trnbench --help` and `run` do not need it
+
     return pd.json_normalize(rows, sep=".")

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import progress as rp
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bench import backends, config, console, environment, launch, metrics, numbers, store
@@ -406,9 +406,13 @@ def summary_table(sweep: Sweep, records: dict[int, list[dict[str, Any]]]) -> Tab
     return table
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console.stderr, refresh_per_second=2)
+def _progress() -> rp.Progress:
+    """The sweep's bar with the ETA of the runs left (rich: the rate of the finished ones);
+    off when stderr is not a terminal, where each finished run still prints its line."""
+    return rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(),
+                       rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), rp.TextColumn("eta"),
+                       rp.TimeRemainingColumn(), console=console.stderr, refresh_per_second=2,
+                       disable=not console.stderr.is_terminal)
 
 
 def _outcome(task: Task, record: dict[str, Any]) -> str:

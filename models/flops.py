@@ -23,12 +23,12 @@ actually computes where that differs from the model FLOPs (MoE capacity dispatch
 from __future__ import annotations
 
 from functools import singledispatch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from models.configs import LlamaConfig, MoEConfig
 
-from models.llama import LlamaConfig
-from models.moe import MoEConfig
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMULA = "6N+12LHQT"
 

@@ -43,47 +43,14 @@ needs no host sync until the caller wants the values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.llama import Llama, LlamaConfig
-
-
-@dataclass(frozen=True)
-class MoEConfig(LlamaConfig):
-    """A Llama shape whose MLP is ``n_experts`` SwiGLU experts of width ``ffn_dim`` each,
-    ``top_k`` of them active per token."""
-
-    n_experts: int = 8
-    top_k: int = 2
-    capacity_factor: float = 1.25
-    aux_loss_coef: float = 0.01
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 1 <= self.top_k <= self.n_experts:
-            raise ValueError(
-                f"top_k ({self.top_k}) must be between 1 and n_experts ({self.n_experts})"
-            )
-        if not self.capacity_factor > 0:
-            raise ValueError(f"capacity_factor must be positive, got {self.capacity_factor}")
-        if not self.aux_loss_coef >= 0:
-            raise ValueError(f"aux_loss_coef must be >= 0, got {self.aux_loss_coef}")
-
-    def capacity(self, seq_len: int) -> int:
-        """Slots per expert per sequence: min(T, ceil(capacity_factor * top_k * T / n_experts)).
-
-        Integer arithmetic on the decimal capacity factor (1.1 is 11/10), so that exact
-        products do not round up through float error.
-        """
-        cf = Fraction(str(self.capacity_factor))
-        slots = -(-cf.numerator * self.top_k * seq_len // (cf.denominator * self.n_experts))
-        return min(seq_len, slots)
+from models.configs import MoEConfig
+from models.llama import Llama
 
 
 class Routing(NamedTuple):

@@ -11,13 +11,13 @@ tests and ``mixtral-8x7b``, the Mixtral 8x7B shape (Jiang et al. 2024, arXiv:240
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from models.configs import LlamaConfig, MoEConfig
 
-from models import llama, moe
-from models.llama import LlamaConfig
-from models.moe import MoEConfig
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ def get(name: str) -> ModelSpec:
 
 def build(name_or_spec: str | ModelSpec, device: str | torch.device | None = None) -> nn.Module:
     """Build the named (or given) model on ``device``; ``"meta"`` allocates no storage."""
+    from models import llama, moe  # torch: only when a model is built
+
     spec = get(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
     if isinstance(spec.config, MoEConfig):
         return moe.build(spec.config, device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,10 @@ def test_run_summary_table_and_progress(cli, tmp_path):
     assert "auto chose cpu" in proc.stderr
     for label in ("tokens/s", "MFU", "step time", "peak memory", "loss"):
         assert label in proc.stdout
-    assert "timed" in proc.stderr  # the progress bar's final state
+    # stderr is a pipe: no progress bar, one line for the finished run
+    assert re.search(r"^run [0-9a-f]{12} ok: tiny, [\d,]+ tokens/s over 4 timed steps in "
+                     r"[\d.]+ s$", proc.stderr, re.M), proc.stderr
+    assert "━" not in proc.stderr
 
 
 def test_bf16_run(cli, tmp_path):

@@ -24,9 +24,10 @@ import pytest
 from bench import report as report_pkg
 from bench import store
 from bench.energy.modelled import ModelledMeter
-from bench.report import render, rows
+from bench.report import derived, render, rows
 from tests.conftest import read_jsonl
 from tests.test_energy import _zone, ticking_counter
+from tests.test_report_tables import parse_tables
 
 BASE = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
 RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
@@ -115,16 +116,16 @@ def test_writes_every_output_and_a_terminal_summary(generated):
     out, proc = generated
     names = {p.name for p in out.iterdir()}
     assert names == {"report.md", "report.csv", "report.html", "scaling.csv", "failed.csv",
-                     "throughput.png", "energy.png", "step_times.png"}
+                     "throughput.png", "energy.png", "step_times.png", "scaling.png"}
     for png in out.glob("*.png"):
         assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 5000
-    assert "trnbench report: 4 configurations, 1 failed runs" in proc.stdout
+    assert "trnbench report: 4 configurations, 1 failed run" in proc.stdout
     assert "wrote " in proc.stdout and str(out / "report.html") in proc.stdout
     assert "NonFiniteLoss" in proc.stdout  # the failed run, named with its error
 
 
 def test_csv_one_row_per_configuration_with_repeat_statistics(csv, records):
-    assert list(csv.columns) == rows.COLUMNS
+    assert list(csv.columns) == rows.COLUMNS + derived.COLUMNS
     assert len(csv) == 4 and list(csv["row"]) == ["R1", "R2", "R3", "R4"]
     repeated = _row(csv, energy_method="rapl", world_size=1, batch=2)
     ids = _ids(records, batch=2, energy="auto")
@@ -175,22 +176,25 @@ def test_multi_rank_row_and_scaling_table(generated, csv, records):
 
 def test_markdown_shows_labels_methods_runs_and_failures(generated, records):
     md = (generated[0] / "report.md").read_text()
-    header = ("| row | model | device | precision | configuration | tokens/s per chip | MFU | "
-              "J/token | tokens/kWh | step p50 | step p90 | compile | n | CV | flag |")
+    header = ("| row | model | device | precision | threads | ranks | batch | seq | compile | n "
+              "| tokens/s per chip | 95% CI | min–max | CV % | tokens/s per instance | MFU % | "
+              "tokens/J | energy | $/M tokens | step p50 ms | step p90 ms | first step s | flag |")
     assert header in md
-    assert re.search(r"\| [\d,.]+ \(measured; median of 3, olympic mean [\d,.]+, range", md)
-    assert re.search(r"\| [\d.]+% \(derived; peak [\d.]+ GFLOP/s, measured\) \|", md)
-    assert re.search(r"\| [\d.]+ mJ \(rapl, measured\) \|", md)
-    assert "| n/a (modelled: no table power for device kind 'cpu' (the CPU has none)) |" in md
-    assert "| n/a (none: not measured (--energy none)) |" in md
-    assert re.search(r"\| [\d.]+ ms \(host-clock\) \|", md)
-    assert "first step" in md and "| n/a (1 run) |" in md
+    # the repeated rapl row: numbers alone in their cells, the energy label in its own
+    num = r"-?[\d,.]+"
+    assert re.search(rf"\| 3 \| {num} \| {num}–{num} \| {num}–{num} \| {num} \| n/a \[\d\] \| "
+                     rf"{num} \| {num} \| rapl, measured \|", md), md
+    assert re.search(r"\[\d\] modelled: no table power for device kind 'cpu' \(the CPU has "
+                     r"none\)", md)
+    assert re.search(r"\[\d\] none: not measured \(--energy none\)", md)
+    assert re.search(r"\[\d\] 1 run: no spread over repeats", md)
+    assert "host-clock" in md and "first step" in md
     for r in records:
         assert r["run_id"] in md  # every run behind a row, and the failed one
     assert "NonFiniteLoss: loss became nan" in md and "## Failed runs" in md
     assert "## How each figure was made" in md and "modelled: table power x chips" in md
     assert "![" in md and "(throughput.png)" in md and "(step_times.png)" in md
-    assert "| s1 | tiny |" in md and "100.0% (derived, against 1 rank(s))" in md
+    assert re.search(r"\| s1 \| tiny \| .* \| 1 \| 1 \| 1 \| [\d,]+ \| [\d,]+ \| 100 \| 1 \|", md)
 
 
 def test_html_is_self_contained(generated):
@@ -202,7 +206,7 @@ def test_html_is_self_contained(generated):
     sources = re.findall(r'(?:src|href)=["\']([^"\']*)', page)
     assert sources and all(s.startswith("data:") for s in sources)
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 3
+    assert len(images) == 4
     assert {base64.b64decode(i) for i in images} == {p.read_bytes() for p in out.glob("*.png")}
     assert "How each figure was made" in page and "NonFiniteLoss" in page
     assert page.count("<tr") == 1 + 4 + 1 + 2 + 1 + 1 + 1 + 4  # heads and rows of 4 tables
@@ -217,7 +221,7 @@ def test_cv_threshold_flags_repeated_rows(report_records, tmp_path, threshold, f
     assert bool(repeated["flagged"]) is flagged and repeated["cv_threshold"] == float(threshold)
     assert not csv[csv["n"] == 1]["flagged"].any()  # one run has no spread to flag
     md = (tmp_path / "out" / "report.md").read_text()
-    assert ("FLAGGED: tokens/s per chip CV" in md) is flagged
+    assert ("| CV [" in md and "tokens/s per chip CV" in md) is flagged
     assert 'class="flagged"' in (tmp_path / "out" / "report.html").read_text() or not flagged
 
 
@@ -233,8 +237,8 @@ def test_modelled_energy_is_labelled_not_measured(report_records):
         frame.loc[ranks, f"energy.{key}"] = block[key]
     built = report_pkg.build(frame, [str(report_records)], 0.05)
     md = render.markdown(built)
-    assert re.search(r"\| [\d.]+ [nµm]?J \(modelled \(estimate, not measured\)\) \|", md)
-    assert "energy modelled" in md and "modelled: 700 W x 2 chip(s) x window time" in md
+    assert re.search(r"\| [\d,.]+ \| modelled \(estimate, not measured\) \|", md)
+    assert "--energy modelled" in md and "modelled: 700 W x 2 chip(s) x window time" in md
     row = _row(built.table, world_size=2)
     assert row["energy_label"] == "modelled (estimate, not measured)"
 
@@ -249,9 +253,12 @@ def test_unknown_peak_is_n_a_with_the_reason(report_records):
     row = _row(built.table, world_size=2)
     assert pd.isna(row["mfu"]) and row["peak_label"] == "" and row["mfu_n"] == 0
     md = render.markdown(built)
-    assert (f"| n/a (no peak FLOP/s known for {row['device']} in fp32; MFU is null, never a "
-            f"guessed peak) |") in md
-    assert re.search(r"\| [\d.]+% \(derived; peak", md)  # the other rows keep theirs
+    assert (f"] no peak FLOP/s known for {row['device']} in fp32; MFU is null, never a "
+            f"guessed peak") in md
+    headers, _, cells_ = parse_tables(md)[0]  # the results table, as a Markdown reader sees it
+    mfu = [dict(zip(headers, r, strict=True))["MFU %"] for r in cells_]
+    assert sum(m.startswith("n/a [") for m in mfu) == 1  # the other rows keep theirs
+    assert all(float(m) > 0 for m in mfu if not m.startswith("n/a"))
 
 
 def _one_line_exit_2(proc: subprocess.CompletedProcess, field: str, out: Path) -> None:

@@ -80,10 +80,10 @@ def test_report_renders_in_chromium_without_errors_or_requests(page_dir):
     assert [u for u in requests if not u.startswith("data:")] == [url]  # the page itself only
     csv = pd.read_csv(page_dir / "report.csv")
     assert rendered_rows == len(csv) == 4
-    assert set(cells) == {len(headers)} and "MFU" in headers and "J/token" in headers
-    assert len(images) == len(list(page_dir.glob("*.png"))) == 3
+    assert set(cells) == {len(headers)} and "MFU %" in headers and "tokens/J" in headers
+    assert len(images) == len(list(page_dir.glob("*.png"))) == 4
     assert all(done and w > 0 and h > 0 for done, w, h in images), images
     assert failed_rows == 1 and scaling_rows == 2
     assert "How each figure was made" not in methods and "MFU" in methods
-    assert all("FLAGGED" in t for t in flagged_text)
+    assert all("CV [" in t for t in flagged_text)
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000

@@ -26,11 +26,12 @@ import os
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from bench.energy.base import Meter, Reading, Sampler, SensorError, fill_window, integrate
+
+if TYPE_CHECKING:
+    import torch
 
 POLL_S = 0.1
 POWER_AVERAGING_S = 1.0
@@ -47,6 +48,8 @@ class GpuRef:
 
 def gpu_refs(device: torch.device) -> list[GpuRef]:
     """The GPU behind a torch device (none for a non-CUDA device)."""
+    import torch
+
     if device.type != "cuda":
         return []
     index = device.index if device.index is not None else torch.cuda.current_device()

@@ -3,7 +3,8 @@
 - ``rows``: one row per configuration on one device, figures over repeats with their labels;
   the failed runs; where each row comes from.
 - ``scaling``: scaling efficiency of the series tagged ``scaling=<id>``.
-- ``cells``: the text of each figure with its method and label, and the notes on methods.
+- ``derived``: CI of the repeat mean, per instance, per dollar, speedup over a baseline row.
+- ``cells``: the text of each figure (numbers alone, n/a reasons as footnotes), the notes.
 - ``plots``: matplotlib charts as PNG bytes.
 - ``render``: Markdown, CSV and a self-contained HTML page.
 - ``command``: the verb (load, validate, write, terminal summary).
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.report import rows, scaling
+from bench import prices
+from bench.report import derived, rows, scaling
 
 
 @dataclass
@@ -30,14 +32,22 @@ class Report:
     failed: pd.DataFrame  # rows.failed()
     scaling: pd.DataFrame  # scaling.table()
     plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
+    sweeps: list[str] = field(default_factory=list)  # tags.sweep of the records
+    command: str = ""  # the trnbench report command that wrote it
 
 
-def build(records: pd.DataFrame, sources: list[str], cv_threshold: float) -> Report:
-    """Tables of ``records`` (store.load's frame); plots are added by ``plots.draw``."""
+def build(records: pd.DataFrame, sources: list[str], cv_threshold: float,
+          baseline: str | None = None, instances: dict[str, prices.Instance] | None = None
+          ) -> Report:
+    """Tables of ``records`` (store.load's frame); plots are added by ``plots.draw``.
+    ``baseline``: the row (id or KEY=VALUE terms, ``derived.baseline_row``) of the speedups."""
     frame = rows.normalise(records)
     ok = frame[frame["status"] == "ok"]
     groups = rows.group(ok)
     table = pd.DataFrame([rows.row(rid, g, cv_threshold) for rid, g in groups.items()],
                          columns=rows.COLUMNS)
+    table = derived.add(table, groups, prices.load() if instances is None else instances,
+                        baseline)
+    sweeps = [str(s) for s in dict.fromkeys(frame.get("tags.sweep", pd.Series()).dropna())]
     return Report(sources, len(frame), cv_threshold, table, groups, rows.failed(frame),
-                  scaling.table(ok))
+                  scaling.table(ok), sweeps=sweeps)

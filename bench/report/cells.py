@@ -1,12 +1,16 @@
-"""The text of each figure with its method and label, and the notes on how each was made.
+"""The text of each figure, and the notes on how each was made.
 
-Every cell names where its number comes from: ``measured``, ``derived`` (computed from
-measurements and a labelled peak), the energy method (``modelled`` marked as not
-measured), the step-timing method. A null figure reads ``n/a (reason)``, never a number.
+A figure's cell holds its number alone, in one format per kind (``count``: rates with
+thousands separators; ``num``: 3 significant figures for ratios and times); the methods and
+labels are in the column headers, the energy column, the "Runs and environment" table and the
+notes. A null figure reads ``n/a [k]``: footnote k gives the reason, said once however many
+rows share it (``TextTable``).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -28,61 +32,32 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
     return f"{value:.{digits}g} {unit}".rstrip()
 
 
+def num(value: float, sig: int = 3) -> str:
+    """``sig`` significant figures, thousands separated, never in exponent form:
+    2990.4 -> '2,990', 0.04213 -> '0.0421', 12.34 -> '12.3'."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = max(0, sig - 1 - magnitude)
+    return f"{round(value, sig - 1 - magnitude):,.{decimals}f}"
+
+
 def count(value: float) -> str:
     """A rate such as tokens/s: thousands separated, whole numbers from 100 up."""
     if not present(value):
         return "n/a"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return f"{value:,.0f}" if abs(value) >= 100 else num(value)
 
 
 def _seconds(value: float) -> str:
     return si(value, "s")
 
 
-def throughput(r: pd.Series) -> str:
-    if not present(r["tokens_per_s_per_chip"]):
-        return f"n/a ({r['mfu_note']})"
-    text = f"{count(r['tokens_per_s_per_chip'])} (measured"
-    if r["n"] > 1:
-        text += (f"; median of {r['n']}, olympic mean "
-                 f"{count(r['tokens_per_s_per_chip_olympic_mean'])}, range "
-                 f"{count(r['tokens_per_s_per_chip_min'])}-"
-                 f"{count(r['tokens_per_s_per_chip_max'])}")
-    return text + ")"
-
-
-def mfu(r: pd.Series) -> str:
-    if not present(r["mfu"]):
-        return f"n/a ({r['mfu_note']})"
-    text = (f"{r['mfu'] * 100:#.3g}% (derived; peak {si(r['peak_flops_per_chip'], 'FLOP/s')}, "
-            f"{r['peak_label']})")
-    return text + (f" [{r['mfu_note']}]" if present(r["mfu_note"]) else "")
-
-
 def energy_label(r: pd.Series) -> str:
-    """'rapl, measured' for a sensor; 'modelled (estimate, not measured)' for a model."""
+    """'rapl, measured' for a sensor; 'modelled (estimate, not measured)' for a model. The one
+    place a row's energy label is worded (tables and plots)."""
     label = r["energy_label"]
     return f"{r['energy_method']}, {label}" if label == "measured" else label
-
-
-def j_per_token(r: pd.Series) -> str:
-    if not present(r["j_per_token"]):
-        return f"n/a ({r['energy_note']})"
-    text = f"{si(r['j_per_token'], 'J')} ({energy_label(r)})"
-    return text + (f" [{r['energy_note']}]" if present(r["energy_note"]) else "")
-
-
-def tokens_per_kwh(r: pd.Series) -> str:
-    if not present(r["tokens_per_kwh"]):
-        return f"n/a (no energy reading: {r['energy_method']})"
-    return f"{si(r['tokens_per_kwh'])} ({energy_label(r)})"
-
-
-def step(r: pd.Series, column: str) -> str:
-    """A step-time cell; n/a where the runs measured no spread (window average: no p90)."""
-    if not present(r[column]):
-        return f"n/a ({r['step_time_method']}: no per-step spread)"
-    return f"{_seconds(r[column])} ({r['step_time_method']})"
 
 
 def compile_time(r: pd.Series) -> str:
@@ -96,70 +71,140 @@ def compile_time(r: pd.Series) -> str:
     return text
 
 
-def variation(r: pd.Series) -> str:
-    if r["n"] < 2:
-        return "n/a (1 run)"
-    if not present(r["tokens_per_s_per_chip_cv"]):
-        return "n/a (no tokens/s per chip)"
-    return f"{r['tokens_per_s_per_chip_cv']:.1%}"
+@dataclass
+class TextTable:
+    """A table as text cells: numbers alone in their cells (right-aligned: ``numeric``), each
+    n/a a footnote reference ``n/a [k]`` whose reason is said once in ``footnotes``."""
+
+    frame: pd.DataFrame
+    numeric: set[str] = field(default_factory=set)
+    footnotes: list[str] = field(default_factory=list)
+
+    def note(self, reason: str) -> str:
+        """'n/a [k]' for ``reason``, numbered on first use."""
+        if reason not in self.footnotes:
+            self.footnotes.append(reason)
+        return f"n/a [{self.footnotes.index(reason) + 1}]"
 
 
-def flag(r: pd.Series) -> str:
-    return f"FLAGGED: {r['flag_reason']}" if r["flagged"] else ""
+def _fig(out: TextTable, r: pd.Series, column: str, fmt: Any, reason: str) -> str:
+    """``fmt(r[column])``, or a footnoted n/a with ``reason``."""
+    return fmt(r[column]) if present(r.get(column)) else out.note(reason)
 
 
-def configuration(r: pd.Series) -> str:
-    text = f"{r['backend']}, batch {r['batch']} x seq {r['seq']}"
-    if r["threads"] is not None:
-        text += f", {r['threads']} thread(s) per process"
+def _range(low: Any, high: Any) -> str:
+    return f"{count(low)}–{count(high)}"
+
+
+RESULT_NUMERIC = ["threads", "ranks", "batch", "seq", "n", "tokens/s per chip", "95% CI",
+                  "min–max", "CV %", "tokens/s per instance", "MFU %", "tokens/J",
+                  "$/M tokens", "step p50 ms", "step p90 ms", "first step s"]
+
+
+def results(table: pd.DataFrame) -> TextTable:
+    """The main table: one row per configuration, every figure a number or a noted n/a."""
+    out = TextTable(pd.DataFrame())
+    speedup = "speedup_baseline" in table and table["speedup_baseline"].map(present).any()
+    base = table["speedup_baseline"].dropna().iloc[0] if speedup else None
+    rows = []
+    for _, r in table.iterrows():
+        one_run = f"{r['n']} run: no spread over repeats"
+        no_energy = r["energy_note"] if present(r["energy_note"]) else "no energy reading"
+        cells = {
+            "row": r["row"], "model": r["model"], "device": r["device"],
+            "precision": r["precision"],
+            "threads": str(r["threads"]) if present(r["threads"]) else out.note(
+                "threads per process not recorded (not a CPU run)"),
+            "ranks": str(r["world_size"]), "batch": str(r["batch"]), "seq": str(r["seq"]),
+            "compile": "yes" if r["compile"] else "no", "n": str(r["n"]),
+            "tokens/s per chip": _fig(out, r, "tokens_per_s_per_chip", count, "chips unknown"),
+            "95% CI": _range(r["tokens_per_s_per_chip_ci95_low"],
+                             r["tokens_per_s_per_chip_ci95_high"])
+            if present(r.get("tokens_per_s_per_chip_ci95_low")) else out.note(one_run),
+            "min–max": _range(r["tokens_per_s_per_chip_min"], r["tokens_per_s_per_chip_max"])
+            if r["n"] > 1 else out.note(one_run),
+            "CV %": num(r["tokens_per_s_per_chip_cv"] * 100) if present(
+                r["tokens_per_s_per_chip_cv"]) else out.note(one_run),
+            "tokens/s per instance": _fig(out, r, "tokens_per_s_per_instance", count,
+                                           str(r.get("instance_note"))),
+            "MFU %": _fig(out, r, "mfu", lambda v: num(v * 100), str(r["mfu_note"])),
+            "tokens/J": _fig(out, r, "j_per_token", lambda v: num(1 / v), no_energy),
+            "energy": energy_label(r) if present(r["j_per_token"]) else out.note(no_energy),
+            "$/M tokens": _fig(out, r, "usd_per_m_tokens", num, str(r.get("instance_note"))),
+        }
+        if speedup:
+            cells[f"speedup vs {base}"] = _fig(out, r, "speedup", num, "no tokens/s per chip")
+        cells |= {
+            "step p50 ms": _fig(out, r, "step_p50_s", lambda v: num(v * 1e3), "no step times"),
+            "step p90 ms": _fig(out, r, "step_p90_s", lambda v: num(v * 1e3),
+                                f"{r['step_time_method']}: no per-step spread"),
+            "first step s": _fig(out, r, "first_step_s", num, "no warm-up step"),
+            "flag": out.note(f"{r['row']}: {r['flag_reason']}").replace("n/a", "CV")
+            if r["flagged"] else "",
+        }
+        rows.append(cells)
+    out.frame = pd.DataFrame(rows)
+    out.numeric = {c for c in out.frame.columns if c in RESULT_NUMERIC or
+                   c.startswith("speedup")}
+    return out
+
+
+def _command(r: pd.Series) -> str:
+    """The `trnbench run` line that reproduces a row's configuration."""
+    cmd = (f"trnbench run --backend {r['backend']} --model {r['model']} --precision "
+           f"{r['precision']} --batch {r['batch']} --seq {r['seq']}")
+    cmd += " --compile" if r["compile"] else ""
     if r["world_size"] > 1:
-        text += f", {r['world_size']} ranks on {r['nodes']} node(s), {r['parallel']}"
-    text += ", torch.compile" if r["compile"] else ", eager"
-    return text + f", energy {r['energy_method']}"
-
-
-def results(table: pd.DataFrame) -> pd.DataFrame:
-    """The main table as text: one row per configuration."""
-    return pd.DataFrame([{
-        "row": r["row"], "model": r["model"], "device": r["device"],
-        "precision": r["precision"], "configuration": configuration(r),
-        "tokens/s per chip": throughput(r), "MFU": mfu(r), "J/token": j_per_token(r),
-        "tokens/kWh": tokens_per_kwh(r), "step p50": step(r, "step_p50_s"),
-        "step p90": step(r, "step_p90_s"), "compile": compile_time(r), "n": str(r["n"]),
-        "CV": variation(r), "flag": flag(r),
-    } for _, r in table.iterrows()], columns=RESULT_HEADERS)
-
-
-RESULT_HEADERS = ["row", "model", "device", "precision", "configuration", "tokens/s per chip",
-                  "MFU", "J/token", "tokens/kWh", "step p50", "step p90", "compile", "n", "CV",
-                  "flag"]
+        cmd += f" --nproc {r['world_size'] // max(int(r['nodes']), 1)}"
+        cmd += f" --nnodes {r['nodes']}" if r["nodes"] > 1 else ""
+        cmd += f" --parallel {r['parallel']}"
+    return cmd + f" --energy {r['energy_method']}"
 
 
 def provenance(table: pd.DataFrame) -> pd.DataFrame:
-    """Where each row comes from: runs, device, hosts, versions, peak and energy sources."""
+    """Where each row comes from: runs, device, instance, hosts, versions, peak, energy and
+    step-timing methods, compile times, and the command that reproduces it."""
+    def instance(r: pd.Series) -> str:
+        if not present(r.get("instance")):
+            return f"n/a ({r['instance_note']})"
+        text = f"{r['instance']} ({r['chips_per_instance']:g} chips)"
+        if present(r.get("price_usd_per_hour")):
+            text += (f", USD {r['price_usd_per_hour']:,.2f}/h on {r['price_date']} "
+                     f"({r['price_source']})")
+        return text + (f"; {r['instance_note']}" if present(r.get("instance_note")) else "")
+
     return pd.DataFrame([{
         "row": r["row"], "run ids": r["run_ids"],
-        "device": f"{r['device']} ({r['device_kind']}, {r['chips']:g} chip(s))",
-        "hosts": r["hosts"], "environment": r["environment"], "git commit": r["git_commits"],
-        "peak source": f"{r['peak_label']}: {r['peak_source']}" if r["peak_source"] else "n/a",
+        "device": f"{r['device']} ({r['device_kind']}, {r['chips']:g} "
+                  f"chip{'' if r['chips'] == 1 else 's'})",
+        "instance": instance(r), "hosts": r["hosts"], "environment": r["environment"],
+        "git commit": r["git_commits"],
+        "peak (MFU)": f"{si(r['peak_flops_per_chip'], 'FLOP/s')} per chip, {r['peak_label']}: "
+                      f"{r['peak_source']}" if r["peak_source"] else "n/a",
         "energy scope": r["energy_scope"] or "n/a (no energy reading)",
+        "step timing": r["step_time_method"], "warm-up": compile_time(r),
         "when": f"{r['first_time']} .. {r['last_time']}",
-        "results file": r["source_files"],
+        "results file": r["source_files"], "reproduce": _command(r),
     } for _, r in table.iterrows()])
 
 
-def scaling(table: pd.DataFrame) -> pd.DataFrame:
-    """The scaling table as text."""
-    return pd.DataFrame([{
+SCALING_NUMERIC = {"ranks", "nodes", "n", "tokens/s", "tokens/s per rank", "efficiency %",
+                   "against ranks"}
+
+
+def scaling(table: pd.DataFrame) -> TextTable:
+    """The scaling table: efficiency against the series' smallest world size."""
+    out = TextTable(pd.DataFrame())
+    out.frame = pd.DataFrame([{
         "series": r["series"], "model": r["model"], "device": r["device"],
-        "precision": r["precision"], "world size": str(r["world_size"]),
-        "nodes": str(r["nodes"]), "n": str(r["n"]),
-        "tokens/s": f"{count(r['tokens_per_s'])} (measured, global)",
-        "tokens/s per rank": f"{count(r['tokens_per_s_per_rank'])} (derived)",
-        "scaling efficiency": f"{r['scaling_efficiency']:.1%} (derived, against "
-                              f"{r['baseline_world_size']} rank(s))",
-        "run ids": r["run_ids"],
+        "precision": r["precision"], "ranks": str(r["world_size"]),
+        "nodes": str(r["nodes"]), "n": str(r["n"]), "tokens/s": count(r["tokens_per_s"]),
+        "tokens/s per rank": count(r["tokens_per_s_per_rank"]),
+        "efficiency %": num(r["scaling_efficiency"] * 100),
+        "against ranks": str(r["baseline_world_size"]), "run ids": r["run_ids"],
     } for _, r in table.iterrows()])
+    out.numeric = SCALING_NUMERIC
+    return out
 
 
 def failed(table: pd.DataFrame) -> pd.DataFrame:
@@ -176,35 +221,44 @@ def notes(cv_threshold: float) -> list[tuple[str, str]]:
     return [
         ("tokens/s per chip", "measured: tokens processed in the timed window across all "
          "ranks / window seconds / chips, the device synchronised at both edges of the "
-         "window. The row's figure is the median over its n runs; with n > 1 also the "
-         "olympic mean (MLPerf: best and worst run dropped) and the range."),
+         "window. The row's figure is the median over its n runs; with n > 1 also the 95% "
+         "confidence interval of the mean (Student's t-interval, mean +- t(0.975, n-1) x s / "
+         "sqrt(n), s the sample standard deviation), the range and the CV; the CSV keeps the "
+         "olympic mean (MLPerf: best and worst run dropped). Per instance: x chips per AWS "
+         "instance (bench/prices.toml). $/M tokens: USD per instance-hour / (tokens/s per "
+         "instance x 3600) x 1e6, the price's source and date under 'Runs and environment'. "
+         "Speedup (with --baseline): tokens/s per chip / the baseline row's."),
         ("MFU", "derived: FLOPs per token (formula 6N+12LHQT, PaLM appendix B: N matmul "
          "parameters, L layers, H heads, Q head dim, T sequence) x tokens/s / (dense peak "
          "FLOP/s of the precision x chips). The peak's label is shown (measured: a GEMM rate "
          "measured on this host; datasheet: a vendor document; estimate: a third party) and "
-         "its source under 'Runs and environment'. No known peak: n/a, never a guessed peak."),
-        ("J/token, tokens/kWh", "energy over the timed window by the method shown. rapl, "
-         "nvml-energy-counter, nvml-power-polling, neuron-power-utilization: read from a "
-         "sensor (measured). modelled: table power x chips x window time, an estimate that "
-         "is never a measurement. J/token = joules / tokens; tokens/kWh = tokens / (joules / "
-         "3.6e6). No reading (no sensor, --energy none): n/a with the reason."),
+         "its source are under 'Runs and environment'. No known peak: n/a, never a guessed "
+         "peak."),
+        ("tokens/J, energy", "energy over the timed window by the method in the energy "
+         "column. rapl, nvml-energy-counter, nvml-power-polling, neuron-power-utilization: "
+         "read from a sensor (measured). modelled: table power x chips x window time, an "
+         "estimate that is never a measurement. tokens/J = tokens / joules (= tokens/s per "
+         "W); the CSV also has J/token and tokens/kWh = tokens / (joules / 3.6e6). No "
+         "reading (no sensor, --energy none): n/a with the reason."),
         ("step p50 / p90", "each run's median and 90th percentile of its per-step times "
-         "(linear interpolation), taken by the method shown (host-clock: synchronised host "
-         "clock per step; device events; window average); the median over the row's runs."),
+         "(linear interpolation), taken by the method under 'Runs and environment' "
+         "(host-clock: synchronised host clock per step; device events; window average); the "
+         "median over the row's runs."),
         ("compile", "wall time of the first warm-up step (compilation happens there) and of "
          "the whole warm-up; on XLA also the graph compilations counted in warm-up and in "
          "the timed window (which should compile nothing)."),
         ("n, CV, flag", f"n: ok runs of the configuration. CV: population standard deviation "
-         f"/ mean of tokens/s per chip over the n runs. FLAGGED: the CV of tokens/s per chip, "
-         f"J/token or step p50 is above {cv_threshold:.1%}."),
+         f"/ mean of tokens/s per chip over the n runs. flag CV [k]: the CV of tokens/s per "
+         f"chip, J/token or step p50 is above {cv_threshold:.1%} (footnote k names which)."),
         ("scaling efficiency", "per series tagged scaling=<id> (trnbench scaling): tokens/s "
          "per rank = tokens/s (global, median over the repeats) / world size; efficiency = "
          "tokens/s per rank / tokens/s per rank of the series' world_size 1 run (1.0 = "
          "linear). A series without a 1-rank run is measured against its smallest world size, "
-         "named in the cell."),
-        ("n/a", "a figure that could not be made (unknown peak, no energy sensor) is shown "
-         "as n/a with the reason, never as a number; in the CSV its cell is empty and the "
-         "reason is in the *_note column."),
+         "given in the 'against ranks' column."),
+        ("n/a", "a figure that could not be made (unknown peak, no energy sensor, no AWS "
+         "instance, one run) is shown as n/a [k], never as a number; footnote k under the "
+         "table gives the reason once for every row it applies to; in the CSV the cell is "
+         "empty and the reason is in the *_note column."),
         ("failed runs", "runs with status failed or interrupted are not in the tables; "
          "they are listed with their error."),
     ]

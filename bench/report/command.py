@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
-from bench import console, store
-from bench.config import ConfigError
+from bench import console, metrics, store
+from bench.errors import ConfigError
 from bench.paths import readable_files
 from bench.report import Report, build, cells, plots, render
 
@@ -28,16 +29,21 @@ def _out(path: str | None) -> Path:
 
 
 def summary(report: Report) -> Table:
-    """The terminal view: the headline figures of each row with their labels."""
-    t = Table(title=f"trnbench report: {len(report.table)} configurations, "
-                    f"{len(report.failed)} failed runs")
+    """The terminal view: the headline figures of each row, n/a reasons as footnotes."""
+    failed = len(report.failed)
     text = cells.results(report.table)
-    columns = ("row", "model", "device", "precision", "tokens/s per chip", "MFU", "J/token",
-               "step p50", "n", "flag")
+    t = Table(title=f"trnbench report: {len(report.table)} configuration"
+                    f"{'' if len(report.table) == 1 else 's'}, {failed} failed "
+                    f"run{'' if failed == 1 else 's'}",
+              caption="\n".join(f"[{i}] {n}" for i, n in enumerate(text.footnotes, 1)),
+              caption_justify="left")
+    columns = [c for c in text.frame.columns if c in (
+        "row", "model", "device", "precision", "threads", "ranks", "n", "tokens/s per chip",
+        "95% CI", "MFU %", "tokens/J", "step p50 ms", "flag") or c.startswith("speedup")]
     for c in columns:
-        t.add_column(c, overflow="fold")
-    for _, r in text.iterrows():
-        t.add_row(*(r[c] for c in columns))
+        t.add_column(escape(c), overflow="fold", justify="right" if c in text.numeric else "left")
+    for _, r in text.frame.iterrows():
+        t.add_row(*(escape(r[c]) for c in columns))
     return t
 
 
@@ -48,8 +54,15 @@ def run(args: argparse.Namespace) -> int:
     records = store.load(sources, check=True)  # a line it cannot use: one warning each
     if records.empty:
         raise ConfigError("--results", f"no records in {', '.join(map(str, sources))}")
-    report = build(records, [str(p) for p in sources], args.cv_threshold)
-    report.plots = plots.draw(report.table, report.groups)
+    report = build(records, [str(p) for p in sources], args.cv_threshold,
+                   getattr(args, "baseline", None))
+    flags = [f"--results {' '.join(map(str, sources))}", f"--out {out}"]
+    if args.cv_threshold != metrics.CV_FLAG:
+        flags.append(f"--cv-threshold {args.cv_threshold:g}")
+    if getattr(args, "baseline", None):
+        flags.append(f"--baseline {args.baseline}")
+    report.command = "trnbench report " + " ".join(flags)
+    report.plots = plots.draw(report.table, report.groups, report.scaling)
     written = render.write(report, out)
     if not report.table.empty:
         console.stdout.print(summary(report))

@@ -18,14 +18,16 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import Report, cells
+from bench.report.rows import present, unique
 
 CAPTIONS = {
     "throughput.png": "Throughput: tokens/s per chip (measured), median over runs, whiskers "
-                      "min-max, by model and device.",
+                      "min-max, by configuration (log axis when values span more than 10x).",
     "energy.png": "Energy per token by model and device, method in brackets; hatched bars "
                   "are modelled (table power x time), not measured.",
     "step_times.png": "Step-time distribution of each configuration (all timed steps of its "
-                      "runs), with the timing method.",
+                      "runs), with the timing method; each panel on its own scale.",
+    "scaling.png": "Scaling efficiency against ranks of each scaling series (100% = linear).",
 }
 
 CSS = """
@@ -34,42 +36,98 @@ h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 28px; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 12px; }
 th, td { border: 1px solid #c8c8c8; padding: 4px 6px; text-align: left; vertical-align: top; }
 th { background: #eef1f5; }
+th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.flagged td { background: #fff4d6; }
 .na { color: #8a4b00; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption, .meta { color: #555; font-size: 12px; }
+figcaption, .meta, ul.notes { color: #555; font-size: 12px; }
+ul.notes { list-style: none; padding-left: 0; margin-top: 2px; }
+table.figures td { white-space: nowrap; }
 dt { font-weight: 600; margin-top: 6px; }
 """
 
+FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 
-def _summary(report: Report) -> str:
-    ok = int(report.table["n"].sum()) if not report.table.empty else 0
-    return (f"{report.records} records from {', '.join(report.sources)}: {ok} ok in "
-            f"{len(report.table)} configuration rows, {len(report.failed)} failed or "
-            f"interrupted. Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
-            f"CV threshold {report.cv_threshold:.1%}.")
+
+def neutralise(text: str) -> str:
+    """A text cell a spreadsheet would run as a formula (leading = + - @, tab, CR) gets a
+    leading apostrophe (OWASP, "CSV Injection"); numbers are never text cells."""
+    return "'" + text if text.startswith(FORMULA_LEAD) else text
+
+
+def csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV, its text cells neutralised."""
+    safe = frame.copy()
+    for c in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[c]):
+            safe[c] = safe[c].map(lambda v: neutralise(v) if isinstance(v, str) else v)
+    return safe.to_csv(index=False)
+
+
+def _span(values: pd.Series) -> str:
+    present = [str(v) for v in values if isinstance(v, str) and v]
+    return f"{min(present)} .. {max(present)}" if present else "n/a"
+
+
+def header(report: Report) -> list[tuple[str, str]]:
+    """What was measured, on what, with what, and how to reproduce it: (label, text)."""
+    t = report.table
+    ok = int(t["n"].sum()) if not t.empty else 0
+    lines = [("records", f"{report.records} from {', '.join(report.sources)}: {ok} ok in "
+                         f"{len(t)} configuration rows, {len(report.failed)} failed or "
+                         "interrupted")]
+    if not t.empty:
+        hardware = unique(f"{r['device']} ({r['device_kind']}) x {r['chips']:g} chip"
+                          f"{'' if r['chips'] == 1 else 's'}"
+                          + (f", instance {r['instance']}" if present(r.get("instance"))
+                             else ", no AWS instance type known")
+                          for _, r in t.iterrows())
+        lines += [("measured", _span(pd.concat([t["first_time"], t["last_time"]]))),
+                  ("hardware", hardware), ("hosts", unique(t["hosts"])),
+                  ("software", unique(t["environment"])),
+                  ("trnbench commit", unique(t["git_commits"]) or "n/a")]
+    if report.sweeps:
+        lines.append(("sweeps", ", ".join(report.sweeps) + " (tags.sweep; each row's "
+                      "trnbench run line is under 'Runs and environment')"))
+    if report.command:
+        lines.append(("reproduce this report", report.command))
+    lines.append(("generated", f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; CV "
+                               f"threshold {report.cv_threshold:.1%}"))
+    return lines
 
 
 # --- Markdown ---------------------------------------------------------------------------------
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def md_cell(text: str, numeric: bool = False) -> str:
+    """One Markdown table cell: HTML escaped, pipes escaped, one line; a text cell
+    formula-safe (a number's sign stays: numeric columns hold numbers only)."""
+    text = text if numeric else neutralise(text)
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(_md_cell(str(v)) for v in row) + " |"
+def md_table(frame: pd.DataFrame, numeric: set[str] | frozenset[str] = frozenset()) -> str:
+    lines = ["| " + " | ".join(md_cell(c) for c in frame.columns) + " |",
+             "|" + "".join("--:|" if c in numeric else "---|" for c in frame.columns)]
+    lines += ["| " + " | ".join(md_cell(str(v), c in numeric) for c, v in
+                                zip(frame.columns, row, strict=True)) + " |"
               for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
+def md_text_table(table: cells.TextTable) -> str:
+    notes = [f"[{i}] {md_cell(n)}" for i, n in enumerate(table.footnotes, 1)]
+    return md_table(table.frame, table.numeric) + ("\n\n" + "<br>\n".join(notes)
+                                                   if notes else "")
+
+
 def markdown(report: Report) -> str:
-    parts = ["# trnbench report", "", _summary(report), "",
-             "## Results (one row per configuration on one device)", ""]
-    parts.append(md_table(cells.results(report.table)) if not report.table.empty
+    parts = ["# trnbench report", ""]
+    parts += [f"- **{label}**: {md_cell(text)}" for label, text in header(report)]
+    parts += ["", "## Results (one row per configuration on one device)", ""]
+    parts.append(md_text_table(cells.results(report.table)) if not report.table.empty
                  else "No ok runs.")
     if not report.scaling.empty:
-        parts += ["", "## Scaling", "", md_table(cells.scaling(report.scaling))]
+        parts += ["", "## Scaling", "", md_text_table(cells.scaling(report.scaling))]
     parts += ["", "## Plots", ""]
     parts += [f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}\n" for name in report.plots]
     if not report.table.empty and "energy.png" not in report.plots:
@@ -79,21 +137,36 @@ def markdown(report: Report) -> str:
     if not report.table.empty:
         parts += ["", "## Runs and environment", "", md_table(cells.provenance(report.table))]
     parts += ["", "## How each figure was made", ""]
-    parts += [f"- **{figure}**: {how}" for figure, how in cells.notes(report.cv_threshold)]
+    parts += [f"- **{figure}**: {md_cell(how)}"
+              for figure, how in cells.notes(report.cv_threshold)]
     return "\n".join(parts) + "\n"
 
 
 # --- HTML -------------------------------------------------------------------------------------
 
-def _html_table(frame: pd.DataFrame, flagged: list[bool] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+def html_table(frame: pd.DataFrame, flagged: list[bool] | None = None,
+               numeric: set[str] | frozenset[str] = frozenset(), css: str = "") -> str:
+    def td(column: str, value: object, tag: str = "td") -> str:
+        text = str(value)
+        classes = " ".join(c for c in ("num" if column in numeric else "",
+                                       "na" if text.startswith("n/a") else "") if c)
+        attr = f' class="{classes}"' if classes else ""
+        return f"<{tag}{attr}>{html.escape(text)}</{tag}>"
+
+    head = "".join(td(c, c, "th") for c in frame.columns)
     body = []
     for i, row in enumerate(frame.itertuples(index=False)):
         attr = ' class="flagged"' if flagged and flagged[i] else ""
-        tds = "".join(f'<td class="na">{html.escape(str(v))}</td>' if str(v).startswith("n/a")
-                      else f"<td>{html.escape(str(v))}</td>" for v in row)
-        body.append(f"<tr{attr}>{tds}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        body.append(f"<tr{attr}>" + "".join(td(c, v) for c, v in zip(frame.columns, row,
+                                                                     strict=True)) + "</tr>")
+    attr = f' class="{css}"' if css else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def html_text_table(table: cells.TextTable, flagged: list[bool] | None = None) -> str:
+    notes = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(table.footnotes, 1))
+    return html_table(table.frame, flagged, table.numeric, "figures") + (
+        f"<ul class='notes'>{notes}</ul>" if notes else "")
 
 
 def _figure(name: str, png: bytes) -> str:
@@ -106,22 +179,24 @@ def _figure(name: str, png: bytes) -> str:
 def page(report: Report) -> str:
     """report.html: the whole report in one file that loads nothing else."""
     e = html.escape
-    parts = [f"<h1>trnbench report</h1><p class='meta'>{e(_summary(report))}</p>",
+    meta = "".join(f"<dt>{e(label)}</dt><dd>{e(text)}</dd>" for label, text in header(report))
+    parts = [f"<h1>trnbench report</h1><dl class='meta' id='header'>{meta}</dl>",
              "<h2 id='results'>Results (one row per configuration on one device)</h2>"]
-    parts.append(_html_table(cells.results(report.table), list(report.table["flagged"]))
+    parts.append(html_text_table(cells.results(report.table), list(report.table["flagged"]))
                  if not report.table.empty else "<p>No ok runs.</p>")
     if not report.scaling.empty:
-        parts += ["<h2 id='scaling'>Scaling</h2>", _html_table(cells.scaling(report.scaling))]
+        parts += ["<h2 id='scaling'>Scaling</h2>",
+                  html_text_table(cells.scaling(report.scaling))]
     parts.append("<h2 id='plots'>Plots</h2>")
     parts += [_figure(name, png) for name, png in report.plots.items()]
     if not report.table.empty and "energy.png" not in report.plots:
         parts.append("<p class='na'>No energy chart: no row has an energy reading.</p>")
     parts.append("<h2 id='failed'>Failed runs</h2>")
-    parts.append(_html_table(cells.failed(report.failed)) if not report.failed.empty
+    parts.append(html_table(cells.failed(report.failed)) if not report.failed.empty
                  else "<p>None.</p>")
     if not report.table.empty:
         parts += ["<h2 id='provenance'>Runs and environment</h2>",
-                  _html_table(cells.provenance(report.table))]
+                  html_table(cells.provenance(report.table))]
     parts.append("<h2 id='methods'>How each figure was made</h2><dl>")
     parts += [f"<dt>{e(figure)}</dt><dd>{e(how)}</dd>"
               for figure, how in cells.notes(report.cv_threshold)]
@@ -149,11 +224,11 @@ def write(report: Report, out: Path) -> list[Path]:
 
     put("report.md", markdown(report))
     put("report.html", page(report))
-    put("report.csv", report.table.to_csv(index=False))
+    put("report.csv", csv(report.table))
     if not report.scaling.empty:
-        put("scaling.csv", report.scaling.to_csv(index=False))
+        put("scaling.csv", csv(report.scaling))
     if not report.failed.empty:
-        put("failed.csv", report.failed.to_csv(index=False))
+        put("failed.csv", csv(report.failed))
     for name, png in report.plots.items():
         put(name, png)
     return written

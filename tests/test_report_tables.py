@@ -1,0 +1,149 @@
+"""The report's tables as a reader gets them: a Markdown parser (markdown-it-py, the GFM
+table rule) reads the Markdown table back to the numbers of the CSV, numeric columns
+right-aligned, n/a reasons said once as footnotes, and text cells safe to paste (HTML
+escaped, formula-leading text neutralised). Built in-process from the stored CPU sweep."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import pytest
+from markdown_it import MarkdownIt
+
+from bench import metrics, store
+from bench import report as report_pkg
+from bench.report import cells, render
+from tests.conftest import ROOT
+
+RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
+
+# Markdown column -> (CSV column, scale, decimals shown: None = 3 significant figures)
+NUMBERS = {
+    "tokens/s per chip": ("tokens_per_s_per_chip", 1, 0),
+    "MFU %": ("mfu", 100, None), "CV %": ("tokens_per_s_per_chip_cv", 100, None),
+    "step p50 ms": ("step_p50_s", 1e3, None), "step p90 ms": ("step_p90_s", 1e3, None),
+    "first step s": ("first_step_s", 1, None), "speedup vs R3": ("speedup", 1, None),
+    "threads": ("threads", 1, 0), "ranks": ("world_size", 1, 0), "batch": ("batch", 1, 0),
+    "seq": ("seq", 1, 0), "n": ("n", 1, 0),
+}
+RANGES = {"95% CI": ("tokens_per_s_per_chip_ci95_low", "tokens_per_s_per_chip_ci95_high"),
+          "min–max": ("tokens_per_s_per_chip_min", "tokens_per_s_per_chip_max")}
+
+
+def parse_tables(md: str) -> list[tuple[list[str], list[str], list[list[str]]]]:
+    """Every table of ``md``: (headers, alignments, rows of cell texts)."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    tables, current, row, cell_align = [], None, None, None
+    for t in tokens:
+        if t.type == "table_open":
+            current = ([], [], [])
+        elif t.type in ("th_open", "td_open"):
+            cell_align = (t.attrGet("style") or "").removeprefix("text-align:") or "left"
+        elif t.type == "tr_open":
+            row = []
+        elif t.type == "inline" and current is not None and row is not None:
+            row.append(t.content)
+            if len(current[0]) < len(row) and not current[2]:
+                current[1].append(cell_align)
+        elif t.type == "tr_close":
+            (current[0].extend(row) if not current[0] else current[2].append(row))
+            row = None
+        elif t.type == "table_close":
+            tables.append(current)
+            current = None
+    return tables
+
+
+@pytest.fixture(scope="module")
+def built() -> report_pkg.Report:
+    return report_pkg.build(store.load(RESULTS), [str(RESULTS)], metrics.CV_FLAG, "R3")
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _shown(value: float, decimals: int | None) -> float:
+    """``value`` rounded as the table shows it."""
+    if decimals is not None:
+        return round(value, decimals)
+    return round(value, 2 - math.floor(math.log10(abs(value))))
+
+
+def test_markdown_table_reads_back_to_the_csv_numbers(built):
+    md = render.markdown(built)
+    csv = pd.read_csv(io.StringIO(render.csv(built.table)))
+    headers, aligns, rows = parse_tables(md)[0]
+    assert len(rows) == len(csv) == 5
+    numeric = cells.results(built.table).numeric
+    assert {h for h, a in zip(headers, aligns, strict=True) if a == "right"} == numeric
+    checked = 0
+    for cells_, (_, r) in zip(rows, csv.iterrows(), strict=True):
+        cell = dict(zip(headers, cells_, strict=True))
+        assert cell["row"] == r["row"] and cell["model"] == r["model"]
+        for column, (source, scale, decimals) in NUMBERS.items():
+            if cell[column].startswith("n/a"):
+                assert pd.isna(r[source]), column
+                continue
+            assert _number(cell[column]) == pytest.approx(_shown(r[source] * scale, decimals))
+            checked += 1
+        for column, (low, high) in RANGES.items():
+            if cell[column].startswith("n/a"):
+                assert r["n"] == 1
+                continue
+            lo, hi = cell[column].split("–")
+            assert _number(lo) == round(r[low]) and _number(hi) == round(r[high])
+            checked += 1
+    assert checked > 50
+
+
+def test_a_reason_shared_by_every_row_is_one_footnote(built):
+    table = cells.results(built.table)
+    energy = [n for n in table.footnotes if "RAPL" in n]
+    assert len(energy) == 1  # said once, referenced from every row
+    ref = f"n/a [{table.footnotes.index(energy[0]) + 1}]"
+    assert (table.frame["tokens/J"] == ref).all()
+    assert all(len(n) < 200 for n in table.footnotes)
+    md = render.markdown(built)
+    assert md.count("no RAPL powercap tree") == 1
+
+
+def test_ci_is_the_t_interval_of_the_repeat_mean(built):
+    row = built.table.set_index("row").loc["R4"]
+    values = [float(v) for v in built.groups["R4"]["tokens_per_s_per_chip"]]
+    mean, s = sum(values) / 3, pd.Series(values).std()
+    half = 4.303 * s / math.sqrt(3)  # t(0.975, 2)
+    assert row["tokens_per_s_per_chip_ci95_low"] == pytest.approx(mean - half)
+    assert row["tokens_per_s_per_chip_ci95_high"] == pytest.approx(mean + half)
+    assert "t(0.975, n-1)" in row["ci_method"]
+
+
+def test_header_names_when_what_and_how_to_reproduce(built):
+    built.command = "trnbench report --results x.jsonl"
+    header = dict(render.header(built))
+    assert header["measured"].startswith("2026-11-25T14:38") and ".." in header["measured"]
+    assert "AMD EPYC (cpu)" in header["hardware"] and "no AWS instance" in header["hardware"]
+    assert "torch 2." in header["software"] and header["trnbench commit"] == "0b7248b670cf"
+    assert header["sweeps"].startswith("cpu-baseline")
+    assert header["reproduce this report"] == built.command
+    prov = cells.provenance(built.table).set_index("row")
+    assert prov.loc["R5", "reproduce"] == ("trnbench run --backend cpu --model tiny --precision "
+                                           "fp32 --batch 2 --seq 256 --nproc 2 --parallel ddp "
+                                           "--energy rapl")
+
+
+def test_text_cells_are_safe_to_paste(built):
+    table = built.table.copy()
+    table.loc[0, "model"] = "=HYPERLINK(\"x\")"
+    table.loc[1, "device"] = "<img src=x onerror=alert(1)> | pipe"
+    unsafe = report_pkg.Report(built.sources, built.records, built.cv_threshold, table,
+                               built.groups, built.failed, built.scaling)
+    md = render.markdown(unsafe)
+    assert "| '=HYPERLINK(\"x\") |" in md
+    assert "&lt;img src=x onerror=alert(1)&gt; \\| pipe" in md and "<img src=x" not in md
+    csv = pd.read_csv(io.StringIO(render.csv(table)))
+    assert csv.loc[0, "model"] == "'=HYPERLINK(\"x\")"
+    assert csv["tokens_per_s_per_chip"].dtype == float  # numbers stay numbers
+    assert "<img src=x" not in render.page(unsafe)
