@@ -55,7 +55,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
     p.add_argument("--parallel", choices=config.PARALLEL_MODES,
-                   help="data parallelism under torchrun: ddp (default) or fsdp (FSDP2)")
+                   help="data parallelism under torchrun: ddp (default), fsdp (FSDP2) or "
+                        "hsdp (sharded inside a node, replicated across)")
+    p.add_argument("--tp", type=int, help="tensor (and sequence) parallel ranks inside a "
+                   "node (default 1)")
+    p.add_argument("--dp-shard", type=int, dest="dp_shard", metavar="N",
+                   help="hsdp: ranks that shard one replica (default: ranks per node / tp)")
+    p.add_argument("--ac", choices=config.AC_MODES, help="activation checkpointing: none "
+                   "(default), full (every block), selective (every 2nd block)")
+    p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype",
+                   help="bf16: FSDP2 MixedPrecisionPolicy (bf16 compute copies, fp32 master "
+                        "weights and gradient reduction); default fp32")
     p.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
                    help="process-group timeout (default 600): a dead peer ends the run by then")
 
@@ -272,6 +282,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     ctx = distributed.from_env()
+    if ctx is None:  # before any process starts or anything is written (bench.parallel)
+        from bench.parallel import layout
+
+        layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
         return launch_torchrun(args, cfg, argv, results, tags)
     if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):

@@ -24,7 +24,9 @@ except ModuleNotFoundError:  # Python 3.10 (e.g. the Neuron DLAMI's venvs)
     import tomli as tomllib
 
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PARALLEL_MODES = ("ddp", "fsdp")
+PARALLEL_MODES = ("ddp", "fsdp", "hsdp")
+AC_MODES = ("none", "full", "selective")
+PARAM_DTYPES = ("fp32", "bf16")
 PRECISIONS = tuple(PRECISION_DTYPES)
 
 
@@ -52,7 +54,11 @@ class RunConfig:
     seed: int = 0
     data: str = "synthetic"
     energy: str = "auto"  # meter of the timed window (bench.energy)
-    parallel: str = "ddp"  # data parallelism under torchrun: ddp | fsdp (FSDP2)
+    parallel: str = "ddp"  # data parallelism under torchrun: ddp | fsdp (FSDP2) | hsdp
+    tp: int = 1  # tensor (and sequence) parallel ranks inside a node (bench.parallel)
+    dp_shard: int = 0  # hsdp: ranks that shard a replica (0: ranks per node / tp)
+    ac: str = "none"  # activation checkpointing: none | full | selective (every 2nd block)
+    param_dtype: str = "fp32"  # bf16: FSDP2 MixedPrecisionPolicy (fp32 master, reduce)
     dist_timeout_s: float = 600.0  # process-group timeout: a dead peer ends the run by then
 
     @property
@@ -64,7 +70,7 @@ class RunConfig:
 
 
 FIELDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
-INT_FIELDS = ("batch", "seq", "steps", "warmup", "seed")
+INT_FIELDS = ("batch", "seq", "steps", "warmup", "seed", "tp", "dp_shard")
 
 
 def backend_defaults(backend: str) -> dict[str, Any]:
@@ -152,6 +158,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.parallel not in PARALLEL_MODES:
         raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
                           f"{', '.join(PARALLEL_MODES)}")
+    for name, flag, accepted in (("ac", "--ac", AC_MODES),
+                                 ("param_dtype", "--param-dtype", PARAM_DTYPES)):
+        if getattr(cfg, name) not in accepted:
+            raise ConfigError(flag, f"unknown value {getattr(cfg, name)!r}; accepted: "
+                              f"{', '.join(accepted)}")
     if not isinstance(cfg.dist_timeout_s, int | float) or not cfg.dist_timeout_s > 0:
         raise ConfigError("--dist-timeout", f"must be seconds > 0, got {cfg.dist_timeout_s!r}")
     if cfg.energy not in ENERGY_CHOICES:
@@ -165,4 +176,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             "--seq",
             f"{cfg.seq} is above the maximum of {cfg.model} ({spec.config.max_seq_len})",
         )
+    from bench.parallel import layout  # the model's and precision's constraints on TP
+
+    layout.check_model(cfg, spec.config)
     return cfg

@@ -140,3 +140,11 @@ def _(cfg: MoEConfig, seq_len: int) -> float:
 def count_module_params(module: nn.Module) -> int:
     """Sum of numel over the module's unique parameters (shared ones once); works on meta."""
     return sum(p.numel() for p in module.parameters())
+
+
+def recompute_flops_per_token(cfg: Any, seq_len: int, blocks: int) -> float:
+    """Forward FLOPs per token run again in backward by activation checkpointing of
+    ``blocks`` of the ``n_layers`` blocks: a block's forward is a third of its training
+    FLOPs (forward 1, backward 2), i.e. blocks / L x (hardware FLOPs - 6 V D head) / 3."""
+    head = 6 * cfg.vocab_size * cfg.dim
+    return blocks / cfg.n_layers * (hardware_flops_per_token(cfg, seq_len) - head) / 3
