@@ -283,9 +283,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--results", f"cannot append records: {problem}")
     ctx = distributed.from_env()
     if ctx is None:  # before any process starts or anything is written (bench.parallel)
+        from bench import memory_plan
         from bench.parallel import layout
 
         layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
+        memory_plan.check_run(cfg, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
         return launch_torchrun(args, cfg, argv, results, tags)
     if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):

@@ -274,7 +274,7 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
         **_moe_fields(spec.config, cfg.seq, t.routing),
         "precision_mode": backend.precision_mode(cfg.precision),
         **_execution(t),
-        **t.layout,
+        **{k: v for k, v in t.layout.items() if k != "memory_predicted"},
         "tokens": tokens,
         "window_s": window_s,
         "tokens_per_s": tokens_per_s,
@@ -290,7 +290,8 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
         "compilation": compilation,
         "compiles_warmup": compilation["warmup_graphs"] if compilation else None,
         "compiles_timed": compilation["timed_graphs"] if compilation else None,
-        "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method},
+        "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method,
+                   **t.layout["memory_predicted"]},  # per rank, bench.memory_plan
         "energy": reading.as_record(tokens),
         "loss_first": (warm.losses or values)[0],
         "loss_last": values[-1],

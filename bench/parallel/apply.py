@@ -11,7 +11,7 @@ checkpointing, then data parallelism.
   wo/w2 row-wise with a reduce-scatter back onto the sequence; the output head is
   column-wise and gathers whole logits (the loss is computed unsharded on every TP rank).
 - Activation checkpointing (``checkpoint_wrapper``, non-reentrant): ``full`` every block,
-  ``selective`` every ``SELECTIVE_EVERY``-th block (torchtitan's layer-selective mode);
+  ``selective`` every ``layout.SELECTIVE_EVERY``-th block (torchtitan's layer-selective mode);
   a checkpointed block's forward runs again in backward.
 - Data parallelism over the ``dp`` mesh dimension(s): DDP (a whole replica per rank),
   FSDP2 ``fully_shard`` per block and at the root, or HSDP (``fully_shard`` over the 2-D
@@ -34,8 +34,6 @@ from torch import nn
 from bench import distributed
 from bench.config import RunConfig
 from bench.parallel import layout as layouts
-
-SELECTIVE_EVERY = 2  # --ac selective: every 2nd block checkpointed (blocks 1, 3, 5, ...)
 
 
 def tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
@@ -72,15 +70,6 @@ def tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
         })
 
 
-def checkpointed_blocks(mode: str, n_layers: int) -> list[int]:
-    """Indices of the blocks whose activations are recomputed in backward."""
-    if mode == "full":
-        return list(range(n_layers))
-    if mode == "selective":
-        return list(range(SELECTIVE_EVERY - 1, n_layers, SELECTIVE_EVERY))
-    return []
-
-
 def activation_checkpointing(model: nn.Module, mode: str) -> list[int]:
     """Wrap the blocks of ``checkpointed_blocks`` in place; returns their indices."""
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
@@ -88,7 +77,7 @@ def activation_checkpointing(model: nn.Module, mode: str) -> list[int]:
         checkpoint_wrapper,
     )
 
-    blocks = checkpointed_blocks(mode, len(model.layers))
+    blocks = layouts.checkpointed_blocks(mode, len(model.layers))
     for i in blocks:
         model.layers[i] = checkpoint_wrapper(model.layers[i],
                                              checkpoint_impl=CheckpointImpl.NO_REENTRANT)
@@ -106,7 +95,7 @@ def _fully_shard(model: nn.Module, mesh: Any, param_dtype: str) -> None:
 
 
 def ac_fields(cfg: RunConfig, n_layers: int, blocks: list[int]) -> dict[str, Any]:
-    return {"mode": cfg.ac, "every": {"full": 1, "selective": SELECTIVE_EVERY}.get(cfg.ac),
+    return {"mode": cfg.ac, "every": {"full": 1, "selective": layouts.SELECTIVE_EVERY}.get(cfg.ac),
             "blocks": len(blocks), "of_blocks": n_layers}
 
 
@@ -122,13 +111,19 @@ def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext
                   device: torch.device, replicate_in_optimizer: bool
                   ) -> tuple[nn.Module, dict[str, Any]]:
     """The model to train (TP, AC and data parallelism applied) and the record's
-    ``parallelism`` and ``ac`` blocks. Without ``ctx`` (one process) only AC applies."""
+    ``parallelism``, ``ac`` and predicted memory blocks. Without ``ctx`` (one process)
+    only AC applies."""
+    from bench import memory_plan
+
     n_layers = len(model.layers)
     if ctx is None:
         blocks = activation_checkpointing(model, cfg.ac)
-        return model, {"parallelism": None, "ac": ac_fields(cfg, n_layers, blocks)}
+        return model, {"parallelism": None, "ac": ac_fields(cfg, n_layers, blocks),
+                       "memory_predicted": memory_plan.record_block(
+                           cfg, layouts.for_world(cfg, 1, 1))}
     layout = layouts.for_world(cfg, ctx.local_world_size, ctx.world_size // ctx.local_world_size)
-    info = {"parallelism": layout.as_dict()}
+    info = {"parallelism": layout.as_dict(),
+            "memory_predicted": memory_plan.record_block(cfg, layout)}
     plain = cfg.tp == 1 and cfg.parallel != "hsdp" and cfg.param_dtype == "fp32"
     if plain:
         blocks = activation_checkpointing(model, cfg.ac)

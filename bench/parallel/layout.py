@@ -21,6 +21,16 @@ from typing import Any
 from bench.config import ConfigError, RunConfig
 
 XLA_BACKENDS = ("xla", "neuron-xla")
+SELECTIVE_EVERY = 2  # --ac selective: every 2nd block checkpointed (blocks 1, 3, 5, ...)
+
+
+def checkpointed_blocks(mode: str, n_layers: int) -> list[int]:
+    """Indices of the blocks whose activations ``--ac mode`` recomputes in backward."""
+    if mode == "full":
+        return list(range(n_layers))
+    if mode == "selective":
+        return list(range(SELECTIVE_EVERY - 1, n_layers, SELECTIVE_EVERY))
+    return []
 
 
 @dataclass(frozen=True)
