@@ -212,6 +212,11 @@ def build_parser() -> Parser:
     compare = verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of "
                                "target runs over baseline runs")
     _add_compare_args(compare)
+    from bench import plan_command
+
+    plan = verbs.add_parser("plan", help="per-rank memory of a run on named hardware, and "
+                            "the smallest change of layout that fits")
+    plan_command.add_args(plan)
     ingest = verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON "
                               "file as records")
     _add_ingest_args(ingest)
@@ -413,6 +418,12 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
     return compare.run(args)
 
 
+def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import plan_command
+
+    return plan_command.run(args)
+
+
 def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import ingest
 
@@ -421,7 +432,7 @@ def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
 
 VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_project,
          "scaling": cmd_scaling, "sweep": cmd_sweep, "report": cmd_report,
-         "compare": cmd_compare, "ingest": cmd_ingest}
+         "compare": cmd_compare, "ingest": cmd_ingest, "plan": cmd_plan}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,7 +130,7 @@ def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
     return out
 
 
-def _flags(cfg: RunConfig, base: RunConfig) -> str:
+def flags(cfg: RunConfig, base: RunConfig) -> str:
     return " ".join(f"--{f.replace('_', '-')} {getattr(cfg, f)}"
                     for f in ("parallel", "param_dtype", "tp", "ac")
                     if getattr(cfg, f) != getattr(base, f))
@@ -147,8 +147,9 @@ def _valid(cfg: RunConfig, per_node: int, nnodes: int) -> Layout | None:
 def alternatives(cfg: RunConfig, per_node: int, nnodes: int, memory_per_rank: float,
                  fit: bool = True) -> list[tuple[RunConfig, Prediction]]:
     """Valid layouts differing from ``cfg`` in --tp/--ac/--parallel/--param-dtype that fit
-    (``fit``) or do not, the fewest changed flags first, then the least memory (fitting)
-    or the most (not fitting: the nearest to fitting is the cheapest in compute)."""
+    (``fit``) or do not, the fewest changed flags first, then the least TP, the least
+    checkpointing and the least memory (fitting) or the least memory (not fitting: the
+    nearest to fitting)."""
     found = []
     for changed, v in _variants(cfg, per_node):
         layout = _valid(v, per_node, nnodes)
@@ -157,7 +158,7 @@ def alternatives(cfg: RunConfig, per_node: int, nnodes: int, memory_per_rank: fl
         pred = predict(v, layout, memory_per_rank)
         if pred.fits == fit:
             found.append((changed, v.tp, AC_ORDER.index(v.ac), pred.total, v, pred))
-    found.sort(key=lambda x: (x[0], x[1], x[2], x[3] if fit else -x[3]))
+    found.sort(key=lambda x: (x[0], x[1], x[2], x[3]) if fit else (x[0], x[3]))
     return [(v, pred) for *_, v, pred in found]
 
 
@@ -171,7 +172,7 @@ def refusal(cfg: RunConfig, pred: Prediction, per_node: int, nnodes: int,
         return (f"{need}; no --tp/--ac/--parallel/--param-dtype setting fits on "
                 f"{per_node * nnodes} ranks: add ranks or shorten --seq/--batch")
     fewest = fits[0][0]
-    best = [_flags(v, cfg) for v, _ in fits if _changes(v, cfg) == _changes(fewest, cfg)]
+    best = [flags(v, cfg) for v, _ in fits if _changes(v, cfg) == _changes(fewest, cfg)]
     return f"{need}: try {' or '.join(best[:2])}"
 
 
