@@ -17,15 +17,19 @@ from bench.config import ConfigError, RunConfig
 from bench.parallel import layout as layouts
 from bench.projection.plan import GIB
 
+PLAN_FIELDS = ("hardware", "nproc", "nnodes")  # a --config file's [plan] table
+
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="registry name (see `trnbench models`)")
+    p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
+                   f"a [plan] table of {', '.join(PLAN_FIELDS)}")
+    p.add_argument("--model", help="registry name (see `trnbench models`)")
     p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)}")
     p.add_argument("--memory-gib", type=float, metavar="GIB",
                    help="memory per rank instead of --hardware's")
     p.add_argument("--nproc", type=int, metavar="N", help="ranks per node (default: the "
                    "node's NeuronCores or GPUs)")
-    p.add_argument("--nnodes", type=int, default=1, metavar="M", help="nodes (default 1)")
+    p.add_argument("--nnodes", type=int, metavar="M", help="nodes (default 1)")
     for name, kind, help_ in (("--batch", int, "sequences per data-parallel rank"),
                               ("--seq", int, "sequence length (default: model's)"),
                               ("--tp", int, "tensor-parallel ranks (default 1)"),
@@ -34,15 +38,31 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", choices=config.PARALLEL_MODES)
     p.add_argument("--ac", choices=config.AC_MODES)
     p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype")
-    p.add_argument("--precision", choices=config.PRECISIONS, default="bf16")
+    p.add_argument("--precision", choices=config.PRECISIONS, help="default bf16")
     p.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
+def _file(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The --config file's [run] and [plan] tables (empty without one)."""
+    if not args.config:
+        return {}, {}
+    table = config.read_toml(args.config, "--config").get("plan", {})
+    unknown = sorted(set(table) - set(PLAN_FIELDS))
+    if unknown:
+        raise ConfigError("--config", f"{args.config}: unknown [plan] field {unknown[0]!r}; "
+                          f"accepted: {', '.join(PLAN_FIELDS)}")
+    return config.load_toml(args.config), table
+
+
+def _config(args: argparse.Namespace, run_table: dict[str, Any]) -> RunConfig:
     gpu = args.hardware is not None and not args.hardware.startswith("trn")
     layer = {k: getattr(args, k) for k in ("model", "batch", "seq", "tp", "dp_shard",
                                            "parallel", "ac", "param_dtype", "precision")}
-    return config.resolve("cuda" if gpu else "neuron", layer)
+    run_table = {"precision": "bf16", **run_table}
+    run_table.pop("backend", None)
+    if not (run_table.get("model") or args.model):
+        raise ConfigError("--model", "required (or a --config file with a [run] model)")
+    return config.resolve("cuda" if gpu else "neuron", run_table, layer)
 
 
 def _entry(cfg: RunConfig, base: RunConfig | None, layout: layouts.Layout,
@@ -62,6 +82,11 @@ def _print(title: str, e: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    run_table, plan_table = _file(args)
+    for name in PLAN_FIELDS:
+        if getattr(args, name) is None:
+            setattr(args, name, plan_table.get(name))
+    args.nnodes = args.nnodes or 1
     if args.hardware is None and args.memory_gib is None:
         raise ConfigError("--hardware", f"required (one of {', '.join(memory_plan.NODES)}) "
                           "unless --memory-gib is given")
@@ -75,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--nproc", per_node), ("--nnodes", args.nnodes)):
         if value < 1:
             raise ConfigError(flag, f"must be >= 1, got {value}")
-    cfg = _config(args)
+    cfg = _config(args, run_table)
     layout = layouts.for_world(cfg, per_node, args.nnodes)
     pred = memory_plan.predict(cfg, layout, per_rank)
     out = {"model": cfg.model, "hardware": args.hardware, "ranks": per_node * args.nnodes,
