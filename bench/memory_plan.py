@@ -114,8 +114,8 @@ def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
     """Layouts one may try instead of ``cfg``, each with the number of flags it changes."""
     out = []
     tps = [t for t in range(1, per_node + 1) if per_node % t == 0]
-    parallels = [cfg.parallel] + [p for p in ("fsdp",) if p != cfg.parallel]
-    dtypes = [cfg.param_dtype] + (["bf16"] if cfg.precision == "bf16" else [])
+    parallels = [cfg.parallel] + [p for p in ("fsdp", "ddp") if p != cfg.parallel]
+    dtypes = [cfg.param_dtype] + (["bf16", "fp32"] if cfg.precision == "bf16" else [])
     for tp in tps:
         for ac in AC_ORDER:
             for parallel in parallels:
@@ -168,12 +168,17 @@ def refusal(cfg: RunConfig, pred: Prediction, per_node: int, nnodes: int,
     need = (f"needs {pred.total / GIB:,.1f} GiB per rank of {pred.usable / GIB:,.1f} GiB "
             f"usable ({USABLE:.0%} of {memory_per_rank / GIB:,.1f} GiB)")
     fits = alternatives(cfg, per_node, nnodes, memory_per_rank)
-    if not fits:
-        return (f"{need}; no --tp/--ac/--parallel/--param-dtype setting fits on "
-                f"{per_node * nnodes} ranks: add ranks or shorten --seq/--batch")
-    fewest = fits[0][0]
-    best = [flags(v, cfg) for v, _ in fits if _changes(v, cfg) == _changes(fewest, cfg)]
-    return f"{need}: try {' or '.join(best[:2])}"
+    if fits:
+        fewest = fits[0][0]
+        best = [flags(v, cfg) for v, _ in fits if _changes(v, cfg) == _changes(fewest, cfg)]
+        return f"{need}: try {' or '.join(best[:2])}"
+    nothing = (f"{need}; no --tp/--ac/--parallel/--param-dtype setting fits on "
+               f"{per_node * nnodes} ranks")
+    for more in (nnodes * 2**k for k in range(1, 11)):  # nodes like these
+        fits = alternatives(cfg, per_node, more, memory_per_rank)
+        if fits:
+            return f"{nothing}: try --nnodes {more} {flags(fits[0][0], cfg)}"
+    return f"{nothing}: shorten --seq or --batch"
 
 
 def _changes(v: RunConfig, cfg: RunConfig) -> int:
