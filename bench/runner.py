@@ -272,7 +272,7 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
             "flops_formula": flops.FORMULA,
         },
         **_moe_fields(spec.config, cfg.seq, t.routing),
-        "precision_mode": backend.precision_mode(cfg.precision),
+        "precision_mode": parallel.precision_mode(cfg) or backend.precision_mode(cfg.precision),
         **_execution(t),
         **{k: v for k, v in t.layout.items() if k != "memory_predicted"},
         "tokens": tokens,

@@ -107,6 +107,15 @@ def precision_fields(cfg: RunConfig) -> dict[str, Any]:
             "reduce_dtype": "float32", "master_copy": True}
 
 
+def precision_mode(cfg: RunConfig) -> str | None:
+    """The record's ``precision_mode`` under ``--param-dtype bf16`` (else None: the
+    backend's)."""
+    if cfg.param_dtype != "bf16":
+        return None
+    return ("FSDP2 mixed precision: bf16 parameters for compute, fp32 master weights, "
+            "optimizer states and gradient reduction")
+
+
 def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext | None,
                   device: torch.device, replicate_in_optimizer: bool
                   ) -> tuple[nn.Module, dict[str, Any]]:
