@@ -213,3 +213,34 @@ def test_parallel_runs_match_one_process(cli, tmp_path, one_process, flags, worl
         assert r["precision"]["mode"] == "fsdp2-mixed"
         assert r["precision"]["compute_param_dtype"] == "bfloat16"
         assert r["precision"]["optimizer_state_dtypes"] == ["float32"]
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_recomputed_flops_match_the_flop_counter(mode):
+    """HFU's recomputation term against torch's FlopCounterMode on a real forward + backward
+    of ``tiny`` with checkpointed blocks (MATH attention: see tests/test_models.py for what
+    the counter counts): the extra FLOPs over the same step without checkpointing are
+    ``flops.recompute_flops_per_token`` per token."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.parallel import apply
+    from models import flops, registry
+
+    spec = registry.get("tiny")
+    tokens = torch.randint(0, spec.config.vocab_size, (2, 16))
+
+    def counted(ac: str) -> int:
+        torch.manual_seed(0)
+        model = registry.build(spec)
+        blocks = apply.activation_checkpointing(model, ac)
+        counter = FlopCounterMode(display=False)
+        with sdpa_kernel(SDPBackend.MATH), counter:
+            model(tokens).float().sum().backward()
+        return counter.get_total_flops(), len(blocks)
+
+    base, _ = counted("none")
+    total, blocks = counted(mode)
+    assert blocks == (1 if mode == "selective" else 2)
+    assert total - base == flops.recompute_flops_per_token(spec.config, 16, blocks) * 2 * 16
