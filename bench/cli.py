@@ -73,7 +73,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
     p.add_argument("--parallel", choices=config.PARALLEL_MODES,
-                   help="data parallelism under torchrun: ddp (default) or fsdp (FSDP2)")
+                   help="data parallelism under torchrun: ddp (default), fsdp (FSDP2) or "
+                        "hsdp (sharded inside a node, replicated across)")
+    p.add_argument("--tp", type=_run_flag("tp"), help="tensor (and sequence) parallel ranks "
+                   "inside a node (default 1)")
+    p.add_argument("--dp-shard", type=_run_flag("dp_shard"), dest="dp_shard", metavar="N",
+                   help="hsdp: ranks that shard one replica (default: ranks per node / tp)")
+    p.add_argument("--ac", choices=config.AC_MODES, help="activation checkpointing: none "
+                   "(default), full (every block), selective (every 2nd block)")
+    p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype",
+                   help="bf16: FSDP2 MixedPrecisionPolicy (bf16 compute copies, fp32 master "
+                        "weights and gradient reduction); default fp32")
     p.add_argument("--dist-timeout", type=_run_flag("dist_timeout_s"),
                    dest="dist_timeout_s", metavar="SECONDS",
                    help="process-group timeout (default 600): a dead peer ends the run by then")
@@ -251,6 +261,11 @@ def build_parser() -> Parser:
     compare = verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of "
                                "target runs over baseline runs")
     _add_compare_args(compare)
+    from bench import plan_command
+
+    plan = verbs.add_parser("plan", help="per-rank memory of a run on named hardware, and "
+                            "the smallest change of layout that fits")
+    plan_command.add_args(plan)
     ingest = verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON "
                               "file as records")
     _add_ingest_args(ingest)
@@ -344,6 +359,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     ctx = distributed.from_env()
+    if ctx is None:  # before any process starts or anything is written (bench.parallel)
+        from bench import memory_plan
+        from bench.parallel import layout
+
+        layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
+        memory_plan.check_run(cfg, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
         return launch_torchrun(args, cfg, argv, results, tags)
     if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):
@@ -480,6 +501,12 @@ def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
     return compare.run(args)
 
 
+def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import plan_command
+
+    return plan_command.run(args)
+
+
 def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import ingest
 
@@ -488,7 +515,7 @@ def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
 
 VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_project,
          "scaling": cmd_scaling, "sweep": cmd_sweep, "report": cmd_report,
-         "compare": cmd_compare, "ingest": cmd_ingest}
+         "compare": cmd_compare, "ingest": cmd_ingest, "plan": cmd_plan}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,9 @@ except ModuleNotFoundError:  # Python 3.10 (e.g. the Neuron DLAMI's venvs)
     import tomli as tomllib
 
 PRECISIONS = ("fp32", "bf16")
-PARALLEL_MODES = ("ddp", "fsdp")
+PARALLEL_MODES = ("ddp", "fsdp", "hsdp")
+AC_MODES = ("none", "full", "selective")
+PARAM_DTYPES = ("fp32", "bf16")
 # `--backend` choices, the keys of bench.backends (whose classes import torch): "auto" first
 BACKEND_NAMES = ("auto", "neuron", "neuron-xla", "cuda", "cpu", "xla")
 
@@ -55,7 +57,11 @@ class RunConfig:
     seed: int = 0
     data: str = "synthetic"
     energy: str = "auto"  # meter of the timed window (bench.energy)
-    parallel: str = "ddp"  # data parallelism under torchrun: ddp | fsdp (FSDP2)
+    parallel: str = "ddp"  # data parallelism under torchrun: ddp | fsdp (FSDP2) | hsdp
+    tp: int = 1  # tensor (and sequence) parallel ranks inside a node (bench.parallel)
+    dp_shard: int = 0  # hsdp: ranks that shard a replica (0: ranks per node / tp)
+    ac: str = "none"  # activation checkpointing: none | full | selective (every 2nd block)
+    param_dtype: str = "fp32"  # bf16: FSDP2 MixedPrecisionPolicy (fp32 master, reduce)
     dist_timeout_s: float = 600.0  # process-group timeout: a dead peer ends the run by then
 
     @property
@@ -76,8 +82,10 @@ LIMITS = {
     "seed": numbers.Limits(low=0, high=2**63 - 1, integer=True),  # torch.manual_seed's range
     "lr": numbers.POSITIVE,  # a huge one is a run that diverges (stored as failed)
     "dist_timeout_s": numbers.Limits(low=0, low_open=True, high=1e9),  # a timedelta holds it
+    "tp": numbers.COUNT,
+    "dp_shard": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),  # 0: per node / tp
 }
-FLAGS = {"dist_timeout_s": "--dist-timeout"}  # fields whose flag is not --<name>
+FLAGS = {"dist_timeout_s": "--dist-timeout", "dp_shard": "--dp-shard"}  # not --<name>
 
 
 def flag_of(field: str) -> str:
@@ -173,6 +181,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.parallel not in PARALLEL_MODES:
         raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
                           f"{', '.join(PARALLEL_MODES)}")
+    for name, flag, accepted in (("ac", "--ac", AC_MODES),
+                                 ("param_dtype", "--param-dtype", PARAM_DTYPES)):
+        if getattr(cfg, name) not in accepted:
+            raise ConfigError(flag, f"unknown value {getattr(cfg, name)!r}; accepted: "
+                              f"{', '.join(accepted)}")
     if cfg.energy not in ENERGY_CHOICES:
         raise ConfigError("--energy", f"unknown energy method {cfg.energy!r}; accepted: "
                           f"{', '.join(ENERGY_CHOICES)}")
@@ -184,4 +197,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             "--seq",
             f"{cfg.seq} is above the maximum of {cfg.model} ({spec.config.max_seq_len})",
         )
+    from bench.parallel import layout  # the model's and precision's constraints on TP
+
+    layout.check_model(cfg, spec.config)
     return cfg

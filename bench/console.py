@@ -114,6 +114,12 @@ def summary_table(record: dict[str, Any], path: str, cv_threshold: float = CV_FL
     dev = record["device"]
     chips = "chips unknown" if dev["chips"] is None else plural(dev["chips"], "chip")
     t.add_row("device", f"{dev['name']} ({dev['kind']}), {chips}")
+    par, ac = record.get("parallelism"), record.get("ac")
+    if par or (ac and ac["blocks"]):
+        t.add_row("layout", (f"{record['world_size']} ranks: TP {par['tp']} x DP {par['dp']} "
+                             f"{par['parallel']}" if par else "1 process")
+                  + (f", {ac['blocks']} of {ac['of_blocks']} blocks checkpointed ({ac['mode']})"
+                     if ac and ac["blocks"] else ""))
     t.add_row("precision", f"{cfg['precision']}: {record['precision_mode']}"
               + (", torch.compile" if cfg["compile"] else ""))
     t.add_row("tokens/s", f"{record['tokens_per_s']:,.1f} global, "
@@ -125,6 +131,8 @@ def summary_table(record: dict[str, Any], path: str, cv_threshold: float = CV_FL
     else:
         t.add_row("MFU", f"{record['mfu']:.1%} of {_si(peak['value'], 'FLOP/s')} "
                   + escape(f"[{peak['label']}: {peak['source']}]"))
+        if record.get("hfu") is not None and record["hfu"] != record["mfu"]:
+            t.add_row("HFU", f"{record['hfu']:.1%} (hardware FLOPs, recomputation included)")
     m = record["model"]
     t.add_row("FLOPs/token", f"{_si(m['flops_per_token'], 'FLOP')} ({m['flops_formula']}, "
               f"N={m['matmul_params']:,})")
@@ -150,8 +158,10 @@ def summary_table(record: dict[str, Any], path: str, cv_threshold: float = CV_FL
         t.add_row("compilations", f"{record['compiles_warmup']} in warm-up "
                   f"({c['warmup_compile_s']:.2f} s), {record['compiles_timed']} in the timed "
                   f"window ({c['method']})")
-    t.add_row("peak memory", f"{_bytes(record['memory']['peak_bytes'])} "
-              f"({record['memory']['method']})")
+    mem = record["memory"]
+    t.add_row("peak memory", f"{_bytes(mem['peak_bytes'])} ({mem['method']})"
+              + (f"; predicted {_bytes(mem['predicted_peak_bytes'])} per rank"
+                 if mem.get("predicted_peak_bytes") is not None else ""))
     t.add_row("loss", f"{record['loss_first']:.4f} -> {record['loss_last']:.4f}")
     energy = record["energy"]
     t.add_row("energy", escape(_energy(energy)))

@@ -32,8 +32,13 @@ class SyntheticBatches:
     """A pool of (inputs, targets) batches on the device, cycled by index; no work per step."""
 
     def __init__(self, batch: int, seq: int, vocab: int, seed: int, device: torch.device,
-                 pool: int = 8):
-        tokens = bigram_sequences(pool * batch, seq + 1, vocab, seed).view(pool, batch, seq + 1)
+                 pool: int = 8, shard: tuple[int, int] = (0, 1)):
+        """``shard = (index, count)``: this rank's ``batch`` sequences of each global batch of
+        ``count x batch`` (one seeded stream, so the shards of count ranks together are the
+        batches of one rank with ``count x batch``)."""
+        index, count = shard
+        tokens = bigram_sequences(pool * count * batch, seq + 1, vocab, seed)
+        tokens = tokens.view(pool, count * batch, seq + 1)[:, index * batch:(index + 1) * batch]
         self._batches = [
             (t[:, :-1].contiguous().to(device), t[:, 1:].contiguous().to(device)) for t in tokens
         ]

@@ -7,11 +7,15 @@ parallelism (DDP, or FSDP2 with ``fully_shard`` per block), measures like a sing
 process, and sends its figures to rank 0, which writes the only record.
 
 Aggregation (the one place it is computed):
-- tokens/s (global) = sum of all ranks' window tokens / the slowest rank's window seconds;
+- tokens/s (global) = sum of all ranks' window tokens / TP / the slowest rank's window
+  seconds: the TP ranks of a group train on the same tokens, counted once per group;
 - chips = sum over ranks; per chip = global / chips;
-- MFU = FLOPs per token x global tokens/s / (peak x chips);
+- MFU = model FLOPs per token x global tokens/s / (peak x chips); HFU the same with the
+  hardware FLOPs (activation recomputation included);
 - step time: the slowest rank's statistics, every rank's kept under ``ranks``;
-- loss: mean over ranks (each rank sees its own data); memory: the largest rank's peak;
+- loss: mean over ranks, per step too (each data-parallel index sees its own share of the
+  global batch, all shares of equal size: the loss of the global batch); memory: the
+  largest rank's peak;
 - energy: each sensor device counted once, keyed by host and device (ranks that share a
   chip's Neuron sensor or a node's RAPL package read the same device), summed; a
   ``modelled`` figure is per rank and summed over ranks. Average power over the slowest
@@ -148,7 +152,8 @@ def aggregate(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
     """One record's metric fields from the per-rank fields (see the module docstring)."""
     first = per_rank[0]
     slowest = max(per_rank, key=lambda r: r["window_s"])
-    tokens = sum(r["tokens"] for r in per_rank)
+    tp = (first.get("parallelism") or {}).get("tp", 1)
+    tokens = sum(r["tokens"] for r in per_rank) // tp
     window = slowest["window_s"]
     tokens_per_s = metrics.tokens_per_second(tokens, window)
     rank_chips = [r["device"]["chips"] for r in per_rank]
@@ -167,10 +172,14 @@ def aggregate(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
         tokens_per_s=tokens_per_s,
         tokens_per_s_per_chip=tokens_per_s / chips if chips else None,
         mfu=metrics.mfu(fpt, tokens_per_s, peak, chips or 0),
+        hfu=metrics.mfu(first["model"]["hardware_flops_per_token"], tokens_per_s, peak,
+                        chips or 0),
         step_time=slowest["step_time"],
         step_times_s=slowest["step_times_s"],
         loss_first=sum(r["loss_first"] for r in per_rank) / len(per_rank),
         loss_last=sum(r["loss_last"] for r in per_rank) / len(per_rank),
+        losses=[sum(step) / len(per_rank) for step in zip(*(r["losses"] for r in per_rank),
+                                                            strict=True)],
         memory={**first["memory"], "peak_bytes": None if None in memories else max(memories)},
         energy=aggregate_energy(per_rank, tokens, window),
         warnings=sorted({w for r in per_rank for w in r["warnings"]}),

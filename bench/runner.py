@@ -32,6 +32,7 @@ from bench.config import RunConfig
 from bench.data import SyntheticBatches
 from bench.errors import signal_of
 from bench.hardware import Figure
+from bench.parallel import apply as parallel
 from models import flops, registry
 from models.moe import MoEConfig
 
@@ -131,6 +132,7 @@ class Training:
     optimizer: torch.optim.Optimizer
     train_step: Callable
     data: SyntheticBatches
+    layout: dict[str, Any] = field(default_factory=dict)  # parallelism and ac blocks
     losses: list[torch.Tensor] = field(default_factory=list)
     routing: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
@@ -165,8 +167,10 @@ class Warmup:
 
 def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | None = None
             ) -> Training:
-    """Model (seeded weights), AdamW, the step and synthetic data (seed + rank) on
-    ``backend``; under torchrun the model is wrapped for data parallelism."""
+    """Model (seeded weights), AdamW, the step and synthetic data on ``backend``: the
+    data-parallel index's share of one seeded global batch (so that D ranks of batch b see
+    what one rank of batch D x b sees). Activation checkpointing, and under torchrun tensor
+    and data parallelism, are applied by ``bench.parallel.apply``."""
     spec = registry.get(cfg.model)
     torch.manual_seed(cfg.seed)
     if backend.build_on_host:
@@ -175,17 +179,18 @@ def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | Non
         model = registry.build(spec, device=backend.device)
     model.train()
     core = model
-    if ctx:
-        model = distributed.wrap(model, cfg.parallel, backend.device,
-                                 backend.reduces_in_optimizer)
+    model, layout = parallel.prepare_model(model, cfg, ctx, backend.device,
+                                           backend.reduces_in_optimizer)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, **ADAMW, **backend.optimizer_options()
     )
     step = make_train_step(model, optimizer, backend, cfg.precision, core, cfg.compile)
-    seed = cfg.seed + (ctx.rank if ctx else 0)
-    data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, seed, backend.device)
+    dp = layout["parallelism"]["dp"] if ctx else 1
+    shard = (ctx.rank // cfg.tp if ctx else 0, dp)  # a TP group shares its sequences
+    data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, cfg.seed,
+                            backend.device, shard=shard)
     return Training(cfg, backend, spec, backend.describe(), backend.peak_flops(cfg.precision),
-                    core, optimizer, step, data)
+                    core, optimizer, step, data, layout=layout)
 
 
 def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
@@ -215,6 +220,13 @@ def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
     return Warmup(losses, first_step_s, total_s, compiles_start, backend.compilations())
 
 
+def _execution(t: Training) -> dict[str, Any]:
+    """The backend's execution blocks, with the precision block of ``--param-dtype``."""
+    out = t.backend.execution(t.cfg.precision, t.core, t.optimizer, t.cfg.compile)
+    out["precision"].update(parallel.precision_fields(t.cfg))
+    return out
+
+
 def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: list[float],
                   step_method: str, reading: energy.Reading,
                   notes: list[str] | None = None,
@@ -233,6 +245,8 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
     tokens = cfg.tokens_per_step * cfg.steps
     tokens_per_s = metrics.tokens_per_second(tokens, window_s)
     fpt = flops.flops_per_token(spec.config, cfg.seq)
+    hw_fpt = (flops.hardware_flops_per_token(spec.config, cfg.seq)  # with recomputation
+              + flops.recompute_flops_per_token(spec.config, cfg.seq, t.layout["ac"]["blocks"]))
     compilation = None
     if warm.compiles_start is not None:
         warmup = warm.compiles_end - warm.compiles_start
@@ -261,17 +275,20 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
             "active_params": flops.active_param_count(spec.config),
             "matmul_params": flops.matmul_param_count(spec.config),
             "flops_per_token": fpt,
-            "hardware_flops_per_token": flops.hardware_flops_per_token(spec.config, cfg.seq),
+            "hardware_flops_per_token": hw_fpt,
             "flops_formula": flops.FORMULA,
         },
         **_moe_fields(spec.config, cfg.seq, t.routing),
-        "precision_mode": backend.precision_mode(cfg.precision),
-        **backend.execution(cfg.precision, t.core, t.optimizer, cfg.compile),
+        "precision_mode": parallel.precision_mode(cfg) or backend.precision_mode(cfg.precision),
+        **_execution(t),
+        **{k: v for k, v in t.layout.items() if k != "memory_predicted"},
         "tokens": tokens,
         "window_s": window_s,
         "tokens_per_s": tokens_per_s,
         "tokens_per_s_per_chip": tokens_per_s / device.chips if device.chips else None,
         "mfu": metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips or 0),
+        "hfu": metrics.mfu(hw_fpt, tokens_per_s, peak.value if peak else None,
+                           device.chips or 0),
         "peak": {**peak.as_dict(), "precision": cfg.precision} if peak else None,
         "step_time": step_time_block(step_times, step_method, spread_reason),
         "step_times_s": step_times,
@@ -280,7 +297,8 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
         "compilation": compilation,
         "compiles_warmup": compilation["warmup_graphs"] if compilation else None,
         "compiles_timed": compilation["timed_graphs"] if compilation else None,
-        "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method},
+        "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method,
+                   **t.layout["memory_predicted"]},  # per rank, bench.memory_plan
         "energy": reading.as_record(tokens),
         "loss_first": (warm.losses or values)[0],
         "loss_last": values[-1],
@@ -294,7 +312,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
             ctx: distributed.DistContext | None = None, profile_steps: int = 0,
             profile_path: Path | None = None) -> dict[str, Any]:
     """Run ``cfg`` on ``backend`` and return the metric fields of the record (of this rank,
-    under torchrun: each rank trains on its own data, seeded by seed + rank).
+    under torchrun: each data-parallel index trains on its own share of the data).
     ``profile_steps`` > 0: that many more steps after the window, profiled (bench.profile)."""
     t = prepare(cfg, backend, ctx)
     warm = warm_up(t, progress)

@@ -140,3 +140,19 @@ def _(cfg: MoEConfig, seq_len: int) -> float:
 def count_module_params(module: nn.Module) -> int:
     """Sum of numel over the module's unique parameters (shared ones once); works on meta."""
     return sum(p.numel() for p in module.parameters())
+
+
+def recompute_flops_per_token(cfg: Any, seq_len: int, blocks: int) -> float:
+    """Forward FLOPs per token run again in backward by activation checkpointing of
+    ``blocks`` of the ``n_layers`` blocks.
+
+    A block's forward is a third of its training FLOPs (forward 1, backward 2), i.e.
+    (hardware FLOPs - 6 V D head) / (3 L); non-reentrant checkpointing stops recomputing
+    once every tensor backward needs is regenerated (``torch.utils.checkpoint``'s early
+    stop), so a dense block's last matmul (w2, 2 D F) does not run again. For a mixture of
+    experts the whole block forward is counted (an upper bound: its last combine step is
+    skipped too).
+    """
+    head = 6 * cfg.vocab_size * cfg.dim
+    last = 0 if isinstance(cfg, MoEConfig) else 2 * cfg.dim * cfg.ffn_dim
+    return blocks * ((hardware_flops_per_token(cfg, seq_len) - head) / (3 * cfg.n_layers) - last)

@@ -1,0 +1,228 @@
+"""Per-rank memory of a training run, predicted before it starts (``trnbench plan``, and the
+check inside ``trnbench run``), and the smallest change of layout that makes it fit.
+
+Bytes per rank, for a Llama (``models/llama.py``) with L layers, width D, MLP width F,
+vocabulary V, b sequences of T tokens per data-parallel rank, TP degree t, parameters
+sharded over s ranks (ddp 1, fsdp the data-parallel ranks, hsdp the shard group):
+
+    P             parameters a TP rank holds: L (D H Q + 2 D KV Q + H Q D + 3 D F) / t block
+                  matmuls + V D / t embedding + V D / t head (once if tied) + (2 L + 1) D norms
+    parameters    4 P / s          fp32 (the master weights; AdamW keeps them)
+    gradients     4 P / s          fp32
+    optimizer     8 P / s          AdamW exp_avg and exp_avg_sq, fp32
+    ddp buckets   4 P              DDP's gradient buckets (dp > 1; gradient_as_bucket_view off)
+    gathered      w (2 P_block + P_root)    FSDP/HSDP: two blocks unsharded (the current one
+                  and the prefetched one) and the root's embedding and head, w = 2 bytes with
+                  --param-dtype bf16, else 4
+    autocast      2 P_matmul       bf16 copies of the fp32 weights that autocast keeps for the
+                  forward (precision bf16 with fp32 parameters)
+    activations   per block 34 b T D / t bytes at 16 bits (Korthikanti et al. 2022,
+                  arXiv:2205.05198, with sequence parallelism, attention scores not stored as
+                  with flash attention: the projection's constant), x 2 at fp32; a
+                  checkpointed block keeps only its input, b T D / t residual values of r bytes
+                  (r = 2 with bf16 parameters, else 4: the residual stream is fp32 under
+                  autocast), and one block's working set is recomputed at a time
+    logits        b T V (a + 4 + 4 [a = 2])   whole logits on every TP rank (the head
+                  gathers them), a = activation bytes, their fp32 copy and the log-softmax
+                  output of the loss
+
+The sum is compared with a usable share (``USABLE``, as the projection's default) of the
+memory per rank: a trn2 chip's 96 GiB over its 4 logical NeuronCores at LNC=2 (24 GiB), a
+GPU's memory, or this host's RAM over the ranks of the node. All figures are estimates of
+the implementation's allocations; the record keeps the prediction beside the measured peak.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from bench import hardware
+from bench.config import ConfigError, RunConfig
+from bench.parallel.layout import Layout, check_model, checkpointed_blocks, for_world
+from bench.projection.plan import ACT_BYTES_PER_LAYER, GIB
+from models import registry
+from models.llama import LlamaConfig
+
+USABLE = 0.9  # share of a rank's memory the plan may fill (the projection's default)
+AC_ORDER = ("none", "selective", "full")
+
+# memory per rank: ranks per node, ranks per chip (NeuronCores at LNC=2; one per GPU)
+NODES = {
+    "trn1": (32, 2, "trn1.32xlarge: 16 chips of 2 NeuronCores"),
+    "trn2": (64, 4, "trn2.48xlarge: 16 chips of 4 logical NeuronCores at LNC=2"),
+    "h100": (8, 1, "8-GPU node"),
+    "h200": (8, 1, "8-GPU node"),
+    "a100": (8, 1, "8-GPU node"),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Bytes per rank of one layout, by component."""
+
+    parts: dict[str, float]
+    usable: float
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.usable
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bytes": dict(self.parts), "total_bytes": self.total,
+                "usable_bytes": self.usable, "fits": self.fits}
+
+
+def _rank_params(m: LlamaConfig, tp: int) -> tuple[float, float, float]:
+    """(P, one block's matmul parameters, the root's embedding + head) on one TP rank."""
+    q, kv = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
+    block = (2 * m.dim * q + 2 * m.dim * kv + 3 * m.dim * m.ffn_dim) / tp
+    root = m.vocab_size * m.dim * (1 if m.tie_embeddings else 2) / tp
+    return m.n_layers * block + root + (2 * m.n_layers + 1) * m.dim, block, root
+
+
+def predict(cfg: RunConfig, layout: Layout, memory_per_rank: float) -> Prediction:
+    """The per-rank bytes of ``cfg`` under ``layout`` (formulas in the module docstring)."""
+    m = registry.get(cfg.model).config
+    t, s = layout.tp, layout.shards
+    p, block, root = _rank_params(m, t)
+    act = 2 if cfg.precision == "bf16" else 4
+    resid = 2 if cfg.param_dtype == "bf16" else 4
+    tokens = cfg.batch * cfg.seq
+    parts = {"parameters": 4 * p / s, "gradients": 4 * p / s, "optimizer": 8 * p / s}
+    if layout.parallel == "ddp" and layout.dp > 1:
+        parts["ddp_buckets"] = 4 * p
+    if layout.parallel != "ddp":
+        parts["gathered"] = (2 if cfg.param_dtype == "bf16" else 4) * (2 * block + root)
+    if cfg.precision == "bf16" and cfg.param_dtype == "fp32":
+        parts["autocast"] = 2 * (m.n_layers * block + root / (1 if m.tie_embeddings else 2))
+    layer = ACT_BYTES_PER_LAYER * act / 2 * tokens * m.dim / t
+    ckpt = len(checkpointed_blocks(cfg.ac, m.n_layers))
+    parts["activations"] = ((m.n_layers - ckpt) * layer + ckpt * resid * tokens * m.dim / t
+                            + (layer if ckpt else 0))
+    parts["logits"] = tokens * m.vocab_size * (act + 4 + (4 if act == 2 else 0))
+    return Prediction(parts, USABLE * memory_per_rank)
+
+
+def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
+    """Layouts one may try instead of ``cfg``, each with the number of flags it changes."""
+    out = []
+    tps = [t for t in range(1, per_node + 1) if per_node % t == 0]
+    parallels = [cfg.parallel] + [p for p in ("fsdp", "ddp") if p != cfg.parallel]
+    dtypes = [cfg.param_dtype] + (["bf16", "fp32"] if cfg.precision == "bf16" else [])
+    for tp in tps:
+        for ac in AC_ORDER:
+            for parallel in parallels:
+                for dtype in dict.fromkeys(dtypes):
+                    v = dataclasses.replace(cfg, tp=tp, ac=ac, parallel=parallel,
+                                            param_dtype=dtype, dp_shard=0 if parallel !=
+                                            "hsdp" else cfg.dp_shard)
+                    changed = sum(getattr(v, f) != getattr(cfg, f)
+                                  for f in ("tp", "ac", "parallel", "param_dtype"))
+                    if changed:
+                        out.append((changed, v))
+    return out
+
+
+def flags(cfg: RunConfig, base: RunConfig) -> str:
+    return " ".join(f"--{f.replace('_', '-')} {getattr(cfg, f)}"
+                    for f in ("parallel", "param_dtype", "tp", "ac")
+                    if getattr(cfg, f) != getattr(base, f))
+
+
+def _valid(cfg: RunConfig, per_node: int, nnodes: int) -> Layout | None:
+    try:
+        check_model(cfg, registry.get(cfg.model).config)
+        return for_world(cfg, per_node, nnodes)
+    except ConfigError:
+        return None
+
+
+def alternatives(cfg: RunConfig, per_node: int, nnodes: int, memory_per_rank: float,
+                 fit: bool = True) -> list[tuple[RunConfig, Prediction]]:
+    """Valid layouts differing from ``cfg`` in --tp/--ac/--parallel/--param-dtype that fit
+    (``fit``) or do not, the fewest changed flags first, then the least TP, the least
+    checkpointing and the least memory (fitting) or the least memory (not fitting: the
+    nearest to fitting)."""
+    found = []
+    for changed, v in _variants(cfg, per_node):
+        layout = _valid(v, per_node, nnodes)
+        if layout is None:
+            continue
+        pred = predict(v, layout, memory_per_rank)
+        if pred.fits == fit:
+            found.append((changed, v.tp, AC_ORDER.index(v.ac), pred.total, v, pred))
+    found.sort(key=lambda x: (x[0], x[1], x[2], x[3]) if fit else (x[0], x[3]))
+    return [(v, pred) for *_, v, pred in found]
+
+
+def refusal(cfg: RunConfig, pred: Prediction, per_node: int, nnodes: int,
+            memory_per_rank: float) -> str:
+    """The one-line reason a layout that does not fit is refused, with what would fit."""
+    need = (f"needs {pred.total / GIB:,.1f} GiB per rank of {pred.usable / GIB:,.1f} GiB "
+            f"usable ({USABLE:.0%} of {memory_per_rank / GIB:,.1f} GiB)")
+    fits = alternatives(cfg, per_node, nnodes, memory_per_rank)
+    if fits:
+        fewest = fits[0][0]
+        best = [flags(v, cfg) for v, _ in fits if _changes(v, cfg) == _changes(fewest, cfg)]
+        return f"{need}: try {' or '.join(best[:2])}"
+    nothing = (f"{need}; no --tp/--ac/--parallel/--param-dtype setting fits on "
+               f"{per_node * nnodes} ranks")
+    for more in (nnodes * 2**k for k in range(1, 11)):  # nodes like these
+        fits = alternatives(cfg, per_node, more, memory_per_rank)
+        if fits:
+            return f"{nothing}: try --nnodes {more} {flags(fits[0][0], cfg)}"
+    return f"{nothing}: shorten --seq or --batch"
+
+
+def _changes(v: RunConfig, cfg: RunConfig) -> int:
+    return sum(getattr(v, f) != getattr(cfg, f) for f in ("tp", "ac", "parallel",
+                                                          "param_dtype"))
+
+
+def host_memory_bytes() -> float:
+    """This host's RAM (``MemTotal`` of /proc/meminfo)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return float(line.split()[1]) * 1024
+    raise OSError("MemTotal missing from /proc/meminfo")
+
+
+def hardware_memory_per_rank(key: str) -> tuple[float, int]:
+    """(bytes per rank, ranks per node) of a known node, from the chip's datasheet memory."""
+    if key not in NODES:
+        raise ConfigError("--hardware", f"unknown hardware {key!r}; accepted: "
+                          f"{', '.join(NODES)}")
+    per_node, per_chip, _ = NODES[key]
+    return hardware.DEVICES[key].memory_bytes.value / per_chip, per_node
+
+
+def check_run(cfg: RunConfig, per_node: int, nnodes: int) -> Prediction | None:
+    """``trnbench run``'s check before anything starts: ConfigError("plan", ...) when the
+    run cannot fit. Only the CPU backend knows its memory per rank here (host RAM / ranks
+    per node, ``TRNBENCH_RANK_MEMORY_GIB`` overrides it for any backend); elsewhere None
+    (check with ``trnbench plan --hardware``)."""
+    override = os.environ.get("TRNBENCH_RANK_MEMORY_GIB")
+    if override:
+        per_rank = float(override) * GIB
+    elif cfg.backend == "cpu":
+        per_rank = host_memory_bytes() / per_node
+    else:
+        return None
+    pred = predict(cfg, for_world(cfg, per_node, nnodes), per_rank)
+    if not pred.fits:
+        raise ConfigError("plan", refusal(cfg, pred, per_node, nnodes, per_rank))
+    return pred
+
+
+def record_block(cfg: RunConfig, layout: Layout) -> dict[str, Any]:
+    """The record's predicted memory (per rank, without the usable limit)."""
+    pred = predict(cfg, layout, 0.0)
+    return {"predicted_peak_bytes": pred.total, "predicted": pred.parts}

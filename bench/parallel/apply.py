@@ -1,0 +1,153 @@
+"""Apply a run's layout to a model with torch.distributed's own parallelism APIs.
+
+Order as in torchtitan's ``parallelize_llama``: tensor parallelism, then activation
+checkpointing, then data parallelism.
+
+- TP with sequence parallelism (``parallelize_module``; Korthikanti et al. 2022,
+  arXiv:2205.05198): the embedding is row-wise (vocabulary) sharded and leaves the residual
+  stream sharded on the sequence; RMSNorms run sequence-parallel; attention and MLP gather
+  the sequence (``PrepareModuleInput``), run wq/wk/wv and w1/w3 column-wise (a rank holds
+  n_heads / tp query heads, n_kv_heads / tp KV heads and ffn_dim / tp hidden units) and
+  wo/w2 row-wise with a reduce-scatter back onto the sequence; the output head is
+  column-wise and gathers whole logits (the loss is computed unsharded on every TP rank).
+- Activation checkpointing (``checkpoint_wrapper``, non-reentrant): ``full`` every block,
+  ``selective`` every ``layout.SELECTIVE_EVERY``-th block (torchtitan's layer-selective mode);
+  a checkpointed block's forward runs again in backward.
+- Data parallelism over the ``dp`` mesh dimension(s): DDP (a whole replica per rank),
+  FSDP2 ``fully_shard`` per block and at the root, or HSDP (``fully_shard`` over the 2-D
+  ``(dp_replicate, dp_shard)`` mesh: sharded inside, replicated across). ``--param-dtype
+  bf16``: ``MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)``: the sharded fp32
+  parameters are the master weights (AdamW states fp32), each block is gathered in bf16 for
+  compute and its gradients are reduced in fp32.
+
+``--tp 1`` with ddp or fsdp, fp32 parameters and no checkpointing is the plain
+``bench.distributed.wrap`` path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench import distributed
+from bench.config import RunConfig
+from bench.parallel import layout as layouts
+
+
+def tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
+    """Shard a Llama (models/llama.py) over ``tp_mesh`` with sequence parallelism."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        PrepareModuleInput,
+        RowwiseParallel,
+        SequenceParallel,
+        parallelize_module,
+    )
+
+    parallelize_module(model, tp_mesh, {
+        "tok_embeddings": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1)),
+        "norm": SequenceParallel(),
+        "output": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate()),
+    })
+    for block in model.layers:
+        parallelize_module(block, tp_mesh, {
+            "attention_norm": SequenceParallel(),
+            "attention": PrepareModuleInput(input_layouts=(Shard(1), None, None),
+                                            desired_input_layouts=(Replicate(), None, None)),
+            "attention.wq": ColwiseParallel(),
+            "attention.wk": ColwiseParallel(),
+            "attention.wv": ColwiseParallel(),
+            "attention.wo": RowwiseParallel(output_layouts=Shard(1)),
+            "ffn_norm": SequenceParallel(),
+            "feed_forward": PrepareModuleInput(input_layouts=(Shard(1),),
+                                               desired_input_layouts=(Replicate(),)),
+            "feed_forward.w1": ColwiseParallel(),
+            "feed_forward.w2": RowwiseParallel(output_layouts=Shard(1)),
+            "feed_forward.w3": ColwiseParallel(),
+        })
+
+
+def activation_checkpointing(model: nn.Module, mode: str) -> list[int]:
+    """Wrap the blocks of ``checkpointed_blocks`` in place; returns their indices."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        checkpoint_wrapper,
+    )
+
+    blocks = layouts.checkpointed_blocks(mode, len(model.layers))
+    for i in blocks:
+        model.layers[i] = checkpoint_wrapper(model.layers[i],
+                                             checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+    return blocks
+
+
+def _fully_shard(model: nn.Module, mesh: Any, param_dtype: str) -> None:
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+          if param_dtype == "bf16" else MixedPrecisionPolicy())
+    for block in model.layers:
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+
+
+def ac_fields(cfg: RunConfig, n_layers: int, blocks: list[int]) -> dict[str, Any]:
+    return {"mode": cfg.ac, "every": {"full": 1, "selective": layouts.SELECTIVE_EVERY}.get(cfg.ac),
+            "blocks": len(blocks), "of_blocks": n_layers}
+
+
+def precision_fields(cfg: RunConfig) -> dict[str, Any]:
+    """What ``--param-dtype`` changes in the record's precision block."""
+    if cfg.param_dtype != "bf16":
+        return {}
+    return {"mode": "fsdp2-mixed", "compute_param_dtype": "bfloat16",
+            "reduce_dtype": "float32", "master_copy": True}
+
+
+def precision_mode(cfg: RunConfig) -> str | None:
+    """The record's ``precision_mode`` under ``--param-dtype bf16`` (else None: the
+    backend's)."""
+    if cfg.param_dtype != "bf16":
+        return None
+    return ("FSDP2 mixed precision: bf16 parameters for compute, fp32 master weights, "
+            "optimizer states and gradient reduction")
+
+
+def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext | None,
+                  device: torch.device, replicate_in_optimizer: bool
+                  ) -> tuple[nn.Module, dict[str, Any]]:
+    """The model to train (TP, AC and data parallelism applied) and the record's
+    ``parallelism``, ``ac`` and predicted memory blocks. Without ``ctx`` (one process)
+    only AC applies."""
+    from bench import memory_plan
+
+    n_layers = len(model.layers)
+    if ctx is None:
+        blocks = activation_checkpointing(model, cfg.ac)
+        return model, {"parallelism": None, "ac": ac_fields(cfg, n_layers, blocks),
+                       "memory_predicted": memory_plan.record_block(
+                           cfg, layouts.for_world(cfg, 1, 1))}
+    layout = layouts.for_world(cfg, ctx.local_world_size, ctx.world_size // ctx.local_world_size)
+    info = {"parallelism": layout.as_dict(),
+            "memory_predicted": memory_plan.record_block(cfg, layout)}
+    plain = cfg.tp == 1 and cfg.parallel != "hsdp" and cfg.param_dtype == "fp32"
+    if plain:
+        blocks = activation_checkpointing(model, cfg.ac)
+        info["ac"] = ac_fields(cfg, n_layers, blocks)
+        return distributed.wrap(model, cfg.parallel, device, replicate_in_optimizer), info
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh(device.type, layout.mesh_shape, mesh_dim_names=layout.mesh_names)
+    if layout.tp > 1:
+        tensor_parallel(model, mesh["tp"])
+    info["ac"] = ac_fields(cfg, n_layers, activation_checkpointing(model, cfg.ac))
+    if cfg.parallel == "fsdp":
+        _fully_shard(model, mesh["dp"], cfg.param_dtype)
+    elif cfg.parallel == "hsdp":
+        _fully_shard(model, mesh["dp_replicate", "dp_shard"], cfg.param_dtype)
+    elif layout.dp > 1:  # ddp, tp == 1 (layout refuses DDP of a TP model)
+        model = distributed.wrap(model, "ddp", device, replicate_in_optimizer)
+    return model, info

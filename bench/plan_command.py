@@ -1,0 +1,126 @@
+"""`trnbench plan`: the memory plan of a run on named hardware, before renting it.
+
+Prints the per-rank memory of the requested layout by component (``bench.memory_plan``)
+and whether it fits; when it fits, the nearest layout that does not (one flag less), when
+it does not, the smallest change that would. Exit 0 when the requested layout fits, 1 when
+it does not, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bench import config, memory_plan
+from bench.config import ConfigError, RunConfig
+from bench.parallel import layout as layouts
+from bench.projection.plan import GIB
+
+PLAN_FIELDS = ("hardware", "nproc", "nnodes")  # a --config file's [plan] table
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
+                   f"a [plan] table of {', '.join(PLAN_FIELDS)}")
+    p.add_argument("--model", help="registry name (see `trnbench models`)")
+    p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)}")
+    p.add_argument("--memory-gib", type=float, metavar="GIB",
+                   help="memory per rank instead of --hardware's")
+    p.add_argument("--nproc", type=int, metavar="N", help="ranks per node (default: the "
+                   "node's NeuronCores or GPUs)")
+    p.add_argument("--nnodes", type=int, metavar="M", help="nodes (default 1)")
+    for name, kind, help_ in (("--batch", int, "sequences per data-parallel rank"),
+                              ("--seq", int, "sequence length (default: model's)"),
+                              ("--tp", int, "tensor-parallel ranks (default 1)"),
+                              ("--dp-shard", int, "hsdp shard group size")):
+        p.add_argument(name, type=kind, help=help_)
+    p.add_argument("--parallel", choices=config.PARALLEL_MODES)
+    p.add_argument("--ac", choices=config.AC_MODES)
+    p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype")
+    p.add_argument("--precision", choices=config.PRECISIONS, help="default bf16")
+    p.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
+
+
+def _file(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The --config file's [run] and [plan] tables (empty without one)."""
+    if not args.config:
+        return {}, {}
+    table = config.read_toml(args.config, "--config").get("plan", {})
+    unknown = sorted(set(table) - set(PLAN_FIELDS))
+    if unknown:
+        raise ConfigError("--config", f"{args.config}: unknown [plan] field {unknown[0]!r}; "
+                          f"accepted: {', '.join(PLAN_FIELDS)}")
+    return config.load_toml(args.config), table
+
+
+def _config(args: argparse.Namespace, run_table: dict[str, Any]) -> RunConfig:
+    gpu = args.hardware is not None and not args.hardware.startswith("trn")
+    layer = {k: getattr(args, k) for k in ("model", "batch", "seq", "tp", "dp_shard",
+                                           "parallel", "ac", "param_dtype", "precision")}
+    run_table = {"precision": "bf16", **run_table}
+    run_table.pop("backend", None)
+    if not (run_table.get("model") or args.model):
+        raise ConfigError("--model", "required (or a --config file with a [run] model)")
+    return config.resolve("cuda" if gpu else "neuron", run_table, layer)
+
+
+def _entry(cfg: RunConfig, base: RunConfig | None, layout: layouts.Layout,
+           pred: memory_plan.Prediction) -> dict[str, Any]:
+    return {"flags": memory_plan.flags(cfg, base) if base else None, "tp": layout.tp,
+            "dp": layout.dp, "parallel": cfg.parallel, "ac": cfg.ac,
+            "param_dtype": cfg.param_dtype, **pred.as_dict()}
+
+
+def _print(title: str, e: dict[str, Any]) -> None:
+    verdict = "fits" if e["fits"] else "does not fit"
+    print(f"{title}: TP {e['tp']} x DP {e['dp']} {e['parallel']}, ac {e['ac']}, parameters "
+          f"{e['param_dtype']}: {e['total_bytes'] / GIB:,.2f} GiB per rank of "
+          f"{e['usable_bytes'] / GIB:,.2f} GiB usable: {verdict}")
+    for part, value in e["bytes"].items():
+        print(f"  {part:<12} {value / GIB:>9,.2f} GiB")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_table, plan_table = _file(args)
+    for name in PLAN_FIELDS:
+        if getattr(args, name) is None:
+            setattr(args, name, plan_table.get(name))
+    args.nnodes = args.nnodes or 1
+    if args.hardware is None and args.memory_gib is None:
+        raise ConfigError("--hardware", f"required (one of {', '.join(memory_plan.NODES)}) "
+                          "unless --memory-gib is given")
+    per_rank, per_node = (memory_plan.hardware_memory_per_rank(args.hardware)
+                          if args.hardware else (0.0, 1))
+    if args.memory_gib is not None:
+        if not args.memory_gib > 0:
+            raise ConfigError("--memory-gib", f"must be > 0, got {args.memory_gib}")
+        per_rank = args.memory_gib * GIB
+    per_node = args.nproc or per_node
+    for flag, value in (("--nproc", per_node), ("--nnodes", args.nnodes)):
+        if value < 1:
+            raise ConfigError(flag, f"must be >= 1, got {value}")
+    cfg = _config(args, run_table)
+    layout = layouts.for_world(cfg, per_node, args.nnodes)
+    pred = memory_plan.predict(cfg, layout, per_rank)
+    out = {"model": cfg.model, "hardware": args.hardware, "ranks": per_node * args.nnodes,
+           "batch": cfg.batch, "seq": cfg.seq, "precision": cfg.precision,
+           "requested": _entry(cfg, None, layout, pred)}
+    others = memory_plan.alternatives(cfg, per_node, args.nnodes, per_rank, fit=not pred.fits)
+    key = "nearest_not_fitting" if pred.fits else "smallest_fitting_change"
+    out[key] = None
+    if others:
+        v, p = others[0]
+        out[key] = _entry(v, cfg, layouts.for_world(v, per_node, args.nnodes), p)
+    if args.json:
+        print(json.dumps(out))
+        return 0 if pred.fits else 1
+    print(f"memory plan: {cfg.model}, {cfg.batch} x {cfg.seq} tokens per data-parallel rank, "
+          f"{cfg.precision}, {per_node * args.nnodes} ranks ({per_node} per node"
+          f"{', ' + args.hardware if args.hardware else ''})")
+    _print("requested", out["requested"])
+    if out[key]:
+        _print(f"{key.replace('_', ' ')} ({out[key]['flags']})", out[key])
+    if not pred.fits:
+        print(f"refused: {memory_plan.refusal(cfg, pred, per_node, args.nnodes, per_rank)}")
+    return 0 if pred.fits else 1

@@ -1,0 +1,246 @@
+"""Node-scale parallelism (bench.parallel, bench.memory_plan): layouts refused before any
+process starts, the memory plan against hand arithmetic, the reference run files, and real
+gloo runs through torchrun (TP with sequence parallelism, FSDP2 with bf16 parameters, HSDP
+2 x 2, activation checkpointing) whose losses match a one-process run of the same global
+batch.
+
+Tolerances on the per-step losses of a few steps of ``tiny`` (about 6.3 nats) against the
+one-process run: fp32 1e-4 (TP and sharding change only the order of reductions), bf16
+with FSDP2 bf16 parameters against one process under autocast 2e-2 (bf16 rounding of
+weights and activations; measured differences were about 2e-4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+
+import pytest
+
+from bench import backends, cli, memory_plan, runner
+from bench.config import ConfigError
+from bench.parallel import layout
+from tests.conftest import ROOT, read_jsonl
+
+TOL = {"fp32": 1e-4, "bf16": 2e-2}
+STEPS = ("--model", "tiny", "--seq", "32", "--warmup", "1", "--steps", "2")
+GIB = 2**30
+
+
+def _cfg(**fields):
+    return backends.resolve_run("cpu", {"model": "tiny", **fields})[0]
+
+
+@pytest.mark.parametrize(("fields", "nproc", "message"), [
+    ({"tp": 3}, 3, "--tp: 3 does not divide the 4 query heads of tiny"),
+    ({"tp": 4}, 4, "--tp: 4 does not divide the 2 KV heads of tiny"),
+    ({"tp": 2}, 1, "--tp: 2 does not divide the 1 ranks per node (--nproc)"),
+    ({"tp": 2, "model": "moe-tiny"}, 2, "--tp: moe-tiny is a mixture of experts"),
+    ({"tp": 2, "model": "1b"}, 2, "--tp: 1b ties its embedding and output head"),
+    ({"tp": 2}, 4, "--parallel: ddp does not replicate a tensor-parallel model"),
+    ({"parallel": "hsdp", "dp_shard": 3}, 4, "--dp-shard: 3 does not divide the 4"),
+    ({"dp_shard": 2}, 4, "--dp-shard: applies to --parallel hsdp only"),
+    ({"param_dtype": "bf16", "parallel": "fsdp"}, 2, "--param-dtype: bf16 (FSDP2"),
+])
+def test_bad_layouts_are_refused_naming_the_constraint(fields, nproc, message):
+    with pytest.raises(ConfigError) as e:
+        layout.for_world(_cfg(**fields), nproc, 1)
+    assert str(e.value).startswith(message)
+
+
+def test_layouts_and_the_legacy_xla_backend():
+    hsdp = layout.for_world(_cfg(parallel="hsdp", dp_shard=2), 4, 1)
+    assert (hsdp.mesh_shape, hsdp.mesh_names, hsdp.shards) == (
+        (2, 2, 1), ("dp_replicate", "dp_shard", "tp"), 2)
+    fsdp = layout.for_world(_cfg(parallel="fsdp", tp=2), 4, 1)
+    assert (fsdp.mesh_shape, fsdp.dp, fsdp.shards, fsdp.dp_rank(3)) == ((2, 2), 2, 2, 1)
+    assert layout.for_world(_cfg(parallel="hsdp"), 4, 2).dp_shard == 4  # a node shards
+    base = _cfg()
+    for change, flag in (({"tp": 2}, "--tp"), ({"ac": "full"}, "--ac"),
+                         ({"parallel": "hsdp"}, "--parallel")):
+        xla = dataclasses.replace(base, backend="neuron-xla", **change)
+        with pytest.raises(ConfigError, match=f"^{flag}: .*neuron-xla"):
+            layout.check_model(xla, xla and __import__("models").registry.get("tiny").config)
+
+
+def test_the_cli_refuses_with_one_line_before_launching(cli, tmp_path):
+    results = tmp_path / "r.jsonl"
+    proc = cli("run", *STEPS, "--nproc", "4", "--tp", "2", "--results", str(results))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--parallel: ddp does not replicate" in proc.stderr and not results.exists()
+
+
+def test_a_run_that_cannot_fit_is_refused_by_the_plan_and_nothing_is_written(
+        cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRNBENCH_RANK_MEMORY_GIB", "64")  # not this host's RAM: any host
+    results = tmp_path / "r.jsonl"
+    proc = cli("run", "--model", "llama3-8b", "--nproc", "2", "--backend", "cpu",
+               "--results", str(results))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr == ("trnbench: error: plan: needs 225.4 GiB per rank of 57.6 GiB "
+                           "usable (90% of 64.0 GiB); no --tp/--ac/--parallel/--param-dtype "
+                           "setting fits on 2 ranks: try --nnodes 2 --parallel fsdp --ac "
+                           "full\n")
+    assert not results.exists() and "launching" not in proc.stderr
+
+
+def _8b_trn2_by_hand() -> dict[str, float]:
+    """Llama 3.1 8B, seq 8192, 1 sequence per DP rank, TP 8 x DP 8 FSDP2 on 64 ranks, bf16
+    parameters, full checkpointing (bench.memory_plan's formulas, written out)."""
+    block = (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336) / 8  # 27,262,976
+    root = 2 * 128256 * 4096 / 8  # embedding + head rows/columns of one TP rank
+    p = 32 * block + root + 65 * 4096  # 1,004,015,616 parameters per TP rank
+    return {"parameters": 4 * p / 8, "gradients": 4 * p / 8, "optimizer": 8 * p / 8,
+            "gathered": 2 * (2 * block + root),
+            "activations": 32 * 2 * 8192 * 4096 / 8 + 34 * 8192 * 4096 / 8,
+            "logits": 8192 * 128256 * (2 + 4 + 4)}
+
+
+def _70b_trn2_by_hand() -> dict[str, float]:
+    """Llama 3.1 70B on 4 trn2.48xlarge: TP 8 x DP 32 FSDP2, bf16 parameters, full AC."""
+    block = (2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672) / 8  # 106,954,752
+    root = 2 * 128256 * 8192 / 8
+    p = 80 * block + root + 161 * 8192  # 8,820,367,360
+    return {"parameters": 4 * p / 32, "gradients": 4 * p / 32, "optimizer": 8 * p / 32,
+            "gathered": 2 * (2 * block + root),
+            "activations": 80 * 2 * 8192 * 8192 / 8 + 34 * 8192 * 8192 / 8,
+            "logits": 8192 * 128256 * 10}
+
+
+@pytest.mark.parametrize(("model", "nnodes", "hand", "total"), [
+    ("llama3-8b", 1, _8b_trn2_by_hand, 13_297_524_736),
+    ("llama3-70b", 4, _70b_trn2_by_hand, 17_497_460_736),
+])
+def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
+    cfg = backends.resolve_run("cpu", {"model": model, "precision": "bf16", "tp": 8,
+                                       "parallel": "fsdp", "param_dtype": "bf16",
+                                       "ac": "full"})[0]
+    per_rank, per_node = memory_plan.hardware_memory_per_rank("trn2")
+    assert (per_rank, per_node) == (24 * GIB, 64)  # 96 GiB over 4 logical cores at LNC=2
+    pred = memory_plan.predict(cfg, layout.for_world(cfg, 64, nnodes), per_rank)
+    assert pred.parts == pytest.approx(hand())
+    assert pred.total == pytest.approx(total) and pred.fits
+    # without checkpointing: 32 (80) blocks of 34 b T D / t bytes
+    none = memory_plan.predict(dataclasses.replace(cfg, ac="none"),
+                               layout.for_world(cfg, 64, nnodes), per_rank)
+    n_layers, dim = (32, 4096) if model == "llama3-8b" else (80, 8192)
+    assert none.parts["activations"] == n_layers * 34 * 8192 * dim / 8
+
+
+def test_plan_prints_what_fits_and_the_nearest_that_does_not(capsys):
+    assert cli.main(["plan", "--model", "llama3-8b", "--hardware", "trn2", "--nproc", "64",
+                     "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert not out["requested"]["fits"] and out["requested"]["parallel"] == "ddp"
+    assert out["smallest_fitting_change"]["flags"] == "--parallel fsdp --tp 8"
+    assert out["smallest_fitting_change"]["fits"]
+    assert cli.main(["plan", "--model", "llama3-8b", "--hardware", "h100", "--parallel",
+                     "fsdp", "--param-dtype", "bf16", "--ac", "selective", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ranks"] == 8 and out["requested"]["fits"]
+    assert out["nearest_not_fitting"] and not out["nearest_not_fitting"]["fits"]
+    assert set(out["requested"]["bytes"]) == {"parameters", "gradients", "optimizer",
+                                              "gathered", "activations", "logits"}
+
+
+@pytest.mark.parametrize("path", sorted(
+    str(p.relative_to(ROOT)) for p in [*ROOT.glob("scripts/trn2/*.toml"),
+                                       *ROOT.glob("scripts/gpu/llama3-*.toml")]))
+def test_reference_run_files_fit_their_hardware(path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["plan", "--config", path, "--json"]) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert out["requested"]["fits"] and out["model"].startswith("llama3-")
+
+
+def test_the_70b_slurm_run_dry_run():
+    env = {"SLURM_JOB_NODELIST": "trn[1-4]", "SLURM_NNODES": "4", "DRY_RUN": "1",
+           "TRNBENCH_ARGS": "--config scripts/trn2/llama3-70b.toml"}
+    proc = subprocess.run(["bash", "scripts/slurm/trn2.sbatch"], cwd=ROOT, text=True,
+                          capture_output=True, env={**__import__("os").environ, **env},
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    run = proc.stdout.splitlines()[-1]
+    assert "run --nproc 64 --nnodes 4" in run and run.endswith(
+        "--config scripts/trn2/llama3-70b.toml")
+
+
+@pytest.fixture(scope="module")
+def one_process(cache_dir):
+    """Losses of one process on the global batch (4 sequences), fp32 and bf16 (autocast)."""
+    out = {}
+    for precision in ("fp32", "bf16"):
+        cfg, selection = backends.resolve_run("cpu", {
+            "model": "tiny", "seq": 32, "warmup": 1, "steps": 2, "batch": 4,
+            "precision": precision})
+        record = runner.execute(cfg, selection, None)
+        assert record["status"] == "ok", record.get("error")
+        out[precision] = record["losses"]
+    return out
+
+
+@pytest.mark.parametrize(("flags", "world", "tp", "dp", "precision"), [
+    (("--nproc", "2", "--tp", "2", "--ac", "full", "--batch", "4"), 2, 2, 1, "fp32"),
+    (("--nproc", "4", "--tp", "2", "--parallel", "fsdp", "--param-dtype", "bf16",
+      "--precision", "bf16", "--ac", "selective", "--batch", "2"), 4, 2, 2, "bf16"),
+    (("--nproc", "4", "--parallel", "hsdp", "--dp-shard", "2", "--batch", "1"),
+     4, 1, 4, "fp32"),
+], ids=["tp2", "tp2-fsdp-bf16", "hsdp-2x2"])
+def test_parallel_runs_match_one_process(cli, tmp_path, one_process, flags, world, tp, dp,
+                                         precision):
+    results = tmp_path / "r.jsonl"
+    proc = cli("run", *STEPS, *flags, "--json", "--results", str(results))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [r] = read_jsonl(results)
+    assert r["status"] == "ok" and r["world_size"] == world
+    par = r["parallelism"]
+    assert (par["tp"], par["dp"], par["sequence_parallel"]) == (tp, dp, tp > 1)
+    # tokens counted once per TP group: the global batch of 4 sequences per step
+    per_rank = [x["tokens"] for x in r["ranks"]]
+    assert r["tokens"] == sum(per_rank) // tp == 4 * 32 * 2
+    assert r["tokens_per_s"] == pytest.approx(r["tokens"] / r["window_s"])
+    if dp == 1:  # one TP group: the global rate is rank 0's window rate, not twice it
+        assert r["tokens"] == per_rank[0]
+        assert r["tokens_per_s"] <= r["ranks"][0]["tokens_per_s"] * (1 + 1e-9)
+    assert r["mfu"] == pytest.approx(r["model"]["flops_per_token"] * r["tokens_per_s"]
+                                     / (r["peak"]["value"] * world))
+    assert r["losses"] == pytest.approx(one_process[precision], abs=TOL[precision])
+    assert r["memory"]["peak_bytes"] > 0 and r["memory"]["predicted_peak_bytes"] > 0
+    ac = r["ac"]["blocks"]
+    assert (r["hfu"] > r["mfu"]) == (ac > 0)
+    if "--param-dtype" in flags:
+        assert r["precision"]["mode"] == "fsdp2-mixed"
+        assert r["precision"]["compute_param_dtype"] == "bfloat16"
+        assert r["precision"]["optimizer_state_dtypes"] == ["float32"]
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_recomputed_flops_match_the_flop_counter(mode):
+    """HFU's recomputation term against torch's FlopCounterMode on a real forward + backward
+    of ``tiny`` with checkpointed blocks (MATH attention: see tests/test_models.py for what
+    the counter counts): the extra FLOPs over the same step without checkpointing are
+    ``flops.recompute_flops_per_token`` per token."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.parallel import apply
+    from models import flops, registry
+
+    spec = registry.get("tiny")
+    tokens = torch.randint(0, spec.config.vocab_size, (2, 16))
+
+    def counted(ac: str) -> int:
+        torch.manual_seed(0)
+        model = registry.build(spec)
+        blocks = apply.activation_checkpointing(model, ac)
+        counter = FlopCounterMode(display=False)
+        with sdpa_kernel(SDPBackend.MATH), counter:
+            model(tokens).float().sum().backward()
+        return counter.get_total_flops(), len(blocks)
+
+    base, _ = counted("none")
+    total, blocks = counted(mode)
+    assert blocks == (1 if mode == "selective" else 2)
+    assert total - base == flops.recompute_flops_per_token(spec.config, 16, blocks) * 2 * 16
