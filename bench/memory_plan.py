@@ -44,7 +44,7 @@ from bench.config import ConfigError, RunConfig
 from bench.parallel.layout import Layout, check_model, checkpointed_blocks, for_world
 from bench.projection.plan import ACT_BYTES_PER_LAYER, GIB
 from models import registry
-from models.llama import LlamaConfig
+from models.configs import LlamaConfig
 
 USABLE = 0.9  # share of a rank's memory the plan may fill (the projection's default)
 AC_ORDER = ("none", "selective", "full")
