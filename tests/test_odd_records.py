@@ -65,7 +65,8 @@ def test_report_skips_or_renders_n_a(odd, capsys):
     assert code == 0, err
     _expect_warnings(err, odd)
     md = (odd.parent / "rep" / "report.md").read_text()
-    assert "| n/a (no peak FLOP/s known for cpu-b in fp32" in md  # tokens/s per chip: n/a
+    # tokens/s per chip and MFU: n/a, the reason once as a footnote
+    assert "] no peak FLOP/s known for cpu-b in fp32" in md
 
 
 def test_compare_skips_odd_records(odd, capsys):

@@ -137,7 +137,8 @@ def results(table: pd.DataFrame) -> TextTable:
         cells |= {
             "step p50 ms": _fig(out, r, "step_p50_s", lambda v: num(v * 1e3), "no step times"),
             "step p90 ms": _fig(out, r, "step_p90_s", lambda v: num(v * 1e3),
-                                f"{r['step_time_method']}: no per-step spread"),
+                                f"{r['step_time_method'] or 'these step times'}: no "
+                                "per-step spread"),
             "first step s": _fig(out, r, "first_step_s", num, "no warm-up step"),
             "flag": out.note(f"{r['row']}: {r['flag_reason']}").replace("n/a", "CV")
             if r["flagged"] else "",
