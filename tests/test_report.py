@@ -194,7 +194,7 @@ def test_markdown_shows_labels_methods_runs_and_failures(generated, records):
     assert "NonFiniteLoss: loss became nan" in md and "## Failed runs" in md
     assert "## How each figure was made" in md and "modelled: table power x chips" in md
     assert "![" in md and "(throughput.png)" in md and "(step_times.png)" in md
-    assert re.search(r"\| s1 \| tiny \| .* \| 1 \| 1 \| 1 \| [\d,]+ \| [\d,]+ \| 100 \| 1 \|", md)
+    assert re.search(r"\| s1 \| tiny \| .* \| 1 \| 1 \| 1 \| [\d,.]+ \| [\d,.]+ \| 100 \| 1 \|", md)
 
 
 def test_html_is_self_contained(generated):
