@@ -82,7 +82,10 @@ def _bars(table: pd.DataFrame, values: pd.Series, xlabel: str, title: str,
     ax.set_yticks(list(ys), [_label(r) for _, r in table.iterrows()], fontsize=8)
     ax.invert_yaxis()
     if log_scale(values):
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: no overlaps
         xlabel += " — log scale"
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
@@ -153,7 +156,7 @@ def scaling(series: pd.DataFrame) -> bytes | None:
     ax.set_xscale("log", base=2)
     ranks = sorted(set(series["world_size"]))
     ax.set_xticks(ranks, [str(r) for r in ranks])
-    ax.set_ylim(0, 115)
+    ax.set_ylim(0, max(115.0, float(series["scaling_efficiency"].max()) * 110))
     ax.set_xlabel("ranks (world size)")
     ax.set_ylabel("scaling efficiency, % (derived)")
     ax.set_title("Scaling efficiency: tokens/s per rank against the series' smallest run",

@@ -23,7 +23,7 @@ from bench.report.rows import present, unique
 CAPTIONS = {
     "throughput.png": "Throughput: tokens/s per chip (measured), median over runs, whiskers "
                       "min-max, by configuration (log axis when values span more than 10x).",
-    "energy.png": "Energy per token by model and device, method in brackets; hatched bars "
+    "energy.png": "Energy per token by configuration, method in brackets; hatched bars "
                   "are modelled (table power x time), not measured.",
     "step_times.png": "Step-time distribution of each configuration (all timed steps of its "
                       "runs), with the timing method; each panel on its own scale.",
