@@ -70,6 +70,11 @@ class RunConfig:
 
 
 FIELDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+
+
+def flag(name: str) -> str:
+    """The ``trnbench run`` flag of a RunConfig field (``dp_shard`` -> ``--dp-shard``)."""
+    return "--dist-timeout" if name == "dist_timeout_s" else f"--{name.replace('_', '-')}"
 INT_FIELDS = ("batch", "seq", "steps", "warmup", "seed", "tp", "dp_shard")
 
 
@@ -141,7 +146,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name in INT_FIELDS:
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"--{name}", f"must be an integer, got {value!r}")
+            raise ConfigError(flag(name), f"must be an integer, got {value!r}")
     for name in ("batch", "seq", "steps"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"--{name}", f"must be >= 1, got {getattr(cfg, name)}")
@@ -158,10 +163,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.parallel not in PARALLEL_MODES:
         raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
                           f"{', '.join(PARALLEL_MODES)}")
-    for name, flag, accepted in (("ac", "--ac", AC_MODES),
-                                 ("param_dtype", "--param-dtype", PARAM_DTYPES)):
+    for name, accepted in (("ac", AC_MODES), ("param_dtype", PARAM_DTYPES)):
         if getattr(cfg, name) not in accepted:
-            raise ConfigError(flag, f"unknown value {getattr(cfg, name)!r}; accepted: "
+            raise ConfigError(flag(name), f"unknown value {getattr(cfg, name)!r}; accepted: "
                               f"{', '.join(accepted)}")
     if not isinstance(cfg.dist_timeout_s, int | float) or not cfg.dist_timeout_s > 0:
         raise ConfigError("--dist-timeout", f"must be seconds > 0, got {cfg.dist_timeout_s!r}")

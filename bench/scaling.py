@@ -28,11 +28,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import console, metrics, store
+from bench import config, console, metrics, store
 from bench.config import ConfigError, RunConfig
 
 TAG = "scaling"
-_FLAGS = {"dist_timeout_s": "--dist-timeout"}  # RunConfig fields whose flag is not --<name>
 _NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
 
 
@@ -81,7 +80,7 @@ def run_flags(cfg: RunConfig, tags: dict[str, str]) -> list[str]:
     for name, value in cfg.as_dict().items():
         if name in _NO_FLAG:
             continue
-        flag = _FLAGS.get(name, f"--{name}")
+        flag = config.flag(name)
         if isinstance(value, bool):
             flags.append(flag if value else f"--no-{flag[2:]}")
         else:
