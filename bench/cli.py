@@ -52,6 +52,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    p.add_argument("--no-projection", action="store_true",
+                   help="no projection line after the summary (never in --json)")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
     p.add_argument("--parallel", choices=config.PARALLEL_MODES,
@@ -295,7 +297,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         from bench.projection import headline
 
         line = headline(record, str(results)) if results else None  # None: stub outputs
-        if line:
+        if line and not args.no_projection:
             console.stdout.print(line, highlight=False, soft_wrap=True)
     if record["status"] != "ok":
         where = f"stored in {results}" if results else "not stored"

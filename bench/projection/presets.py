@@ -168,3 +168,8 @@ DEFAULTS: dict[str, Figure] = {
     "pue": Figure(1.15, "", "datasheet", _AWS_PUE),
     "server_overhead": Figure(1.53 * 1.14, "", "estimate", _EPOCH_OVERHEAD),
 }
+
+# The best MFU among the published runs the projection is calibrated against
+# (tests/test_projection.py): an implied node MFU above it is flagged.
+BEST_NODE_MFU = Figure(0.43, "", "paper",
+                       _LLAMA3 + ", Table 4: 43% on 8,192 H100 (TP 8, PP 16, DP 64)")
