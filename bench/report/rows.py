@@ -42,7 +42,7 @@ READ = (*KEY, "run_id", "time", "status", "error", "source_file", "device.kind",
         "compilation.warmup_graphs", "compilation.warmup_compile_s",
         "compilation.timed_graphs", "environment.host", "environment.python",
         "environment.torch", "environment.trnbench", "environment.git_commit", "ranks",
-        "tags.scaling")
+        "tags.scaling", "flags")
 
 COLUMNS = [
     "row", "model", "device", "device_kind", "chips", "precision", "backend", "batch", "seq",
@@ -160,6 +160,7 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
     flags = [f"{name} CV {s.cv:.1%} > {cv_threshold:.1%}"
              for name, s in (("tokens/s per chip", tps), ("J/token", j), ("step p50", p50))
              if s is not None and s.n > 1 and s.flagged]
+    flags += dict.fromkeys(f for run in g["flags"] if isinstance(run, list) for f in run)
     return {
         "row": row_id, "model": first["config.model"], "device": first["device.name"],
         "device_kind": first["device.kind"], "chips": first["device.chips"],
