@@ -34,17 +34,14 @@ from typing import Any
 
 import pandas as pd
 
-from bench import console, metrics, prices, store
+from bench import console, labels, metrics, prices, store
 from bench.config import ConfigError
 
 ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
            "precision": "config.precision", "backend": "backend.name", "device": "device.kind",
            "device_name": "device.name", "host": "environment.host", "run": "run_id"}
 MATCH_FIELDS = ("config.model", "config.seq", "config.precision")
-ENERGY_LABELS = {"rapl": "measured", "nvml-energy-counter": "measured",
-                 "nvml-power-polling": "measured",
-                 "neuron-power-utilization": "estimate",  # utilisation x estimated max power
-                 "modelled": "modelled"}
+ENERGY_LABELS = labels.ENERGY  # the one map (bench.labels)
 RATIO_LABELS = ("derived", "estimate", "modelled")  # a ratio takes the weakest of its inputs
 FIGURES = {
     "per_chip": ("tokens/s per chip", "the measured rate (median over runs)"),
@@ -169,8 +166,7 @@ def _energy(runs: pd.DataFrame, role: str) -> dict[str, Any]:
         return _figure(None, "measured", [], f"{role}: no energy measured ({why})")
     stats = metrics.repeat_stats((1.0 / per_token).tolist())
     methods = has["energy.method"].drop_duplicates().tolist()
-    labels = [ENERGY_LABELS.get(m, "estimate") for m in methods]
-    label = max(labels, key=["measured", "estimate", "modelled"].index)
+    label = labels.weakest([labels.energy(m) for m in methods])
     inputs = [{"name": "energy", "value": float(per_token.median()),
                "unit": "J/token", "label": label, "method": ", ".join(methods),
                "source": "; ".join(has["energy.scope"].dropna().drop_duplicates().astype(str)),

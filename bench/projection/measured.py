@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench import hardware, scaling, store
+from bench import hardware, labels, scaling, store
 from bench.config import ConfigError
 from bench.hardware import Figure
 
@@ -69,7 +69,7 @@ def j_per_flop(record: dict[str, Any], chip_key: str) -> tuple[Figure | None, st
         return None, (f"the run's measured J/token is not used: its scope is "
                       f"{energy.get('scope')!r}, not the accelerators")
     fpt = record["model"]["flops_per_token"]
-    return Figure(jpt / fpt, "J/FLOP", "measured",
+    return Figure(jpt / fpt, "J/FLOP", labels.energy(energy.get("method")) or "estimate",
                   f"run {record.get('run_id')}: energy.j_per_token {jpt:.4g} "
                   f"({energy.get('method')}; {energy.get('scope')}) / {fpt:.4g} FLOPs per "
                   "token"), None

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench import labels
 from bench.config import ConfigError
 from bench.hardware import Figure
 from bench.projection import comm, plan, presets
@@ -287,9 +288,9 @@ def _on_plan(s: Scenario, chosen: plan.Plan) -> Projection:
                                s.goodput.value)
     if s.j_per_flop is not None:
         energy = s.j_per_flop.value * w.flops.value * s.mfu.value / (mfu * s.goodput.value)
-        power = Figure(energy / (chosen.chips * seconds), "W", "measured",
-                       "measured J/token / FLOPs per token, x node MFU / (MFU at scale x "
-                       "goodput): " + s.j_per_flop.source)
+        power = Figure(energy / (chosen.chips * seconds), "W", s.j_per_flop.label,
+                       f"the run's J/token ({s.j_per_flop.label}) / FLOPs per token, x node "
+                       "MFU / (MFU at scale x goodput): " + s.j_per_flop.source)
     elif c.chip.power is not None:
         power = c.chip.power
         energy = power.value * chosen.chips * seconds
@@ -346,6 +347,8 @@ def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
     if c.node.intra is None and p.tp == 1 and s.mode == "node":
         notes.append(f"TP{' and EP' if sh.n_experts > 1 else ''} limited to 1: no intra-node "
                      f"bandwidth known for {c.node.name} (pass --intra-node-gbs)")
+    if s.j_per_flop is not None and "neuron-power-utilization" in s.j_per_flop.source:
+        notes.append(labels.NEURON_IDLE_NOTE)
     if power is None:
         notes.append(f"no power figure for {c.chip.name} (not published): energy and power "
                      "need --chip-power-w")
@@ -407,7 +410,7 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
          "this much slower than the fastest"},
     ]
     if s.j_per_flop is not None:
-        rows.append(row("measured energy per FLOP", s.j_per_flop))
+        rows.append(row("energy per FLOP of the run", s.j_per_flop))
     if s.dp_efficiency is not None:
         rows.append(row("data-parallel scaling efficiency", s.dp_efficiency))
     for name, value in s.pins.items():

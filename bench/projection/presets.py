@@ -165,7 +165,7 @@ DEFAULTS: dict[str, Figure] = {
     "memory_usable": Figure(0.9, "", "assumption",
                             "share of chip memory for the model (runtime, buffers, "
                             "fragmentation take the rest)"),
-    "pue": Figure(1.15, "", "datasheet", _AWS_PUE),
+    "pue": Figure(1.15, "", "report", _AWS_PUE),
     "server_overhead": Figure(1.53 * 1.14, "", "estimate", _EPOCH_OVERHEAD),
 }
 

@@ -55,7 +55,9 @@ def mfu(r: pd.Series) -> str:
 def energy_label(r: pd.Series) -> str:
     """'rapl, measured' for a sensor; 'modelled (estimate, not measured)' for a model."""
     label = r["energy_label"]
-    return f"{r['energy_method']}, {label}" if label == "measured" else label
+    if label == "modelled":
+        return "modelled (estimate, not measured)"
+    return f"{r['energy_method']}, {label}" if present(label) else "not measured"
 
 
 def j_per_token(r: pd.Series) -> str:
