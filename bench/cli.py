@@ -89,19 +89,24 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
     h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
     h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
     h.add_argument("--peak-tflops", type=float, help="dense peak per chip (another chip)")
-    h.add_argument("--chip-power-w", type=float, help="watts per chip while training")
+    h.add_argument("--chip-power-w", type=float, help="watts per chip while training; "
+                   f"default {presets.chip_power_help()}")
     h.add_argument("--chip-memory-gb", type=float, help="memory per chip, GB")
     c = p.add_argument_group("cluster")
-    c.add_argument("--cluster", help=f"preset: {', '.join(presets.CLUSTERS)}")
+    c.add_argument("--cluster", help=f"preset: {presets.cluster_help()}")
     c.add_argument("--chips", type=float, help="chip count")
     c.add_argument("--power-cap-mw", type=float, help="facility power cap, MW")
-    c.add_argument("--pue", type=float, help="facility power / IT power")
-    c.add_argument("--server-overhead", type=float, help="IT power / chip power")
+    c.add_argument("--pue", type=float, help="facility power / IT power; "
+                   + presets.default_help("pue"))
+    c.add_argument("--server-overhead", type=float, help="IT power / chip power; "
+                   + presets.default_help("server_overhead"))
     c.add_argument("--chips-per-node", type=float, help="chips in the TP domain")
     c.add_argument("--intra-node-gbs", type=float, help="NeuronLink/NVLink GB/s per chip, one way")
     c.add_argument("--inter-node-gbps", type=float, help="EFA Gbit/s per node, one way")
     e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
-    e.add_argument("--mfu", type=float, help="MFU at scale, used as given")
+    e.add_argument("--mfu", type=float, help="MFU at scale (as papers report it): only plans "
+                   "whose modelled step efficiency at node MFU 1 reaches it are searched, the "
+                   "node MFU it implies is shown")
     e.add_argument("--node-mfu", type=float, help="single-node MFU, reduced by communication")
     e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
     p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
@@ -111,16 +116,26 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
                    help="a `trnbench scaling` series' efficiency at its largest process count")
     d.add_argument("--scaling-efficiency", type=float, metavar="E",
                    help="data-parallel scaling efficiency, (0, 1]")
+    p.add_argument("--allow-other-device", action="store_true",
+                   help="use a --scaling-from series of another device, labelled assumption")
     p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
-    p.add_argument("--goodput", type=float, help="share of wall time that trains (default 0.9)")
-    p.add_argument("--global-batch-tokens", type=float, help="tokens per step (default 16M)")
-    p.add_argument("--micro-batch", type=float, help="sequences per micro-batch (default 1)")
-    p.add_argument("--vpp", type=float, help="interleaved pipeline chunks per stage (default 1)")
-    p.add_argument("--tp-overlap", type=float, help="share of TP traffic hidden (default 0)")
-    p.add_argument("--dp-overlap", type=float, help="share of DP traffic hidden (default 0)")
+    p.add_argument("--goodput", type=float, help="share of wall time that trains; "
+                   + presets.default_help("goodput"))
+    p.add_argument("--global-batch-tokens", type=float, help="tokens per step; "
+                   + presets.default_help("global_batch_tokens"))
+    p.add_argument("--micro-batch", type=float, help="sequences per micro-batch; "
+                   + presets.default_help("micro_batch"))
+    p.add_argument("--vpp", type=float, help="interleaved pipeline chunks per stage; "
+                   + presets.default_help("vpp"))
+    p.add_argument("--tp-overlap", type=float, help="share of TP traffic hidden; "
+                   + presets.default_help("tp_overlap"))
+    p.add_argument("--dp-overlap", type=float, help="share of DP traffic hidden; "
+                   + presets.default_help("dp_overlap"))
     p.add_argument("--ep-overlap", type=float,
-                   help="share of the MoE all-to-all traffic hidden (default 0)")
-    p.add_argument("--memory-usable", type=float, help="usable memory share (default 0.9)")
+                   help="share of the MoE all-to-all traffic hidden; "
+                   + presets.default_help("ep_overlap"))
+    p.add_argument("--memory-usable", type=float, help="usable memory share; "
+                   + presets.default_help("memory_usable"))
     p.add_argument("--tp", type=float, help="pin tensor parallelism")
     p.add_argument("--pp", type=float, help="pin pipeline parallelism")
     p.add_argument("--dp", type=float, help="pin data parallelism")

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bench import cli
-from bench.projection import command, model, plan
+from bench.projection import command, model, plan, presets
 
 # (model, tokens, hardware): dense and mixture-of-experts shapes on chips with power figures
 CASES = (("llama3-8b", "1e12", "trn2"), ("llama3-70b", "2e12", "h100"),
@@ -83,3 +83,16 @@ def test_fastest_and_efficient_plans(capsys):
     assert fast["days"] <= eff["days"] <= fast["days"] * (1 + plan.SLOWDOWN)
     assert eff["chip_hours"] < fast["chip_hours"] / 2
     assert eff["energy_mwh_facility"] < fast["energy_mwh_facility"] / 2
+
+
+def test_help_shows_every_default_with_its_label(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100000")  # no wrapping inside hyphenated words
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["project", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for key in ("goodput", "global_batch_tokens", "micro_batch", "vpp", "tp_overlap",
+                "dp_overlap", "ep_overlap", "memory_usable", "pue", "server_overhead"):
+        fig = presets.DEFAULTS[key]
+        assert f"[{fig.label}: {' '.join(fig.source.split())}]" in text, key
+    assert "trn2 500 W [estimate:" in text and "rainier: 500,000 chips [report:" in text
