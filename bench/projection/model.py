@@ -309,7 +309,10 @@ def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
                f"{batch_seqs // p.micro_batch:,} data-parallel replicas (raise "
                "--global-batch-tokens to use more)"
                if p.dp == batch_seqs // p.micro_batch else
-               f"TP x PP x DP of the fastest plan does not divide {cluster_chips:,}")
+               f"no plan on more chips can hold the MFU at scale {s.mfu.value:.1%} (their "
+               "step efficiency at node MFU 100% is below it)" if s.mode == "at-scale" else
+               "no plan on more chips is faster by more than the plan tolerance (TP x PP x DP "
+               f"need not divide {cluster_chips:,})")
         notes.append(f"the plan uses {p.chips:,} of {cluster_chips:,} chips: {why}; the idle "
                      "chips are left out of time, energy and power")
     if s.mode == "at-scale":
