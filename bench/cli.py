@@ -226,7 +226,7 @@ def build_parser() -> Parser:
 
 
 def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
-    """Re-run this command under ``neuron_parallel_compile`` (FACTS.md, "Neuron SDK")."""
+    """Re-run this command under ``neuron_parallel_compile`` (AWS Neuron docs, torch-neuronx)."""
     if cfg.backend != "neuron-xla":
         raise ConfigError("--precompile", f"applies to --backend neuron-xla only, not "
                           f"{cfg.backend}")

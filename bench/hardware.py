@@ -1,6 +1,6 @@
 """Per-device hardware figures, each with a label and a source.
 
-Labels (DESIGN.md): ``datasheet`` (vendor document), ``paper`` (a lab's published
+Labels (docs/methodology.md): ``datasheet`` (vendor document), ``paper`` (a lab's published
 figure), ``estimate`` (third party), ``report`` (press), ``measured`` (this host).
 Peaks are dense (no sparsity), per chip, in FLOP/s of the named precision. A
 device that is not in this table has no peak: MFU is null, never a guess.

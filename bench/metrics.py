@@ -1,6 +1,6 @@
 """Throughput, MFU and step-time statistics: pure functions, the one place they are computed.
 
-Definitions (DESIGN.md, "Metric definitions"):
+Definitions (docs/methodology.md, "Figures of a run"):
 - tokens/s (global) = tokens processed in the timed window across all ranks / window seconds;
   per chip = global / chips.
 - MFU = FLOPs per token x tokens/s / (peak dense FLOP/s of the precision in use x chips),

@@ -1,6 +1,6 @@
 """One benchmark run: model, optimizer and data on the device; warm-up; the timed window.
 
-Timeline (DESIGN.md, "Data flow"):
+Timeline (docs/methodology.md, "Figures of a run"):
 
     build -> warm-up steps (the first one timed on its own: it holds compilation)
           -> sync -> [timed window: steps issued back to back, a timer mark after each]

@@ -1,4 +1,4 @@
-"""The result record, JSONL persistence and pandas loading (DESIGN.md, "The result record").
+"""The result record, JSONL persistence and pandas loading (docs/methodology.md, "The record").
 
 One JSON object per run, one line per object. An append is one ``write`` of one complete
 line to a file opened with O_APPEND, under an exclusive ``flock``: concurrent writers

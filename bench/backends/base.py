@@ -1,4 +1,4 @@
-"""The backend interface: one small class per device family (DESIGN.md, "Backends").
+"""The backend interface: one small class per device family (docs/backends.md).
 
 A backend owns everything that differs between devices: where tensors live, how to
 wait for the device, how to time steps without a host sync, autocast, the attention

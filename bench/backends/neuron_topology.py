@@ -1,6 +1,6 @@
 """Which Trainium generation and logical-core layout a Neuron process runs on.
 
-Per FACTS.md (AWS Neuron docs): Trainium1 shows 2 NeuronCores per chip (device kind
+Per AWS Neuron docs (trainium, trainium2): Trainium1 shows 2 NeuronCores per chip (device kind
 ``NC_v2``); Trainium2 has 8 physical NeuronCore-v3 per chip, shown as 8 logical cores
 with LNC=1 (``NC_v3``) or 4 with the default LNC=2 (``NC_v3d``). LNC comes from
 ``NEURON_LOGICAL_NC_CONFIG`` (or the compiler flag ``-lnc``). Per-chip throughput and

@@ -1,6 +1,6 @@
 """Lazy-tensor backends on torch-xla: legacy torch-neuronx (``neuron-xla``) and XLA:CPU (``xla``).
 
-Both run the same code (DESIGN.md, "Backends"): tensors on ``torch_xla.device()``, a graph
+Both run the same code (docs/backends.md): tensors on ``torch_xla.device()``, a graph
 cut with ``torch_xla.sync()`` at each step end, ``torch_xla.sync(wait=True)`` plus
 ``xm.wait_device_ops()`` before a clock is read. Execution is asynchronous, so per-step
 times are the window average (method ``window-average``); a host clock per step would
@@ -27,7 +27,7 @@ from bench.backends.base import Backend, CompileCount, DeviceInfo, Memory, Probe
 from bench.environment import cpu_model
 from bench.hardware import Figure
 
-# FACTS.md, "Neuron SDK": typical flags for transformer training with torch-neuronx
+# AWS Neuron docs (torch-neuronx training): typical flags for transformer training
 DEFAULT_NEURON_CC_FLAGS = "--model-type transformer --distribution-strategy=llm-training"
 DEFAULT_COMPILE_CACHE = "/var/tmp/neuron-compile-cache"
 

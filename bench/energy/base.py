@@ -1,4 +1,4 @@
-"""The meter interface and its reading: energy of exactly the timed window (DESIGN.md, "Energy").
+"""The meter interface and its reading: energy of exactly the timed window (docs/methodology.md).
 
 A meter is opened right after the synchronisation that opens the timed window and closed
 right after the one that closes it. It reads its sensor at those two edges and, where the

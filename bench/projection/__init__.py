@@ -1,4 +1,4 @@
-"""Cluster-scale projection: time, chips, energy and power of a training run (DESIGN.md).
+"""Cluster-scale projection: time, chips, energy and power of a training run (docs/cli/project.md).
 
 Modules: ``workload`` (FLOPs and model shape), ``cluster`` (chip, node, cluster, power),
 ``plan`` (memory and the TP/PP/DP/EP search), ``comm`` (communication and the bubble),

@@ -1,6 +1,6 @@
 """Projection presets as plain data: workloads, extra model shapes, nodes and clusters.
 
-Every figure is a ``Figure`` with its unit, label and source (DESIGN.md, "Labels"). Labels
+Every figure is a ``Figure`` with its unit, label and source (docs/methodology.md). Labels
 beyond the hardware table's: ``assumption`` (a modelling choice of this projection, shown
 so that it can be changed) and, at run time, ``user`` (given on the command line),
 ``measured`` (read from a stored run) and ``derived`` (computed from other inputs).

@@ -1,6 +1,6 @@
 """The workload: total training FLOPs and the model shape the memory plan works with.
 
-Training FLOPs (PaLM, Chowdhery et al. 2022, appendix B; FACTS.md "Formulas"):
+Training FLOPs (PaLM, Chowdhery et al. 2022, appendix B, arXiv:2204.02311):
 
     C = (6 N + 12 L H Q T) D      a known shape: N active matmul parameters, L layers,
                                   H heads, Q head dim, T sequence length, D tokens

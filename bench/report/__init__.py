@@ -1,4 +1,4 @@
-"""`trnbench report`: result tables and plots from stored records (DESIGN.md, "report").
+"""`trnbench report`: result tables and plots from stored records (docs/cli/report.md).
 
 - ``rows``: one row per configuration on one device, figures over repeats with their labels;
   the failed runs; where each row comes from.

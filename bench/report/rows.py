@@ -8,7 +8,7 @@ row's figure; olympic mean (MLPerf: best and worst run dropped), min, max and CV
 A row is flagged when the CV over its runs of tokens/s per chip, J/token or the median step
 time is above the threshold.
 
-Where each figure comes from (fields of the record, DESIGN.md "Metric definitions"):
+Where each figure comes from (fields of the record, docs/methodology.md "The record"):
 - tokens/s per chip: measured, ``tokens_per_s_per_chip``.
 - MFU: derived, ``mfu`` = FLOPs/token x tokens/s / (peak x chips); the peak's label and
   source go with it; no peak gives null and the reason.

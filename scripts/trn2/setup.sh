@@ -38,7 +38,7 @@ run() {
 }
 
 if [ "$install_sdk" = 1 ]; then
-  # Neuron driver, runtime, collectives and tools (FACTS.md, "Neuron SDK")
+  # Neuron driver, runtime, collectives and tools (AWS Neuron docs, setup guide: apt packages)
   codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release 2>/dev/null || true)
   codename=${codename:-noble}
   run sudo sh -c "echo 'deb $neuron_apt $codename main' > /etc/apt/sources.list.d/neuron.list"
