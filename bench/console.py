@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench import labels
+
 # a pipe or file gets wide lines instead of rich's 80-column default
 stdout = Console(width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -56,8 +58,8 @@ def _energy(e: dict[str, Any]) -> str:
     if e["joules"] is None:
         return f"null ({e['method']}: {e['reason']})"
     coverage = e["coverage"]
-    how = e["method"] + (f", coverage {coverage:.0%}" if coverage is not None and coverage < 1
-                         else "")
+    how = f"{e['method']}, {labels.energy(e['method'])}" + (
+        f", coverage {coverage:.0%}" if coverage is not None and coverage < 1 else "")
     per_kwh = _si(e["tokens_per_kwh"], "").strip()
     return (f"{_si(e['j_per_token'], 'J/token')}, {per_kwh} tokens/kWh, "
             f"avg {_si(e['avg_power_w'], 'W')} ({_si(e['joules'], 'J')} over the window) "
