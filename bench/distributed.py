@@ -154,7 +154,7 @@ def aggregate(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
     rank_chips = [r["device"]["chips"] for r in per_rank]
     mfu_chips = None if any(c is None for c in rank_chips) else sum(rank_chips)
     chips = mfu_chips
-    if first["device"]["kind"] == "cpu":
+    if first["device"].get("kind") == "cpu":
         # a CPU is one chip however many ranks share it: chips per host (each rank's peak
         # is its own share of the host, so the MFU still divides by every rank's)
         chips = sum({r["host"]: r["device"]["chips"] for r in per_rank}.values())
