@@ -70,6 +70,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    p.add_argument("--no-projection", action="store_true",
+                   help="no projection line after the summary (never in --json)")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
     p.add_argument("--parallel", choices=config.PARALLEL_MODES,
@@ -125,21 +127,36 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
     h = p.add_argument_group("hardware")
     h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
     h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
-    h.add_argument("--peak-tflops", type=flag(POSITIVE), help="dense peak per chip (another chip)")
-    h.add_argument("--chip-power-w", type=flag(POSITIVE), help="watts per chip while training")
-    h.add_argument("--chip-memory-gb", type=flag(POSITIVE), help="memory per chip, GB")
+    h.add_argument("--peak-tflops", type=flag(POSITIVE),
+                   help="dense peak per chip (another chip)")
+    h.add_argument("--chip-power-w", type=flag(POSITIVE),
+                   help="watts per chip while training; "
+                   f"default {presets.chip_power_help()}")
+    h.add_argument("--chip-memory-gb", type=flag(POSITIVE),
+                   help="memory per chip, GB")
     c = p.add_argument_group("cluster")
-    c.add_argument("--cluster", help=f"preset: {', '.join(presets.CLUSTERS)}")
-    c.add_argument("--chips", type=flag(_PROJECT_COUNT), help="chip count")
-    c.add_argument("--power-cap-mw", type=flag(POSITIVE), help="facility power cap, MW")
-    c.add_argument("--pue", type=flag(POSITIVE), help="facility power / IT power")
-    c.add_argument("--server-overhead", type=flag(POSITIVE), help="IT power / chip power")
-    c.add_argument("--chips-per-node", type=flag(_PROJECT_COUNT), help="chips in the TP domain")
+    c.add_argument("--cluster", help=f"preset: {presets.cluster_help()}")
+    c.add_argument("--chips", type=flag(_PROJECT_COUNT),
+                   help="chip count")
+    c.add_argument("--power-cap-mw", type=flag(POSITIVE),
+                   help="facility power cap, MW")
+    c.add_argument("--pue", type=flag(POSITIVE),
+                   help="facility power / IT power; "
+                   + presets.default_help("pue"))
+    c.add_argument("--server-overhead", type=flag(POSITIVE),
+                   help="IT power / chip power; "
+                   + presets.default_help("server_overhead"))
+    c.add_argument("--chips-per-node", type=flag(_PROJECT_COUNT),
+                   help="chips in the TP domain")
     c.add_argument("--intra-node-gbs", type=flag(POSITIVE),
                    help="NeuronLink/NVLink GB/s per chip, one way")
-    c.add_argument("--inter-node-gbps", type=flag(POSITIVE), help="EFA Gbit/s per node, one way")
+    c.add_argument("--inter-node-gbps", type=flag(POSITIVE),
+                   help="EFA Gbit/s per node, one way")
     e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
-    e.add_argument("--mfu", type=flag(FRACTION), help="MFU at scale, used as given")
+    e.add_argument("--mfu", type=flag(FRACTION),
+                   help="MFU at scale (as papers report it): only plans "
+                   "whose modelled step efficiency at node MFU 1 reaches it are searched, the "
+                   "node MFU it implies is shown")
     e.add_argument("--node-mfu", type=flag(FRACTION),
                    help="single-node MFU, reduced by communication")
     e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
@@ -150,25 +167,39 @@ def _add_project_args(p: argparse.ArgumentParser) -> None:
                    help="a `trnbench scaling` series' efficiency at its largest process count")
     d.add_argument("--scaling-efficiency", type=flag(FRACTION), metavar="E",
                    help="data-parallel scaling efficiency, (0, 1]")
+    p.add_argument("--allow-other-device", action="store_true",
+                   help="use a --scaling-from series of another device, labelled assumption")
     p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
     p.add_argument("--goodput", type=flag(FRACTION),
-                   help="share of wall time that trains (default 0.9)")
+                   help="share of wall time that trains; "
+                   + presets.default_help("goodput"))
     p.add_argument("--global-batch-tokens", type=flag(POSITIVE),
-                   help="tokens per step (default 16M)")
+                   help="tokens per step; "
+                   + presets.default_help("global_batch_tokens"))
     p.add_argument("--micro-batch", type=flag(_PROJECT_COUNT),
-                   help="sequences per micro-batch (default 1)")
+                   help="sequences per micro-batch; "
+                   + presets.default_help("micro_batch"))
     p.add_argument("--vpp", type=flag(_PROJECT_COUNT),
-                   help="interleaved pipeline chunks per stage (default 1)")
+                   help="interleaved pipeline chunks per stage; "
+                   + presets.default_help("vpp"))
     p.add_argument("--tp-overlap", type=flag(FRACTION),
-                   help="share of TP traffic hidden (default 0)")
+                   help="share of TP traffic hidden; "
+                   + presets.default_help("tp_overlap"))
     p.add_argument("--dp-overlap", type=flag(FRACTION),
-                   help="share of DP traffic hidden (default 0)")
+                   help="share of DP traffic hidden; "
+                   + presets.default_help("dp_overlap"))
     p.add_argument("--ep-overlap", type=flag(FRACTION),
-                   help="share of the MoE all-to-all traffic hidden (default 0)")
-    p.add_argument("--memory-usable", type=flag(FRACTION), help="usable memory share (default 0.9)")
-    p.add_argument("--tp", type=flag(_PROJECT_COUNT), help="pin tensor parallelism")
-    p.add_argument("--pp", type=flag(_PROJECT_COUNT), help="pin pipeline parallelism")
-    p.add_argument("--dp", type=flag(_PROJECT_COUNT), help="pin data parallelism")
+                   help="share of the MoE all-to-all traffic hidden; "
+                   + presets.default_help("ep_overlap"))
+    p.add_argument("--memory-usable", type=flag(FRACTION),
+                   help="usable memory share; "
+                   + presets.default_help("memory_usable"))
+    p.add_argument("--tp", type=flag(_PROJECT_COUNT),
+                   help="pin tensor parallelism")
+    p.add_argument("--pp", type=flag(_PROJECT_COUNT),
+                   help="pin pipeline parallelism")
+    p.add_argument("--dp", type=flag(_PROJECT_COUNT),
+                   help="pin data parallelism")
     p.add_argument("--ep", type=flag(_PROJECT_COUNT),
                    help="pin expert parallelism (MoE: divides experts, DP)")
     p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
@@ -396,7 +427,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         from bench.projection import headline
 
         line = headline(record, str(results)) if results else None  # None: stub outputs
-        if line:
+        if line and not args.no_projection:
             console.stdout.print(line, highlight=False, soft_wrap=True)
     if record["status"] != "ok":
         where = f"stored in {results}" if results else "not stored"

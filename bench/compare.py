@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import console, metrics, prices, store
+from bench import console, labels, metrics, prices, store
 from bench.errors import ConfigError
 from bench.paths import readable_files
 from bench.report import cells
@@ -52,10 +52,7 @@ CONFIG_FIELDS = {"config.batch": "batch", "device.versions.threads": "threads pe
                  "world_size": "world size", "nodes": "nodes", "config.compile": "torch.compile",
                  "config.parallel": "data parallelism", "config.backend": "backend",
                  "energy.method": "energy method", "environment.torch": "torch version"}
-ENERGY_LABELS = {"rapl": "measured", "nvml-energy-counter": "measured",
-                 "nvml-power-polling": "measured",
-                 "neuron-power-utilization": "estimate",  # utilisation x estimated max power
-                 "modelled": "modelled"}
+ENERGY_LABELS = labels.ENERGY  # the one map (bench.labels)
 RATIO_LABELS = ("derived", "estimate", "modelled")  # a ratio takes the weakest of its inputs
 FIGURES = {
     "per_chip": ("tokens/s per chip", "the measured rate (median over runs)"),
@@ -198,8 +195,7 @@ def _energy(runs: pd.DataFrame, role: str) -> dict[str, Any]:
         return _figure(None, "measured", [], f"{role}: no energy measured ({why})")
     stats = metrics.repeat_stats((1.0 / per_token).tolist())
     methods = has["energy.method"].drop_duplicates().tolist()
-    labels = [ENERGY_LABELS.get(m, "estimate") for m in methods]
-    label = max(labels, key=["measured", "estimate", "modelled"].index)
+    label = labels.weakest([labels.energy(m) for m in methods])
     inputs = [{"name": "energy", "value": float(per_token.median()),
                "unit": "J/token", "label": label, "method": ", ".join(methods),
                "source": "; ".join(has["energy.scope"].dropna().drop_duplicates().astype(str)),

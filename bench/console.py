@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from bench import labels
 from bench.metrics import CV_FLAG
 
 # a pipe or file gets wide lines instead of rich's 80-column default
@@ -90,8 +91,8 @@ def _energy(e: dict[str, Any]) -> str:
     if e["joules"] is None:
         return f"null ({e['method']}: {e['reason']})"
     coverage = e["coverage"]
-    how = e["method"] + (f", coverage {coverage:.0%}" if coverage is not None and coverage < 1
-                         else "")
+    how = f"{e['method']}, {labels.energy(e['method'])}" + (
+        f", coverage {coverage:.0%}" if coverage is not None and coverage < 1 else "")
     per_kwh = _si(e["tokens_per_kwh"], "").strip()
     return (f"{_si(e['j_per_token'], 'J/token')}, {per_kwh} tokens/kWh, "
             f"avg {_si(e['avg_power_w'], 'W')} ({_si(e['joules'], 'J')} over the window) "

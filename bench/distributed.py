@@ -157,7 +157,12 @@ def aggregate(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
     window = slowest["window_s"]
     tokens_per_s = metrics.tokens_per_second(tokens, window)
     rank_chips = [r["device"]["chips"] for r in per_rank]
-    chips = None if any(c is None for c in rank_chips) else sum(rank_chips)
+    mfu_chips = None if any(c is None for c in rank_chips) else sum(rank_chips)
+    chips = mfu_chips
+    if first["device"].get("kind") == "cpu":
+        # a CPU is one chip however many ranks share it: chips per host (each rank's peak
+        # is its own share of the host, so the MFU still divides by every rank's)
+        chips = sum({r["host"]: r["device"]["chips"] for r in per_rank}.values())
     peak = first["peak"]["value"] if first["peak"] else None
     fpt = first["model"]["flops_per_token"]
     hosts = {r["host"] for r in per_rank}
@@ -171,9 +176,9 @@ def aggregate(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
         window_s=window,
         tokens_per_s=tokens_per_s,
         tokens_per_s_per_chip=tokens_per_s / chips if chips else None,
-        mfu=metrics.mfu(fpt, tokens_per_s, peak, chips or 0),
+        mfu=metrics.mfu(fpt, tokens_per_s, peak, mfu_chips or 0),
         hfu=metrics.mfu(first["model"]["hardware_flops_per_token"], tokens_per_s, peak,
-                        chips or 0),
+                        mfu_chips or 0),
         step_time=slowest["step_time"],
         step_times_s=slowest["step_times_s"],
         loss_first=sum(r["loss_first"] for r in per_rank) / len(per_rank),
@@ -183,6 +188,7 @@ def aggregate(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
         memory={**first["memory"], "peak_bytes": None if None in memories else max(memories)},
         energy=aggregate_energy(per_rank, tokens, window),
         warnings=sorted({w for r in per_rank for w in r["warnings"]}),
+        flags=sorted({f for r in per_rank for f in r.get("flags", [])}),
         ranks=[{
             "rank": i, "host": r["host"], "tokens": r["tokens"], "window_s": r["window_s"],
             "tokens_per_s": r["tokens_per_s"], "step_time": r["step_time"],

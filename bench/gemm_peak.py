@@ -1,12 +1,17 @@
-"""The CPU's peak: a measured square-GEMM rate, cached per host, CPU, threads, torch and dtype.
+"""The CPU's peak: a square-GEMM rate measured in the run's own process around its window.
 
 No vendor publishes a usable dense peak for an arbitrary host CPU running PyTorch, so
 MFU on the CPU divides by what ``torch.matmul`` itself reaches here:
 
     rate = 2 n^3 / t_best   (one n x n x n GEMM, best of repeated timings)
 
-The figure is labelled ``measured`` and its source names the method and host. The cache
-file is ``$TRNBENCH_CACHE_DIR/cpu_peak.json`` (default ``~/.cache/trnbench``).
+A run measures it right before and right after its timed window (``around_window``) and
+uses the higher; both and their spread (high - low) / high are stored, and the run is
+flagged when they are more than SPREAD_FLAG apart (the CPU was busy with something else)
+or when its MFU comes out above 1. The figure is labelled ``measured`` and its source names
+the method and host. Across runs, the highest rate seen per host, CPU, threads, torch and
+dtype is kept in ``$TRNBENCH_CACHE_DIR/cpu_peak.json`` (default ``~/.cache/trnbench``) only as
+a lower bound of the peak: a fresh measurement raises it, a slow one cannot lower it.
 
 bf16 has a peak only on a CPU with bf16 matrix instructions (AVX512-BF16 or AMX). Elsewhere
 torch's bf16 GEMM is a fallback whose rate depends on the shape (on a 2-core AMD EPYC with
@@ -46,6 +51,9 @@ def _cache_key(precision: str) -> str:
     )
 
 
+SPREAD_FLAG = 0.10  # before and after the window further apart than this: flagged
+
+
 def measure(precision: str, n: int = GEMM_N) -> float:
     """Best observed FLOP/s of an n^3 GEMM in ``precision`` on this CPU."""
     dtype = PRECISION_DTYPES[precision]
@@ -70,9 +78,15 @@ def has_matrix_units(precision: str) -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def measured_peak(precision: str) -> Figure | None:
-    """The cached measurement for this host and ``precision``, measured once if absent; None
-    where the CPU has no native GEMM of that precision (see the module docstring)."""
+def _source(precision: str, n: int = GEMM_N) -> str:
+    return (f"torch.matmul {n}^3 {precision}, best of repeats, "
+            f"{torch.get_num_threads()} threads on {socket.gethostname()}")
+
+
+def measured_peak(precision: str, fresh: float | None = None) -> Figure | None:
+    """The highest rate seen on this host in ``precision`` (the cache, raised by ``fresh``;
+    measured if neither exists): a lower bound of the peak; None where the CPU has no
+    native GEMM of that precision (see the module docstring)."""
     if not has_matrix_units(precision):
         return None
     path = cache_path()
@@ -82,8 +96,10 @@ def measured_peak(precision: str) -> Figure | None:
     except (OSError, ValueError):
         cache = {}
     entry = cache.get(key)
-    if entry is None:
-        entry = {"flops": measure(precision), "n": GEMM_N, "time": time.time()}
+    if fresh is None and entry is None:
+        fresh = measure(precision)
+    if entry is None or (fresh is not None and fresh > entry["flops"]):
+        entry = {"flops": fresh, "n": GEMM_N, "time": time.time()}
         cache[key] = entry
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +108,25 @@ def measured_peak(precision: str) -> Figure | None:
             tmp.replace(path)
         except OSError:
             pass  # an unwritable cache costs a re-measurement next time, nothing else
-    source = (
-        f"torch.matmul {entry['n']}^3 {precision}, best of repeats, "
-        f"{torch.get_num_threads()} threads on {socket.gethostname()}"
-    )
-    return Figure(float(entry["flops"]), "FLOP/s", "measured", source)
+    return Figure(float(entry["flops"]), "FLOP/s", "measured", _source(precision, entry["n"]))
+
+
+def around_window(precision: str, before: float, after: float) -> tuple[Figure, dict, str | None]:
+    """The peak of a run from its rates before and after the window: the higher, raised to
+    the host's lower bound (``measured_peak``); the record's ``peak.window`` fields; the
+    reason to flag the run, None when the two agree within SPREAD_FLAG."""
+    high, low = max(before, after), min(before, after)
+    spread = (high - low) / high
+    bound = measured_peak(precision, fresh=high)
+    value = max(high, bound.value if bound else 0.0)
+    source = (f"{_source(precision)}, in the run's process before and after its window: "
+              f"{before / 1e9:,.4g} and {after / 1e9:,.4g} GFLOP/s"
+              + (f", raised to the host's highest {value / 1e9:,.4g}" if value > high else ""))
+    window = {"before": before, "after": after, "spread": spread,
+              "host_lower_bound": bound.value if bound else None}
+    flag = None
+    if spread > SPREAD_FLAG:
+        flag = (f"CPU peak {before / 1e9:,.4g} GFLOP/s before and {after / 1e9:,.4g} after "
+                f"the window, {spread:.0%} apart (> {SPREAD_FLAG:.0%}): the CPU was busy with "
+                "other work; the MFU is uncertain")
+    return Figure(value, "FLOP/s", "measured", source), window, flag

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import config, console, numbers, store
+from bench import config, console, labels, numbers, store
 from bench.config import ConfigError
 
 SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         console.stdout.print(
             f"{r['run_id']}  {r['pytest_benchmark']['fullname']}: "
             f"{r['tokens_per_s']:,.1f} tokens/s, MFU {mfu}, "
-            f"J/token {'null' if j is None else f'{j:.4g}'} ({r['energy']['method']})",
+            f"J/token {'null' if j is None else f'{j:.4g}'} ({r['energy']['method']}, "
+            f"{labels.energy(r['energy']['method'])})",
             highlight=False, markup=False, soft_wrap=True)
     skipped = len(recs) - len(new)
     console.stdout.print(f"ingested {len(new)} benchmark(s) from {args.file} into {results}"

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench import distributed, energy, environment, launch, metrics, store
+from bench import distributed, energy, environment, gemm_peak, launch, metrics, store
 from bench.backends import Selection
 from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit, step_time_block
 from bench.config import RunConfig
@@ -316,6 +316,8 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     ``profile_steps`` > 0: that many more steps after the window, profiled (bench.profile)."""
     t = prepare(cfg, backend, ctx)
     warm = warm_up(t, progress)
+    # outside the window, right before it: a measured peak (the CPU's) measured again
+    peak_before = backend.measure_peak(cfg.precision) if t.peak is not None else None
     # the timed window; the energy meter reads at exactly its two synchronised edges
     timer = backend.step_timer(cfg.steps)
     meter = energy.make_meter(cfg.energy, backend, t.device)
@@ -337,9 +339,23 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         step_times = timer.step_times()  # before the meter's shutdown can add to them
     finally:
         reading = meter.close()  # also stops a sampler thread when a step fails
+    flags: list[str] = []
+    window_peak = None
+    if peak_before is not None:
+        t.peak, window_peak, flag = gemm_peak.around_window(
+            cfg.precision, peak_before, backend.measure_peak(cfg.precision))
+        flags += [flag] if flag else []
     fields = metric_fields(t, warm, window_s=window_s, step_times=step_times,
                            step_method=timer.method, reading=reading,
                            spread_reason=timer.spread_reason)
+    if window_peak is not None:
+        fields["peak"]["window"] = window_peak
+    if fields["mfu"] is not None and fields["mfu"] > 1:
+        flags.append(f"MFU {fields['mfu']:.0%} is above 1: the peak "
+                     f"({fields['peak']['value'] / 1e9:,.4g} GFLOP/s) is below what the run "
+                     "reached")
+    fields["flags"] = flags
+    fields["warnings"] += [f"flagged: {f}" for f in flags]
     if profile_steps:  # after the window and its figures: nothing of it is timed
         from bench import profile
 

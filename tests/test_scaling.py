@@ -141,9 +141,10 @@ def test_projection_takes_the_measured_efficiency(capsys, series):
     rest = modelled["total_s"] - modelled["dp_s"]  # compute, TP, PP, bubble: still modelled
     assert modelled["dp_s"] > 0
 
-    d = _project(capsys, "--scaling-from", str(results))
+    # a CPU series carried to Trainium2 only when asked, and then as an assumption
+    d = _project(capsys, "--scaling-from", str(results), "--allow-other-device")
     row = next(r for r in d["inputs"] if r["name"] == "data-parallel scaling efficiency")
-    assert row["value"] == pytest.approx(measured) and row["label"] == "measured"
+    assert row["value"] == pytest.approx(measured) and row["label"] == "assumption"
     assert summary["series"] in row["source"] and str(results) in row["source"]
     assert one["run_id"] in row["source"] and two["run_id"] in row["source"]
     e = min(measured, 1.0)  # a measured efficiency above 1 is taken as 1 (no DP overhead)
@@ -151,7 +152,8 @@ def test_projection_takes_the_measured_efficiency(capsys, series):
     assert step["total_s"] == pytest.approx(rest / e)
     assert step["dp_s"] == pytest.approx(rest * (1 - e) / e, abs=1e-12)
     assert d["mfu_at_scale"] == pytest.approx(0.4 * modelled["compute_s"] / (rest / e))
-    assert any("measured scaling efficiency" in n for n in d["notes"])
+    assert any("assumption scaling efficiency" in n for n in d["notes"])
+    assert any("--allow-other-device" in n for n in d["notes"])
 
 
 def test_projection_takes_a_given_efficiency(capsys):
@@ -184,6 +186,8 @@ def test_projection_refuses_what_it_cannot_use(capsys, series, tmp_path):
         ((*RAINIER, "--scaling-from", str(plain)), "no scaling series"),
         ((*RAINIER, "--scaling-from", str(tmp_path / "none.jsonl")), "no such file"),
         ((*RAINIER, "--scaling-efficiency", "0.9", "--dp-overlap", "0.5"), "--dp-overlap"),
+        ((*RAINIER, "--scaling-from", str(results)), "not on the projected AWS Trainium2"),
+        ((*RAINIER, "--allow-other-device"), "--allow-other-device"),
     ]
     for args, expected in cases:
         assert expected in refused(capsys, "project", *args), args

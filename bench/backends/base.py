@@ -169,6 +169,12 @@ class Backend(ABC):
     def peak_flops(self, precision: str) -> Figure | None:
         """Dense peak FLOP/s per chip for ``precision``; None when unknown (MFU null)."""
 
+    def measure_peak(self, precision: str) -> float | None:
+        """A fresh measurement of the peak in this process, for a device whose peak is
+        measured, not published (the CPU); None elsewhere. Called right before and right
+        after the timed window (``bench.gemm_peak.around_window``)."""
+        return None
+
     def synchronize(self) -> None:
         """Wait until the device has finished all issued work."""
 

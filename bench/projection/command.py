@@ -50,7 +50,15 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
         raise ConfigError("--run-id", "applies to --from-results")
     dp_efficiency = None
     if args.scaling_from is not None:
-        dp_efficiency = measured.scaling_efficiency(args.scaling_from, args.series)
+        dp_efficiency = measured.scaling_efficiency(
+            args.scaling_from, args.series, chip=c.chip.key, chip_name=c.chip.name,
+            allow_other_device=args.allow_other_device)
+        if dp_efficiency.label == "assumption":
+            notes.append(f"the scaling efficiency was measured on another device than the "
+                         f"{c.chip.name} (--allow-other-device): assumed to hold on it, "
+                         "over its network")
+    elif args.allow_other_device:
+        raise ConfigError("--allow-other-device", "applies to --scaling-from")
     elif args.scaling_efficiency is not None:
         dp_efficiency = Figure(args.scaling_efficiency, "", "user", "--scaling-efficiency")
     if args.series is not None and args.scaling_from is None:

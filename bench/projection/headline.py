@@ -1,39 +1,50 @@
-"""One line that puts a measured run in Rainier terms (printed after `trnbench run`)."""
+"""The line printed after `trnbench run`: the projection of the stored run, or a pointer to it.
+
+It is ``trnbench project --from-results PATH --run-id ID`` itself (plan, batch limit,
+communication, goodput), for a run whose peak is a datasheet figure of the projected chip
+(its MFU is then a fraction of that chip's own peak). Any other run (a CPU against its
+measured GEMM rate, another accelerator) gets only the command: its MFU is not carried to
+another chip unless the user asks for it.
+"""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from bench import hardware
-from bench.projection import measured, model, presets
+from bench.config import ConfigError
+from bench.projection import measured, presets
 
 
 def headline(record: dict[str, Any], results_path: str | None = None,
              workload: str = "claude-3.5-sonnet", cluster: str = "rainier") -> str | None:
-    """Days for a Claude-class run on Rainier's chips at the run's MFU; None without an MFU.
-
-    t = C / (chips x bf16 peak x MFU x goodput), the run's MFU taken as the MFU at scale:
-    no communication model, no memory plan (``trnbench project`` does both).
-    """
-    mfu = record.get("mfu")
-    if record.get("status") != "ok" or not mfu:
+    """The projection of ``record`` (stored in ``results_path``) on ``cluster``, a pointer to
+    ``trnbench project`` for a run of another chip, None without an ok run with an MFU."""
+    if record.get("status") != "ok" or not record.get("mfu") or not results_path:
         return None
-    w, c = presets.WORKLOADS[workload], presets.CLUSTERS[cluster]
-    chip = hardware.DEVICES[c["hardware"]]
-    chips = int(c["chips"].value)
-    goodput = presets.DEFAULTS["goodput"].value
-    days = model.training_seconds(w["flops"].value, chips, chip.peak["bf16"].value, mfu,
-                                  goodput) / model.SECONDS_PER_DAY
+    argv = ["project", "--workload", workload, "--cluster", cluster, "--from-results",
+            str(results_path), "--run-id", str(record.get("run_id"))]
+    command = shlex.join(["trnbench", *argv])
+    chip = presets.CLUSTERS[cluster]["hardware"]
     peak = record.get("peak") or {}
-    device = (record.get("device") or {}).get("name", "this device")
-    of = f"{device}'s {peak.get('label', '')} {peak.get('precision', '')} peak".replace("  ", " ")
-    same = measured.device_key(record) == chip.key and peak.get("precision") == "bf16"
-    carry = "" if same else ", assumed to carry over to the bf16 peak"
-    flops = w["flops"]
-    details = f" --from-results {results_path}" if results_path else ""
-    return (f"Projection (not a measurement): if all {chips:,} {chip.name} chips "
-            f"({c['title']}) sustained this run's MFU of {mfu:.1%} (of {of}{carry}) with "
-            f"{goodput:.0%} goodput, a {w['title']} run ({flops.value:.3g} FLOP, "
-            f"{flops.source.split(',')[0]} {flops.label}) would take {days:,.1f} days; "
-            f"communication, batch and memory limits are modelled by: trnbench project"
-            f"{details}")
+    if measured.device_key(record) != chip or peak.get("label") != "datasheet":
+        return (f"Projection: not printed for a run on {(record.get('device') or {}).get('name')}"
+                f" (its MFU is of its own {peak.get('label', 'unknown')} peak); to carry it "
+                f"to {presets.CLUSTERS[cluster]['title']} as an assumption: {command}")
+    from bench import cli
+    from bench.projection import command as project_command
+    from bench.projection import model
+
+    try:
+        p = model.project(project_command.scenario(cli.build_parser().parse_args(argv)))
+    except ConfigError as e:
+        return f"Projection: none ({e}); details: {command}"
+    s = p.scenario
+    energy = p.energy_j_facility
+    return (f"Projection (not a measurement): a {s.workload.title} run on {s.cluster.title} "
+            f"would take {p.days:,.1f} days on {p.chips:,} chips ({p.plan.short()}, the "
+            f"fastest plan), MFU at scale {p.mfu_at_scale:.1%} = this run's {s.mfu.value:.1%}"
+            f" x modelled step efficiency {p.plan.step.efficiency:.1%}, goodput "
+            f"{s.goodput.value:.0%}"
+            + ("" if energy is None else f", {energy / model.J_PER_MWH:,.0f} MWh facility")
+            + f"; details: {command}")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench import hardware, scaling, store
+from bench import hardware, labels, scaling, store
 from bench.config import ConfigError
 from bench.hardware import Figure
 
@@ -69,15 +69,19 @@ def j_per_flop(record: dict[str, Any], chip_key: str) -> tuple[Figure | None, st
         return None, (f"the run's measured J/token is not used: its scope is "
                       f"{energy.get('scope')!r}, not the accelerators")
     fpt = record["model"]["flops_per_token"]
-    return Figure(jpt / fpt, "J/FLOP", "measured",
+    return Figure(jpt / fpt, "J/FLOP", labels.energy(energy.get("method")) or "estimate",
                   f"run {record.get('run_id')}: energy.j_per_token {jpt:.4g} "
                   f"({energy.get('method')}; {energy.get('scope')}) / {fpt:.4g} FLOPs per "
                   "token"), None
 
 
-def scaling_efficiency(path: str | os.PathLike, series: str | None = None) -> Figure:
+def scaling_efficiency(path: str | os.PathLike, series: str | None = None, *,
+                       chip: str = "", chip_name: str = "",
+                       allow_other_device: bool = False) -> Figure:
     """The efficiency of ``series`` (default: the file's last) at its largest ok process
-    count against its baseline (``bench.scaling.summarize``), with its runs as the source."""
+    count against its baseline (``bench.scaling.summarize``), with its runs as the source.
+    A series of another device than ``chip`` is refused, or with ``allow_other_device``
+    labelled ``assumption``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("--scaling-from", f"no such file: {p}")
@@ -100,7 +104,15 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None) -> Fi
     top = max(ok, key=lambda pt: pt["nproc"])
     r = next(r for r in runs if r.get("run_id") == top["run_id"])
     cfg = r.get("config") or {}
-    return Figure(top["efficiency"], "", "measured",
+    label = "measured"
+    if device_key(r) != chip:
+        device = (r.get("device") or {}).get("name")
+        if not allow_other_device:
+            raise ConfigError("--scaling-from", f"series {sid} was measured on {device}, not on "
+                              f"the projected {chip_name}; --allow-other-device uses it as an "
+                              "assumption")
+        label = "assumption"
+    return Figure(top["efficiency"], "", label,
                   f"series {sid}: {top['nproc']} vs {base} rank(s), "
                   f"{top['tokens_per_s']:,.4g} vs {first['tokens_per_s']:,.4g} tokens/s "
                   f"(runs {top['run_id']}, {first['run_id']}; {cfg.get('model')}, "

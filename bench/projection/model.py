@@ -1,9 +1,13 @@
 """Time, chip-hours, energy and power of a training run on a cluster: a model, not a simulator.
 
-    MFU at scale  given (``--mfu``, as papers report it), or node MFU x efficiency of the
-                  plan's step (``--node-mfu`` / ``--from-results``; see ``comm``), its DP
-                  part modelled or taken from a scaling efficiency (``--scaling-from`` a
-                  measured series, ``--scaling-efficiency``; above 1 taken as 1)
+    MFU at scale  u = node MFU x efficiency E of the plan's step (``comm``): the node MFU
+                  given (``--node-mfu`` / ``--from-results``), the DP part of E modelled or
+                  taken from a scaling efficiency (``--scaling-from`` a measured series,
+                  ``--scaling-efficiency``; above 1 taken as 1); or u given (``--mfu``, as
+                  papers report it) and the node MFU x = u / E(x) it implies solved per
+                  plan: the step time is A / x + B (compute scales with 1 / x,
+                  communication does not), so x = u A / (c - u B) with c the compute at
+                  node MFU 1; only plans with x <= 1 (E at node MFU 1 >= u) can hold u
     time          t = C / (chips x peak x MFU at scale x goodput)
     chip-hours    chips x t
     energy        chips:    chip power x chips x t (power drawn for the whole wall time,
@@ -20,12 +24,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench import labels
 from bench.config import ConfigError
 from bench.hardware import Figure
-from bench.projection import comm, plan
+from bench.projection import comm, plan, presets
 from bench.projection.cluster import Cluster
 from bench.projection.workload import Workload
 
@@ -59,12 +65,13 @@ class Scenario:
 @dataclass(frozen=True)
 class Projection:
     scenario: Scenario
-    plan: plan.Plan
+    plan: plan.Plan  # the fastest plan: the headline figures
     mfu_at_scale: float
     seconds: float
     chip_power: Figure | None
     energy_j_chips: float | None
     notes: tuple[str, ...]
+    efficient: Projection | None = None  # the fewest chip-hours within plan.SLOWDOWN
 
     @property
     def chips(self) -> int:
@@ -140,8 +147,9 @@ class Projection:
             "cluster_chips": int(c.chips.value),
             "chips": self.chips,
             "mode": s.mode,
-            "node_mfu": s.mfu.value if s.mode == "node" else None,
-            "efficiency": self.plan.step.efficiency if s.mode == "node" else None,
+            "node_mfu": self.plan.node_mfu,
+            "node_mfu_implied": s.mode == "at-scale",
+            "efficiency": self.plan.step.efficiency,
             "mfu_at_scale": self.mfu_at_scale,
             "goodput": s.goodput.value,
             "seconds": self.seconds,
@@ -160,9 +168,19 @@ class Projection:
             "fits_memory": True,
             "fits_power": self.fits_power,
             "plan": self.plan.as_dict(int(s.workload.seq_len.value)),
+            "plans": {"headline": "fastest", "fastest": self.summary(),
+                      "efficient": (self.efficient or self).summary()},
             "inputs": inputs(s),
             "notes": list(self.notes),
         }
+
+    def summary(self) -> dict[str, Any]:
+        """The plan and the figures that differ between the fastest and the efficient plan."""
+        e = self.energy_j_facility
+        return {"plan": self.plan.short(), "chips": self.chips, "node_mfu": self.plan.node_mfu,
+                "efficiency": self.plan.step.efficiency, "mfu_at_scale": self.mfu_at_scale,
+                "days": self.days, "chip_hours": self.chip_hours,
+                "energy_mwh_facility": None if e is None else e / J_PER_MWH}
 
 
 def training_seconds(flops: float, chips: int, peak: float, mfu: float, goodput: float) -> float:
@@ -212,37 +230,67 @@ def _check(s: Scenario) -> None:
                           f"EFA bandwidth is known for {node.name}")
 
 
+def implied_node_mfu(mfu_at_scale: float,
+                     step_at: Callable[[float], comm.StepTime]) -> tuple[float | None,
+                                                                       comm.StepTime]:
+    """The node MFU x with x E(x) = u and the step at it; None and the step at node MFU 1
+    when x > 1. The step is A / x + B: two evaluations give A, B (module docstring)."""
+    one, half = step_at(1.0), step_at(0.5)
+    a = half.total_s - one.total_s
+    b = one.total_s - a
+    denominator = one.compute_s - mfu_at_scale * b
+    x = mfu_at_scale * a / denominator if denominator > 0 else math.inf
+    if x > 1 + 1e-12:
+        return None, one
+    x = min(x, 1.0)
+    return x, step_at(x)
+
+
 def project(s: Scenario) -> Projection:
-    """The projection of one scenario (formulas in the module docstring)."""
+    """The projection of one scenario (formulas in the module docstring), on the fastest
+    plan, with the efficient plan beside it (``plan``)."""
     _check(s)
     w, c = s.workload, s.cluster
     seq = int(w.seq_len.value)
     dp_eff = None if s.dp_efficiency is None else min(s.dp_efficiency.value, 1.0)
 
-    def step_fn(**dims: Any) -> comm.StepTime:
-        return comm.step_time(
-            flops_per_token=w.shape.flops_per_token(seq), seq_len=seq,
-            micro_batch=int(s.micro_batch.value), n_layers=w.shape.n_layers, dim=w.shape.dim,
-            params=w.shape.params, peak=c.chip.peak.value, node_mfu=s.mfu.value,
-            vpp=int(s.vpp.value), tp_overlap=s.tp_overlap.value, dp_overlap=s.dp_overlap.value,
-            links=_links(s, dims["tp"], dims["pp"], dims["dp"], dims["ep"]),
-            dp_efficiency=dp_eff, top_k=w.shape.top_k, expert_params=w.shape.expert_params,
-            ep_overlap=s.ep_overlap.value, **dims)
+    def step_fn(**dims: Any) -> tuple[float | None, comm.StepTime]:
+        def step_at(node_mfu: float) -> comm.StepTime:
+            return comm.step_time(
+                flops_per_token=w.shape.flops_per_token(seq), seq_len=seq,
+                micro_batch=int(s.micro_batch.value), n_layers=w.shape.n_layers,
+                dim=w.shape.dim, params=w.shape.params, peak=c.chip.peak.value,
+                node_mfu=node_mfu, vpp=int(s.vpp.value), tp_overlap=s.tp_overlap.value,
+                dp_overlap=s.dp_overlap.value,
+                links=_links(s, dims["tp"], dims["pp"], dims["dp"], dims["ep"]),
+                dp_efficiency=dp_eff, top_k=w.shape.top_k,
+                expert_params=w.shape.expert_params, ep_overlap=s.ep_overlap.value, **dims)
 
-    chosen = plan.search(
+        if s.mode == "node":
+            return s.mfu.value, step_at(s.mfu.value)
+        return implied_node_mfu(s.mfu.value, step_at)
+
+    plans = plan.search(
         w.shape, seq, chips=int(c.chips.value), chips_per_node=int(c.node.chips.value),
         intra_modelled=c.node.intra is not None or s.mode == "at-scale",
         memory_bytes=c.chip.memory.value, usable_share=s.memory_usable.value,
         global_batch_tokens=s.global_batch_tokens.value, micro_batch=int(s.micro_batch.value),
         vpp=int(s.vpp.value), step_fn=step_fn, **s.pins)
-    mfu = s.mfu.value * (chosen.step.efficiency if s.mode == "node" else 1.0)
+    fast, eff = plan.fastest(plans), plan.efficient(plans)
+    headline = _on_plan(s, fast)
+    return replace(headline, efficient=headline if eff is fast else _on_plan(s, eff))
+
+
+def _on_plan(s: Scenario, chosen: plan.Plan) -> Projection:
+    w, c = s.workload, s.cluster
+    mfu = s.mfu.value if s.mode == "at-scale" else chosen.mfu_at_scale
     seconds = training_seconds(w.flops.value, chosen.chips, c.chip.peak.value, mfu,
                                s.goodput.value)
     if s.j_per_flop is not None:
         energy = s.j_per_flop.value * w.flops.value * s.mfu.value / (mfu * s.goodput.value)
-        power = Figure(energy / (chosen.chips * seconds), "W", "measured",
-                       "measured J/token / FLOPs per token, x node MFU / (MFU at scale x "
-                       "goodput): " + s.j_per_flop.source)
+        power = Figure(energy / (chosen.chips * seconds), "W", s.j_per_flop.label,
+                       f"the run's J/token ({s.j_per_flop.label}) / FLOPs per token, x node "
+                       "MFU / (MFU at scale x goodput): " + s.j_per_flop.source)
     elif c.chip.power is not None:
         power = c.chip.power
         energy = power.value * chosen.chips * seconds
@@ -261,11 +309,23 @@ def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
                f"{batch_seqs // p.micro_batch:,} data-parallel replicas (raise "
                "--global-batch-tokens to use more)"
                if p.dp == batch_seqs // p.micro_batch else
-               f"TP x PP x DP of the fastest plan does not divide {cluster_chips:,}")
+               f"no plan on more chips can hold the MFU at scale {s.mfu.value:.1%} (their "
+               "step efficiency at node MFU 100% is below it)" if s.mode == "at-scale" else
+               "no plan on more chips is faster by more than the plan tolerance (TP x PP x DP "
+               f"need not divide {cluster_chips:,})")
         notes.append(f"the plan uses {p.chips:,} of {cluster_chips:,} chips: {why}; the idle "
                      "chips are left out of time, energy and power")
     if s.mode == "at-scale":
-        notes.append("MFU at scale used as given; the communication model only ranked plans")
+        notes.append(
+            f"MFU at scale {s.mfu.value:.1%} given: only plans whose modelled step efficiency "
+            f"at node MFU 100% reaches it are searched; this plan needs a node MFU of "
+            f"{p.node_mfu:.1%} (= {s.mfu.value:.1%} / step efficiency "
+            f"{p.step.efficiency:.1%})")
+    best = presets.BEST_NODE_MFU
+    if s.mode == "at-scale" and p.node_mfu > best.value:
+        notes.append(f"the node MFU {p.node_mfu:.1%} is above the best MFU of the published "
+                     f"runs the projection is calibrated against ({best.value:.0%}, "
+                     f"{best.source})")
     e = s.dp_efficiency
     if e is not None:
         used = min(e.value, 1.0)
@@ -290,6 +350,8 @@ def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
     if c.node.intra is None and p.tp == 1 and s.mode == "node":
         notes.append(f"TP{' and EP' if sh.n_experts > 1 else ''} limited to 1: no intra-node "
                      f"bandwidth known for {c.node.name} (pass --intra-node-gbs)")
+    if s.j_per_flop is not None and "neuron-power-utilization" in s.j_per_flop.source:
+        notes.append(labels.NEURON_IDLE_NOTE)
     if power is None:
         notes.append(f"no power figure for {c.chip.name} (not published): energy and power "
                      "need --chip-power-w")
@@ -346,9 +408,12 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         row("usable memory share", s.memory_usable),
         {"name": "plan tolerance", "value": plan.TOLERANCE, "unit": "", "label": "assumption",
          "source": "plans this close to the fastest count as equal; the fewest chips wins"},
+        {"name": "efficient plan's slowdown", "value": plan.SLOWDOWN, "unit": "",
+         "label": "assumption", "source": "the efficient plan (fewest chip-hours) may be "
+         "this much slower than the fastest"},
     ]
     if s.j_per_flop is not None:
-        rows.append(row("measured energy per FLOP", s.j_per_flop))
+        rows.append(row("energy per FLOP of the run", s.j_per_flop))
     if s.dp_efficiency is not None:
         rows.append(row("data-parallel scaling efficiency", s.dp_efficiency))
     for name, value in s.pins.items():

@@ -24,12 +24,22 @@ for a dense model):
     fits           total <= usable share x chip memory
 
 Search: t in {1, 2, 4, 8, 16} inside a node and dividing the heads, p in 1..L,
-d = min(floor(chips / (t p)), floor(B / b)) with B the global batch and b the micro-batch
-in sequences, m = floor(B / (d b)) micro-batches per step, e among the divisors of the
-expert count that divide d (1 for a dense model), sharding ZeRO-1 or FSDP, recompute off or
-full. The fastest plan (most chips x efficiency) wins, except that plans within TOLERANCE
-of it count as equal and the one with the fewest chips, then the least model parallelism,
-the least EP, ZeRO-1, no recompute wins: chips that buy less than 1% are left idle.
+d = D / 2^k for k = 0..DP_HALVINGS with D = min(floor(chips / (t p)), floor(B / b)), B the
+global batch and b the micro-batch in sequences, m = floor(B / (d b)) micro-batches per
+step, e among the divisors of the expert count that divide d (1 for a dense model),
+sharding ZeRO-1 or FSDP, recompute off or full. Each plan's step is modelled at a node MFU
+(``step_fn``): the given one, or with an MFU at scale M given the node MFU x = M / E(x)
+the plan needs; a plan that would need x > 1 cannot hold M and is not searched.
+
+Two plans are reported, both with MFU at scale u = node MFU x step efficiency:
+  fastest    the most chips x u (time = C / (chips x peak x u x goodput)); plans within
+             TOLERANCE of it count as equal and the one with the fewest chips, then the
+             lowest node MFU, the least model parallelism, the least EP, ZeRO-1, no
+             recompute wins: chips that buy less than 1% are left idle
+  efficient  the fewest chip-hours (the highest u) among plans at most SLOWDOWN slower
+             than the fastest; plans within TOLERANCE of the fewest count as equal and the
+             fastest of them wins (with the MFU at scale given, every plan has the same
+             chip-hours and the efficient plan is the fastest)
 --tp/--pp/--dp/--ep/--sharding/--recompute pin a dimension; a plan that cannot exist is
 refused with the reason.
 """
@@ -48,6 +58,8 @@ from bench.projection.workload import Shape
 TP_CHOICES = (1, 2, 4, 8, 16)
 SHARDING = {"zero1": "ZeRO-1", "fsdp": "FSDP"}
 TOLERANCE = 0.01  # plans this close to the fastest count as equally fast
+SLOWDOWN = 0.15  # the efficient plan may be this much slower than the fastest
+DP_HALVINGS = 6  # DP searched at D, D / 2, ..., D / 2^6
 ACT_BYTES_PER_LAYER = 34  # x b T h / t (Korthikanti et al. 2022, with sequence parallelism)
 GIB = 2**30
 
@@ -86,10 +98,21 @@ class Plan:
     memory: Memory
     step: StepTime
     ep: int = 1  # expert-parallel ranks inside DP
+    node_mfu: float = 1.0  # the node MFU the step is modelled at
 
     @property
     def chips(self) -> int:
         return self.tp * self.pp * self.dp
+
+    @property
+    def mfu_at_scale(self) -> float:
+        """u = node MFU x step efficiency."""
+        return self.node_mfu * self.step.efficiency
+
+    @property
+    def rate(self) -> float:
+        """chips x u: proportional to the training throughput."""
+        return self.chips * self.mfu_at_scale
 
     def short(self) -> str:
         return (f"TP{self.tp} PP{self.pp} DP{self.dp}"
@@ -139,16 +162,36 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
     return Memory(states, acts, usable)
 
 
-StepFn = Callable[..., StepTime]
-"""step_fn(tp=, pp=, dp=, ep=, micro_batches=, sharding=, recompute=) -> StepTime"""
+StepFn = Callable[..., tuple[float | None, StepTime]]
+"""step_fn(tp=, pp=, dp=, ep=, micro_batches=, sharding=, recompute=) -> (node MFU, step):
+the node MFU the step is modelled at, None (and the step at node MFU 1) when the plan
+cannot hold the MFU at scale it is given."""
+
+
+def _order(p: Plan) -> tuple:
+    return (p.chips, p.node_mfu, p.tp * p.pp, p.ep, p.sharding != "zero1", p.recompute)
+
+
+def fastest(plans: list[Plan]) -> Plan:
+    """The most chips x u; within TOLERANCE of it the fewest chips etc. (module docstring)."""
+    best = max(p.rate for p in plans)
+    return min((p for p in plans if p.rate >= (1 - TOLERANCE) * best), key=_order)
+
+
+def efficient(plans: list[Plan]) -> Plan:
+    """The fewest chip-hours (highest u) within SLOWDOWN of the fastest (module docstring)."""
+    slowest_rate = fastest(plans).rate / (1 + SLOWDOWN)
+    allowed = [p for p in plans if p.rate >= slowest_rate]
+    best = max(p.mfu_at_scale for p in allowed)
+    return fastest([p for p in allowed if p.mfu_at_scale >= (1 - TOLERANCE) * best])
 
 
 def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, intra_modelled: bool,
            memory_bytes: float, usable_share: float, global_batch_tokens: float,
            micro_batch: int, vpp: int, step_fn: StepFn, tp: int | None = None,
            pp: int | None = None, dp: int | None = None, ep: int | None = None,
-           sharding: str = "auto", recompute: str = "auto") -> Plan:
-    """The fastest plan that fits; ConfigError with the reason when none can.
+           sharding: str = "auto", recompute: str = "auto") -> list[Plan]:
+    """Every plan that fits and can hold its MFU; ConfigError with the reason when none can.
     ``intra_modelled``: the intra-node link is known (or plans are only ranked), so that
     TP and EP may exceed 1."""
     batch_seqs = int(global_batch_tokens // seq_len)
@@ -195,16 +238,18 @@ def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, intra
             raise ConfigError("--dp", f"TP x PP x DP = {min(tps) * (pp or 1) * dp:,} is more "
                               f"than the {chips:,} chips")
 
-    fitting: list[tuple[float, Plan]] = []
+    fitting: list[Plan] = []
     smallest: tuple[float, str] | None = None
+    ceiling: tuple[float, str] | None = None  # best efficiency of a plan that cannot hold
     for t in tps:
         for p in pps:
-            d = dp if dp is not None else min(chips // (t * p), max_dp)
-            if d < 1 or t * p * d > chips:
-                continue
-            m = batch_seqs // (d * micro_batch)
-            for e, s, r in itertools.product([e for e in eps if d % e == 0], shardings,
-                                             recomputes):
+            top = dp if dp is not None else min(chips // (t * p), max_dp)
+            ds = [top] if dp is not None else sorted({top >> k for k in
+                                                      range(DP_HALVINGS + 1)} - {0})
+            for d, e, s, r in itertools.product(ds, eps, shardings, recomputes):
+                if d < 1 or t * p * d > chips or d % e:
+                    continue
+                m = batch_seqs // (d * micro_batch)
                 mem = memory(shape, seq_len, tp=t, pp=p, dp=d, ep=e, sharding=s, recompute=r,
                              micro_batch=micro_batch, micro_batches=m, vpp=vpp, usable=usable)
                 if not mem.fits:
@@ -213,15 +258,21 @@ def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, intra
                                     + (f" (EP {e})" if e > 1 else "") + f", {SHARDING[s]}, "
                                     f"{'full recompute' if r else 'no recompute'}")
                     continue
-                step = step_fn(tp=t, pp=p, dp=d, ep=e, micro_batches=m, sharding=s,
-                               recompute=r)
-                plan = Plan(t, p, d, s, r, micro_batch, m, vpp, mem, step, ep=e)
-                fitting.append((plan.chips * step.efficiency, plan))
+                node_mfu, step = step_fn(tp=t, pp=p, dp=d, ep=e, micro_batches=m,
+                                         sharding=s, recompute=r)
+                plan = Plan(t, p, d, s, r, micro_batch, m, vpp, mem, step, ep=e,
+                            node_mfu=node_mfu or 1.0)
+                if node_mfu is None:
+                    if ceiling is None or step.efficiency > ceiling[0]:
+                        ceiling = (step.efficiency, plan.short())
+                    continue
+                fitting.append(plan)
     if fitting:
-        fastest = max(rate for rate, _ in fitting)
-        return min((p for rate, p in fitting if rate >= (1 - TOLERANCE) * fastest),
-                   key=lambda p: (p.chips, p.tp * p.pp, p.ep, p.sharding != "zero1",
-                                  p.recompute))
+        return fitting
+    if ceiling is not None:
+        raise ConfigError("--mfu", f"no plan on {chips:,} chips can hold this MFU at scale: "
+                          f"the best modelled step efficiency is {ceiling[0]:.1%} ({ceiling[1]}"
+                          ") at node MFU 100%, and MFU at scale = node MFU x efficiency")
     if smallest is None and ep is not None:
         raise ConfigError("--ep", f"no TP x PP x DP in {chips:,} chips has a DP that EP {ep} "
                           f"divides (DP = chips / (TP x PP), at most {max_dp:,} replicas of "

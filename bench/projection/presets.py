@@ -165,6 +165,37 @@ DEFAULTS: dict[str, Figure] = {
     "memory_usable": Figure(0.9, "", "assumption",
                             "share of chip memory for the model (runtime, buffers, "
                             "fragmentation take the rest)"),
-    "pue": Figure(1.15, "", "datasheet", _AWS_PUE),
+    "pue": Figure(1.15, "", "report", _AWS_PUE),
     "server_overhead": Figure(1.53 * 1.14, "", "estimate", _EPOCH_OVERHEAD),
 }
+
+# The best MFU among the published runs the projection is calibrated against
+# (tests/test_projection.py): an implied node MFU above it is flagged.
+BEST_NODE_MFU = Figure(0.43, "", "paper",
+                       _LLAMA3 + ", Table 4: 43% on 8,192 H100 (TP 8, PP 16, DP 64)")
+
+
+def _short(fig: Figure) -> str:
+    value = (f"{fig.value:,.0f}" if fig.value == int(fig.value) else f"{fig.value:.4g}") + (
+        f" {fig.unit}" if fig.unit else "")
+    return f"{value} [{fig.label}: {fig.source}]".replace("%", "%%")
+
+
+def default_help(key: str) -> str:
+    """'default VALUE [label: source]' of DEFAULTS[key], for --help (argparse-escaped)."""
+    return f"default {_short(DEFAULTS[key])}"
+
+
+def chip_power_help() -> str:
+    """Every chip's default power with its label, for --help."""
+    from bench.hardware import DEVICES
+
+    return "; ".join(f"{k} {_short(d.power_w) if d.power_w else 'none published'}"
+                     for k, d in DEVICES.items())
+
+
+def cluster_help() -> str:
+    """Every cluster preset's chips and power cap with their labels, for --help."""
+    return "; ".join(f"{name}: {_short(c['chips'])}, cap "
+                     + (_short(c["power_cap"]) if c["power_cap"] else "none")
+                     for name, c in CLUSTERS.items())

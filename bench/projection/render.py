@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bench.config import ConfigError
 from bench.projection.model import Projection
+from bench.projection.plan import SLOWDOWN
 
 _PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -60,22 +61,33 @@ def results_table(p: Projection) -> Table:
     t.add_row("memory per chip", f"{mem.states / 2**30:,.1f} GiB states + "
               f"{mem.activations / 2**30:,.1f} GiB activations = {mem.total / 2**30:,.1f} GiB "
               f"of {mem.usable / 2**30:,.1f} GiB usable")
-    if s.mode == "node":
-        st = plan.step
-        parts = ", ".join(f"{name} {sec:,.3g} s" for name, sec in (
+    st = plan.step
+    parts = ", ".join(f"{name} {sec:,.3g} s" for name, sec in (
             ("compute", st.compute_s), ("recompute", st.recompute_s), ("TP", st.tp_s),
             ("EP all-to-all", st.ep_s), ("PP sends", st.pp_s),
             ("stage imbalance", st.imbalance_s), ("bubble", st.bubble_s),
             ("DP" if s.dp_efficiency is None else "DP (scaling efficiency)", st.dp_s)) if sec)
-        t.add_row("step", f"{st.total_s:,.3g} s = {parts}; efficiency {st.efficiency:.1%}")
+    t.add_row("step", f"{st.total_s:,.3g} s = {parts}; efficiency {st.efficiency:.1%}")
+    if s.mode == "node":
         t.add_row("MFU at scale", f"{d['mfu_at_scale']:.1%} = node MFU {s.mfu.value:.1%} x "
                   f"efficiency {st.efficiency:.1%}")
     else:
-        t.add_row("MFU at scale", f"{d['mfu_at_scale']:.1%} (given)")
+        t.add_row("MFU at scale", f"{d['mfu_at_scale']:.1%} (given) = implied node MFU "
+                  f"{plan.node_mfu:.1%} x efficiency {st.efficiency:.1%}")
     peak = fmt(d["peak_flops_per_chip"], "FLOP/s")
     t.add_row("time", f"{d['days']:,.1f} days = C / ({d['chips']:,} chips x {peak} x MFU "
               f"{d['mfu_at_scale']:.1%} x goodput {d['goodput']:.0%})")
     t.add_row("chip-hours", f"{d['chip_hours'] / 1e6:,.2f} M")
+    for name, q in d["plans"].items():
+        if name == "headline":
+            continue
+        e = q["energy_mwh_facility"]
+        t.add_row(f"{name} plan", f"{q['plan']}: {q['days']:,.1f} days on {q['chips']:,} chips, "
+                  f"{q['chip_hours'] / 1e6:,.2f} M chip-hours"
+                  + ("" if e is None else f", {e:,.0f} MWh facility")
+                  + f", MFU at scale {q['mfu_at_scale']:.1%}"
+                  + (" (the headline figures)" if name == d["plans"]["headline"] else
+                     f" (fewest chip-hours at most {SLOWDOWN:.0%} slower than the fastest)"))
     if d["energy_mwh_chips"] is not None:
         t.add_row("chip power", f"{fmt(d['chip_power_w'], 'W')} "
                   f"[{escape(p.chip_power.label)}: {escape(p.chip_power.source)}]")

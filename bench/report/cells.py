@@ -57,7 +57,9 @@ def energy_label(r: pd.Series) -> str:
     """'rapl, measured' for a sensor; 'modelled (estimate, not measured)' for a model. The one
     place a row's energy label is worded (tables and plots)."""
     label = r["energy_label"]
-    return f"{r['energy_method']}, {label}" if label == "measured" else label
+    if label == "modelled":
+        return "modelled (estimate, not measured)"
+    return f"{r['energy_method']}, {label}" if present(label) else "not measured"
 
 
 def compile_time(r: pd.Series) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import metrics
+from bench import labels, metrics
 
 KEY = ("config.model", "device.name", "config.precision", "config.backend", "config.batch",
        "config.seq", "world_size", "config.compile", "config.parallel", "energy.method",
@@ -42,7 +42,7 @@ READ = (*KEY, "run_id", "time", "status", "error", "source_file", "device.kind",
         "compilation.warmup_graphs", "compilation.warmup_compile_s",
         "compilation.timed_graphs", "environment.host", "environment.python",
         "environment.torch", "environment.trnbench", "environment.git_commit", "ranks",
-        "tags.scaling")
+        "tags.scaling", "flags")
 
 COLUMNS = [
     "row", "model", "device", "device_kind", "chips", "precision", "backend", "batch", "seq",
@@ -62,8 +62,6 @@ COLUMNS = [
 FAILED_COLUMNS = ["run_id", "time", "status", "model", "backend", "batch", "seq", "precision",
                   "world_size", "error", "source_file"]
 
-SENSOR_METHODS_NOT_MEASURED = {"modelled": "modelled (estimate, not measured)",
-                               "none": "not measured"}
 
 
 def present(value: Any) -> bool:
@@ -160,6 +158,7 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
     flags = [f"{name} CV {s.cv:.1%} > {cv_threshold:.1%}"
              for name, s in (("tokens/s per chip", tps), ("J/token", j), ("step p50", p50))
              if s is not None and s.n > 1 and s.flagged]
+    flags += dict.fromkeys(f for run in g["flags"] if isinstance(run, list) for f in run)
     return {
         "row": row_id, "model": first["config.model"], "device": first["device.name"],
         "device_kind": first["device.kind"], "chips": first["device.chips"],
@@ -182,7 +181,7 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
         "j_per_token": j.median if j else None, "j_per_token_cv": _cv(j),
         "j_per_token_n": j.n if j else 0, "tokens_per_kwh": _median(g["energy.tokens_per_kwh"]),
         "energy_method": method,
-        "energy_label": SENSOR_METHODS_NOT_MEASURED.get(method, "measured") if j else None,
+        "energy_label": labels.energy(method) if j else None,
         "energy_scope": unique(g["energy.scope"]), "energy_note": _energy_note(g, j),
         "step_p50_s": p50.median if p50 else None, "step_p90_s": _median(g["step_time.p90_s"]),
         "step_p50_cv": _cv(p50), "step_time_method": unique(g["step_time.method"]),
