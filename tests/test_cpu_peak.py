@@ -59,9 +59,10 @@ def test_ranks_on_one_cpu_are_one_chip():
     """Two ranks on one host: one chip, whose per-chip throughput is the whole CPU's."""
     rank = {"device": {"name": "cpu", "kind": "cpu", "chips": 1}, "host": "h", "tokens": 100,
             "window_s": 1.0, "tokens_per_s": 100.0, "peak": {"value": 1e9},
-            "model": {"flops_per_token": 1e6}, "memory": {"peak_bytes": 1},
+            "model": {"flops_per_token": 1e6, "hardware_flops_per_token": 1e6},
+            "memory": {"peak_bytes": 1},
             "step_time": {}, "step_times_s": [], "loss_first": 1.0, "loss_last": 0.5,
-            "energy": None, "warnings": [], "flags": []}
+            "losses": [1.0, 0.5], "energy": None, "warnings": [], "flags": []}
     out = distributed.aggregate([rank, {**rank}])
     assert out["device"]["chips"] == 1 and out["tokens_per_s_per_chip"] == 200
     assert out["mfu"] == pytest.approx(200 * 1e6 / 2e9)
