@@ -85,11 +85,12 @@ LIMITS = {
     "tp": numbers.COUNT,
     "dp_shard": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),  # 0: per node / tp
 }
-FLAGS = {"dist_timeout_s": "--dist-timeout", "dp_shard": "--dp-shard"}  # not --<name>
+FLAGS = {"dist_timeout_s": "--dist-timeout"}  # not --<name with dashes>
 
 
 def flag_of(field: str) -> str:
-    return FLAGS.get(field, f"--{field}")
+    """The ``trnbench run`` flag of a RunConfig field (``dp_shard``: ``--dp-shard``)."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def backend_defaults(backend: str) -> dict[str, Any]:
