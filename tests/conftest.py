@@ -24,6 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # `make test` runs as a second pytest session; the main environment has no torch_xla.
 collect_ignore_glob = [] if importlib.util.find_spec("torch_xla") else ["xla/*"]
 
+# fixtures that start processes importing torch (a verb as a subprocess, torchrun, a scaling
+# series, a Slurm job): a test using one is marked `slow`, which `make test-fast` leaves out;
+# other slow tests carry the mark themselves
+SLOW_FIXTURES = {"cli", "report_records", "series", "slurm"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:

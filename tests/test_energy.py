@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import energy, hardware
+from bench.energy import neuron
 from bench.energy.base import Reading, integrate
 from bench.energy.modelled import ModelledMeter
 from bench.energy.neuron import NeuronMeter, parse_raw, parse_utilization
@@ -144,17 +145,29 @@ def test_neuron_raw_per_die_is_integrated_over_the_window(tmp_path):
     assert reading.sampling_period_s == 0.5 and reading.warnings == []
 
 
-def test_neuron_raw_gap_lowers_coverage(tmp_path):
+def _wait_until(condition, timeout_s: float = 60.0) -> None:
+    """Wait for the meter's sampler thread to reach ``condition`` (no fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the sampler made no progress"
+        time.sleep(0.005)
+
+
+def test_neuron_raw_gap_lowers_coverage(tmp_path, monkeypatch):
     raw = _power_node(tmp_path, 0) / "utilization_raw"
     write_atomic(raw.with_name("utilization"), "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
     write_atomic(raw, "die,util_bips,counter\n0,2000,1\n")
+    monkeypatch.setattr(neuron, "RAW_POLL_S", 0.02)  # the driver's file; the poll is ours
+    meter = NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path)
 
-    def work():
-        time.sleep(1.2)
+    def work():  # about half the samples valid, then a gap to the window's end
+        samples = meter._raw_samples["neuron0"]
+        _wait_until(lambda: len(samples) >= 10)
         write_atomic(raw, "die,util_bips,counter\n0,unavailable\n")
-        time.sleep(1.5)
+        gap_from = len(samples)
+        _wait_until(lambda: len(samples) >= gap_from + 10)
 
-    reading = _window(NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path), work)
+    reading = _window(meter, work)
     assert 0 < reading.coverage < 0.9
     assert reading.joules == pytest.approx(100 * reading.interval_s, rel=0.05)
     assert any("covers" in w and "filled with the mean" in w for w in reading.warnings)

@@ -80,6 +80,7 @@ def test_efficiency_formula():
     assert points[0]["tokens_per_s"] is None and points[2]["tokens_per_s_per_rank"] == 90.0
 
 
+@pytest.mark.slow
 def test_failed_points_are_shown_and_the_series_goes_on(cache_dir, tmp_path):
     results = tmp_path / "r.jsonl"
     proc = _scaling(cache_dir, tmp_path, *TINY, "--nproc", "1,2", "--lr", "1e6",
