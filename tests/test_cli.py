@@ -1,6 +1,6 @@
 """The `trnbench` command end to end, as a user runs it (real training). The verbs run
-in-process (``trnbench`` fixture, ``bench.cli.main``); a run, a bad input and the console
-script also run as real subprocesses, the way a user starts them."""
+in-process (``cli_main`` fixture, ``bench.cli.main``); a run and the console script also run
+as real subprocesses, the way a user starts them (test_bad_input.py starts bad input so)."""
 
 from __future__ import annotations
 
@@ -113,8 +113,8 @@ def test_bad_input_one_line_exit_2_nothing_written(cli_main, tmp_path, args, fie
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this case needs a machine without CUDA")
-def test_unavailable_backend_is_bad_input(cli, tmp_path):
-    proc = cli("run", "--model", "tiny", "--backend", "cuda")
+def test_unavailable_backend_is_bad_input(cli_main, tmp_path):
+    proc = cli_main("run", "--model", "tiny", "--backend", "cuda")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert "--backend: cuda is not available here" in proc.stderr and "available: auto, cpu" in \
