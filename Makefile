@@ -6,7 +6,7 @@ VENV ?= .venv
 VENV_XLA ?= .venv-xla
 BIN := $(VENV)/bin
 
-.PHONY: bench test test-main test-xla lint setup
+.PHONY: bench test test-fast test-main test-xla lint setup
 bench: $(VENV)/.installed
 	$(BIN)/trnbench run
 
@@ -15,6 +15,11 @@ test: lint test-main test-xla
 test-main: $(VENV)/.installed
 	scripts/setup-browser.sh
 	$(BIN)/python -m pytest
+
+# the edit loop: the main lane without the tests marked slow (subprocess and torchrun runs,
+# sweeps, scaling series, compiled steps); not a substitute for `make test`
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow" -x -q
 
 # the Neuron XLA code path on XLA:CPU, in its own environment (torch 2.9 + torch-xla 2.9)
 test-xla: $(VENV_XLA)/.installed

@@ -168,7 +168,8 @@ def summary_table(record: dict[str, Any], path: str, cv_threshold: float = CV_FL
     t.add_row("energy", escape(_energy(energy)))
     notes = [*record.get("warnings", []),
              *(w for w in energy["warnings"] if not energy["reason"] or energy["reason"] not in w)]
-    if st["cv"] > cv_threshold:  # said once, with the threshold it was checked against
+    # said once, with the threshold it was checked against; a window average has no CV
+    if st["cv"] is not None and st["cv"] > cv_threshold:
         notes.append(f"step times vary: CV {st['cv']:.1%} over the timed window is above "
                      f"{cv_threshold:.0%} (noisy host or device; more --steps or a quieter "
                      "machine)")

@@ -1,21 +1,39 @@
-"""Shared fixtures: the CLI as a real subprocess, with results and caches in tmp dirs."""
+"""Shared fixtures and helpers: the CLI in-process (``invoke``, the ``trnbench`` fixture) or as
+a real subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the
+report's tables as a Markdown reader sees them."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # tests/xla is the XLA:CPU lane: it runs in .venv-xla (torch 2.9 + torch-xla 2.9), which
 # `make test` runs as a second pytest session; the main environment has no torch_xla.
 collect_ignore_glob = [] if importlib.util.find_spec("torch_xla") else ["xla/*"]
+
+# fixtures that start processes importing torch (a verb as a subprocess, torchrun, a scaling
+# series, a Slurm job): a test using one is marked `slow`, which `make test-fast` leaves out;
+# other slow tests carry the mark themselves
+SLOW_FIXTURES = {"cli", "report_records", "series", "slurm"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -40,5 +58,150 @@ def cli(cache_dir, tmp_path):
     return run
 
 
+def invoke(*args: str, cwd: Path, env: dict[str, str | None] | None = None
+           ) -> subprocess.CompletedProcess:
+    """``trnbench ARGS`` in this process (``bench.cli.main``) in ``cwd`` with ``env`` set in the
+    environment (None: unset): its exit code, stdout and stderr as a subprocess's. What a verb
+    starts (torchrun, a sweep's runs) is still a real process and inherits that environment."""
+    from bench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        for key, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse and bad input exit 2
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["trnbench", *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli_main(cache_dir, tmp_path):
+    """``invoke`` in a temporary cwd: the in-process stand-in of ``cli`` (no torch import per
+    call), for tests that check what a verb does rather than how the process starts."""
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return invoke(*args, cwd=tmp_path, env={"TRNBENCH_CACHE_DIR": str(cache_dir)})
+
+    return run
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --- fake RAPL powercap trees (the Linux sysfs format; this machine exposes none) ---------
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file atomically, as sysfs shows one value at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def rapl_zone(root: Path, zone: str, name: str, uj: int, max_uj: int = 262_143_328_850) -> Path:
+    """A powercap zone directory (name, max_energy_range_uj, energy_uj); returns its counter."""
+    write_atomic(root / zone / "name", name + "\n")
+    write_atomic(root / zone / "max_energy_range_uj", f"{max_uj}\n")
+    write_atomic(root / zone / "energy_uj", f"{uj}\n")
+    return root / zone / "energy_uj"
+
+
+@contextlib.contextmanager
+def ticking_counter(path: Path, uj_per_tick: int, period_s: float = 0.01) -> Iterator[None]:
+    """Advance a fake energy_uj file in the background, as a busy CPU package would."""
+    stop = threading.Event()
+
+    def run():
+        uj = int(path.read_text())
+        while not stop.wait(period_s):
+            uj += uj_per_tick
+            write_atomic(path, f"{uj}\n")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+# --- Markdown tables ------------------------------------------------------------------------
+
+def parse_tables(md: str) -> list[tuple[list[str], list[str], list[list[str]]]]:
+    """Every table of ``md`` as markdown-it-py (GFM table rule) reads it: (headers,
+    alignments, rows of cell texts)."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    tables, current, row, cell_align = [], None, None, None
+    for t in tokens:
+        if t.type == "table_open":
+            current = ([], [], [])
+        elif t.type in ("th_open", "td_open"):
+            cell_align = (t.attrGet("style") or "").removeprefix("text-align:") or "left"
+        elif t.type == "tr_open":
+            row = []
+        elif t.type == "inline" and current is not None and row is not None:
+            row.append(t.content)
+            if len(current[0]) < len(row) and not current[2]:
+                current[1].append(cell_align)
+        elif t.type == "tr_close":
+            (current[0].extend(row) if not current[0] else current[2].append(row))
+            row = None
+        elif t.type == "table_close":
+            tables.append(current)
+            current = None
+    return tables
+
+
+# --- the report tests' records: real tiny CPU runs, made once per session -----------------
+
+REPORT_RUN = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
+REPORT_RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
+    "rep1": ("--batch", "2", "--tag", "scaling=s1"),
+    "rep2": ("--batch", "2"),
+    "rep3": ("--batch", "2"),
+    "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
+    "modelled": ("--batch", "2", "--energy", "modelled"),
+    "none": ("--batch", "4", "--energy", "none"),
+    "lr-fail": ("--batch", "2", "--lr", "1e6"),
+}
+
+
+@pytest.fixture(scope="session")
+def report_records(tmp_path_factory, cache_dir) -> Path:
+    """The results file of ``REPORT_RUNS``: repeats of one configuration, a 2-rank run and its
+    1-rank partner tagged as a scaling series, ``--energy modelled`` and ``none``, and a run
+    that fails (lr 1e6). Each run is ``trnbench run`` in-process; the 2-rank run's ranks are
+    real torchrun processes. The CPU package energy comes from a fake RAPL tree whose counter
+    ticks in the background, the stand-in for a sensor this machine does not expose."""
+    work = tmp_path_factory.mktemp("report-records")
+    counter = rapl_zone(work / "powercap", "intel-rapl:0", "package-0", 0)
+    env = {"TRNBENCH_CACHE_DIR": str(cache_dir), "TRNBENCH_RAPL_ROOT": str(work / "powercap")}
+    results = work / "results.jsonl"
+    with ticking_counter(counter, 500_000):  # ~50 W
+        for name, flags in REPORT_RUNS.items():
+            proc = invoke(*REPORT_RUN, *flags, "--results", str(results), cwd=work, env=env)
+            assert proc.returncode == (1 if name.endswith("fail") else 0), proc.stderr
+    return results
+
+
+@pytest.fixture(scope="session")
+def report_generated(report_records, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``trnbench report`` of ``report_records`` (in-process): its output folder and result."""
+    out = tmp_path_factory.mktemp("report") / "out"
+    proc = invoke("report", "--results", str(report_records), "--out", str(out), cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc

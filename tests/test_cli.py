@@ -1,4 +1,6 @@
-"""The `trnbench` command end to end, as a user runs it (real subprocesses, real training)."""
+"""The `trnbench` command end to end, as a user runs it (real training). The verbs run
+in-process (``cli_main`` fixture, ``bench.cli.main``); a run and the console script also run
+as real subprocesses, the way a user starts them (test_bad_input.py starts bad input so)."""
 
 from __future__ import annotations
 
@@ -44,8 +46,8 @@ def test_run_json_prints_and_stores_one_record(cli, tmp_path):
     assert env["host"] and env["torch"] == torch.__version__ and "git_commit" in env
 
 
-def test_run_summary_table_and_progress(cli, tmp_path):
-    proc = cli("run", *TINY, "--results", str(tmp_path / "r.jsonl"))
+def test_run_summary_table_and_progress(cli_main, tmp_path):
+    proc = cli_main("run", *TINY, "--results", str(tmp_path / "r.jsonl"))
     assert proc.returncode == 0, proc.stderr
     assert "auto chose cpu" in proc.stderr
     for label in ("tokens/s", "MFU", "step time", "peak memory", "loss"):
@@ -56,8 +58,8 @@ def test_run_summary_table_and_progress(cli, tmp_path):
     assert "━" not in proc.stderr
 
 
-def test_bf16_run(cli, tmp_path):
-    proc = cli("run", *TINY, "--precision", "bf16", "--json", "--results", str(tmp_path / "r"))
+def test_bf16_run(cli_main, tmp_path):
+    proc = cli_main("run", *TINY, "--precision", "bf16", "--json", "--results", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert "autocast bf16" in record["precision_mode"]
@@ -69,9 +71,9 @@ def test_bf16_run(cli, tmp_path):
         assert any("in bf16; MFU is null" in w for w in record["warnings"])
 
 
-def test_config_file_and_flag_precedence(cli, tmp_path):
+def test_config_file_and_flag_precedence(cli_main, tmp_path):
     (tmp_path / "run.toml").write_text('[run]\nmodel = "tiny"\nsteps = 3\nwarmup = 1\nseq = 16\n')
-    proc = cli("run", "--config", "run.toml", "--steps", "2", "--json", "--results", "r.jsonl")
+    proc = cli_main("run", "--config", "run.toml", "--steps", "2", "--json", "--results", "r.jsonl")
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads(proc.stdout)["config"]
     assert (cfg["model"], cfg["steps"], cfg["warmup"], cfg["seq"]) == ("tiny", 2, 1, 16)
@@ -98,10 +100,10 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("args", "field", "accepted"), BAD_INPUTS,
                          ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
-def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, field, accepted):
+def test_bad_input_one_line_exit_2_nothing_written(cli_main, tmp_path, args, field, accepted):
     (tmp_path / "bad.toml").write_text('[run]\nmodel = "tiny\n')
     (tmp_path / "unknown.toml").write_text('[run]\nmodell = "tiny"\n')
-    proc = cli("run", "--model", "tiny", *args)
+    proc = cli_main("run", "--model", "tiny", *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -111,19 +113,19 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, tmp_path, args, field, a
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this case needs a machine without CUDA")
-def test_unavailable_backend_is_bad_input(cli, tmp_path):
-    proc = cli("run", "--model", "tiny", "--backend", "cuda")
+def test_unavailable_backend_is_bad_input(cli_main, tmp_path):
+    proc = cli_main("run", "--model", "tiny", "--backend", "cuda")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert "--backend: cuda is not available here" in proc.stderr and "available: auto, cpu" in \
         proc.stderr
 
 
-def test_failed_run_is_stored_and_earlier_records_kept(cli, tmp_path):
+def test_failed_run_is_stored_and_earlier_records_kept(cli_main, tmp_path):
     results = tmp_path / "runs.jsonl"
-    assert cli("run", *TINY, "--results", str(results), "--json").returncode == 0
+    assert cli_main("run", *TINY, "--results", str(results), "--json").returncode == 0
     before = results.read_text()
-    proc = cli("run", *TINY, "--lr", "1e6", "--results", str(results), "--json")
+    proc = cli_main("run", *TINY, "--lr", "1e6", "--results", str(results), "--json")
     assert proc.returncode == 1
     assert "run failed: NonFiniteLoss" in proc.stderr
     text = results.read_text()
@@ -134,8 +136,8 @@ def test_failed_run_is_stored_and_earlier_records_kept(cli, tmp_path):
     assert records[1]["config"]["lr"] == 1e6
 
 
-def test_models_json(cli):
-    proc = cli("models", "--json")
+def test_models_json(cli_main):
+    proc = cli_main("models", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["llama3-8b"]["params"] == 8_030_261_248
@@ -143,10 +145,10 @@ def test_models_json(cli):
     assert all(r["flops_per_token"] > 6 * r["active_params"] * 0.5 for r in rows.values())
 
 
-def test_models_and_env_tables(cli):
-    models = cli("models")
+def test_models_and_env_tables(cli_main):
+    models = cli_main("models")
     assert models.returncode == 0 and "llama3-70b" in models.stdout
-    env = cli("env", "--json")
+    env = cli_main("env", "--json")
     assert env.returncode == 0, env.stderr
     info = json.loads(env.stdout)
     probes = {p["name"]: p for p in info["backends"]}

@@ -12,8 +12,7 @@ import pytest
 
 from bench.cli import main
 from bench.report import cells
-from tests.conftest import ROOT
-from tests.test_report_tables import parse_tables
+from tests.conftest import ROOT, parse_tables
 
 RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
 BASE = "model=tiny,world_size=1,tags.sweep=cpu-baseline"  # 3 runs, 2 threads

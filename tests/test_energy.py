@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
-import threading
 import time
 import types
 from pathlib import Path
@@ -14,22 +11,17 @@ from pathlib import Path
 import pytest
 
 from bench import energy, hardware
+from bench.energy import neuron
 from bench.energy.base import Reading, integrate
 from bench.energy.modelled import ModelledMeter
 from bench.energy.neuron import NeuronMeter, parse_raw, parse_utilization
 from bench.energy.null import NoMeter
 from bench.energy.nvml import GpuRef, NvmlMeter
 from bench.energy.rapl import RaplMeter
+from tests.conftest import rapl_zone, ticking_counter, write_atomic
 
 TRN2_MAX = hardware.DEVICES["trn2"].power_w
 
-
-def _write(path: Path, text: str) -> None:
-    """Replace a file atomically, as sysfs shows one value at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _window(meter, during=None, seconds: float = 0.0) -> Reading:
@@ -59,24 +51,18 @@ def test_integrate_counts_only_spans_with_two_valid_ends():
 
 # --- RAPL ----------------------------------------------------------------------------------
 
-def _zone(root: Path, zone: str, name: str, uj: int, max_uj: int = 262_143_328_850) -> Path:
-    _write(root / zone / "name", name + "\n")
-    _write(root / zone / "max_energy_range_uj", f"{max_uj}\n")
-    _write(root / zone / "energy_uj", f"{uj}\n")
-    return root / zone / "energy_uj"
-
 
 def test_rapl_adds_each_package_once_and_no_subzone(tmp_path):
-    pkg0 = _zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000)
-    pkg1 = _zone(tmp_path, "intel-rapl:1", "package-1", 5_000_000)
-    core = _zone(tmp_path, "intel-rapl:0:0", "core", 0)  # also a top-level link in sysfs
-    dram = _zone(tmp_path / "intel-rapl:0", "intel-rapl:0:2", "dram", 0)
-    psys = _zone(tmp_path, "intel-rapl:2", "psys", 0)  # platform: contains the packages
+    pkg0 = rapl_zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000)
+    pkg1 = rapl_zone(tmp_path, "intel-rapl:1", "package-1", 5_000_000)
+    core = rapl_zone(tmp_path, "intel-rapl:0:0", "core", 0)  # also a top-level link in sysfs
+    dram = rapl_zone(tmp_path / "intel-rapl:0", "intel-rapl:0:2", "dram", 0)
+    psys = rapl_zone(tmp_path, "intel-rapl:2", "psys", 0)  # platform: contains the packages
 
     def work():
         for path, uj in ((pkg0, 4_000_000), (pkg1, 6_500_000), (core, 9e9), (dram, 9e9),
                          (psys, 9e9)):
-            _write(path, f"{int(uj)}\n")
+            write_atomic(path, f"{int(uj)}\n")
 
     reading = _window(RaplMeter(tmp_path), work)
     assert reading.method == "rapl" and reading.reason is None
@@ -86,16 +72,16 @@ def test_rapl_adds_each_package_once_and_no_subzone(tmp_path):
 
 
 def test_rapl_counter_wraps_at_max_energy_range(tmp_path):
-    pkg = _zone(tmp_path, "intel-rapl:0", "package-0", 900, max_uj=1000)
+    pkg = rapl_zone(tmp_path, "intel-rapl:0", "package-0", 900, max_uj=1000)
     # wraps once between two wrap-guard reads, and once more before the window closes
     meter = RaplMeter(tmp_path, wrap_guard_s=0.01)
 
     def work():
-        _write(pkg, "100\n")
+        write_atomic(pkg, "100\n")
         time.sleep(0.5)  # the guard reads 100 many times
-        _write(pkg, "600\n")
+        write_atomic(pkg, "600\n")
         time.sleep(0.5)
-        _write(pkg, "300\n")
+        write_atomic(pkg, "300\n")
 
     reading = _window(meter, work)
     assert reading.joules == pytest.approx((200 + 500 + 700) / 1e6)
@@ -105,9 +91,9 @@ def test_rapl_counter_wraps_at_max_energy_range(tmp_path):
 def test_rapl_absent_or_unreadable_is_null_with_reason(tmp_path, case):
     root = tmp_path / "powercap"
     if case != "missing":
-        _zone(root, "intel-rapl:0:0", "core", 1)
+        rapl_zone(root, "intel-rapl:0:0", "core", 1)
     if case in ("directory", "garbage"):
-        energy_file = _zone(root, "intel-rapl:0", "package-0", 1)
+        energy_file = rapl_zone(root, "intel-rapl:0", "package-0", 1)
         energy_file.unlink()
         if case == "directory":  # tests run as root: chmod would not make it unreadable
             energy_file.mkdir()
@@ -146,8 +132,8 @@ def test_parse_the_driver_formats():
 def test_neuron_raw_per_die_is_integrated_over_the_window(tmp_path):
     for dev in (0, 1):
         node = _power_node(tmp_path, dev)
-        _write(node / "utilization", "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
-        _write(node / "utilization_raw", "die,util_bips,counter\n0,4000,1\n1,5000,1\n")
+        write_atomic(node / "utilization", "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
+        write_atomic(node / "utilization_raw", "die,util_bips,counter\n0,4000,1\n1,5000,1\n")
     reading = _window(NeuronMeter(TRN2_MAX, chips_used=2, root=tmp_path), seconds=0.6)
     assert reading.method == "neuron-power-utilization" and reading.reason is None
     assert reading.coverage == pytest.approx(1.0)
@@ -159,17 +145,29 @@ def test_neuron_raw_per_die_is_integrated_over_the_window(tmp_path):
     assert reading.sampling_period_s == 0.5 and reading.warnings == []
 
 
-def test_neuron_raw_gap_lowers_coverage(tmp_path):
+def _wait_until(condition, timeout_s: float = 60.0) -> None:
+    """Wait for the meter's sampler thread to reach ``condition`` (no fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the sampler made no progress"
+        time.sleep(0.005)
+
+
+def test_neuron_raw_gap_lowers_coverage(tmp_path, monkeypatch):
     raw = _power_node(tmp_path, 0) / "utilization_raw"
-    _write(raw.with_name("utilization"), "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
-    _write(raw, "die,util_bips,counter\n0,2000,1\n")
+    write_atomic(raw.with_name("utilization"), "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
+    write_atomic(raw, "die,util_bips,counter\n0,2000,1\n")
+    monkeypatch.setattr(neuron, "RAW_POLL_S", 0.02)  # the driver's file; the poll is ours
+    meter = NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path)
 
-    def work():
-        time.sleep(1.2)
-        _write(raw, "die,util_bips,counter\n0,unavailable\n")
-        time.sleep(1.5)
+    def work():  # about half the samples valid, then a gap to the window's end
+        samples = meter._raw_samples["neuron0"]
+        _wait_until(lambda: len(samples) >= 10)
+        write_atomic(raw, "die,util_bips,counter\n0,unavailable\n")
+        gap_from = len(samples)
+        _wait_until(lambda: len(samples) >= gap_from + 10)
 
-    reading = _window(NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path), work)
+    reading = _window(meter, work)
     assert 0 < reading.coverage < 0.9
     assert reading.joules == pytest.approx(100 * reading.interval_s, rel=0.05)
     assert any("covers" in w and "filled with the mean" in w for w in reading.warnings)
@@ -178,11 +176,12 @@ def test_neuron_raw_gap_lowers_coverage(tmp_path):
 def test_neuron_aggregate_short_window_warns_with_coverage(tmp_path):
     util = _power_node(tmp_path, 0) / "utilization"
     now = int(time.time())
-    _write(util, f"POWER_STATUS_VALID,{now - 120},1.00,9.00,5.00\n")  # an older minute
+    write_atomic(util, f"POWER_STATUS_VALID,{now - 120},1.00,9.00,5.00\n")  # an older minute
 
     # an aggregate whose minute holds the whole window (its timestamp is the minute's end)
     reading = _window(NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path),
-                      lambda: _write(util, f"POWER_STATUS_VALID,{now + 30},10.0,30.0,20.0\n"),
+                      lambda: write_atomic(util,
+                                           f"POWER_STATUS_VALID,{now + 30},10.0,30.0,20.0\n"),
                       seconds=0.3)
     assert reading.coverage == pytest.approx(1.0)
     assert reading.joules == pytest.approx(0.20 * 500 * reading.interval_s, rel=0.05)
@@ -193,11 +192,11 @@ def test_neuron_aggregate_short_window_warns_with_coverage(tmp_path):
 
 def test_neuron_aggregate_partly_covering_the_window(tmp_path):
     util = _power_node(tmp_path, 0) / "utilization"
-    _write(util, "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
+    write_atomic(util, "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
     meter = NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path)
     meter.open()
     ends = int(time.time()) + 1  # the minute ending within the window's first second
-    _write(util, f"POWER_STATUS_VALID,{ends},10.0,30.0,20.0\n")
+    write_atomic(util, f"POWER_STATUS_VALID,{ends},10.0,30.0,20.0\n")
     time.sleep(2.2)
     reading = meter.close()
     assert 0 < reading.coverage < 0.6
@@ -209,7 +208,7 @@ def test_neuron_aggregate_partly_covering_the_window(tmp_path):
 def test_neuron_no_aggregate_for_the_window_is_null_not_silent(tmp_path, status):
     util = _power_node(tmp_path, 0) / "utilization"
     stamp = int(time.time()) + (30 if status != "POWER_STATUS_VALID" else -120)
-    _write(util, f"{status},{stamp},0.00,0.00,0.00\n")
+    write_atomic(util, f"{status},{stamp},0.00,0.00,0.00\n")
     reading = _window(NeuronMeter(TRN2_MAX, chips_used=1, root=tmp_path), seconds=0.1)
     assert reading.joules is None and reading.coverage == 0.0
     assert "no valid per-minute power aggregate covers the window" in reading.reason
@@ -223,12 +222,12 @@ def test_neuron_moved_layout_under_a_configured_root(tmp_path, monkeypatch):
     # node is searched for when it is not at stats/power
     root = tmp_path / "moved"
     node = _power_node(root, 0, sub="metrics/device/power")
-    _write(node / "utilization_raw", "die,util_bips,counter\n0,10000,5\n")
-    _write(node / "utilization", "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
+    write_atomic(node / "utilization_raw", "die,util_bips,counter\n0,10000,5\n")
+    write_atomic(node / "utilization", "POWER_STATUS_NO_DATA,0,0.00,0.00,0.00\n")
     _power_node(root, 1, sub="metrics/device/power")
-    _write(root / "neuron1/metrics/device/power/utilization_raw",
-           "die,util_bips,counter\n0,0,5\n")
-    _write(root / "neuron1/metrics/device/power/utilization", "POWER_STATUS_NO_DATA,0,0,0,0\n")
+    power = root / "neuron1/metrics/device/power"
+    write_atomic(power / "utilization_raw", "die,util_bips,counter\n0,0,5\n")
+    write_atomic(power / "utilization", "POWER_STATUS_NO_DATA,0,0,0,0\n")
     monkeypatch.setenv("TRNBENCH_NEURON_SYSFS", str(root))
     reading = _window(NeuronMeter(TRN2_MAX, chips_used=0.25), seconds=0.3)
     assert reading.details["root"] == str(root)
@@ -250,9 +249,9 @@ def test_neuron_absent_or_unreadable_is_null_with_reason(tmp_path, case):
         if case == "directory":
             (node / "utilization").mkdir()
         elif case == "garbage":
-            _write(node / "utilization", "\x00\x01 not the driver's format\n")
+            write_atomic(node / "utilization", "\x00\x01 not the driver's format\n")
         elif case == "no-max-power":
-            _write(node / "utilization", "POWER_STATUS_VALID,1,0,0,0\n")
+            write_atomic(node / "utilization", "POWER_STATUS_VALID,1,0,0,0\n")
     max_power = None if case == "no-max-power" else TRN2_MAX
     reading = _window(NeuronMeter(max_power, chips_used=1, root=root))
     expected = {"missing": "no Neuron sysfs", "no-devices": "no neuronN device directories",
@@ -466,33 +465,13 @@ def test_auto_takes_the_backends_sensor_and_never_models():
 RUN = ("run", "--model", "tiny", "--steps", "3", "--warmup", "1", "--json")
 
 
-@contextlib.contextmanager
-def ticking_counter(path: Path, uj_per_tick: int, period_s: float = 0.01):
-    """Advance a fake energy_uj file in the background, as a busy CPU package would."""
-    stop = threading.Event()
-
-    def run():
-        uj = int(path.read_text())
-        while not stop.wait(period_s):
-            uj += uj_per_tick
-            _write(path, f"{uj}\n")
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def test_run_with_rapl_from_a_fake_tree(cli, tmp_path, monkeypatch):
+def test_run_with_rapl_from_a_fake_tree(cli_main, tmp_path, monkeypatch):
     root = tmp_path / "powercap"
-    counter = _zone(root, "intel-rapl:0", "package-0", 0)
-    _zone(root, "intel-rapl:0:0", "core", 0)
+    counter = rapl_zone(root, "intel-rapl:0", "package-0", 0)
+    rapl_zone(root, "intel-rapl:0:0", "core", 0)
     monkeypatch.setenv("TRNBENCH_RAPL_ROOT", str(root))
     with ticking_counter(counter, 500_000):  # ~50 W
-        proc = cli(*RUN, "--energy", "rapl", "--results", "r.jsonl")
+        proc = cli_main(*RUN, "--energy", "rapl", "--results", "r.jsonl")
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     e = record["energy"]
@@ -506,14 +485,14 @@ def test_run_with_rapl_from_a_fake_tree(cli, tmp_path, monkeypatch):
     assert record["config"]["energy"] == "rapl"
 
 
-def test_run_with_modelled_none_and_unavailable_sensors(cli):
+def test_run_with_modelled_none_and_unavailable_sensors(cli_main):
     for choice, method, reason in (
         ("modelled", "modelled", "no table power for device kind 'cpu'"),
         ("none", "none", "not measured"),
         ("nvml", "nvml", "no CUDA device"),
         ("neuron", "neuron-power-utilization", "no Neuron sysfs"),
     ):
-        proc = cli(*RUN, "--energy", choice, "--results", "r.jsonl")
+        proc = cli_main(*RUN, "--energy", choice, "--results", "r.jsonl")
         assert proc.returncode == 0, proc.stderr
         e = json.loads(proc.stdout)["energy"]
         assert (e["method"], e["joules"], e["j_per_token"]) == (method, None, None)
@@ -521,21 +500,21 @@ def test_run_with_modelled_none_and_unavailable_sensors(cli):
         assert bool(e["warnings"]) == (choice != "none")
 
 
-def test_summary_shows_energy_and_its_warning(cli, tmp_path, monkeypatch):
+def test_summary_shows_energy_and_its_warning(cli_main, tmp_path, monkeypatch):
     monkeypatch.setenv("TRNBENCH_RAPL_ROOT", str(tmp_path / "absent"))
     (tmp_path / "run.toml").write_text('[run]\nmodel = "tiny"\nsteps = 2\nwarmup = 1\n'
                                        'energy = "rapl"\n')
-    proc = cli("run", "--config", "run.toml", "--results", "r.jsonl")
+    proc = cli_main("run", "--config", "run.toml", "--results", "r.jsonl")
     assert proc.returncode == 0, proc.stderr
     assert "energy" in proc.stdout and "null (rapl: no RAPL powercap tree" in proc.stdout
-    assert "energy is null" in proc.stdout
+    assert proc.stdout.count("no RAPL powercap tree") == 1  # said once, in the energy row
 
 
 @pytest.mark.parametrize("source", ["flag", "toml"])
-def test_bad_energy_choice_is_bad_input(cli, tmp_path, source):
+def test_bad_energy_choice_is_bad_input(cli_main, tmp_path, source):
     (tmp_path / "bad.toml").write_text('[run]\nenergy = "joulemeter"\n')
     args = ("--energy", "joulemeter") if source == "flag" else ("--config", "bad.toml")
-    proc = cli("run", "--model", "tiny", *args)
+    proc = cli_main("run", "--model", "tiny", *args)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--energy" in lines[0] and "modelled" in lines[0]

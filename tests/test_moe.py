@@ -222,10 +222,10 @@ def test_train_step_adds_weighted_aux_loss() -> None:
     assert not torch.allclose(router, without_aux.layers[0].feed_forward.router.weight)
 
 
-def test_moe_tiny_learns_through_the_cli(cli, tmp_path) -> None:
+def test_moe_tiny_learns_through_the_cli(cli_main, tmp_path) -> None:
     results = tmp_path / "moe.jsonl"
-    proc = cli("run", "--model", "moe-tiny", "--backend", "cpu", "--steps", "20", "--warmup",
-               "2", "--json", "--results", str(results))
+    proc = cli_main("run", "--model", "moe-tiny", "--backend", "cpu", "--steps", "20", "--warmup",
+                    "2", "--json", "--results", str(results))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert read_jsonl(results) == [record] and record["status"] == "ok"
@@ -267,6 +267,7 @@ class AotEagerCpu(CpuBackend):
         return torch.compile(fn, backend="aot_eager")
 
 
+@pytest.mark.slow
 def test_compiled_moe_run_records_routing(cache_dir) -> None:
     """A compiled training step: the router's statistics, set as module attributes in the
     compiled forward, still reach the record."""
@@ -277,8 +278,8 @@ def test_compiled_moe_run_records_routing(cache_dir) -> None:
     assert 0.0 <= result["moe"]["dropped_fraction"] < 0.25 and result["moe"]["capacity"] == 20
 
 
-def test_models_lists_active_params(cli) -> None:
-    proc = cli("models", "--json")
+def test_models_lists_active_params(cli_main) -> None:
+    proc = cli_main("models", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert set(rows) == set(registry.names())
@@ -289,5 +290,5 @@ def test_models_lists_active_params(cli) -> None:
             assert r["active_params"] == r["params"]
     assert rows["mixtral-8x7b"]["params"] == MIXTRAL_TOTAL
     assert rows["mixtral-8x7b"]["active_params"] == MIXTRAL_ACTIVE
-    table = cli("models")
+    table = cli_main("models")
     assert "active" in table.stdout and "12,879,925,248" in table.stdout

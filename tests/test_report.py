@@ -1,17 +1,15 @@
 """`trnbench report` on records of real tiny CPU runs: Markdown, CSV, HTML and PNG outputs.
 
-The records are made once per session (``report_records``): repeats of one configuration,
-a 2-rank torchrun run and its 1-rank partner tagged as a scaling series, runs with
-``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The CPU package
-energy comes from a fake RAPL powercap tree whose counter ticks in the background, the
-stand-in for a sensor this machine does not expose.
+The records are made once per session (``report_records`` in tests/conftest.py): repeats of
+one configuration, a 2-rank torchrun run and its 1-rank partner tagged as a scaling series,
+runs with ``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The
+report runs in-process; one test runs it as a real ``python -m bench`` subprocess.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -25,66 +23,19 @@ from bench import report as report_pkg
 from bench import store
 from bench.energy.modelled import ModelledMeter
 from bench.report import derived, render, rows
-from tests.conftest import read_jsonl
-from tests.test_energy import _zone, ticking_counter
-from tests.test_report_tables import parse_tables
-
-BASE = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
-RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
-    "rep1": ("--batch", "2", "--tag", "scaling=s1"),
-    "rep2": ("--batch", "2"),
-    "rep3": ("--batch", "2"),
-    "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
-    "modelled": ("--batch", "2", "--energy", "modelled"),
-    "none": ("--batch", "4", "--energy", "none"),
-    "lr-fail": ("--batch", "2", "--lr", "1e6"),
-}
+from tests.conftest import invoke, parse_tables, read_jsonl
 
 
-def _env(cache_dir: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir), "COLUMNS": "200", **extra}
-
-
-def make_records(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
-    """The session's results file, made on first use (shared by the report test modules)."""
-    path = tmp_path_factory.getbasetemp() / "report-records" / "results.jsonl"
-    if path.exists():
-        return path
-    work = path.parent / "work"
-    work.mkdir(parents=True)
-    counter = _zone(work / "powercap", "intel-rapl:0", "package-0", 0)
-    env = _env(cache_dir, TRNBENCH_RAPL_ROOT=str(work / "powercap"))
-    with ticking_counter(counter, 500_000):  # ~50 W
-        for name, flags in RUNS.items():
-            proc = subprocess.run([sys.executable, "-m", "bench", *BASE, *flags, "--results",
-                                   str(work / "results.jsonl")], cwd=work, env=env,
-                                  capture_output=True, text=True, timeout=300)
-            assert proc.returncode == (1 if name.endswith("fail") else 0), proc.stderr
-    (work / "results.jsonl").rename(path)  # complete or absent: a failed set-up is not reused
-    return path
-
-
-@pytest.fixture(scope="session")
-def report_records(tmp_path_factory, cache_dir) -> Path:
-    return make_records(tmp_path_factory, cache_dir)
-
-
-def report(records: Path, out: Path, *flags: str, cache_dir: Path | None = None,
-           cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``trnbench report`` as a real subprocess."""
-    args = ("--results", str(records), "--out", str(out)) if records else ("--out", str(out))
-    env = _env(cache_dir or out.parent)
-    return subprocess.run([sys.executable, "-m", "bench", "report", *args, *flags],
-                          cwd=cwd or out.parent, env=env, capture_output=True, text=True,
-                          timeout=120)
+def report(records: Path | None, out: Path, *flags: str, cwd: Path | None = None
+           ) -> subprocess.CompletedProcess:
+    """``trnbench report`` in-process (``invoke``) in ``cwd`` (default: beside ``out``)."""
+    args = ("--results", str(records)) if records else ()
+    return invoke("report", *args, "--out", str(out), *flags, cwd=cwd or out.parent)
 
 
 @pytest.fixture(scope="module")
-def generated(report_records, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    out = tmp_path_factory.mktemp("report") / "out"
-    proc = report(report_records, out)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
+def generated(report_generated) -> tuple[Path, subprocess.CompletedProcess]:
+    return report_generated
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +165,7 @@ def test_html_is_self_contained(generated):
     assert page.count("<tr") == 1 + 4 + 1 + 2 + 1 + 1 + 1 + 4  # heads and rows of 4 tables
 
 
-@pytest.mark.parametrize(("threshold", "flagged"), [("0", True), ("1000", False)])
+@pytest.mark.parametrize(("threshold", "flagged"), [("0", True), ("100", False)])
 def test_cv_threshold_flags_repeated_rows(report_records, tmp_path, threshold, flagged):
     proc = report(report_records, tmp_path / "out", "--cv-threshold", threshold)
     assert proc.returncode == 0, proc.stderr
@@ -269,14 +220,14 @@ def _one_line_exit_2(proc: subprocess.CompletedProcess, field: str, out: Path) -
     assert not out.exists()
 
 
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, cache_dir):
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     _one_line_exit_2(report(tmp_path / "absent.jsonl", out), "--results", out)
     (tmp_path / "empty.jsonl").write_text("\n")
     proc = report(tmp_path / "empty.jsonl", out)
     _one_line_exit_2(proc, "--results", out)
     assert "no records" in proc.stderr
-    default = report(None, out, cache_dir=cache_dir, cwd=tmp_path)  # results/local.jsonl
+    default = report(None, out, cwd=tmp_path)  # results/local.jsonl
     _one_line_exit_2(default, "results/local.jsonl", out)
     (tmp_path / "file").write_text("x")
     _one_line_exit_2(report(tmp_path / "empty.jsonl", tmp_path / "file"), "--out",
@@ -303,10 +254,10 @@ def test_several_results_files_and_a_corrupt_line(tmp_path, records):
     bad.write_text("".join(json.dumps(r) + "\n" for r in records if r["status"] != "ok")
                    + '{"run_id": "trunc\n')
     proc = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(ok),
-                           str(bad), "--out", "out"], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+                           str(bad), "--out", "out"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # the real entry point
     assert proc.returncode == 0, proc.stderr
-    assert f"{bad}:2: skipped corrupt record" in proc.stderr  # line 2, after the failed run
+    assert f"{bad}:2: skipped a corrupt record" in proc.stderr  # line 2, after the failed run
     csv = pd.read_csv(tmp_path / "out" / "report.csv")
     assert len(csv) == 4 and set(csv["source_files"]) == {str(ok)}
     failed = pd.read_csv(tmp_path / "out" / "failed.csv")

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_report import make_records, report
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -24,11 +23,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 
 @pytest.fixture(scope="module")
-def page_dir(tmp_path_factory, cache_dir) -> Path:
-    out = tmp_path_factory.mktemp("browser") / "out"
-    proc = report(make_records(tmp_path_factory, cache_dir), out)
-    assert proc.returncode == 0, proc.stderr
-    return out
+def page_dir(report_generated) -> Path:
+    """The report of the session's records (tests/conftest.py), shared with test_report."""
+    return report_generated[0]
 
 
 def _browser(playwright):

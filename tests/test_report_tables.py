@@ -10,12 +10,11 @@ import math
 
 import pandas as pd
 import pytest
-from markdown_it import MarkdownIt
 
 from bench import metrics, store
 from bench import report as report_pkg
 from bench.report import cells, render
-from tests.conftest import ROOT
+from tests.conftest import ROOT, parse_tables
 
 RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
 
@@ -30,30 +29,6 @@ NUMBERS = {
 }
 RANGES = {"95% CI": ("tokens_per_s_per_chip_ci95_low", "tokens_per_s_per_chip_ci95_high"),
           "min–max": ("tokens_per_s_per_chip_min", "tokens_per_s_per_chip_max")}
-
-
-def parse_tables(md: str) -> list[tuple[list[str], list[str], list[list[str]]]]:
-    """Every table of ``md``: (headers, alignments, rows of cell texts)."""
-    tokens = MarkdownIt("commonmark").enable("table").parse(md)
-    tables, current, row, cell_align = [], None, None, None
-    for t in tokens:
-        if t.type == "table_open":
-            current = ([], [], [])
-        elif t.type in ("th_open", "td_open"):
-            cell_align = (t.attrGet("style") or "").removeprefix("text-align:") or "left"
-        elif t.type == "tr_open":
-            row = []
-        elif t.type == "inline" and current is not None and row is not None:
-            row.append(t.content)
-            if len(current[0]) < len(row) and not current[2]:
-                current[1].append(cell_align)
-        elif t.type == "tr_close":
-            (current[0].extend(row) if not current[0] else current[2].append(row))
-            row = None
-        elif t.type == "table_close":
-            tables.append(current)
-            current = None
-    return tables
 
 
 @pytest.fixture(scope="module")

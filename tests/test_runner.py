@@ -81,6 +81,7 @@ def test_auto_prefers_cuda_then_cpu_and_says_why():
         assert "skipped neuron (" in selection.reason and "cuda (" in selection.reason
 
 
+@pytest.mark.slow
 def test_compiled_step_trains(cache_dir):
     result = runner.measure(_cfg(steps=3, warmup=2, compile=True, seq=32, batch=4),
                             CpuBackend())

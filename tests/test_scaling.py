@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from rich.console import Console
 
 from bench import cli, metrics, scaling, store
-from tests.conftest import read_jsonl
+from tests.conftest import invoke, read_jsonl
 
 TINY = ("--model", "tiny", "--backend", "cpu", "--batch", "2", "--seq", "16", "--steps", "3",
         "--warmup", "1")
@@ -22,10 +20,9 @@ PLAN = ("--tp", "16", "--pp", "1", "--dp", "2048", "--sharding", "fsdp")  # fits
 
 
 def _scaling(cache_dir, cwd, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    env.update(TRNBENCH_CACHE_DIR=str(cache_dir), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "bench", "scaling", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    """``trnbench scaling`` in-process; its points are real processes (run, torchrun)."""
+    return invoke("scaling", *args, cwd=cwd,
+                  env={"TRNBENCH_CACHE_DIR": str(cache_dir), "OMP_NUM_THREADS": None})
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +80,7 @@ def test_efficiency_formula():
     assert points[0]["tokens_per_s"] is None and points[2]["tokens_per_s_per_rank"] == 90.0
 
 
+@pytest.mark.slow
 def test_failed_points_are_shown_and_the_series_goes_on(cache_dir, tmp_path):
     results = tmp_path / "r.jsonl"
     proc = _scaling(cache_dir, tmp_path, *TINY, "--nproc", "1,2", "--lr", "1e6",

@@ -38,6 +38,7 @@ def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
     return run
 
 
+@pytest.mark.slow
 def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_sweep, tmp_path):
     path = write(tmp_path, TINY + 'seq = [16, 32]\nrepeats = 2\nname = "grid"\n')
     code, out, err = run_sweep(str(path))
@@ -79,6 +80,7 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
     assert read_jsonl(results) == resumed
 
 
+@pytest.mark.slow
 def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
     path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\n")
     code, out, err = run_sweep(str(path))
@@ -107,6 +109,7 @@ def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
         (("model", "tiny"),): [record]}
 
 
+@pytest.mark.slow
 def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
     path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\n")
     code, out, err = run_sweep(str(path))
