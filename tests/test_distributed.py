@@ -161,9 +161,10 @@ def test_context_from_torchrun_environment():
 def _rank(host: str, tokens: int, window: float, energy: dict | None) -> dict:
     return {"host": host, "tokens": tokens, "window_s": window, "tokens_per_s": tokens / window,
             "device": {"chips": 0.25}, "peak": {"value": 667e12}, "memory": {"peak_bytes": 7},
-            "model": {"flops_per_token": 6e9}, "step_time": {"median_s": window / 10},
-            "step_times_s": [window / 10] * 10, "loss_first": 2.0, "loss_last": 1.0,
-            "warnings": [], "energy": energy}
+            "model": {"flops_per_token": 6e9, "hardware_flops_per_token": 8e9},
+            "step_time": {"median_s": window / 10}, "step_times_s": [window / 10] * 10,
+            "loss_first": 2.0, "loss_last": 1.0, "losses": [2.0, 1.0], "warnings": [],
+            "energy": energy}
 
 
 def _energy(method: str, devices: dict) -> dict:
@@ -183,6 +184,7 @@ def test_aggregate_by_hand():
     assert out["tokens_per_s"] == 1600 and out["device"]["chips"] == 1.0
     assert out["tokens_per_s_per_chip"] == 1600
     assert out["mfu"] == pytest.approx(6e9 * 1600 / 667e12)
+    assert out["hfu"] == pytest.approx(8e9 * 1600 / 667e12)  # with recomputation
     assert out["energy"]["joules"] == 220.0  # each host's chip once
     assert out["energy"]["j_per_token"] == 220.0 / 4000
     assert out["energy"]["avg_power_w"] == 220.0 / 2.5
