@@ -198,7 +198,7 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--out", metavar="DIR", help="directory for report.md/.csv/.html and the "
                    "PNG plots (default report/)")
-    p.add_argument("--cv-threshold", type=flag(Limits(low=0, high=100)), default=metrics.CV_FLAG,
+    p.add_argument("--cv-threshold", type=flag(Limits(low=0)), default=metrics.CV_FLAG,
                    metavar="FRACTION",
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")

@@ -85,12 +85,11 @@ LIMITS = {
     "tp": numbers.COUNT,
     "dp_shard": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),  # 0: per node / tp
 }
-FLAGS = {"dist_timeout_s": "--dist-timeout"}  # not --<name with dashes>
 
 
-def flag_of(field: str) -> str:
-    """The ``trnbench run`` flag of a RunConfig field (``dp_shard``: ``--dp-shard``)."""
-    return FLAGS.get(field, "--" + field.replace("_", "-"))
+def flag(name: str) -> str:
+    """The ``trnbench run`` flag of a RunConfig field (``dp_shard`` -> ``--dp-shard``)."""
+    return "--dist-timeout" if name == "dist_timeout_s" else f"--{name.replace('_', '-')}"
 
 
 def backend_defaults(backend: str) -> dict[str, Any]:
@@ -170,7 +169,7 @@ def _model_spec(name: Any) -> registry.ModelSpec:
 
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every field's type and range; raise ConfigError naming the first bad one."""
-    cfg = dataclasses.replace(cfg, **{name: numbers.check(getattr(cfg, name), flag_of(name),
+    cfg = dataclasses.replace(cfg, **{name: numbers.check(getattr(cfg, name), flag(name),
                                                           limits)
                                       for name, limits in LIMITS.items()})
     if cfg.precision not in PRECISIONS:
@@ -182,10 +181,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.parallel not in PARALLEL_MODES:
         raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
                           f"{', '.join(PARALLEL_MODES)}")
-    for name, flag, accepted in (("ac", "--ac", AC_MODES),
-                                 ("param_dtype", "--param-dtype", PARAM_DTYPES)):
+    for name, accepted in (("ac", AC_MODES), ("param_dtype", PARAM_DTYPES)):
         if getattr(cfg, name) not in accepted:
-            raise ConfigError(flag, f"unknown value {getattr(cfg, name)!r}; accepted: "
+            raise ConfigError(flag(name), f"unknown value {getattr(cfg, name)!r}; accepted: "
                               f"{', '.join(accepted)}")
     if cfg.energy not in ENERGY_CHOICES:
         raise ConfigError("--energy", f"unknown energy method {cfg.energy!r}; accepted: "

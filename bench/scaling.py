@@ -78,7 +78,7 @@ def run_flags(cfg: RunConfig, tags: dict[str, str]) -> list[str]:
     for name, value in cfg.as_dict().items():
         if name in _NO_FLAG:
             continue
-        flag = config.flag_of(name)
+        flag = config.flag(name)
         if isinstance(value, bool):
             flags.append(flag if value else f"--no-{flag[2:]}")
         else:
@@ -144,6 +144,10 @@ def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
         tags: dict[str, str], as_json: bool) -> int:
     """Run the series, print its table (or JSON); 1 if any point failed."""
     nprocs = parse_nproc(nproc_spec)
+    from bench.parallel import layout
+
+    for n in nprocs:  # every point's layout exists (--tp divides it...) before any runs
+        layout.for_world(cfg, n, 1)
     if TAG in tags:
         raise ConfigError("--tag", f"{TAG}=... is set by trnbench scaling; name the series "
                           "with --series NAME")

@@ -121,8 +121,10 @@ def append(path: str | os.PathLike, record: dict[str, Any]) -> None:
         try:
             while written < len(line):
                 written += os.write(fd, line[written:])
-        except OSError as e:
+        except BaseException as e:  # a full disk, or a signal between two writes
             os.ftruncate(fd, size)
+            if not isinstance(e, OSError):
+                raise
             raise StoreError(f"cannot append to {p}: {e.strerror} (wrote {written} of "
                              f"{len(line)} bytes, rolled back; the file is as it was)") from None
     finally:
@@ -183,7 +185,7 @@ def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[
                     raise ValueError("not a JSON object")
             except ValueError as e:
                 why = "ends mid-line" if not line.endswith("\n") else str(e)
-                warn(f"{path}:{lineno}: skipped a corrupt record ({why})")
+                warn(f"{path}:{lineno}: skipped corrupt record ({why})")
                 continue
             why = problem(record) if check else None
             if why:

@@ -228,7 +228,7 @@ def run_flags(cfg: RunConfig) -> list[str]:
         if name == "compile":
             flags.append("--compile" if value else "--no-compile")
             continue
-        flags += [config.flag_of(name), repr(value) if isinstance(value, float) else str(value)]
+        flags += [config.flag(name), repr(value) if isinstance(value, float) else str(value)]
     return flags
 
 

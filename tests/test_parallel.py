@@ -64,25 +64,32 @@ def test_layouts_and_the_legacy_xla_backend():
             layout.check_model(xla, xla and __import__("models").registry.get("tiny").config)
 
 
-def test_the_cli_refuses_with_one_line_before_launching(cli, tmp_path):
+def _refused(argv: list[str], capsys) -> str:
+    """``trnbench ARGV`` in this process: exit 2 and its one stderr line."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    return err
+
+
+def test_the_cli_refuses_with_one_line_before_launching(tmp_path, capsys):
     results = tmp_path / "r.jsonl"
-    proc = cli("run", *STEPS, "--nproc", "4", "--tp", "2", "--results", str(results))
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "--parallel: ddp does not replicate" in proc.stderr and not results.exists()
+    err = _refused(["run", *STEPS, "--nproc", "4", "--tp", "2", "--results", str(results)],
+                   capsys)
+    assert "--parallel: ddp does not replicate" in err and not results.exists()
 
 
 def test_a_run_that_cannot_fit_is_refused_by_the_plan_and_nothing_is_written(
-        cli, tmp_path, monkeypatch):
+        tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TRNBENCH_RANK_MEMORY_GIB", "64")  # not this host's RAM: any host
     results = tmp_path / "r.jsonl"
-    proc = cli("run", "--model", "llama3-8b", "--nproc", "2", "--backend", "cpu",
-               "--results", str(results))
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr == ("trnbench: error: plan: needs 225.4 GiB per rank of 57.6 GiB "
-                           "usable (90% of 64.0 GiB); no --tp/--ac/--parallel/--param-dtype "
-                           "setting fits on 2 ranks: try --nnodes 2 --parallel fsdp --ac "
-                           "full\n")
-    assert not results.exists() and "launching" not in proc.stderr
+    err = _refused(["run", "--model", "llama3-8b", "--nproc", "2", "--backend", "cpu",
+                    "--results", str(results)], capsys)
+    assert err == ("trnbench: error: plan: needs 225.4 GiB per rank of 57.6 GiB usable (90% "
+                   "of 64.0 GiB); no --tp/--ac/--parallel/--param-dtype setting fits on 2 "
+                   "ranks: try --nnodes 2 --parallel fsdp --ac full\n")
+    assert not results.exists() and "launching" not in err
 
 
 def _8b_trn2_by_hand() -> dict[str, float]:

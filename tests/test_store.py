@@ -69,9 +69,9 @@ def test_corrupt_line_is_skipped_with_file_and_line(tmp_path, capsys):
         df = store.load(path)
     assert list(df["config.i"]) == [0, 3]
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"trnbench: warning: {path}:2: skipped a corrupt record (Expecting value: "
+    assert err == [f"trnbench: warning: {path}:2: skipped corrupt record (Expecting value: "
                    "line 2 column 1 (char 15))",
-                   f"trnbench: warning: {path}:3: skipped a corrupt record (not a JSON object)"]
+                   f"trnbench: warning: {path}:3: skipped corrupt record (not a JSON object)"]
 
 
 def test_non_finite_numbers_become_null(tmp_path):
@@ -111,7 +111,7 @@ def test_append_after_a_partial_line_starts_a_new_line(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert err[0].startswith(f"trnbench: warning: {path}:2: the file ends mid-line")
-    assert err[1].startswith(f"trnbench: warning: {path}:2: skipped a corrupt record")
+    assert err[1].startswith(f"trnbench: warning: {path}:2: skipped corrupt record")
 
 
 @contextlib.contextmanager
