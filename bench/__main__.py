@@ -1,7 +1,18 @@
-"""`python -m bench` is the `trnbench` command."""
+"""`python -m bench` is the `trnbench` command (and what torchrun starts on every rank)."""
 
+import os
 import sys
 
 from bench.cli import main
 
-sys.exit(main())
+code = main()
+if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+    # A torchrun worker whose run is over (its record gathered, stored and printed) ends
+    # without interpreter teardown: process groups left to it (DeviceMesh sub-groups under
+    # TP/FSDP2) are destroyed there, where Gloo's C++ threads can abort a rank that already
+    # finished ("terminate called without an active exception", SIGABRT; pytorch/pytorch
+    # #179291), and torchrun would report the run as failed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code or 0))
+sys.exit(code)
