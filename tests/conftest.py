@@ -205,3 +205,22 @@ def report_generated(report_records, tmp_path_factory) -> tuple[Path, subprocess
     proc = invoke("report", "--results", str(report_records), "--out", str(out), cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
     return out, proc
+
+
+# a valid ingest input: pytest-benchmark JSON with the trnbench plugin's extra_info
+OK_CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 32, "steps": 1, "warmup": 0,
+             "precision": "fp32"}
+OK_FIELDS = {"device": {"name": "cpu", "kind": "cpu"}, "model": {"name": "tiny"},
+             "tokens": 64, "window_s": 0.5, "tokens_per_s": 128.0,
+             "tokens_per_s_per_chip": 128.0, "mfu": None, "peak": None, "step_time": {},
+             "energy": {"method": "null", "j_per_token": None}, "loss_first": 5.0,
+             "loss_last": 4.0}
+
+
+def bench_json(**fields) -> str:
+    """A pytest-benchmark JSON file of one benchmark whose trnbench fields are ``OK_FIELDS``
+    updated with ``fields`` (what `trnbench ingest` reads)."""
+    tb = {"config": OK_CONFIG, "environment": {"host": "h"}, "backend": {"name": "cpu"},
+          "fields": {**OK_FIELDS, **fields}, "benchmark": {"rounds": 1}}
+    return json.dumps({"datetime": "2026-01-01T00:00:00+00:00", "benchmarks": [
+        {"name": "t", "fullname": "t.py::t", "extra_info": {"trnbench": tb}, "stats": {}}]})

@@ -4,7 +4,6 @@ seconds; ``test_entry_point`` keeps a few cases on the real ``python -m bench``.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,25 +11,9 @@ import sys
 import pytest
 
 from bench import cli, store
-from tests.conftest import ROOT
+from tests.conftest import OK_CONFIG, ROOT, bench_json
 
 BAD_UTF8 = b"[run]\nmodel = \"tiny\"\n# caf\xe9\n"
-OK_CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 32, "steps": 1, "warmup": 0,
-             "precision": "fp32"}
-OK_FIELDS = {"device": {"name": "cpu", "kind": "cpu"}, "model": {"name": "tiny"},
-             "tokens": 64, "window_s": 0.5, "tokens_per_s": 128.0,
-             "tokens_per_s_per_chip": 128.0, "mfu": None, "peak": None, "step_time": {},
-             "energy": {"method": "null", "j_per_token": None}, "loss_first": 5.0,
-             "loss_last": 4.0}
-
-
-def _bench_json(**fields) -> str:
-    tb = {"config": OK_CONFIG, "environment": {"host": "h"}, "backend": {"name": "cpu"},
-          "fields": {**OK_FIELDS, **fields}, "benchmark": {"rounds": 1}}
-    return json.dumps({"datetime": "2026-01-01T00:00:00+00:00", "benchmarks": [
-        {"name": "t", "fullname": "t.py::t", "extra_info": {"trnbench": tb}, "stats": {}}]})
-
-
 # files the cases refer to, created in the case's working directory
 FILES = {
     "bad-utf8.toml": BAD_UTF8,
@@ -55,9 +38,9 @@ FILES = {
     "p-chips.toml": b"[prices.\"x.large\"]\nusd_per_hour = 9\ndate = \"2026-01-01\"\n"
                     b"chips = 1e300\ndevice = \"trn2\"\n",
     "p-utf8.toml": b"[prices.\"trn2.48xlarge\"] # \xfe\n",
-    "i-str.json": _bench_json(tokens_per_s="fast").encode(),
-    "i-energy.json": _bench_json(energy=None).encode(),
-    "i-nan.json": _bench_json(window_s=float("nan")).encode(),
+    "i-str.json": bench_json(tokens_per_s="fast").encode(),
+    "i-energy.json": bench_json(energy=None).encode(),
+    "i-nan.json": bench_json(window_s=float("nan")).encode(),
     "i-utf8.json": b"{\"benchmarks\": [\"\xff\"]}",
 }
 RUN = ["run", "--model", "tiny", "--backend", "cpu"]

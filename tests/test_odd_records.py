@@ -10,7 +10,7 @@ import json
 import pytest
 
 from bench import cli, store
-from tests.test_bad_input import _bench_json
+from tests.conftest import bench_json
 
 GOOD = {"schema_version": 1, "time": "2026-01-01T00:00:00+00:00", "status": "ok",
         "error": None, "config": {"model": "tiny", "seq": 32, "precision": "fp32", "batch": 2,
@@ -120,7 +120,7 @@ def test_report_counts_a_run_once_when_a_file_is_given_twice(tmp_path, monkeypat
 
 def test_ingest_twice_stores_once(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "b.json").write_text(_bench_json())
+    (tmp_path / "b.json").write_text(bench_json())
     assert _main(capsys, "ingest", "b.json", "--results", "r.jsonl")[0] == 0
     code, out, err = _main(capsys, "ingest", "b.json", "--results", "r.jsonl")
     assert code == 0, err
