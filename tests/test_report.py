@@ -171,10 +171,16 @@ def test_cv_threshold_flags_repeated_rows(report_records, tmp_path, threshold, f
     assert proc.returncode == 0, proc.stderr
     csv = pd.read_csv(tmp_path / "out" / "report.csv")
     repeated = _row(csv, energy_method="rapl", world_size=1)
-    assert bool(repeated["flagged"]) is flagged and repeated["cv_threshold"] == float(threshold)
-    assert not csv[csv["n"] == 1]["flagged"].any()  # one run has no spread to flag
+    # the threshold decides the CV flags; a run's own flag (on a busy machine, a CPU peak
+    # that moved around its window) may flag the row whatever the threshold
+    reason = repeated["flag_reason"] if isinstance(repeated["flag_reason"], str) else ""
+    cv_flagged = re.search(r"(tokens/s per chip|J/token|step p50) CV", reason) is not None
+    assert cv_flagged is flagged and repeated["cv_threshold"] == float(threshold)
+    assert bool(repeated["flagged"]) is (flagged or bool(reason))
+    single = csv[csv["n"] == 1]["flag_reason"].fillna("")
+    assert not single.str.contains(" CV ").any()  # one run has no spread to flag
     md = (tmp_path / "out" / "report.md").read_text()
-    assert ("| CV [" in md and "tokens/s per chip CV" in md) is flagged
+    assert ("| flagged [" in md and "tokens/s per chip CV" in md) is flagged
     assert 'class="flagged"' in (tmp_path / "out" / "report.html").read_text() or not flagged
 
 

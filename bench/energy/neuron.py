@@ -19,9 +19,10 @@ Watts = utilization x the chip's maximum power, which AWS does not publish: it c
 
 With ``utilization_raw`` on every device the meter polls it every ``RAW_POLL_S`` and
 integrates (trapezoid). Otherwise it keeps each per-minute aggregate published while the
-window is open and weights it by the overlap of its minute with the window. Uncovered
-time is filled with the mean covered power; ``coverage`` is the covered fraction, and a
-window shorter than the 60 s aggregation period gets a warning.
+window is open and weights it by the overlap of its minute with the window. The window's
+energy is the mean covered power x the window's duration (which also fills uncovered
+time); ``coverage`` is the covered fraction, and a window shorter than the 60 s
+aggregation period gets a warning.
 
 The root is ``$TRNBENCH_NEURON_SYSFS`` (or the meter's ``root``), else the first of
 ``DEFAULT_ROOTS`` that exists. Neuron 2.33 moved sysfs paths, so the power node is taken
@@ -181,7 +182,9 @@ class NeuronMeter(Meter):
                         continue
                     joules += rec.avg * watts * overlap
                     covered += overlap
-            per_device[name] = fill_window(joules, covered, span)
+            # mean power over the samples x the window's own duration: the samples bracket
+            # the window (an opening read before it, a closing one after the sampler stops)
+            per_device[name] = fill_window(joules, covered, interval_s)
             covered_fractions.append(min(1.0, covered / span) if span > 0 else 0.0)
         coverage = sum(covered_fractions) / len(covered_fractions)
         warnings = self._warnings(interval_s, coverage, invalid)

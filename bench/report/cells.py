@@ -142,7 +142,7 @@ def results(table: pd.DataFrame) -> TextTable:
                                 f"{r['step_time_method'] or 'these step times'}: no "
                                 "per-step spread"),
             "first step s": _fig(out, r, "first_step_s", num, "no warm-up step"),
-            "flag": out.note(f"{r['row']}: {r['flag_reason']}").replace("n/a", "CV")
+            "flag": out.note(f"{r['row']}: {r['flag_reason']}").replace("n/a", "flagged")
             if r["flagged"] else "",
         }
         rows.append(cells)
@@ -251,8 +251,10 @@ def notes(cv_threshold: float) -> list[tuple[str, str]]:
          "the whole warm-up; on XLA also the graph compilations counted in warm-up and in "
          "the timed window (which should compile nothing)."),
         ("n, CV, flag", f"n: ok runs of the configuration. CV: population standard deviation "
-         f"/ mean of tokens/s per chip over the n runs. flag CV [k]: the CV of tokens/s per "
-         f"chip, J/token or step p50 is above {cv_threshold:.1%} (footnote k names which)."),
+         f"/ mean of tokens/s per chip over the n runs. flagged [k]: the CV of tokens/s per "
+         f"chip, J/token or step p50 is above {cv_threshold:.1%}, or a run of the row was "
+         f"flagged (a CPU peak that moved around its window, an MFU above 1); footnote k "
+         f"names which."),
         ("scaling efficiency", "per series tagged scaling=<id> (trnbench scaling): tokens/s "
          "per rank = tokens/s (global, median over the repeats) / world size; efficiency = "
          "tokens/s per rank / tokens/s per rank of the series' world_size 1 run (1.0 = "
