@@ -140,17 +140,23 @@ def config_differences(base: pd.DataFrame, target: pd.DataFrame) -> list[str]:
                        if c.startswith("device.versions.") and c != "device.versions.threads"})
     fields = {**CONFIG_FIELDS, **{c: c.removeprefix("device.versions.") + " version"
                                   for c in versions}}
+    base, target = _counts_as_ints(base), _counts_as_ints(target)
     out = []
     for field, name in fields.items():
-        b, t = (_values(runs.assign(**{field: runs[field].fillna(1).astype(int)})
-                        if field in ("world_size", "nodes") and field in runs else runs, field)
-                for runs in (base, target))
+        b, t = _values(base, field), _values(target, field)
         if set(map(str, b)) != set(map(str, t)):
-            def show(values: list[Any]) -> str:
-                return ", ".join(map(str, values)) or "not recorded"
-
-            out.append(f"{name} differs ({field}): baseline {show(b)}, target {show(t)}")
+            out.append(f"{name} differs ({field}): baseline {_show(b)}, target {_show(t)}")
     return out
+
+
+def _counts_as_ints(runs: pd.DataFrame) -> pd.DataFrame:
+    """world_size and nodes as ints (a single-process record may lack them: 1)."""
+    return runs.assign(**{c: runs[c].fillna(1).astype(int) for c in ("world_size", "nodes")
+                          if c in runs})
+
+
+def _show(values: list[Any]) -> str:
+    return ", ".join(map(str, values)) or "not recorded"
 
 
 def _stats(runs: pd.DataFrame, column: str) -> metrics.RepeatStats | None:

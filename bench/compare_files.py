@@ -114,17 +114,15 @@ def chart(result: dict[str, Any]) -> bytes | None:
 
 
 def markdown(result: dict[str, Any], png: bool) -> str:
-    table = text_table(result)
-    notes = [f"[{i}] {render.md_cell(n)}" for i, n in enumerate(table.footnotes, 1)]
     parts = ["# trnbench compare", "", f"Records from {render.md_cell(result['results'])}; "
              "each side's figure is the median over its runs.", "",
-             render.md_table(sides(result)), "", render.md_table(table.frame, table.numeric)]
-    parts += ["", "<br>\n".join(notes)] if notes else []
+             render.md_table(sides(result)), "", render.md_text_table(text_table(result))]
     if result["warnings"]:
         parts += ["", "## Warnings", ""] + [f"- {render.md_cell(w)}" for w in
                                             result["warnings"]]
-    if not inputs(result).empty:
-        parts += ["", "## Inputs", "", render.md_table(inputs(result))]
+    sourced = inputs(result)
+    if not sourced.empty:
+        parts += ["", "## Inputs", "", render.md_table(sourced)]
     parts += ["", "![target / baseline](compare.png)", ""] if png else []
     return "\n".join(parts) + "\n"
 
@@ -139,8 +137,9 @@ def page(result: dict[str, Any], png: bytes | None) -> str:
             render.html_text_table(table)]
     if warnings:
         body.append(f"<h2 id='warnings'>Warnings</h2><ul>{warnings}</ul>")
-    if not inputs(result).empty:
-        body += ["<h2 id='inputs'>Inputs</h2>", render.html_table(inputs(result))]
+    sourced = inputs(result)
+    if not sourced.empty:
+        body += ["<h2 id='inputs'>Inputs</h2>", render.html_table(sourced)]
     if png:
         body.append(f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}"'
                     ' alt="target / baseline"></figure>')

@@ -86,7 +86,6 @@ def flag(limits: Limits = Limits()) -> Callable[[str], int | float]:
     return parse
 
 
-REAL = Limits()
 POSITIVE = Limits(low=0, low_open=True)
 FRACTION = Limits(low=0, high=1)
 COUNT = Limits(low=1, high=INT_MAX, integer=True)

@@ -247,7 +247,7 @@ def search(shape: Shape, seq_len: int, *, chips: int, chips_per_node: int, intra
             ds = [top] if dp is not None else sorted({top >> k for k in
                                                       range(DP_HALVINGS + 1)} - {0})
             for d, e, s, r in itertools.product(ds, eps, shardings, recomputes):
-                if d < 1 or t * p * d > chips or d % e:
+                if t * p * d > chips or d % e:
                     continue
                 m = batch_seqs // (d * micro_batch)
                 mem = memory(shape, seq_len, tp=t, pp=p, dp=d, ep=e, sharding=s, recompute=r,

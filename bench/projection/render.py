@@ -78,9 +78,8 @@ def results_table(p: Projection) -> Table:
     t.add_row("time", f"{d['days']:,.1f} days = C / ({d['chips']:,} chips x {peak} x MFU "
               f"{d['mfu_at_scale']:.1%} x goodput {d['goodput']:.0%})")
     t.add_row("chip-hours", f"{d['chip_hours'] / 1e6:,.2f} M")
-    for name, q in d["plans"].items():
-        if name == "headline":
-            continue
+    for name in ("fastest", "efficient"):
+        q = d["plans"][name]
         e = q["energy_mwh_facility"]
         t.add_row(f"{name} plan", f"{q['plan']}: {q['days']:,.1f} days on {q['chips']:,} chips, "
                   f"{q['chip_hours'] / 1e6:,.2f} M chip-hours"
