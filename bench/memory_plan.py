@@ -123,8 +123,7 @@ def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
                     v = dataclasses.replace(cfg, tp=tp, ac=ac, parallel=parallel,
                                             param_dtype=dtype, dp_shard=0 if parallel !=
                                             "hsdp" else cfg.dp_shard)
-                    changed = sum(getattr(v, f) != getattr(cfg, f)
-                                  for f in ("tp", "ac", "parallel", "param_dtype"))
+                    changed = _changes(v, cfg)
                     if changed:
                         out.append((changed, v))
     return out

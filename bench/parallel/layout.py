@@ -44,10 +44,6 @@ class Layout:
     parallel: str
 
     @property
-    def world_size(self) -> int:
-        return self.tp * self.dp
-
-    @property
     def mesh_shape(self) -> tuple[int, ...]:
         if self.parallel == "hsdp":
             return (self.dp_replicate, self.dp_shard, self.tp)
