@@ -23,6 +23,7 @@ from bench import config, console, metrics, store
 from bench.errors import ConfigError, raise_on_signals, signal_of
 from bench.numbers import COUNT, FRACTION, POSITIVE, Limits, flag
 from bench.paths import path_arg
+from bench.record import new_run_id
 
 if TYPE_CHECKING:
     from bench import backends
@@ -405,7 +406,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     run_id = os.environ.get(launch.RUN_ID_ENV)
     if args.profile and ctx is None and run_id is None:
-        run_id = store.new_run_id()  # names the trace before the run starts
+        run_id = new_run_id()  # names the trace before the run starts
     profile_steps = profiling(args, cfg, selection, results, run_id)
     main_rank = ctx is None or ctx.is_main
     if main_rank:
@@ -416,7 +417,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         record = runner.execute(cfg, selection, results, progress, ctx,
                                 run_id, tags, profile_steps)
     if not main_rank:
-        return 0 if record["status"] == "ok" else 1
+        return 0 if record.status == "ok" else 1
     if not show_progress:
         console.stderr.print(console.finished_line(record), markup=False, highlight=False,
                              soft_wrap=True)
@@ -429,9 +430,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         line = headline(record, str(results)) if results else None  # None: stub outputs
         if line and not args.no_projection:
             console.stdout.print(line, highlight=False, soft_wrap=True)
-    if record["status"] != "ok":
+    if record.status != "ok":
         where = f"stored in {results}" if results else "not stored"
-        print(f"trnbench: run failed: {record['error']} ({where})", file=sys.stderr)
+        print(f"trnbench: run failed: {record.error} ({where})", file=sys.stderr)
         return 1
     return 0
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from bench import labels
 from bench.metrics import CV_FLAG
+from bench.record import Energy, Record
 
 # a pipe or file gets wide lines instead of rich's 80-column default
 stdout = Console(width=None if sys.stdout.isatty() else 160)
@@ -57,13 +58,13 @@ def run_progress(enabled: bool = True, tokens_per_step: int | None = None) -> It
         yield update
 
 
-def finished_line(record: dict[str, Any]) -> str:
+def finished_line(record: Record) -> str:
     """One line for a finished run (what a pipe or a sweep's log gets instead of the bars)."""
-    head = f"run {record['run_id']} {record['status']}"
-    if record["status"] != "ok":
-        return f"{head}: {record['error']}"
-    return (f"{head}: {record['config']['model']}, {record['tokens_per_s']:,.0f} tokens/s over "
-            f"{plural(record['config']['steps'], 'timed step')} in {record['window_s']:.2f} s")
+    head = f"run {record.run_id} {record.status}"
+    if record.status != "ok":
+        return f"{head}: {record.error}"
+    return (f"{head}: {record.config['model']}, {record.tokens_per_s:,.0f} tokens/s over "
+            f"{plural(record.config['steps'], 'timed step')} in {record.window_s:.2f} s")
 
 
 def plural(n: float, word: str) -> str:
@@ -86,91 +87,90 @@ def _bytes(n: int | None) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def _energy(e: dict[str, Any]) -> str:
+def _energy(e: Energy) -> str:
     """J/token, tokens/kWh and average power with the method and scope; or null and why."""
-    if e["joules"] is None:
-        return f"null ({e['method']}: {e['reason']})"
-    coverage = e["coverage"]
-    how = f"{e['method']}, {labels.energy(e['method'])}" + (
-        f", coverage {coverage:.0%}" if coverage is not None and coverage < 1 else "")
-    per_kwh = _si(e["tokens_per_kwh"], "").strip()
-    return (f"{_si(e['j_per_token'], 'J/token')}, {per_kwh} tokens/kWh, "
-            f"avg {_si(e['avg_power_w'], 'W')} ({_si(e['joules'], 'J')} over the window) "
-            f"[{how}; {e['scope']}]")
+    if e.joules is None:
+        return f"null ({e.method}: {e.reason})"
+    how = f"{e.method}, {labels.energy(e.method)}" + (
+        f", coverage {e.coverage:.0%}" if e.coverage is not None and e.coverage < 1 else "")
+    per_kwh = _si(e.tokens_per_kwh, "").strip()
+    return (f"{_si(e.j_per_token, 'J/token')}, {per_kwh} tokens/kWh, "
+            f"avg {_si(e.avg_power_w, 'W')} ({_si(e.joules, 'J')} over the window) "
+            f"[{how}; {e.scope}]")
 
 
-def summary_table(record: dict[str, Any], path: str, cv_threshold: float = CV_FLAG) -> Table:
+def summary_table(record: Record, path: str, cv_threshold: float = CV_FLAG) -> Table:
     """The human summary of one record: what ran, the figures, and how each was taken."""
-    cfg = record["config"]
-    t = Table(title=f"trnbench run {record['run_id']}: {record['status']}", show_header=False)
+    r, cfg = record, record.config
+    t = Table(title=f"trnbench run {r.run_id}: {r.status}", show_header=False)
     t.add_column(style="bold")
     t.add_column()
     t.add_row("model", f"{cfg['model']}  batch {cfg['batch']} x seq {cfg['seq']}, "
               f"{cfg['steps']} timed + {plural(cfg['warmup'], 'warm-up step')}")
-    t.add_row("backend", record["backend"]["reason"])
-    if record["status"] != "ok":
-        t.add_row("error", f"[red]{escape(record['error'])}[/red]")
+    t.add_row("backend", r.backend.reason if r.backend else "n/a")
+    if r.status != "ok":
+        t.add_row("error", f"[red]{escape(r.error or '')}[/red]")
         t.add_row("stored", path)
         return t
-    dev = record["device"]
-    chips = "chips unknown" if dev["chips"] is None else plural(dev["chips"], "chip")
-    t.add_row("device", f"{dev['name']} ({dev['kind']}), {chips}")
-    par, ac = record.get("parallelism"), record.get("ac")
-    if par or (ac and ac["blocks"]):
-        t.add_row("layout", (f"{record['world_size']} ranks: TP {par['tp']} x DP {par['dp']} "
-                             f"{par['parallel']}" if par else "1 process")
-                  + (f", {ac['blocks']} of {ac['of_blocks']} blocks checkpointed ({ac['mode']})"
-                     if ac and ac["blocks"] else ""))
-    t.add_row("precision", f"{cfg['precision']}: {record['precision_mode']}"
+    dev = r.device
+    chips = "chips unknown" if dev.chips is None else plural(dev.chips, "chip")
+    t.add_row("device", f"{dev.name} ({dev.kind}), {chips}")
+    par, ac = r.parallelism, r.ac
+    if par or (ac and ac.blocks):
+        t.add_row("layout", (f"{r.world_size} ranks: TP {par.tp} x DP {par.dp} "
+                             f"{par.parallel}" if par else "1 process")
+                  + (f", {ac.blocks} of {ac.of_blocks} blocks checkpointed ({ac.mode})"
+                     if ac and ac.blocks else ""))
+    t.add_row("precision", f"{cfg['precision']}: {r.precision.mode if r.precision else 'n/a'}"
               + (", torch.compile" if cfg["compile"] else ""))
-    t.add_row("tokens/s", f"{record['tokens_per_s']:,.1f} global, "
-              + ("n/a" if record["tokens_per_s_per_chip"] is None else
-                 f"{record['tokens_per_s_per_chip']:,.1f}") + " per chip")
-    peak = record["peak"]
-    if record["mfu"] is None:
+    t.add_row("tokens/s", f"{r.tokens_per_s:,.1f} global, "
+              + ("n/a" if r.tokens_per_s_per_chip is None else
+                 f"{r.tokens_per_s_per_chip:,.1f}") + " per chip")
+    peak = r.peak
+    if r.mfu is None:
         t.add_row("MFU", "null (no known peak for this device and precision)")
     else:
-        t.add_row("MFU", f"{record['mfu']:.1%} of {_si(peak['value'], 'FLOP/s')} "
-                  + escape(f"[{peak['label']}: {peak['source']}]"))
-        if record.get("hfu") is not None and record["hfu"] != record["mfu"]:
-            t.add_row("HFU", f"{record['hfu']:.1%} (hardware FLOPs, recomputation included)")
-    m = record["model"]
-    t.add_row("FLOPs/token", f"{_si(m['flops_per_token'], 'FLOP')} ({m['flops_formula']}, "
-              f"N={m['matmul_params']:,})")
-    moe = record.get("moe")
+        t.add_row("MFU", f"{r.mfu:.1%} of {_si(peak.value, 'FLOP/s')} "
+                  + escape(f"[{peak.label}: {peak.source}]"))
+        if r.hfu is not None and r.hfu != r.mfu:
+            t.add_row("HFU", f"{r.hfu:.1%} (hardware FLOPs, recomputation included)")
+    m = r.model
+    t.add_row("FLOPs/token", f"{_si(m.flops_per_token, 'FLOP')} ({m.flops_formula}, "
+              f"N={m.matmul_params:,})")
+    moe = r.moe
     if moe:
-        t.add_row("MoE", f"{moe['n_experts']} experts, top-{moe['top_k']}, capacity factor "
-                  f"{moe['capacity_factor']:g} ({moe['capacity']} slots/expert/sequence): "
-                  f"{moe['dropped_fraction']:.2%} of assignments dropped; hardware "
-                  f"{_si(m['hardware_flops_per_token'], 'FLOP')}/token")
-    st = record["step_time"]
-    if st["p90_s"] is None:  # one averaged figure per step: no spread to show
-        t.add_row("step time", f"{st['median_s'] * 1e3:.2f} ms window average "
-                  f"({st['method']}; no per-step spread)")
+        t.add_row("MoE", f"{moe.n_experts} experts, top-{moe.top_k}, capacity factor "
+                  f"{moe.capacity_factor:g} ({moe.capacity} slots/expert/sequence): "
+                  f"{moe.dropped_fraction:.2%} of assignments dropped; hardware "
+                  f"{_si(m.hardware_flops_per_token, 'FLOP')}/token")
+    st = r.step_time
+    if st.p90_s is None:  # one averaged figure per step: no spread to show
+        t.add_row("step time", f"{st.median_s * 1e3:.2f} ms window average "
+                  f"({st.method}; no per-step spread)")
     else:
-        t.add_row("step time", f"median {st['median_s'] * 1e3:.2f} ms, p90 "
-                  f"{st['p90_s'] * 1e3:.2f} ms, CV {st['cv']:.1%} ({st['method']})")
-    w = record["warmup"]
-    if w["first_step_s"] is not None:
-        t.add_row("warm-up", f"first step {w['first_step_s']:.2f} s, "
-                  f"{plural(w['steps'], 'step')} {w['total_s']:.2f} s")
-    if record.get("compiles_timed") is not None:
-        c = record["compilation"]
-        t.add_row("compilations", f"{record['compiles_warmup']} in warm-up "
-                  f"({c['warmup_compile_s']:.2f} s), {record['compiles_timed']} in the timed "
-                  f"window ({c['method']})")
-    mem = record["memory"]
-    t.add_row("peak memory", f"{_bytes(mem['peak_bytes'])} ({mem['method']})"
-              + (f"; predicted {_bytes(mem['predicted_peak_bytes'])} per rank"
-                 if mem.get("predicted_peak_bytes") is not None else ""))
-    t.add_row("loss", f"{record['loss_first']:.4f} -> {record['loss_last']:.4f}")
-    energy = record["energy"]
+        t.add_row("step time", f"median {st.median_s * 1e3:.2f} ms, p90 "
+                  f"{st.p90_s * 1e3:.2f} ms, CV {st.cv:.1%} ({st.method})")
+    w = r.warmup
+    if w.first_step_s is not None:
+        t.add_row("warm-up", f"first step {w.first_step_s:.2f} s, "
+                  f"{plural(w.steps, 'step')} {w.total_s:.2f} s")
+    c = r.compilation
+    if c is not None and c.timed_graphs is not None:
+        t.add_row("compilations", f"{c.warmup_graphs} in warm-up "
+                  f"({c.warmup_compile_s:.2f} s), {c.timed_graphs} in the timed "
+                  f"window ({c.method})")
+    mem = r.memory
+    t.add_row("peak memory", f"{_bytes(mem.peak_bytes)} ({mem.method})"
+              + (f"; predicted {_bytes(mem.predicted_peak_bytes)} per rank"
+                 if mem.predicted_peak_bytes is not None else ""))
+    t.add_row("loss", f"{r.loss_first:.4f} -> {r.loss_last:.4f}")
+    energy = r.energy
     t.add_row("energy", escape(_energy(energy)))
-    notes = [*record.get("warnings", []),
-             *(w for w in energy["warnings"] if not energy["reason"] or energy["reason"] not in w)]
+    notes = [*(r.warnings or []), *(f"flagged: {f}" for f in r.flags or []),
+             *(w for w in energy.warnings if not energy.reason or energy.reason not in w)]
     # said once, with the threshold it was checked against; a window average has no CV
-    if st["cv"] is not None and st["cv"] > cv_threshold:
-        notes.append(f"step times vary: CV {st['cv']:.1%} over the timed window is above "
+    if st.cv is not None and st.cv > cv_threshold:
+        notes.append(f"step times vary: CV {st.cv:.1%} over the timed window is above "
                      f"{cv_threshold:.0%} (noisy host or device; more --steps or a quieter "
                      "machine)")
     for note in notes:

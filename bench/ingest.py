@@ -4,14 +4,15 @@ A benchmark timed with the ``train_step_benchmark`` fixture (bench/pytest_plugin
 in ``extra_info["trnbench"]``, the run configuration, environment, backend and the metric
 fields of a record. Each becomes one record:
 
-    store.new_record(config, environment, tags {"source": "pytest-benchmark"})
+    Record.new(config, environment, tags {"source": "pytest-benchmark"})
       + backend + the metric fields
       + "pytest_benchmark": name, fullname, group, the file's datetime, rounds, steps per
         round, round times and pytest-benchmark's statistics of the rounds
 
 with ``time`` the file's ``datetime`` (when the benchmarks ran). Every benchmark is checked
 before the first append: a malformed file, a benchmark without trnbench extra_info or with a
-metric field of the wrong kind, is one error line (exit 2) and nothing is written. A benchmark
+metric field of the wrong kind (``bench.record.problem``, the store readers' own check), is
+one error line (exit 2) and nothing is written. A benchmark
 already stored (same full name and time: the file ingested again) is skipped and counted.
 """
 
@@ -23,16 +24,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import config, console, labels, numbers, store
+from bench import config, console, labels, store
 from bench.config import ConfigError
+from bench.record import IDENTITY, Record, RecordError
 
 SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
 FIELDS = ("device", "model", "tokens", "window_s", "tokens_per_s", "tokens_per_s_per_chip",
           "mfu", "peak", "step_time", "energy", "loss_first", "loss_last")
+REQUIRED = ("device", "model", "tokens", "window_s", "tokens_per_s", "energy")  # not null
 STATS = ("min", "max", "mean", "median", "stddev", "rounds", "iqr", "ops", "total")
 TAGS = {"source": "pytest-benchmark"}
-IDENTITY = {"schema_version", "run_id", "time", "status", "error", "config", "environment",
-            "tags", "backend"}
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -60,38 +61,7 @@ def _when(data: dict[str, Any], field: str) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
-# the metric fields a record's readers compute with: (kind, may it be null)
-KINDS = {"device": (dict, False), "model": (dict, False), "tokens": (int, False),
-         "window_s": (float, False), "tokens_per_s": (float, False),
-         "tokens_per_s_per_chip": (float, True), "mfu": (float, True), "peak": (dict, True),
-         "step_time": (dict, True), "energy": (dict, False), "loss_first": (float, True),
-         "loss_last": (float, True)}
-
-
-def _check_fields(fields: dict[str, Any], where: str, file: str) -> None:
-    """Each metric field of the right kind (numbers finite and >= 0), and the energy's
-    ``method`` and ``j_per_token``: a wrong one is a ConfigError before anything is stored."""
-    for key, (kind, nullable) in KINDS.items():
-        value = fields[key]
-        if value is None and nullable:
-            continue
-        if kind is dict:
-            if not isinstance(value, dict):
-                raise ConfigError(file, f"{where}.{key}: must be an object, got {value!r}")
-            continue
-        limits = numbers.Limits(low=0 if key.startswith(("tokens", "mfu")) else None,
-                                integer=kind is int)
-        numbers.check(value, f"{file}: {where}.{key}", limits)
-    energy = fields["energy"]
-    if not isinstance(energy.get("method"), str):
-        raise ConfigError(file, f"{where}.energy.method: must be a string, got "
-                          f"{energy.get('method')!r}")
-    if energy.get("j_per_token") is not None:
-        numbers.check(energy["j_per_token"], f"{file}: {where}.energy.j_per_token",
-                      numbers.Limits(low=0))
-
-
-def _record(bench: dict[str, Any], when: str, field: str) -> dict[str, Any]:
+def _record(bench: dict[str, Any], when: str, field: str) -> Record:
     """One benchmark as a record; ConfigError naming the benchmark when it cannot be one."""
     name = bench.get("fullname") or bench.get("name") if isinstance(bench, dict) else None
     extra = bench.get("extra_info") if isinstance(bench, dict) else None
@@ -105,11 +75,10 @@ def _record(bench: dict[str, Any], when: str, field: str) -> dict[str, Any]:
     if missing:
         raise ConfigError(field, f"{where}: missing {missing[0]}; expected {', '.join(SECTIONS)}"
                           f" and the metric fields {', '.join(FIELDS)}")
-    clash = sorted(set(tb["fields"]) & IDENTITY)
+    clash = sorted(set(tb["fields"]) & {*IDENTITY, "backend"})
     if clash:
         raise ConfigError(field, f"{where}.fields: {clash[0]!r} belongs to the record's identity, "
                           "not to its metric fields")
-    _check_fields(tb["fields"], f"{where}.fields", field)
     try:
         config.validate(config.RunConfig(**tb["config"]))
     except TypeError as e:
@@ -117,18 +86,17 @@ def _record(bench: dict[str, Any], when: str, field: str) -> dict[str, Any]:
     except ConfigError as e:
         raise ConfigError(field, f"{where}.config: {e}") from None
     stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
-    record = store.new_record(tb["config"], tb["environment"], TAGS)
-    record["time"] = when
-    record["backend"] = tb["backend"]
-    record.update(tb["fields"])
-    record["pytest_benchmark"] = {
-        "name": bench.get("name"), "fullname": bench.get("fullname"), "group": bench.get("group"),
-        "datetime": when, **tb["benchmark"], "stats": {k: stats.get(k) for k in STATS},
-    }
-    return record
+    timing = {"name": bench.get("name"), "fullname": bench.get("fullname"),
+              "group": bench.get("group"), "datetime": when, **tb["benchmark"],
+              "stats": {k: stats.get(k) for k in STATS}}
+    try:
+        return Record.new(tb["config"], tb["environment"], TAGS, time=when).with_json(
+            {**tb["fields"], "backend": tb["backend"], "pytest_benchmark": timing}, REQUIRED)
+    except RecordError as e:
+        raise ConfigError(field, f"{where}.fields: {e}") from None
 
 
-def records(path: str | Path) -> list[dict[str, Any]]:
+def records(path: str | Path) -> list[Record]:
     """Every benchmark of a pytest-benchmark JSON file as a record, all checked first."""
     path = Path(path)
     data = _read(path)
@@ -136,17 +104,17 @@ def records(path: str | Path) -> list[dict[str, Any]]:
     return [_record(b, when, str(path)) for b in data["benchmarks"]]
 
 
-def _key(record: dict[str, Any]) -> tuple:
+def _key(record: Record) -> tuple:
     """A benchmark's identity: its full name and when it ran."""
-    bench = record.get("pytest_benchmark")
-    return (bench.get("fullname"), record.get("time")) if isinstance(bench, dict) else ()
+    bench = record.pytest_benchmark
+    return (bench.get("fullname"), record.time) if isinstance(bench, dict) else ()
 
 
 def _stored_keys(results: Path) -> set[tuple]:
     """The identities of the benchmarks already ingested into ``results``."""
     if not results.exists():
         return set()
-    return {_key(r) for r in store.iter_records(results)} - {()}
+    return {_key(r) for r in store.read(results)} - {()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,13 +128,13 @@ def run(args: argparse.Namespace) -> int:
     for record in new:
         store.append(results, record)
     for r in new:
-        mfu = "null" if r["mfu"] is None else f"{r['mfu']:.2%}"
-        j = r["energy"]["j_per_token"]
+        mfu = "null" if r.mfu is None else f"{r.mfu:.2%}"
+        j = r.energy.j_per_token
         console.stdout.print(
-            f"{r['run_id']}  {r['pytest_benchmark']['fullname']}: "
-            f"{r['tokens_per_s']:,.1f} tokens/s, MFU {mfu}, "
-            f"J/token {'null' if j is None else f'{j:.4g}'} ({r['energy']['method']}, "
-            f"{labels.energy(r['energy']['method'])})",
+            f"{r.run_id}  {r.pytest_benchmark['fullname']}: "
+            f"{r.tokens_per_s:,.1f} tokens/s, MFU {mfu}, "
+            f"J/token {'null' if j is None else f'{j:.4g}'} ({r.energy.method}, "
+            f"{labels.energy(r.energy.method)})",
             highlight=False, markup=False, soft_wrap=True)
     skipped = len(recs) - len(new)
     console.stdout.print(f"ingested {len(new)} benchmark(s) from {args.file} into {results}"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment, store
+from bench.record import Record
 
 LAUNCH_FLAGS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint")
 RUN_ID_ENV = "TRNBENCH_RUN_ID"
@@ -131,9 +132,9 @@ def run(config: dict[str, Any], inner: list[str], results: Path, nproc: int, nno
     """Run torchrun, streaming its output; store a failed record if no rank could, or an
     interrupted one (naming the signal) if SIGINT or SIGTERM stopped it before rank 0 could
     store its own. Exit code 128 + the signal number then."""
-    record = store.new_record(config, environment.capture(), tags)
+    record = Record.new(config, environment.capture(), tags)
     cmd = torchrun_command(inner, nproc, nnodes, node_rank, rdzv_endpoint)
-    env = {**os.environ, RUN_ID_ENV: record["run_id"]}
+    env = {**os.environ, RUN_ID_ENV: record.run_id}
     print(f"launching: {' '.join(cmd)}", file=sys.stderr)
     tail: collections.deque[str] = collections.deque(maxlen=400)  # holds torchrun's report
     rank_lines: list[str] = []  # every failing rank's own line, however long the output
@@ -151,15 +152,14 @@ def run(config: dict[str, Any], inner: list[str], results: Path, nproc: int, nno
     leader = node_rank in (None, 0)
     if forward.signum is not None:
         name = signal.Signals(forward.signum).name
-        if leader and not _stored(results, record["run_id"]):
-            record.update(status="interrupted", world_size=nproc * nnodes,
-                          error=f"interrupted by {name}")
-            store.append(results, record)
+        if leader and not _stored(results, record.run_id):
+            store.append(results, record.failed(f"interrupted by {name}", "interrupted",
+                                                world_size=nproc * nnodes))
         print(f"trnbench: interrupted by {name} (stored in {results})", file=sys.stderr)
         return 128 + forward.signum
-    if rc != 0 and leader and not _stored(results, record["run_id"]):
-        record.update(status="failed", world_size=nproc * nnodes,
-                      error=failure_message("".join(rank_lines + list(tail)), rc))
+    if rc != 0 and leader and not _stored(results, record.run_id):
+        record = record.failed(failure_message("".join(rank_lines + list(tail)), rc),
+                               world_size=nproc * nnodes)
         store.append(results, record)
-        print(f"trnbench: run failed: {record['error']} (stored in {results})", file=sys.stderr)
+        print(f"trnbench: run failed: {record.error} (stored in {results})", file=sys.stderr)
     return 1 if rc else 0

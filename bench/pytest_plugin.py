@@ -68,6 +68,8 @@ def measure(benchmark: Any, backend: str, rounds: int, steps_per_round: int,
     """Warm up, time ``rounds`` rounds under ``benchmark.pedantic``, fill its extra_info.
     ``run_fields`` are fields of config.RunConfig (model, batch, seq, warmup, precision, ...)."""
     from bench import backends, config, energy, environment, runner
+    from bench.record import Backend as RecordBackend
+    from bench.record import Record
 
     for name, value in (("rounds", rounds), ("steps_per_round", steps_per_round)):
         if not isinstance(value, int) or value < 1:
@@ -97,23 +99,23 @@ def measure(benchmark: Any, backend: str, rounds: int, steps_per_round: int,
     if benchmark.stats is None:  # --benchmark-disable: one untimed call, nothing to report
         return None
     round_times = list(benchmark.stats.stats.data)
-    fields = runner.metric_fields(
-        t, warm, window_s=sum(round_times),
+    start = Record.new(cfg.as_dict(), environment.capture(), backend=RecordBackend(
+        name=be.name, reason=selection.reason, dist_backend=be.dist_backend))
+    record = runner.metric_fields(
+        t, warm, start, window_s=sum(round_times),
         step_times=[r / steps_per_round for r in round_times], step_method=STEP_METHOD,
         reading=reading, notes=[ENERGY_NOTE] if reading.joules is not None else [])
-    tokens_per_s, energy_block = fields["tokens_per_s"], fields["energy"]
     benchmark.extra_info.update({
-        "tokens_per_s": tokens_per_s, "tokens_per_s_method": TOKENS_METHOD,
-        "mfu": fields["mfu"],
-        "mfu_peak": fields["peak"],
-        "j_per_token": energy_block["j_per_token"], "energy_method": energy_block["method"],
-        "energy_scope": energy_block["scope"], "energy_reason": energy_block["reason"],
+        "tokens_per_s": record.tokens_per_s, "tokens_per_s_method": TOKENS_METHOD,
+        "mfu": record.mfu,
+        "mfu_peak": record.peak.to_json() if record.peak else None,
+        "j_per_token": record.energy.j_per_token, "energy_method": record.energy.method,
+        "energy_scope": record.energy.scope, "energy_reason": record.energy.reason,
         "trnbench": {
-            "config": cfg.as_dict(),
-            "environment": environment.capture(),
-            "backend": {"name": be.name, "reason": selection.reason,
-                        "dist_backend": be.dist_backend},
-            "fields": fields,
+            "config": record.config,
+            "environment": record.environment,
+            "backend": record.backend.to_json(),
+            "fields": record.figures_json(),
             "benchmark": {"rounds": rounds, "steps_per_round": steps_per_round,
                           "round_times_s": round_times, "method": TOKENS_METHOD},
         },

@@ -18,21 +18,23 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from bench import distributed, energy, environment, gemm_peak, launch, metrics, store
+from bench import distributed, energy, environment, gemm_peak, launch, store
+from bench import record as rec
 from bench.backends import Selection
-from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit, step_time_block
+from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
 from bench.config import RunConfig
 from bench.data import SyntheticBatches
 from bench.errors import signal_of
 from bench.hardware import Figure
 from bench.parallel import apply as parallel
+from bench.record import Record
 from models import flops, registry
 from models.moe import MoEConfig
 
@@ -103,19 +105,16 @@ def _check_finite(losses: list[torch.Tensor], first_step: int) -> list[float]:
     return values
 
 
-def _moe_fields(model_cfg: Any, seq: int, routing: list[dict[str, torch.Tensor]]
-                ) -> dict[str, Any]:
-    """``{"moe": ...}`` for a routed model, ``{}`` for a dense one: the routing configuration,
-    slots per expert and sequence, and the means over the timed steps of the fraction of top-k
-    assignments dropped over capacity and of the load-balancing loss (read after the window)."""
+def _moe(model_cfg: Any, seq: int, routing: list[dict[str, torch.Tensor]]) -> rec.Moe | None:
+    """A routed model's routing configuration, slots per expert and sequence, and the means
+    over the timed steps of the fraction of top-k assignments dropped over capacity and of
+    the load-balancing loss (read after the window); None for a dense model."""
     if not isinstance(model_cfg, MoEConfig):
-        return {}
+        return None
     means = {k: torch.stack([r[k] for r in routing]).float().mean().item() for k in routing[0]}
-    return {"moe": {
-        "n_experts": model_cfg.n_experts, "top_k": model_cfg.top_k,
-        "capacity_factor": model_cfg.capacity_factor, "capacity": model_cfg.capacity(seq),
-        "aux_loss_coef": model_cfg.aux_loss_coef, **means,
-    }}
+    return rec.Moe(n_experts=model_cfg.n_experts, top_k=model_cfg.top_k,
+               capacity_factor=model_cfg.capacity_factor, capacity=model_cfg.capacity(seq),
+               aux_loss_coef=model_cfg.aux_loss_coef, **means)
 
 
 @dataclass
@@ -157,7 +156,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class Warmup:
+class WarmupResult:
     losses: list[float]
     first_step_s: float | None
     total_s: float
@@ -193,7 +192,7 @@ def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | Non
                     core, optimizer, step, data, layout=layout)
 
 
-def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
+def warm_up(t: Training, progress: Progress | None = None) -> WarmupResult:
     """The warm-up steps, outside the window: compilation and allocator growth happen here.
     The first step is timed on its own (it holds compilation); peak memory starts here."""
     backend = t.backend
@@ -217,21 +216,23 @@ def warm_up(t: Training, progress: Progress | None = None) -> Warmup:
     total_s = time.perf_counter() - t0
     losses = t.read_losses(0)  # its graph, if any, counts with the warm-up's
     t.routing.clear()  # kept in warm-up too (one graph on XLA), reported for the window
-    return Warmup(losses, first_step_s, total_s, compiles_start, backend.compilations())
+    return WarmupResult(losses, first_step_s, total_s, compiles_start, backend.compilations())
 
 
 def _execution(t: Training) -> dict[str, Any]:
-    """The backend's execution blocks, with the precision block of ``--param-dtype``."""
-    out = t.backend.execution(t.cfg.precision, t.core, t.optimizer, t.cfg.compile)
-    out["precision"].update(parallel.precision_fields(t.cfg))
+    """The backend's execution parts; the precision part with ``--param-dtype``'s fields and
+    its mode in words."""
+    cfg = t.cfg
+    out = t.backend.execution(cfg.precision, t.core, t.optimizer, cfg.compile)
+    mode = parallel.precision_mode(cfg) or t.backend.precision_mode(cfg.precision)
+    out["precision"] = replace(out["precision"], mode=mode, **parallel.precision_fields(cfg))
     return out
 
 
-def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: list[float],
-                  step_method: str, reading: energy.Reading,
-                  notes: list[str] | None = None,
-                  spread_reason: str | None = None) -> dict[str, Any]:
-    """The record's metric fields of a timed window of ``cfg.steps`` steps that ``t`` ran
+def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: float,
+                  step_times: list[float], step_method: str, reading: energy.Reading,
+                  notes: list[str] | None = None, spread_reason: str | None = None) -> Record:
+    """``record`` with the figures of a timed window of ``cfg.steps`` steps that ``t`` ran
     after ``warm``: throughput, MFU, step times, compilations, memory, energy, losses."""
     cfg, backend, spec, device, peak = t.cfg, t.backend, t.spec, t.device, t.peak
     notes = list(notes or [])
@@ -243,77 +244,66 @@ def metric_fields(t: Training, warm: Warmup, *, window_s: float, step_times: lis
     compiles_end = backend.compilations()  # before the losses are read: that is a graph too
     values = t.read_losses(cfg.warmup)
     tokens = cfg.tokens_per_step * cfg.steps
-    tokens_per_s = metrics.tokens_per_second(tokens, window_s)
-    fpt = flops.flops_per_token(spec.config, cfg.seq)
-    hw_fpt = (flops.hardware_flops_per_token(spec.config, cfg.seq)  # with recomputation
-              + flops.recompute_flops_per_token(spec.config, cfg.seq, t.layout["ac"]["blocks"]))
+    model = rec.Model(
+        name=spec.name, params=flops.param_count(spec.config),
+        active_params=flops.active_param_count(spec.config),
+        matmul_params=flops.matmul_param_count(spec.config),
+        flops_per_token=flops.flops_per_token(spec.config, cfg.seq),
+        hardware_flops_per_token=(  # with recomputation
+            flops.hardware_flops_per_token(spec.config, cfg.seq)
+            + flops.recompute_flops_per_token(spec.config, cfg.seq, t.layout["ac"]["blocks"])),
+        flops_formula=flops.FORMULA)
     compilation = None
     if warm.compiles_start is not None:
         warmup = warm.compiles_end - warm.compiles_start
         timed = compiles_end - warm.compiles_end
-        compilation = {"method": warmup.method, "warmup_graphs": warmup.graphs,
-                       "warmup_compile_s": warmup.seconds, "timed_graphs": timed.graphs,
-                       "timed_compile_s": timed.seconds}
+        compilation = rec.Compilation(method=warmup.method, warmup_graphs=warmup.graphs,
+                                  warmup_compile_s=warmup.seconds, timed_graphs=timed.graphs,
+                                  timed_compile_s=timed.seconds)
         if timed.graphs:
             notes.append(f"the timed window compiled {timed.graphs} graph(s) "
                          f"({timed.seconds:.2f} s): the graph changed between steps, and the "
                          "throughput includes compilation")
     memory = backend.peak_memory()
-    return {
-        "device": {
-            "name": device.name,
-            "kind": device.kind,
-            "device_count": device.device_count,
-            "devices_used": device.devices_used,
-            "chips": device.chips,
-            "versions": device.versions,
-        },
-        "world_size": 1,
-        "model": {
-            "name": spec.name,
-            "params": flops.param_count(spec.config),
-            "active_params": flops.active_param_count(spec.config),
-            "matmul_params": flops.matmul_param_count(spec.config),
-            "flops_per_token": fpt,
-            "hardware_flops_per_token": hw_fpt,
-            "flops_formula": flops.FORMULA,
-        },
-        **_moe_fields(spec.config, cfg.seq, t.routing),
-        "precision_mode": parallel.precision_mode(cfg) or backend.precision_mode(cfg.precision),
+    peak_part = rec.Peak(**peak.as_dict(), precision=cfg.precision) if peak else None
+    layout = t.layout
+    return replace(
+        record,
+        device=rec.Device(name=device.name, kind=device.kind, device_count=device.device_count,
+                      devices_used=device.devices_used, chips=device.chips,
+                      versions=device.versions),
+        world_size=1,
+        model=model,
+        moe=_moe(spec.config, cfg.seq, t.routing),
         **_execution(t),
-        **{k: v for k, v in t.layout.items() if k != "memory_predicted"},
-        "tokens": tokens,
-        "window_s": window_s,
-        "tokens_per_s": tokens_per_s,
-        "tokens_per_s_per_chip": tokens_per_s / device.chips if device.chips else None,
-        "mfu": metrics.mfu(fpt, tokens_per_s, peak.value if peak else None, device.chips or 0),
-        "hfu": metrics.mfu(hw_fpt, tokens_per_s, peak.value if peak else None,
-                           device.chips or 0),
-        "peak": {**peak.as_dict(), "precision": cfg.precision} if peak else None,
-        "step_time": step_time_block(step_times, step_method, spread_reason),
-        "step_times_s": step_times,
-        "warmup": {"steps": cfg.warmup, "first_step_s": warm.first_step_s,
-                   "total_s": warm.total_s},
-        "compilation": compilation,
-        "compiles_warmup": compilation["warmup_graphs"] if compilation else None,
-        "compiles_timed": compilation["timed_graphs"] if compilation else None,
-        "memory": {"peak_bytes": memory.peak_bytes, "method": memory.method,
-                   **t.layout["memory_predicted"]},  # per rank, bench.memory_plan
-        "energy": reading.as_record(tokens),
-        "loss_first": (warm.losses or values)[0],
-        "loss_last": values[-1],
-        "losses": warm.losses + values,
-        "data": {"kind": "synthetic-bigram", "padding": False},
-        "warnings": notes,
-    }
+        parallelism=rec.Parallelism.from_json(layout["parallelism"]),
+        ac=rec.Ac.from_json(layout["ac"]),
+        **rec.Throughput.of(tokens, window_s, device.chips, model, peak_part).fields(),
+        peak=peak_part,
+        step_time=rec.StepTime.of(step_times, step_method, spread_reason),
+        step_times_s=step_times,
+        warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
+        compilation=compilation,
+        memory=rec.Memory(peak_bytes=memory.peak_bytes, method=memory.method,
+                      **layout["memory_predicted"]),  # per rank, bench.memory_plan
+        energy=reading.as_record(tokens),
+        loss_first=(warm.losses or values)[0],
+        loss_last=values[-1],
+        losses=warm.losses + values,
+        data=rec.Data(kind="synthetic-bigram", padding=False),
+        warnings=notes,
+    )
 
 
 def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
             ctx: distributed.DistContext | None = None, profile_steps: int = 0,
-            profile_path: Path | None = None) -> dict[str, Any]:
-    """Run ``cfg`` on ``backend`` and return the metric fields of the record (of this rank,
-    under torchrun: each data-parallel index trains on its own share of the data).
-    ``profile_steps`` > 0: that many more steps after the window, profiled (bench.profile)."""
+            profile_path: Path | None = None, record: Record | None = None) -> Record:
+    """Run ``cfg`` on ``backend`` and return ``record`` (default: a new one of ``cfg``) with
+    the figures of this rank (under torchrun: each data-parallel index trains on its own
+    share of the data). ``profile_steps`` > 0: that many more steps after the window,
+    profiled (bench.profile)."""
+    if record is None:
+        record = Record.new(cfg.as_dict(), {})
     t = prepare(cfg, backend, ctx)
     warm = warm_up(t, progress)
     # outside the window, right before it: a measured peak (the CPU's) measured again
@@ -345,29 +335,28 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         t.peak, window_peak, flag = gemm_peak.around_window(
             cfg.precision, peak_before, backend.measure_peak(cfg.precision))
         flags += [flag] if flag else []
-    fields = metric_fields(t, warm, window_s=window_s, step_times=step_times,
-                           step_method=timer.method, reading=reading,
-                           spread_reason=timer.spread_reason)
+    out = metric_fields(t, warm, record, window_s=window_s, step_times=step_times,
+                        step_method=timer.method, reading=reading,
+                        spread_reason=timer.spread_reason)
     if window_peak is not None:
-        fields["peak"]["window"] = window_peak
-    if fields["mfu"] is not None and fields["mfu"] > 1:
-        flags.append(f"MFU {fields['mfu']:.0%} is above 1: the peak "
-                     f"({fields['peak']['value'] / 1e9:,.4g} GFLOP/s) is below what the run "
-                     "reached")
-    fields["flags"] = flags
-    fields["warnings"] += [f"flagged: {f}" for f in flags]
+        out = replace(out, peak=replace(out.peak, window=window_peak))
+    if out.mfu is not None and out.mfu > 1:
+        flags.append(f"MFU {out.mfu:.0%} is above 1: the peak "
+                     f"({out.peak.value / 1e9:,.4g} GFLOP/s) is below what the run reached")
+    out = replace(out, flags=flags)
     if profile_steps:  # after the window and its figures: nothing of it is timed
         from bench import profile
 
-        fields["profile"] = profile.trace(t, cfg.warmup + cfg.steps, profile_steps,
-                                          profile_path if ctx is None or ctx.is_main else None)
-    return fields
+        out = replace(out, profile=profile.trace(
+            t, cfg.warmup + cfg.steps, profile_steps,
+            profile_path if ctx is None or ctx.is_main else None))
+    return out
 
 
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             progress: Progress | None = None, ctx: distributed.DistContext | None = None,
             run_id: str | None = None, tags: dict[str, str] | None = None,
-            profile_steps: int = 0) -> dict[str, Any]:
+            profile_steps: int = 0) -> Record:
     """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
     (None: keep it unstored); ``profile_steps``: a trace of that many steps after the window,
     stored beside ``results_path`` (bench.profile).
@@ -379,12 +368,11 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     (bench.launch, which passes ``run_id``) will: a rank that dies can't say it failed,
     and the launcher sees every rank's exit.
     """
-    record = store.new_record(cfg.as_dict(), environment.capture(), tags)
-    if run_id:
-        record["run_id"] = run_id
-    record["backend"] = {"name": selection.backend.name, "reason": selection.reason,
-                         "dist_backend": selection.backend.dist_backend}
-    record["world_size"] = ctx.world_size if ctx else 1
+    record = Record.new(cfg.as_dict(), environment.capture(), tags, run_id=run_id,
+                        backend=rec.Backend(name=selection.backend.name,
+                                              reason=selection.reason,
+                                              dist_backend=selection.backend.dist_backend),
+                        world_size=ctx.world_size if ctx else 1)
     writes = results_path is not None and (ctx is None or ctx.is_main)
     try:
         backend = selection.backend(ctx.local_rank if ctx else 0)
@@ -395,14 +383,11 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
         if profile_steps and results_path is not None:
             from bench.profile import trace_path
 
-            trace = trace_path(results_path, record["run_id"])
-        fields = measure(cfg, backend, progress, ctx, profile_steps, trace)
-        if ctx:
-            fields["host"] = record["environment"]["host"]
-            fields = distributed.aggregate(distributed.gather(fields))
-        record.update(fields)
+            trace = trace_path(results_path, record.run_id)
+        measured = measure(cfg, backend, progress, ctx, profile_steps, trace, record)
+        record = Record.aggregate(distributed.gather(measured)) if ctx else measured
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (bench.errors.Interrupted)
-        record.update(status="interrupted", error=f"interrupted by {signal_of(e).name}")
+        record = record.failed(f"interrupted by {signal_of(e).name}", "interrupted")
         if writes:
             store.append(results_path, record)
         raise
@@ -418,7 +403,7 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             if not ctx.is_main or run_id is not None:
                 raise  # under bench.launch (run_id given) the launcher stores the failure
             error = f"rank {ctx.rank} failed: {error}"
-        record.update(status="failed", error=error)
+        record = record.failed(error)
     finally:
         if ctx:
             distributed.destroy()

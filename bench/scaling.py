@@ -15,6 +15,7 @@ labelled so.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -31,6 +32,7 @@ from rich.table import Table
 from bench import config, console, metrics, numbers, store
 from bench.config import ConfigError, RunConfig
 from bench.errors import signal_of
+from bench.record import Record
 
 TAG = "scaling"
 _NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
@@ -121,8 +123,8 @@ def _point_record(results: Path, series: str, seen: set[str], nproc: int,
     if new:
         return new[-1]
     last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"world_size": nproc, "run_id": None, "status": "failed",
-            "error": f"no record stored (exit code {proc.returncode}): {last}"}
+    return Record(world_size=nproc).failed(
+        f"no record stored (exit code {proc.returncode}): {last}").to_json()
 
 
 def _run_point(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -182,7 +184,7 @@ def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
                "config": cfg.as_dict(), "results": str(results), "baseline_nproc": baseline,
                "points": points, "notes": notes}
     if as_json:
-        print(store.dumps(summary))
+        print(json.dumps(summary))
     else:
         console.stdout.print(table(summary))
         for note in summary["notes"]:

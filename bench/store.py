@@ -1,4 +1,5 @@
-"""The result record, JSONL persistence and pandas loading (docs/methodology.md, "The record").
+"""JSONL persistence of records (bench.record) and pandas loading (docs/methodology.md,
+"The record").
 
 One JSON object per run, one line per object. An append is one ``write`` of one complete
 line to a file opened with O_APPEND, under an exclusive ``flock``: concurrent writers
@@ -11,12 +12,9 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import sys
-import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +22,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from bench.paths import writable_problem  # noqa: F401 - the store's writers check with it
+from bench.record import STATUSES, Record, problem, upgrade
 
-SCHEMA_VERSION = 1
 DEFAULT_PATH = Path("results/local.jsonl")
-STATUSES = ("ok", "failed", "interrupted")
 
 
 def default_path() -> Path:
@@ -35,45 +32,9 @@ def default_path() -> Path:
     return Path(os.environ.get("TRNBENCH_RESULTS", DEFAULT_PATH))
 
 
-def new_run_id() -> str:
-    """A fresh run id: 12 hex digits of a random UUID."""
-    return uuid.uuid4().hex[:12]
-
-
-def new_record(config: dict[str, Any], environment: dict[str, Any],
-               tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """A record with identity and context filled in; the runner adds status and metrics.
-    ``tags`` are the user's labels (``--tag``; sweeps and scaling series use them too)."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": new_run_id(),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "ok",
-        "error": None,
-        "config": config,
-        "environment": environment,
-        "tags": dict(tags or {}),
-    }
-
-
-def _json_default(value: Any) -> Any:
-    raise TypeError(f"not JSON-serialisable in a record: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN/inf (not valid JSON) by None, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def dumps(record: dict[str, Any]) -> str:
-    """One record as a single JSON line (no NaN; keys in insertion order)."""
-    return json.dumps(_finite(record), default=_json_default, allow_nan=False)
+def dumps(record: Record) -> str:
+    """One record as a single JSON line (schema version 2; no NaN)."""
+    return json.dumps(record.to_json(), allow_nan=False)
 
 
 class StoreError(OSError):
@@ -94,15 +55,15 @@ def _lines(fd: int, size: int) -> int:
     return count + 1
 
 
-def append(path: str | os.PathLike, record: dict[str, Any]) -> None:
+def append(path: str | os.PathLike, record: Record) -> None:
     """Atomically append ``record`` as one line (one write under an exclusive lock).
 
     A file that does not end in a newline (a partial line: a full disk, a truncated copy)
     gets one first, so that the new record is a line of its own; the partial line stays
     for readers to skip, with one warning here. A write that fails partway is rolled back
     to the old size and raised as StoreError: nothing half-written stays."""
-    if record.get("status") not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {record.get('status')!r}")
+    if record.status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
     line = (dumps(record) + "\n").encode()
     p = Path(path)
     try:
@@ -131,50 +92,11 @@ def append(path: str | os.PathLike, record: dict[str, Any]) -> None:
         os.close(fd)  # closing releases the lock
 
 
-OBJECTS = ("config", "environment", "tags", "backend", "device", "model", "peak", "energy",
-           "step_time", "memory", "compilation", "warmup", "moe")
-NUMBERS = ("tokens_per_s_per_chip", "mfu", "window_s", "world_size", "loss_first",
-           "loss_last")  # numbers or null
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(value)
-
-
-def problem(record: dict[str, Any]) -> str | None:
-    """Why a JSON object is not a record that reports can compute with (a hand-edited line,
-    an older schema), or None when it is one."""
-    if not isinstance(record.get("run_id"), str):
-        return f"run_id must be a string, got {record.get('run_id')!r}"
-    if record.get("status") not in STATUSES:
-        return f"status must be one of {', '.join(STATUSES)}, got {record.get('status')!r}"
-    bad = next((k for k in OBJECTS if record.get(k) is not None
-                and not isinstance(record[k], dict)), None)
-    if bad:
-        return f"{bad} must be an object, got {record[bad]!r}"
-    if not isinstance((record.get("config") or {}).get("model"), str):
-        return "config.model is missing"
-    if record["status"] != "ok":
-        return None
-    device = record.get("device") or {}
-    if not all(isinstance(device.get(k), str) for k in ("name", "kind")):
-        return "an ok record needs device.name and device.kind"
-    if not _is_number(record.get("tokens_per_s")):
-        return f"tokens_per_s must be a number, got {record.get('tokens_per_s')!r}"
-    bad = next((k for k in NUMBERS if record.get(k) is not None
-                and not _is_number(record[k])), None)
-    if bad:
-        return f"{bad} must be a number or null, got {record[bad]!r}"
-    j = (record.get("energy") or {}).get("j_per_token")
-    if j is not None and not _is_number(j):
-        return f"energy.j_per_token must be a number or null, got {j!r}"
-    return None
-
-
 def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[str, Any]]:
-    """Records of one JSONL file; a corrupt line is skipped with one warning line on stderr
-    (``file:line: reason``); with ``check``, so is a record that ``problem`` rejects."""
+    """Records of one JSONL file as JSON objects of schema version 2 (a version-1 line
+    upgraded: ``record.upgrade``); a corrupt line is skipped with one warning line on stderr
+    (``file:line: reason``); with ``check``, so is a record that ``record.problem``
+    rejects."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -187,6 +109,7 @@ def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[
                 why = "ends mid-line" if not line.endswith("\n") else str(e)
                 warn(f"{path}:{lineno}: skipped corrupt record ({why})")
                 continue
+            record = upgrade(record)
             why = problem(record) if check else None
             if why:
                 name = record.get("run_id")
@@ -194,6 +117,13 @@ def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[
                 warn(f"{path}:{lineno}: skipped {name}: {why}")
                 continue
             yield record
+
+
+def read(path: str | os.PathLike) -> Iterator[Record]:
+    """The usable records of one JSONL file as Records (any other line skipped with one
+    warning line, as ``iter_records`` with ``check``)."""
+    for data in iter_records(path, check=True):
+        yield Record.from_json(data)
 
 
 def load(paths: str | os.PathLike | Iterable[str | os.PathLike] | None = None,

@@ -49,6 +49,8 @@ from rich.table import Table
 from bench import backends, config, console, environment, launch, metrics, numbers, store
 from bench.backends import Selection
 from bench.config import ConfigError, RunConfig, tomllib
+from bench.record import Backend as RecordBackend
+from bench.record import Record
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
@@ -324,16 +326,15 @@ def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
             ) -> dict[str, Any]:
     """One repeat of one point in its own process; returns its stored record."""
     cfg = task.point.config
-    fallback = store.new_record(cfg.as_dict(), env, tags)
-    fallback["backend"] = {"name": cfg.backend, "reason": task.point.selection.reason,
-                           "dist_backend": task.point.selection.backend.dist_backend}
-    fallback["world_size"] = 1
+    fallback = Record.new(cfg.as_dict(), env, tags, world_size=1, backend=RecordBackend(
+        name=cfg.backend, reason=task.point.selection.reason,
+        dist_backend=task.point.selection.backend.dist_backend))
     cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg), "--json",
            "--results", str(sweep.results)]
     for key, value in tags.items():
         cmd += ["--tag", f"{key}={value}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, launch.RUN_ID_ENV: fallback["run_id"]})
+                            env={**os.environ, launch.RUN_ID_ENV: fallback.run_id})
     error = None
     try:
         out, err = proc.communicate(timeout=sweep.timeout_s)
@@ -344,15 +345,14 @@ def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
                  "storing a record")
     except KeyboardInterrupt:
         _interrupt(proc)
-        if _find(sweep.results, fallback["run_id"]) is None:
-            fallback.update(status="interrupted", error="KeyboardInterrupt")
-            store.append(sweep.results, fallback)
+        if _find(sweep.results, fallback.run_id) is None:
+            store.append(sweep.results, fallback.failed("KeyboardInterrupt", "interrupted"))
         raise
-    record = _record_from(out, fallback["run_id"]) or _find(sweep.results, fallback["run_id"])
+    record = _record_from(out, fallback.run_id) or _find(sweep.results, fallback.run_id)
     if record is None:
-        fallback.update(status="failed", error=error or _death(proc.returncode, err))
-        store.append(sweep.results, fallback)
-        record = fallback
+        failed = fallback.failed(error or _death(proc.returncode, err))
+        store.append(sweep.results, failed)
+        record = failed.to_json()
     return record
 
 

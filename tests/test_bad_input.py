@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from bench import cli, store
+from bench.record import Device, Record
 from tests.conftest import OK_CONFIG, ROOT, bench_json
 
 BAD_UTF8 = b"[run]\nmodel = \"tiny\"\n# caf\xe9\n"
@@ -155,10 +156,9 @@ def workdir(tmp_path, monkeypatch, cache_dir):
         (tmp_path / name).write_bytes(data)
     os.mkfifo(tmp_path / "fifo")
     results = tmp_path / "results.jsonl"
-    record = store.new_record(OK_CONFIG, {"host": "h"})
-    record.update(device={"kind": "cpu", "name": "cpu"}, tokens_per_s=1.0,
-                  tokens_per_s_per_chip=1.0)
-    store.append(results, record)
+    store.append(results, Record.new(OK_CONFIG, {"host": "h"}, tokens_per_s=1.0,
+                                     device=Device(kind="cpu", name="cpu"),
+                                     tokens_per_s_per_chip=1.0))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRNBENCH_RESULTS", str(results))
     return results

@@ -30,7 +30,7 @@ def test_run_json_prints_and_stores_one_record(cli, tmp_path):
     assert read_jsonl(results) == [record]
     assert record["tags"] == {"sweep": "s1", "note": "a=b"}
     assert record["status"] == "ok" and record["error"] is None
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2
     assert record["world_size"] == 1
     assert record["config"]["model"] == "tiny" and record["config"]["steps"] == 4
     assert record["tokens"] == 4 * 32 * 4
@@ -62,7 +62,7 @@ def test_bf16_run(cli_main, tmp_path):
     proc = cli_main("run", *TINY, "--precision", "bf16", "--json", "--results", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
-    assert "autocast bf16" in record["precision_mode"]
+    assert "autocast bf16" in record["precision"]["mode"]
     assert record["loss_last"] < record["loss_first"]
     if gemm_peak.has_matrix_units("bf16"):  # AVX512-BF16 or AMX: a measured bf16 GEMM peak
         assert record["peak"]["precision"] == "bf16" and 0 < record["mfu"] < 1

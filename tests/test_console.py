@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from rich.console import Console
 
 from bench import backends, config, console, runner
+from bench.record import Record
 
 
-def _text(record: dict) -> str:
+def _text(record: Record) -> str:
     out = Console(record=True, width=200, file=io.StringIO())
     out.print(console.summary_table(record, "r.jsonl"))
     return out.export_text()
@@ -22,17 +24,19 @@ def test_summary_with_unknown_chips_and_peak(cache_dir, tmp_path):
     text = _text(record)
     assert "(cpu), 1 chip" in text and "chip(s)" not in text
     assert "+ 1 warm-up step" in text and "1 warm-up steps" not in text
-    reason = record["energy"]["reason"]
+    reason = record.energy.reason
     if reason:  # no RAPL here: the reason is said once, in the energy row
         assert text.count(reason[:40]) == 1
-    assert "step times vary" not in _text({**record, "step_time": {**record["step_time"],
-                                                                   "cv": 0.01}})
-    noisy = _text({**record, "step_time": {**record["step_time"], "cv": 0.25}})
+    assert "step times vary" not in _text(replace(record, step_time=replace(record.step_time,
+                                                                            cv=0.01)))
+    noisy = _text(replace(record, step_time=replace(record.step_time, cv=0.25)))
     assert "step times vary: CV 25.0% over the timed window is above 5%" in noisy
+    # a flag is said once, as a warning
+    flagged = _text(replace(record, flags=["CPU peak moved"]))
+    assert flagged.count("flagged: CPU peak moved") == 1
     # a Neuron device whose topology the runtime did not report: chips, per chip, MFU null
-    record["device"]["chips"] = None
-    record.update(tokens_per_s_per_chip=None, mfu=None, peak=None)
-    text = _text(record)
+    text = _text(replace(record, device=replace(record.device, chips=None),
+                         tokens_per_s_per_chip=None, mfu=None, peak=None))
     assert "chips unknown" in text and "n/a per chip" in text and "MFU" in text
 
 
@@ -45,6 +49,6 @@ def test_run_progress_on_a_terminal(cache_dir, tmp_path, monkeypatch):
     with console.run_progress(True, cfg.tokens_per_step) as progress:
         record = runner.execute(cfg, backends.select("cpu"), tmp_path / "r.jsonl", progress)
     text = out.getvalue()
-    assert record["status"] == "ok"
+    assert record.status == "ok"
     assert "compiling (first step)" in text and "warmup" in text and "3/3" in text
     assert "eta" in text and " tokens/s" in text

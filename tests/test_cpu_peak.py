@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
-from bench import config, distributed, gemm_peak, runner, store
+from bench import config, gemm_peak, runner
 from bench.backends.cpu import CpuBackend
+from bench.record import Record
 from bench.report import rows
 
 
@@ -26,22 +29,20 @@ def _stub_measure(monkeypatch, tmp_path, rates: list[float]) -> list[float]:
 
 def test_a_loaded_cpu_during_the_peak_measurement_is_flagged(monkeypatch, tmp_path):
     left = _stub_measure(monkeypatch, tmp_path, [50e9, 100e9, 20e9])
-    fields = runner.measure(_cfg(), CpuBackend())
+    fields = runner.measure(_cfg(), CpuBackend()).to_json()
     assert not left  # measured right before and right after the window
     window = fields["peak"]["window"]
     assert (window["before"], window["after"]) == (100e9, 20e9)
     assert window["spread"] == pytest.approx(0.8)
     assert fields["peak"]["value"] == 100e9 and fields["peak"]["label"] == "measured"
     assert len(fields["flags"]) == 1 and "80% apart" in fields["flags"][0]
-    assert any(w.startswith("flagged: CPU peak") for w in fields["warnings"])
-    record = {**store.new_record(_cfg().as_dict(), {"host": "h"}), **fields}
-    row = rows.row("r1", rows.normalise(pd.json_normalize([record])), 0.05)
+    row = rows.row("r1", rows.normalise(pd.json_normalize([fields])), 0.05)
     assert row["flagged"] and "80% apart" in row["flag_reason"]
 
 
 def test_an_mfu_above_1_is_flagged(monkeypatch, tmp_path):
     _stub_measure(monkeypatch, tmp_path, [1e6, 1e6, 1e6])
-    fields = runner.measure(_cfg(), CpuBackend())
+    fields = runner.measure(_cfg(), CpuBackend()).to_json()
     assert fields["mfu"] > 1 and fields["peak"]["window"]["spread"] == 0
     assert len(fields["flags"]) == 1 and "is above 1" in fields["flags"][0]
 
@@ -57,14 +58,15 @@ def test_the_host_cache_is_only_a_lower_bound(monkeypatch, tmp_path):
 
 def test_ranks_on_one_cpu_are_one_chip():
     """Two ranks on one host: one chip, whose per-chip throughput is the whole CPU's."""
-    rank = {"device": {"name": "cpu", "kind": "cpu", "chips": 1}, "host": "h", "tokens": 100,
-            "window_s": 1.0, "tokens_per_s": 100.0, "peak": {"value": 1e9},
-            "model": {"flops_per_token": 1e6, "hardware_flops_per_token": 1e6},
-            "memory": {"peak_bytes": 1},
-            "step_time": {}, "step_times_s": [], "loss_first": 1.0, "loss_last": 0.5,
-            "losses": [1.0, 0.5], "energy": None, "warnings": [], "flags": []}
-    out = distributed.aggregate([rank, {**rank}])
-    assert out["device"]["chips"] == 1 and out["tokens_per_s_per_chip"] == 200
-    assert out["mfu"] == pytest.approx(200 * 1e6 / 2e9)
-    two_hosts = distributed.aggregate([rank, {**rank, "host": "g"}])
-    assert two_hosts["device"]["chips"] == 2
+    rank = Record.new({"model": "tiny"}, {"host": "h"}).with_json({
+        "device": {"name": "cpu", "kind": "cpu", "chips": 1}, "tokens": 100,
+        "window_s": 1.0, "tokens_per_s": 100.0, "peak": {"value": 1e9},
+        "model": {"flops_per_token": 1e6, "hardware_flops_per_token": 1e6},
+        "memory": {"peak_bytes": 1},
+        "step_time": {}, "step_times_s": [], "loss_first": 1.0, "loss_last": 0.5,
+        "losses": [1.0, 0.5], "energy": None, "warnings": [], "flags": []})
+    out = Record.aggregate([rank, rank])
+    assert out.device.chips == 1 and out.tokens_per_s_per_chip == 200
+    assert out.mfu == pytest.approx(200 * 1e6 / 2e9)
+    two_hosts = Record.aggregate([rank, replace(rank, environment={"host": "g"})])
+    assert two_hosts.device.chips == 2

@@ -35,11 +35,11 @@ def _window(meter, during=None, seconds: float = 0.0) -> Reading:
 # --- the reading and its derived figures -------------------------------------------------
 
 def test_record_block_derives_per_token_per_kwh_and_power():
-    block = Reading("rapl", 7.2e6, interval_s=3600.0).as_record(tokens=1000)
+    block = Reading("rapl", 7.2e6, interval_s=3600.0).as_record(tokens=1000).to_json()
     assert block["j_per_token"] == pytest.approx(7200)
     assert block["tokens_per_kwh"] == pytest.approx(500)  # 1000 tokens / 2 kWh
     assert block["avg_power_w"] == pytest.approx(2000)
-    null = Reading("nvml", None, reason="no GPU").as_record(tokens=1000)
+    null = Reading("nvml", None, reason="no GPU").as_record(tokens=1000).to_json()
     assert null["joules"] is None and null["reason"] == "no GPU"
     assert null["j_per_token"] is None and null["tokens_per_kwh"] is None
 
@@ -400,7 +400,7 @@ def test_nvml_counter_going_backwards_falls_back_to_polling_with_a_warning(nvml)
     assert reading.details["nvml-energy-counter"]["joules"] is None
     assert any(w.startswith("the NVML energy counter went backwards over the window on "
                             "GPU-bbbb") and "polled every 0.02 s" in w for w in reading.warnings)
-    record = reading.as_record(tokens=100)
+    record = reading.as_record(tokens=100).to_json()
     assert record["warnings"] == reading.warnings and record["j_per_token"] > 0
 
 

@@ -105,7 +105,8 @@ def test_a_kernel_that_cannot_run_fails_the_run_instead_of_falling_back(compiled
     first step; compiled: while the graph is traced) and is stored as failed."""
     results = tmp_path / "r.jsonl"
     backend = _kernel_backend(SDPBackend.EFFICIENT_ATTENTION)
-    record = runner.execute(_cfg(compile=compiled), Selection(backend, "stand-in"), results)
+    record = runner.execute(_cfg(compile=compiled), Selection(backend, "stand-in"),
+                            results).to_json()
     assert record["status"] == "failed" and "RuntimeError" in record["error"]
     assert [r["status"] for r in read_jsonl(results)] == ["failed"]
 
@@ -113,20 +114,21 @@ def test_a_kernel_that_cannot_run_fails_the_run_instead_of_falling_back(compiled
 # --- the record's blocks ---------------------------------------------------------------------
 
 def test_cuda_policy_record_names_fused_adamw_flash_and_autocast(cache_dir):
-    r = runner.measure(_cfg(precision="bf16"), CudaPolicyOnCpu())
-    assert r["precision"] == {"mode": "autocast", "param_dtypes": ["float32"],
-                              "compute_dtype": "bfloat16", "optimizer_state_dtypes": ["float32"],
-                              "master_copy": False}
-    assert r["precision_mode"] == "autocast bf16 compute, fp32 parameters and optimizer states"
+    r = runner.measure(_cfg(precision="bf16"), CudaPolicyOnCpu()).to_json()
+    assert r["precision"] == {
+        "mode": "autocast bf16 compute, fp32 parameters and optimizer states",
+        "param_dtypes": ["float32"], "compute_dtype": "bfloat16",
+        "optimizer_state_dtypes": ["float32"], "master_copy": False}
     assert r["optimizer"]["implementation"] == "fused"
-    assert r["optimizer"]["betas"] == (0.9, 0.95) and r["optimizer"]["lr"] == 3e-4
+    assert r["optimizer"]["betas"] == [0.9, 0.95] and r["optimizer"]["lr"] == 3e-4
     assert r["attention"] == {"sdpa_backends": ["FLASH_ATTENTION"], "enforced": True}
     assert r["compile"] is None and r["compilation"] is None
 
 
 def test_cpu_record_in_fp32_leaves_attention_to_torch(cache_dir):
-    r = runner.measure(_cfg(), CpuBackend())
-    assert r["precision"]["mode"] == "fp32" and r["precision"]["compute_dtype"] == "float32"
+    r = runner.measure(_cfg(), CpuBackend()).to_json()
+    assert r["precision"]["mode"] == "fp32 parameters and compute"
+    assert r["precision"]["compute_dtype"] == "float32"
     assert r["optimizer"]["implementation"] == "for-loop"  # torch's default on CPU tensors
     assert r["attention"] == {"sdpa_backends": None, "enforced": False}
 
@@ -143,12 +145,12 @@ def test_compiled_run_on_cpu_compiles_in_warmup_only(cache_dir):
     """One real torch.compile run: forward+loss and the (unfused) optimizer step compiled, the
     graphs counted in warm-up and none in the window, FlashAttention enforced as on cuda."""
     r = runner.measure(_cfg(compile=True, warmup=2, steps=2, precision="bf16"),
-                       _kernel_backend(SDPBackend.FLASH_ATTENTION)())
+                       _kernel_backend(SDPBackend.FLASH_ATTENTION)()).to_json()
     assert r["compile"] == {"scope": "forward+loss", "optimizer_step": "compiled",
                             "backend": "inductor", "dynamic": False}
     c = r["compilation"]
     assert c["warmup_graphs"] >= 2 and c["warmup_compile_s"] > 0 and "Dynamo" in c["method"]
-    assert r["compiles_timed"] == 0 and not any("compiled" in w for w in r["warnings"])
+    assert r["compilation"]["timed_graphs"] == 0 and not any("compiled" in w for w in r["warnings"])
     assert r["attention"]["sdpa_backends"] == ["FLASH_ATTENTION"]
     assert r["loss_last"] < r["loss_first"]
 
@@ -253,7 +255,7 @@ def test_accelerator_run_on_a_cuda_shaped_module_stores_event_times_and_peak(cac
     results = tmp_path / "r.jsonl"
     cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32",
                                   "energy": "none"})
-    record = runner.execute(cfg, Selection(backend, "stand-in"), results)
+    record = runner.execute(cfg, Selection(backend, "stand-in"), results).to_json()
     assert record["status"] == "ok", record.get("error")
     assert read_jsonl(results)[0]["run_id"] == record["run_id"]
     # per-step times from the module's events, read after the closing synchronize
@@ -314,7 +316,8 @@ def test_window_average_without_device_events_excludes_the_meters_shutdown(cache
     monkeypatch.setattr(runner.energy, "make_meter",
                         lambda *a: SlowClosingMeter("slow stand-in", warn=False))
     cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32"})
-    record = runner.execute(cfg, Selection(backend, "stand-in"), None)
+    stored = runner.execute(cfg, Selection(backend, "stand-in"), None)
+    record = stored.to_json()
     assert record["status"] == "ok", record.get("error")
     st = record["step_time"]
     assert st["method"] == "window-average" and st["n"] == 4
@@ -322,7 +325,7 @@ def test_window_average_without_device_events_excludes_the_meters_shutdown(cache
     assert sum(record["step_times_s"]) == pytest.approx(record["window_s"], rel=0.02)
     assert st["p90_s"] is None and st["cv"] is None and "p90 and CV" in st["spread_reason"]
     console = Console(width=200, record=True)
-    console.print(summary_table(record, "not stored"))
+    console.print(summary_table(stored, "not stored"))
     text = console.export_text()
     step_line = next(line for line in text.splitlines() if "step time" in line)
     assert "window average" in step_line and "CV" not in step_line and "p90" not in step_line

@@ -58,7 +58,7 @@ def test_ingest_stores_one_record_per_benchmark(cli, bench_json, tmp_path):
     for model, r in records.items():
         bench = next(b for b in data["benchmarks"] if b["name"].endswith(f"[{model}]"))
         pb = r["pytest_benchmark"]
-        assert r["time"][:19] == data["datetime"][:19] and r["schema_version"] == 1
+        assert r["time"][:19] == data["datetime"][:19] and r["schema_version"] == 2
         assert (pb["fullname"], pb["rounds"], pb["steps_per_round"]) == (
             bench["fullname"], ROUNDS, STEPS_PER_ROUND)
         assert pb["round_times_s"] == bench["stats"]["data"]  # pytest-benchmark's own timings

@@ -9,6 +9,7 @@ import pandas as pd
 from bench import cli, compare, labels, store
 from bench.hardware import DEVICES, Figure
 from bench.projection import presets
+from bench.record import Record
 from bench.report import rows
 
 SOURCE_KINDS = {"datasheet", "paper", "report", "estimate"}
@@ -45,9 +46,8 @@ def test_every_figure_label_matches_its_source_kind():
 
 def test_neuron_energy_is_an_estimate_in_report_compare_and_project(tmp_path, capsys):
     """One Neuron-energy record: the report, a comparison and a projection say estimate."""
-    record = store.new_record({"model": "1b", "precision": "bf16", "backend": "neuron"},
-                              {"host": "trn"})
-    record.update({
+    record = Record.new({"model": "1b", "precision": "bf16", "backend": "neuron"},
+                        {"host": "trn"}).with_json({
         "device": {"name": "trn2", "kind": "trn2", "chips": 1},
         "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},
         "model": {"flops_per_token": 1e10}, "mfu": 0.3, "tokens_per_s": 1e4,
@@ -56,7 +56,7 @@ def test_neuron_energy_is_an_estimate_in_report_compare_and_project(tmp_path, ca
                    "scope": "accelerators (trn2)", "joules": 50.0}})
     path = tmp_path / "runs.jsonl"
     store.append(path, record)
-    df = pd.json_normalize([record])
+    df = pd.json_normalize([record.to_json()])
     row = rows.row("r1", rows.normalise(df), 0.05)
     assert row["energy_label"] == "estimate"
     assert compare._energy(df, "target")["label"] == "estimate"

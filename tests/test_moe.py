@@ -252,7 +252,7 @@ def test_moe_tiny_learns_through_the_cli(cli_main, tmp_path) -> None:
 
 def test_dense_record_has_no_moe_fields(cache_dir) -> None:
     cfg = config.resolve("cpu", {"model": "tiny", "steps": 2, "warmup": 1, "seq": 16})
-    result = runner.measure(cfg, CpuBackend())
+    result = runner.measure(cfg, CpuBackend()).to_json()
     assert "moe" not in result
     m = result["model"]
     assert m["active_params"] == m["params"]
@@ -273,7 +273,7 @@ def test_compiled_moe_run_records_routing(cache_dir) -> None:
     compiled forward, still reach the record."""
     cfg = config.resolve("cpu", {"model": "moe-tiny", "steps": 3, "warmup": 2, "seq": 32,
                                  "batch": 4, "compile": True})
-    result = runner.measure(cfg, AotEagerCpu())
+    result = runner.measure(cfg, AotEagerCpu()).to_json()
     assert result["loss_last"] < result["loss_first"]
     assert 0.0 <= result["moe"]["dropped_fraction"] < 0.25 and result["moe"]["capacity"] == 20
 

@@ -150,7 +150,7 @@ def test_native_run_through_stand_in_torch_neuron_neuron_ls_and_sysfs(
     results = tmp_path / "r.jsonl"
     cfg = config.resolve("neuron", {"model": "tiny", "steps": 3, "warmup": 1,
                                     "precision": "fp32"})
-    record = runner.execute(cfg, Selection(backend, "stand-in"), results)
+    record = runner.execute(cfg, Selection(backend, "stand-in"), results).to_json()
     assert record["status"] == "ok", record.get("error")
     assert read_jsonl(results)[0]["status"] == "ok"
     dev = record["device"]

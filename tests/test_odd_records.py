@@ -10,6 +10,7 @@ import json
 import pytest
 
 from bench import cli, store
+from bench.record import Record
 from tests.conftest import bench_json
 
 GOOD = {"schema_version": 1, "time": "2026-01-01T00:00:00+00:00", "status": "ok",
@@ -95,9 +96,9 @@ def test_project_from_results_takes_the_last_readable_run(odd, capsys):
     assert "run good: tiny on cpu" in out
 
 
-def _record(run_id: str, device: str, tps: float) -> dict:
-    return {**GOOD, "run_id": run_id, "device": {"kind": device, "name": device},
-            "tokens_per_s_per_chip": tps}
+def _record(run_id: str, device: str, tps: float) -> Record:
+    return Record.from_json({**GOOD, "run_id": run_id, "device": {"kind": device, "name": device},
+                             "tokens_per_s_per_chip": tps})
 
 
 def test_compare_reads_every_results_file(tmp_path, monkeypatch, capsys):

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -13,6 +14,7 @@ from bench import cli, store
 from bench.hardware import Figure
 from bench.projection import comm, headline, plan, presets
 from bench.projection.workload import get_shape
+from bench.record import Record
 
 ROOT_LABELS = {"datasheet", "paper", "estimate", "report", "assumption"}
 
@@ -183,16 +185,12 @@ def test_custom_chip_and_params(capsys):
     assert d["peak_flops_per_chip"] == 1e15
 
 
-def _record(mfu: float, device: str, energy: dict | None = None) -> dict:
-    record = store.new_record({"model": "1b", "precision": "bf16"}, {"host": "test"})
-    record.update({
+def _record(mfu: float, device: str, energy: dict | None = None) -> Record:
+    return Record.new({"model": "1b", "precision": "bf16"}, {"host": "test"}).with_json({
         "device": {"name": device, "kind": device, "chips": 1},
         "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},
-        "model": {"flops_per_token": 1e10}, "mfu": mfu, "tokens_per_s": 1e4,
+        "model": {"flops_per_token": 1e10}, "mfu": mfu, "tokens_per_s": 1e4, "energy": energy,
     })
-    if energy is not None:
-        record["energy"] = energy
-    return record
 
 
 def test_from_results(capsys, tmp_path):
@@ -204,11 +202,11 @@ def test_from_results(capsys, tmp_path):
     d = project(capsys, *RAINIER, "--from-results", str(path))
     assert d["node_mfu"] == 0.42 and d["mode"] == "node"
     node = next(r for r in d["inputs"] if r["name"] == "node MFU")
-    assert node["label"] == "measured" and last["run_id"] in node["source"]
+    assert node["label"] == "measured" and last.run_id in node["source"]
     # J/token scaled: J/FLOP x C x node MFU / (MFU at scale x goodput)
     expected = 0.5 / 1e10 * d["flops"] * 0.42 / (d["mfu_at_scale"] * 0.9) / 3.6e9
     assert d["energy_mwh_chips"] == pytest.approx(expected)
-    d = project(capsys, *RAINIER, "--from-results", str(path), "--run-id", first["run_id"])
+    d = project(capsys, *RAINIER, "--from-results", str(path), "--run-id", first.run_id)
     assert d["node_mfu"] == 0.31 and d["chip_power_w"] == 500
     assert "--run-id" in refused(capsys, *RAINIER, "--from-results", str(path), "--run-id", "x")
 
@@ -283,18 +281,18 @@ def test_headline_is_the_projection_of_the_stored_record(capsys, tmp_path):
     record = _record(0.35, "trn2")
     store.append(path, record)
     line = headline(record, str(path))
-    d = project(capsys, *RAINIER, "--from-results", str(path), "--run-id", record["run_id"])
+    d = project(capsys, *RAINIER, "--from-results", str(path), "--run-id", record.run_id)
     assert line.startswith("Projection (not a measurement)")
     assert f"take {d['days']:,.1f} days on {d['chips']:,} chips" in line
-    assert d["plans"]["fastest"]["plan"] in line and f"--run-id {record['run_id']}" in line
+    assert d["plans"]["fastest"]["plan"] in line and f"--run-id {record.run_id}" in line
     assert f"{d['energy_mwh_facility']:,.0f} MWh facility" in line
     cpu = _record(0.25, "Intel Xeon")
-    cpu["peak"]["label"] = "measured"
+    cpu = replace(cpu, peak=replace(cpu.peak, label="measured"))
     pointer = headline(cpu, str(path))
     assert "days" not in pointer and "trnbench project" in pointer
     assert "Trainium2" not in pointer.split(":")[0]
-    assert headline({**record, "status": "failed"}, str(path)) is None
-    assert headline({**record, "mfu": None}, str(path)) is None
+    assert headline(record.failed("boom"), str(path)) is None
+    assert headline(replace(record, mfu=None), str(path)) is None
 
 
 def test_cpu_run_prints_no_rainier_days(cli, tmp_path):

@@ -18,7 +18,7 @@ def _cfg(**kw):
 
 
 def test_tiny_model_learns_the_synthetic_data(cache_dir):
-    result = runner.measure(_cfg(), CpuBackend())
+    result = runner.measure(_cfg(), CpuBackend()).to_json()
     assert result["loss_last"] < result["loss_first"] - 1.0
     assert result["step_time"]["n"] == 30 and len(result["step_times_s"]) == 30
     assert sum(result["step_times_s"]) <= result["window_s"]
@@ -51,7 +51,7 @@ class UnknownChipBackend(CpuBackend):
 
 
 def test_unknown_peak_gives_null_mfu_and_a_warning():
-    result = runner.measure(_cfg(steps=2, warmup=1), UnknownChipBackend())
+    result = runner.measure(_cfg(steps=2, warmup=1), UnknownChipBackend()).to_json()
     assert result["mfu"] is None and result["peak"] is None
     assert any("MFU is null" in w for w in result["warnings"])
 
@@ -84,12 +84,12 @@ def test_auto_prefers_cuda_then_cpu_and_says_why():
 @pytest.mark.slow
 def test_compiled_step_trains(cache_dir):
     result = runner.measure(_cfg(steps=3, warmup=2, compile=True, seq=32, batch=4),
-                            CpuBackend())
+                            CpuBackend()).to_json()
     assert result["loss_last"] < result["loss_first"]
     assert result["warmup"]["first_step_s"] > result["step_time"]["median_s"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_precisions_train(precision, cache_dir):
-    result = runner.measure(_cfg(precision=precision, steps=10), CpuBackend())
+    result = runner.measure(_cfg(precision=precision, steps=10), CpuBackend()).to_json()
     assert result["loss_last"] < result["loss_first"]

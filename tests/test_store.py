@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import store
+from bench.record import Record
 
 
-def _record(i: int, pad: int = 0) -> dict:
-    record = store.new_record({"model": "tiny", "i": i}, {"host": "h"})
-    record.update(tokens_per_s=float(i), mfu=None, blob="x" * pad)
-    return record
+def _record(i: int, pad: int = 0, **fields) -> Record:
+    return Record.new({"model": "tiny", "i": i}, {"host": "h"}, tokens_per_s=float(i),
+                      extra={"blob": "x" * pad}, **fields)
 
 
 def _writer(path: str, worker: int, n: int) -> None:
@@ -76,16 +76,13 @@ def test_corrupt_line_is_skipped_with_file_and_line(tmp_path, capsys):
 
 def test_non_finite_numbers_become_null(tmp_path):
     path = tmp_path / "runs.jsonl"
-    record = _record(0)
-    record.update(loss_last=float("nan"), window_s=float("inf"))
-    store.append(path, record)
+    store.append(path, _record(0, loss_last=float("nan"), window_s=float("inf")))
     stored = json.loads(path.read_text())
     assert stored["loss_last"] is None and stored["window_s"] is None
 
 
 def test_status_must_be_known(tmp_path):
-    record = _record(0)
-    record["status"] = "great"
+    record = _record(0, status="great")
     with pytest.raises(ValueError, match="status must be one of"):
         store.append(tmp_path / "r.jsonl", record)
     assert not (tmp_path / "r.jsonl").exists()
@@ -197,7 +194,7 @@ def test_appends_partial_writes_and_truncations_lose_no_complete_record(tmp_path
         if op == "append":
             record = _record(len(alive), pad=arg)
             store.append(path, record)
-            alive.append((record["run_id"], path.stat().st_size - 1))
+            alive.append((record.run_id, path.stat().st_size - 1))
         elif op == "partial":  # a writer that died mid-append (it began on a new line)
             text = store.dumps(_record(-1)).encode()
             with open(path, "a+b") as f:

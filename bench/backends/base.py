@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bench import metrics
+from bench import record
 from bench.config import PRECISION_DTYPES
 from bench.hardware import Figure
 
@@ -106,16 +106,6 @@ class StepTimer(ABC):
     @abstractmethod
     def step_times(self) -> list[float]:
         """Seconds per step; call after ``stop``."""
-
-
-def step_time_block(times: list[float], method: str, spread_reason: str | None = None
-                    ) -> dict[str, Any]:
-    """The record's ``step_time`` block: metrics.step_stats of ``times`` and their method; p90
-    and CV null, with ``spread_reason``, where the timer measured no per-step spread."""
-    stats = metrics.step_stats(times).as_dict()
-    if spread_reason:
-        stats.update(p90_s=None, cv=None)
-    return {**stats, "method": method, "spread_reason": spread_reason}
 
 
 class HostClockTimer(StepTimer):
@@ -217,34 +207,34 @@ class Backend(ABC):
 
     def execution(self, precision: str, model: torch.nn.Module,
                   optimizer: torch.optim.Optimizer, compiled: bool) -> dict[str, Any]:
-        """The record's ``precision``, ``optimizer``, ``attention`` and ``compile`` blocks, read
-        from the model and optimizer after the run (dtypes of the real tensors)."""
+        """The record's ``precision``, ``optimizer``, ``attention`` and ``compile`` parts, read
+        from the model and optimizer after the run (dtypes of the real tensors); the
+        precision's ``mode`` is the runner's to say."""
         states = [t for s in optimizer.state.values() for t in s.values()
                   if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim()]
         kernels = self.sdpa_backends(precision)
         return {
-            "precision": {
-                "mode": "fp32" if precision == "fp32" else "autocast",
-                "param_dtypes": sorted({_dtype(p) for p in model.parameters()}),
-                "compute_dtype": _dtype(PRECISION_DTYPES[precision]),
-                "optimizer_state_dtypes": sorted({_dtype(t) for t in states}),
-                "master_copy": False,  # the parameters are the master weights; no second copy
-            },
-            "optimizer": {"name": type(optimizer).__name__,
-                          "implementation": optimizer_implementation(optimizer),
-                          **{k: optimizer.defaults[k] for k in ("lr", "betas", "weight_decay",
-                                                                "eps")}},
-            "attention": {
-                "sdpa_backends": [k.name for k in kernels] if kernels else None,
-                "enforced": kernels is not None,  # no other kernel could run (else: torch's)
-            },
-            "compile": {
-                "scope": "forward+loss",  # backward: its AOTAutograd-compiled graph
-                "optimizer_step": "compiled" if self.compiles_optimizer_step(optimizer)
+            "precision": record.Precision(
+                param_dtypes=sorted({_dtype(p) for p in model.parameters()}),
+                compute_dtype=_dtype(PRECISION_DTYPES[precision]),
+                optimizer_state_dtypes=sorted({_dtype(t) for t in states}),
+                master_copy=False,  # the parameters are the master weights; no second copy
+            ),
+            "optimizer": record.Optimizer(
+                name=type(optimizer).__name__,
+                implementation=optimizer_implementation(optimizer),
+                **{k: optimizer.defaults[k] for k in ("lr", "betas", "weight_decay", "eps")}),
+            "attention": record.Attention(
+                sdpa_backends=[k.name for k in kernels] if kernels else None,
+                enforced=kernels is not None,  # no other kernel could run (else: torch's)
+            ),
+            "compile": record.Compile(
+                scope="forward+loss",  # backward: its AOTAutograd-compiled graph
+                optimizer_step="compiled" if self.compiles_optimizer_step(optimizer)
                 else "eager",
-                "backend": self.compile_backend,
-                "dynamic": False,
-            } if compiled else None,
+                backend=self.compile_backend,
+                dynamic=False,
+            ) if compiled else None,
         }
 
     def optimizer_options(self) -> dict[str, Any]:

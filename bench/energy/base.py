@@ -6,11 +6,8 @@ sensor needs it, in a sampler thread in between; never inside a step. An absent 
 unreadable sensor is a null reading with its reason and a warning, never an exception:
 the run goes on.
 
-Figures derived in the record (``Reading.as_record``):
-
-    J/token          = joules / tokens
-    tokens/kWh       = tokens / (joules / 3.6e6)
-    average power W  = joules / interval_s   (the meter's own open-to-close time)
+The record's energy part (``Reading.as_record``) derives J/token, tokens/kWh and average
+power over the meter's own open-to-close time (``bench.record.Energy.of``).
 """
 
 from __future__ import annotations
@@ -19,10 +16,10 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-JOULES_PER_KWH = 3.6e6
+from bench.record import Energy
 
 
 class SensorError(Exception):
@@ -44,24 +41,9 @@ class Reading:
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
-    def as_record(self, tokens: int) -> dict[str, Any]:
-        """The record's ``energy`` block, with J/token, tokens/kWh and average power."""
-        j = self.joules
-        return {
-            "method": self.method,
-            "joules": j,
-            "reason": self.reason,
-            "j_per_token": j / tokens if j is not None else None,
-            "tokens_per_kwh": tokens / (j / JOULES_PER_KWH) if j else None,
-            "avg_power_w": j / self.interval_s if j is not None and self.interval_s else None,
-            "scope": self.scope,
-            "sampling_period_s": self.sampling_period_s,
-            "coverage": self.coverage,
-            "interval_s": self.interval_s,
-            "device_joules": self.device_joules,
-            "warnings": self.warnings,
-            "details": self.details,
-        }
+    def as_record(self, tokens: int) -> Energy:
+        """The record's ``energy`` part, with J/token, tokens/kWh and average power."""
+        return Energy.of(tokens, **{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 class Meter(ABC):

@@ -100,15 +100,16 @@ def ac_fields(cfg: RunConfig, n_layers: int, blocks: list[int]) -> dict[str, Any
 
 
 def precision_fields(cfg: RunConfig) -> dict[str, Any]:
-    """What ``--param-dtype`` changes in the record's precision block."""
+    """What ``--param-dtype`` changes in the record's precision block (its mode in words:
+    ``precision_mode``)."""
     if cfg.param_dtype != "bf16":
         return {}
-    return {"mode": "fsdp2-mixed", "compute_param_dtype": "bfloat16",
+    return {"compute_param_dtype": "bfloat16",
             "reduce_dtype": "float32", "master_copy": True}
 
 
 def precision_mode(cfg: RunConfig) -> str | None:
-    """The record's ``precision_mode`` under ``--param-dtype bf16`` (else None: the
+    """The record's ``precision.mode`` under ``--param-dtype bf16`` (else None: the
     backend's)."""
     if cfg.param_dtype != "bf16":
         return None

@@ -38,8 +38,8 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
         mode, mfu = "node", measured.node_mfu(record, args.from_results)
         if measured.device_key(record) != c.chip.key:
             notes.append(f"assumes the {c.chip.name} reaches the MFU that "
-                         f"{record['device']['name']} reached of its own "
-                         f"{record['peak']['precision']} peak")
+                         f"{record.device.name} reached of its own "
+                         f"{record.peak.precision} peak")
         j_per_flop, why_not = measured.j_per_flop(record, c.chip.key)
         if why_not:
             notes.append(why_not)

@@ -10,26 +10,26 @@ another chip unless the user asks for it.
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
 from bench.config import ConfigError
 from bench.projection import measured, presets
+from bench.record import Record
 
 
-def headline(record: dict[str, Any], results_path: str | None = None,
+def headline(record: Record, results_path: str | None = None,
              workload: str = "claude-3.5-sonnet", cluster: str = "rainier") -> str | None:
     """The projection of ``record`` (stored in ``results_path``) on ``cluster``, a pointer to
     ``trnbench project`` for a run of another chip, None without an ok run with an MFU."""
-    if record.get("status") != "ok" or not record.get("mfu") or not results_path:
+    if record.status != "ok" or not record.mfu or not results_path:
         return None
     argv = ["project", "--workload", workload, "--cluster", cluster, "--from-results",
-            str(results_path), "--run-id", str(record.get("run_id"))]
+            str(results_path), "--run-id", record.run_id]
     command = shlex.join(["trnbench", *argv])
     chip = presets.CLUSTERS[cluster]["hardware"]
-    peak = record.get("peak") or {}
-    if measured.device_key(record) != chip or peak.get("label") != "datasheet":
-        return (f"Projection: not printed for a run on {(record.get('device') or {}).get('name')}"
-                f" (its MFU is of its own {peak.get('label', 'unknown')} peak); to carry it "
+    label = record.peak.label if record.peak else None
+    if measured.device_key(record) != chip or label != "datasheet":
+        return (f"Projection: not printed for a run on {record.device.name}"
+                f" (its MFU is of its own {label or 'unknown'} peak); to carry it "
                 f"to {presets.CLUSTERS[cluster]['title']} as an assumption: {command}")
     from bench import cli
     from bench.projection import command as project_command

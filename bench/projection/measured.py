@@ -1,77 +1,75 @@
-"""Inputs taken from stored runs (``bench.store``): a run's MFU and, if present, its J/token;
+"""Inputs taken from stored runs (``bench.store.read``): a run's MFU and, if present, its J/token;
 a scaling series' efficiency at its largest process count (``bench.scaling``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from bench import hardware, labels, scaling, store
 from bench.config import ConfigError
 from bench.hardware import Figure
+from bench.record import Energy, Peak, Record
 
 
-def load_record(path: str | os.PathLike, run_id: str | None = None) -> dict[str, Any]:
+def load_record(path: str | os.PathLike, run_id: str | None = None) -> Record:
     """The run ``run_id`` of ``path``, else its last ok run with an MFU."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("--from-results", f"no such file: {p}")
-    records = list(store.iter_records(p, check=True))
+    records = list(store.read(p))
     if run_id is not None:
         for r in records:
-            if r.get("run_id") == run_id:
-                if r.get("status") != "ok" or r.get("mfu") is None:
+            if r.run_id == run_id:
+                if r.status != "ok" or r.mfu is None:
                     raise ConfigError("--run-id", f"run {run_id} has no MFU (status "
-                                      f"{r.get('status')}, mfu {r.get('mfu')})")
+                                      f"{r.status}, mfu {r.mfu})")
                 return r
-        ids = ", ".join(str(r.get("run_id")) for r in records[-5:]) or "none"
+        ids = ", ".join(r.run_id for r in records[-5:]) or "none"
         raise ConfigError("--run-id", f"no run {run_id!r} in {p}; last runs: {ids}")
-    usable = [r for r in records if r.get("status") == "ok" and r.get("mfu") is not None]
+    usable = [r for r in records if r.status == "ok" and r.mfu is not None]
     if not usable:
         raise ConfigError("--from-results", f"{p} holds no ok run with an MFU")
     return usable[-1]
 
 
-def describe(record: dict[str, Any]) -> str:
-    dev = record.get("device") or {}
-    peak = record.get("peak") or {}
-    return (f"run {record.get('run_id')}: {record.get('config', {}).get('model')} on "
-            f"{dev.get('name')}, MFU of its {peak.get('precision')} peak "
-            f"[{peak.get('label')}: {peak.get('source')}]")
+def describe(record: Record) -> str:
+    peak = record.peak or Peak()
+    return (f"run {record.run_id}: {record.config.get('model')} on "
+            f"{record.device.name}, MFU of its {peak.precision} peak "
+            f"[{peak.label}: {peak.source}]")
 
 
-def node_mfu(record: dict[str, Any], path: str | os.PathLike) -> Figure:
-    return Figure(float(record["mfu"]), "", "measured", f"{describe(record)}, {path}")
+def node_mfu(record: Record, path: str | os.PathLike) -> Figure:
+    return Figure(float(record.mfu), "", "measured", f"{describe(record)}, {path}")
 
 
-def device_key(record: dict[str, Any]) -> str | None:
+def device_key(record: Record) -> str | None:
     """The hardware-table key of the record's device, if it is in the table."""
-    dev = record.get("device") or {}
-    for name in (dev.get("kind"), dev.get("name")):
+    dev = record.device
+    for name in (dev.kind, dev.name) if dev else ():
         spec = hardware.lookup(str(name)) if name else None
         if spec is not None:
             return spec.key
     return None
 
 
-def j_per_flop(record: dict[str, Any], chip_key: str) -> tuple[Figure | None, str | None]:
+def j_per_flop(record: Record, chip_key: str) -> tuple[Figure | None, str | None]:
     """Measured J per model FLOP on the projected chip type, or None and why not."""
-    energy = record.get("energy") or {}
-    jpt = energy.get("j_per_token")
-    if jpt is None or energy.get("method") == "modelled":
+    energy = record.energy or Energy()
+    jpt = energy.j_per_token
+    if jpt is None or energy.method == "modelled":
         return None, None
-    key = device_key(record)
-    if key != chip_key:
+    if device_key(record) != chip_key:
         return None, (f"the run's measured {jpt:.4g} J/token is not used: it was measured on "
-                      f"{(record.get('device') or {}).get('name')}, not on {chip_key}")
-    if not str(energy.get("scope")).startswith("accelerators"):
+                      f"{record.device.name}, not on {chip_key}")
+    if not str(energy.scope).startswith("accelerators"):
         return None, (f"the run's measured J/token is not used: its scope is "
-                      f"{energy.get('scope')!r}, not the accelerators")
-    fpt = record["model"]["flops_per_token"]
-    return Figure(jpt / fpt, "J/FLOP", labels.energy(energy.get("method")) or "estimate",
-                  f"run {record.get('run_id')}: energy.j_per_token {jpt:.4g} "
-                  f"({energy.get('method')}; {energy.get('scope')}) / {fpt:.4g} FLOPs per "
+                      f"{energy.scope!r}, not the accelerators")
+    fpt = record.model.flops_per_token
+    return Figure(jpt / fpt, "J/FLOP", labels.energy(energy.method) or "estimate",
+                  f"run {record.run_id}: energy.j_per_token {jpt:.4g} "
+                  f"({energy.method}; {energy.scope}) / {fpt:.4g} FLOPs per "
                   "token"), None
 
 
@@ -102,11 +100,11 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None, *,
                           "the efficiency needs its baseline and a larger process count")
     first = next(pt for pt in ok if pt["nproc"] == base)
     top = max(ok, key=lambda pt: pt["nproc"])
-    r = next(r for r in runs if r.get("run_id") == top["run_id"])
-    cfg = r.get("config") or {}
+    r = Record.from_json(next(r for r in runs if r.get("run_id") == top["run_id"]))
+    cfg = r.config
     label = "measured"
     if device_key(r) != chip:
-        device = (r.get("device") or {}).get("name")
+        device = r.device.name
         if not allow_other_device:
             raise ConfigError("--scaling-from", f"series {sid} was measured on {device}, not on "
                               f"the projected {chip_name}; --allow-other-device uses it as an "
@@ -117,4 +115,4 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None, *,
                   f"{top['tokens_per_s']:,.4g} vs {first['tokens_per_s']:,.4g} tokens/s "
                   f"(runs {top['run_id']}, {first['run_id']}; {cfg.get('model')}, "
                   f"{cfg.get('parallel')}, batch {cfg.get('batch')} per rank x seq "
-                  f"{cfg.get('seq')} on {(r.get('device') or {}).get('name')}), {p}")
+                  f"{cfg.get('seq')} on {r.device.name}), {p}")

@@ -49,6 +49,11 @@ def count(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else num(value)
 
 
+def chips(value: float | None) -> str:
+    """'1 chip', '0.25 chips', or 'chips unknown' (a null device.chips)."""
+    return f"{value:g} chip{'' if value == 1 else 's'}" if present(value) else "chips unknown"
+
+
 def _seconds(value: float) -> str:
     return si(value, "s")
 
@@ -178,8 +183,7 @@ def provenance(table: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame([{
         "row": r["row"], "run ids": r["run_ids"],
-        "device": f"{r['device']} ({r['device_kind']}, {r['chips']:g} "
-                  f"chip{'' if r['chips'] == 1 else 's'})",
+        "device": f"{r['device']} ({r['device_kind']}, {chips(r['chips'])})",
         "instance": instance(r), "hosts": r["hosts"], "environment": r["environment"],
         "git commit": r["git_commits"],
         "peak (MFU)": f"{si(r['peak_flops_per_chip'], 'FLOP/s')} per chip, {r['peak_label']}: "

@@ -77,8 +77,7 @@ def header(report: Report) -> list[tuple[str, str]]:
                          f"{len(t)} configuration rows, {len(report.failed)} failed or "
                          "interrupted")]
     if not t.empty:
-        hardware = unique(f"{r['device']} ({r['device_kind']}) x {r['chips']:g} chip"
-                          f"{'' if r['chips'] == 1 else 's'}"
+        hardware = unique(f"{r['device']} ({r['device_kind']}) x {cells.chips(r['chips'])}"
                           + (f", instance {r['instance']}" if present(r.get("instance"))
                              else ", no AWS instance type known")
                           for _, r in t.iterrows())

@@ -50,8 +50,9 @@ from models import flops, registry
 SETTINGS = ("precision", "optimizer", "attention", "compile")
 
 
-def bare_loop(cfg: config.RunConfig, device: torch.device) -> dict[str, Any]:
-    """Run the hand-written loop; its tokens/s, last loss and settings (record blocks)."""
+def bare_loop(cfg: config.RunConfig, device: torch.device, mode: str) -> dict[str, Any]:
+    """Run the hand-written loop; its tokens/s, last loss and settings (record blocks);
+    ``mode``: the precision policy in the record's words (``Backend.precision_mode``)."""
     cuda, bf16 = device.type == "cuda", cfg.precision == "bf16"
     spec = registry.get(cfg.model)
     torch.manual_seed(cfg.seed)
@@ -97,14 +98,16 @@ def bare_loop(cfg: config.RunConfig, device: torch.device) -> dict[str, Any]:
               if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim()]
     settings = {
         "precision": {
-            "mode": "autocast" if bf16 else "fp32",
+            "mode": mode,
             "param_dtypes": sorted({_name(p.dtype) for p in model.parameters()}),
             "compute_dtype": "bfloat16" if bf16 else "float32",
             "optimizer_state_dtypes": sorted({_name(t.dtype) for t in states}),
             "master_copy": False,
         },
         "optimizer": {"name": "AdamW", "implementation": optimizer_implementation(opt),
-                      **{k: opt.defaults[k] for k in ("lr", "betas", "weight_decay", "eps")}},
+                      **{k: list(v) if isinstance(v, tuple) else v  # as JSON holds it
+                         for k, v in opt.defaults.items()
+                         if k in ("lr", "betas", "weight_decay", "eps")}},
         "attention": {"sdpa_backends": [k.name for k in flash] if flash else None,
                       "enforced": flash is not None},
         "compile": {"scope": "forward+loss", "optimizer_step": "compiled" if compiled_opt
@@ -140,7 +143,7 @@ def harness(cfg: config.RunConfig, backend: Backend, sync_debug: bool) -> dict[s
     with console.run_progress() as progress:
         try:
             fields = runner.measure(cfg, backend, sync_guard(progress) if sync_debug
-                                    else progress)
+                                    else progress).to_json()
         finally:
             if sync_debug:
                 torch.cuda.set_sync_debug_mode("default")
@@ -164,7 +167,8 @@ def compare(cfg: config.RunConfig, backend: Backend, rounds: int, sync_debug: bo
     fpt = flops.flops_per_token(registry.get(cfg.model).config, cfg.seq)
     chips = backend.describe().chips or 0
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], "harness": []}
-    sides = {"bare": lambda: bare_loop(cfg, backend.device),
+    mode = backend.precision_mode(cfg.precision)  # the record's words for the policy
+    sides = {"bare": lambda: bare_loop(cfg, backend.device, mode),
              "harness": lambda: harness(cfg, backend, sync_debug)}
     for r in range(rounds):
         for side in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):

@@ -36,8 +36,9 @@ def test_cli_run_compiles_nothing_in_the_timed_window(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["status"] == "ok" and record["backend"]["name"] == "xla"
-    assert record["compiles_timed"] == 0
-    assert record["compiles_warmup"] >= 1 and record["compilation"]["warmup_compile_s"] > 0
+    assert record["compilation"]["timed_graphs"] == 0
+    compilation = record["compilation"]
+    assert compilation["warmup_graphs"] >= 1 and compilation["warmup_compile_s"] > 0
     assert record["step_time"]["method"] == "window-average"
     assert record["device"]["versions"]["torch-xla"].startswith("2.")
     assert record["loss_last"] < record["loss_first"]
@@ -46,8 +47,8 @@ def test_cli_run_compiles_nothing_in_the_timed_window(cli, tmp_path):
 
 def test_losses_match_eager_cpu_in_fp32(cache_dir):
     cfg = _cfg(precision="fp32")
-    on_xla = runner.measure(cfg, XlaBackend())["losses"]
-    on_cpu = runner.measure(cfg, CpuBackend())["losses"]
+    on_xla = runner.measure(cfg, XlaBackend()).to_json()["losses"]
+    on_cpu = runner.measure(cfg, CpuBackend()).to_json()["losses"]
     assert len(on_xla) == len(on_cpu) == 11
     assert on_xla == pytest.approx(on_cpu, abs=LOSS_ATOL)
 
@@ -64,14 +65,14 @@ class ShrinkingBatches(SyntheticBatches):
 
 def test_shape_change_between_steps_is_caught_and_reported(cache_dir, monkeypatch):
     monkeypatch.setattr(runner, "SyntheticBatches", ShrinkingBatches)
-    result = runner.measure(_cfg(), XlaBackend())
-    assert result["compiles_timed"] >= 1
+    result = runner.measure(_cfg(), XlaBackend()).to_json()
+    assert result["compilation"]["timed_graphs"] >= 1
     assert any("timed window compiled" in w for w in result["warnings"])
 
 
 def test_bf16_autocast_trains(cache_dir):
-    result = runner.measure(_cfg(precision="bf16", steps=10), XlaBackend())
-    assert result["compiles_timed"] == 0
+    result = runner.measure(_cfg(precision="bf16", steps=10), XlaBackend()).to_json()
+    assert result["compilation"]["timed_graphs"] == 0
     assert result["loss_last"] < result["loss_first"]
     assert torch.isfinite(torch.tensor(result["losses"])).all()
 

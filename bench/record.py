@@ -1,0 +1,681 @@
+"""The result record: one typed object per run, one JSON line in the store (docs/methodology.md,
+"The record").
+
+A ``Record`` is built from its parts (frozen dataclasses), never as a dict by hand: the
+runner's ``Record.new`` plus the measured parts, ``Record.failed`` for a run that failed or
+was interrupted, ``Record.aggregate`` for the ranks of a torchrun job. ``to_json`` writes
+schema version 2; ``from_json`` reads version 2 and upgrades version 1 (``upgrade``). A key
+this module does not know is kept as it was (``extra``), so that nothing stored is lost.
+
+Derived figures, computed once here:
+
+    tokens/s           = tokens / window seconds
+    tokens/s per chip  = tokens/s / chips
+    MFU (HFU)          = model (hardware) FLOPs per token x tokens/s / (peak x chips)
+    J/token            = joules / tokens
+    tokens/kWh         = tokens / (joules / 3.6e6)
+    average power W    = joules / interval seconds
+
+``python -m bench.record --schema`` prints the schema as a Markdown table (the one in
+docs/methodology.md, between its marker comments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import uuid
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar
+
+from bench import metrics
+
+SCHEMA_VERSION = 2
+STATUSES = ("ok", "failed", "interrupted")
+JOULES_PER_KWH = 3.6e6
+FLAG_PREFIX = "flagged: "  # version 1 repeated each flag in ``warnings`` with this prefix
+
+P = TypeVar("P", bound="Part")
+
+
+class RecordError(ValueError):
+    """A JSON object that is not a record readers can use; the message says why."""
+
+
+def doc(meaning: str, default: Any = None, *, omit: bool | str = False,
+        factory: Any = None) -> Any:
+    """A field with its meaning (the schema table's third column). ``omit``: left out of the
+    JSON when null (True: a block only some runs have; "failed": a figure, null in an ok
+    record, absent from a failed one)."""
+    meta = {"doc": meaning, "omit": omit}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Part:
+    """A block of the record: known fields typed, unknown keys kept in ``extra``."""
+
+    NESTED: ClassVar[dict[str, type[Part]]] = {}  # fields that are parts themselves
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"doc": "", "omit": True},
+                                  repr=False, compare=True)
+
+    @classmethod
+    def from_json(cls: type[P], data: Any, where: str = "") -> P | None:
+        """The part of a JSON object (None for null); RecordError if it is not an object."""
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise RecordError(f"{where or cls.__name__.lower()} must be an object, got {data!r}")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        for name, part in cls.NESTED.items():
+            if name in values:
+                values[name] = _nested(part, values[name], f"{where}.{name}")
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_json(self) -> dict[str, Any]:
+        """The part as a JSON object, keys in field order, then the kept unknown keys."""
+        out: dict[str, Any] = {}
+        failed = getattr(self, "status", "ok") != "ok"
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            omit = f.metadata.get("omit")
+            if value is None and (omit is True or (omit == "failed" and failed)):
+                continue
+            out[f.name] = _json(value)
+        return {**out, **self.extra}
+
+
+def _nested(part: type[Part], value: Any, where: str) -> Any:
+    if isinstance(value, list):
+        return [part.from_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return part.from_json(value, where)
+
+
+def _json(value: Any) -> Any:
+    """JSON of a field's value: parts as objects, NaN and inf as null."""
+    if isinstance(value, Part):
+        return value.to_json()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backend(Part):
+    """The backend that ran, and why it was chosen."""
+
+    name: str | None = doc("backend name (cpu, cuda, xla, neuron)")
+    reason: str | None = doc("why this backend was selected")
+    dist_backend: str | None = doc("torch.distributed backend (gloo, nccl, xla, neuron)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Device(Part):
+    """The hardware of the run."""
+
+    name: str | None = doc("device name as the driver reports it")
+    kind: str | None = doc("hardware-table key (h100, trn2, ...), cpu, or unknown")
+    device_count: int | None = doc("devices visible to the process")
+    devices_used: int | None = doc("devices the run used (ranks under torchrun)")
+    chips: float | None = doc("chips the figures are divided by (a fraction for a share of a "
+                              "chip; null: unknown, per-chip figures null)")
+    versions: dict[str, Any] | None = doc("driver, runtime and SDK versions; threads")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Model(Part):
+    """The model and its FLOPs per token (models/flops.py)."""
+
+    name: str | None = doc("model name (trnbench models)")
+    params: int | None = doc("parameters")
+    active_params: int | None = doc("parameters active per token (MoE: top-k experts)")
+    matmul_params: int | None = doc("N: matmul parameters of one token's forward")
+    flops_per_token: float | None = doc("model FLOPs per token (the formula's)")
+    hardware_flops_per_token: float | None = doc("FLOPs per token with recomputation and "
+                                                 "dropped/padded MoE slots")
+    flops_formula: str | None = doc("the FLOPs formula, as text")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Moe(Part):
+    """Routing of a mixture-of-experts model (dense models: no block)."""
+
+    n_experts: int | None = doc("experts per MoE layer")
+    top_k: int | None = doc("experts per token")
+    capacity_factor: float | None = doc("capacity factor")
+    capacity: int | None = doc("slots per expert and sequence")
+    aux_loss_coef: float | None = doc("load-balancing loss coefficient")
+    dropped_fraction: float | None = doc("mean fraction of top-k assignments dropped over "
+                                         "capacity in the window")
+    aux_loss: float | None = doc("mean load-balancing loss in the window")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Precision(Part):
+    """Precision, read from the real tensors after the run."""
+
+    mode: str | None = doc("what runs in which precision, in words (version 1: "
+                           "precision_mode)")
+    param_dtypes: list[str] | None = doc("dtypes of the parameters")
+    compute_dtype: str | None = doc("dtype of the forward's matmuls")
+    optimizer_state_dtypes: list[str] | None = doc("dtypes of the AdamW states")
+    master_copy: bool | None = doc("whether an fp32 master copy of bf16 parameters exists")
+    compute_param_dtype: str | None = doc("FSDP2 mixed precision: parameter dtype in compute",
+                                          omit=True)
+    reduce_dtype: str | None = doc("FSDP2 mixed precision: gradient reduction dtype",
+                                   omit=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Optimizer(Part):
+    """The optimizer's settings."""
+
+    name: str | None = doc("optimizer class (AdamW)")
+    implementation: str | None = doc("fused, foreach or for-loop")
+    lr: float | None = doc("learning rate")
+    betas: list[float] | None = doc("AdamW betas")
+    weight_decay: float | None = doc("weight decay")
+    eps: float | None = doc("AdamW eps")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attention(Part):
+    """The attention kernels allowed."""
+
+    sdpa_backends: list[str] | None = doc("SDPA kernels allowed (null: torch's choice)")
+    enforced: bool | None = doc("whether no other kernel could run")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compile(Part):
+    """torch.compile settings (null without --compile)."""
+
+    scope: str | None = doc("what is compiled (forward+loss; backward by AOTAutograd)")
+    optimizer_step: str | None = doc("compiled or eager")
+    backend: str | None = doc("torch.compile backend")
+    dynamic: bool | None = doc("dynamic shapes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parallelism(Part):
+    """The layout of ranks under torchrun (null: one process)."""
+
+    tp: int | None = doc("tensor-parallel degree")
+    dp: int | None = doc("data-parallel degree")
+    dp_replicate: int | None = doc("replicated data-parallel groups (HSDP)")
+    dp_shard: int | None = doc("ranks sharding one replica (FSDP)")
+    parallel: str | None = doc("ddp or fsdp")
+    mesh: dict[str, int] | None = doc("device mesh: dimension name -> size")
+    sequence_parallel: bool | None = doc("sequence parallelism (with TP)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ac(Part):
+    """Activation checkpointing."""
+
+    mode: str | None = doc("none, selective or full")
+    every: int | None = doc("one block in this many is checkpointed")
+    blocks: int | None = doc("blocks checkpointed")
+    of_blocks: int | None = doc("blocks of the model")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Peak(Part):
+    """The peak FLOP/s per chip behind MFU, with its label and source."""
+
+    value: float | None = doc("peak FLOP/s per chip")
+    unit: str | None = doc("FLOP/s")
+    label: str | None = doc("published, measured or estimate")
+    source: str | None = doc("where the figure comes from")
+    precision: str | None = doc("the precision the peak is for")
+    window: dict[str, Any] | None = doc("a measured peak: rates before and after the window "
+                                        "and their spread", omit=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepTime(Part):
+    """Statistics of the timed steps (bench.metrics.step_stats)."""
+
+    n: int | None = doc("timed steps")
+    median_s: float | None = doc("median step seconds")
+    p90_s: float | None = doc("90th percentile (null: no per-step spread measured)")
+    min_s: float | None = doc("fastest step")
+    max_s: float | None = doc("slowest step")
+    mean_s: float | None = doc("mean step seconds")
+    cv: float | None = doc("coefficient of variation (null: no per-step spread)")
+    method: str | None = doc("the step timer (host-clock, cuda-events, ...)")
+    spread_reason: str | None = doc("why p90 and CV are null")
+
+    @classmethod
+    def of(cls, times: list[float], method: str, spread_reason: str | None = None
+           ) -> StepTime:
+        """The statistics of ``times``; p90 and CV null, with ``spread_reason``, where the
+        timer measured no per-step spread."""
+        stats = metrics.step_stats(times).as_dict()
+        if spread_reason:
+            stats.update(p90_s=None, cv=None)
+        return cls(**stats, method=method, spread_reason=spread_reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Warmup(Part):
+    """The warm-up before the window."""
+
+    steps: int | None = doc("warm-up steps")
+    first_step_s: float | None = doc("seconds of the first step (compilation)")
+    total_s: float | None = doc("seconds of the whole warm-up")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compilation(Part):
+    """Graph compilations, where the backend counts them (null: it does not)."""
+
+    method: str | None = doc("what is counted: Dynamo graphs, XLA graphs")
+    warmup_graphs: int | None = doc("graphs compiled in the warm-up (version 1 also: "
+                                    "compiles_warmup)")
+    warmup_compile_s: float | None = doc("seconds compiling in the warm-up")
+    timed_graphs: int | None = doc("graphs compiled in the timed window, 0 when sound "
+                                   "(version 1 also: compiles_timed)")
+    timed_compile_s: float | None = doc("seconds compiling in the timed window")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Memory(Part):
+    """Peak device memory, measured and predicted (per rank)."""
+
+    peak_bytes: int | None = doc("measured peak bytes (under torchrun: the largest rank's)")
+    method: str | None = doc("how the peak is measured")
+    predicted_peak_bytes: int | None = doc("predicted peak bytes per rank (bench.memory_plan)",
+                                           omit=True)
+    predicted: dict[str, Any] | None = doc("the predicted peak's parts", omit=True)
+
+    @staticmethod
+    def aggregate(parts: list[Memory]) -> Memory:
+        """Over ranks: the largest rank's peak (null if any rank has none)."""
+        peaks = [m.peak_bytes for m in parts]
+        return replace(parts[0], peak_bytes=None if None in peaks else max(peaks))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Energy(Part):
+    """Energy of exactly the timed window (docs/methodology.md, "Energy per token")."""
+
+    method: str | None = doc("the meter: nvml-energy-counter, rapl, neuron-power-utilization, "
+                             "modelled, null, ...")
+    joules: float | None = doc("joules over the window (null, with reason: not measured)")
+    reason: str | None = doc("why joules is null")
+    j_per_token: float | None = doc("joules / tokens")
+    tokens_per_kwh: float | None = doc("tokens / (joules / 3.6e6)")
+    avg_power_w: float | None = doc("joules / interval_s")
+    scope: str | None = doc("what the joules cover")
+    sampling_period_s: float | None = doc("sensor period (null: a counter read at the edges)")
+    coverage: float | None = doc("fraction of the window the sensor data cover")
+    interval_s: float | None = doc("seconds between the meter's two readings")
+    device_joules: dict[str, float | None] = doc("joules per sensor device", factory=dict)
+    warnings: list[str] = doc("the meter's warnings", factory=list)
+    details: dict[str, Any] = doc("meter-specific details", factory=dict)
+
+    @classmethod
+    def of(cls, tokens: int, **reading: Any) -> Energy:
+        """The block of a reading over ``tokens`` tokens, with its derived figures."""
+        j, interval = reading.get("joules"), reading.get("interval_s")
+        return cls(**reading, j_per_token=j / tokens if j is not None and tokens else None,
+                   tokens_per_kwh=tokens / (j / JOULES_PER_KWH) if j else None,
+                   avg_power_w=j / interval if j is not None and interval else None)
+
+    @staticmethod
+    def aggregate(parts: list[Energy | None], hosts: list[str], tokens: int, window_s: float
+                  ) -> Energy | None:
+        """Over ranks: each sensor device counted once, keyed by host and device (ranks that
+        share a chip's sensor or a node's RAPL package read the same device), summed; a
+        ``modelled`` figure is per rank and summed over ranks; average power over the slowest
+        rank's window. Null if any rank has no reading."""
+        first = parts[0]
+        if first is None or any(p is None or p.joules is None for p in parts):
+            return first
+        if first.method == "modelled":
+            devices = {f"rank{i}": p.joules for i, p in enumerate(parts)}
+        else:
+            devices = {f"{host}/{dev}": j for host, p in zip(hosts, parts, strict=True)
+                       for dev, j in p.device_joules.items()}
+        joules = sum(j for j in devices.values() if j is not None)
+        reading = {f.name: getattr(first, f.name) for f in fields(Energy)
+                   if f.name not in _ENERGY_DERIVED}
+        return Energy.of(tokens, **{**reading, "joules": joules, "device_joules": devices,
+                                    "interval_s": window_s})
+
+
+_ENERGY_DERIVED = ("j_per_token", "tokens_per_kwh", "avg_power_w")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Data(Part):
+    """The training data."""
+
+    kind: str | None = doc("synthetic-bigram")
+    padding: bool | None = doc("whether sequences are padded")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rank(Part):
+    """One rank's own figures under torchrun."""
+
+    NESTED: ClassVar[dict[str, type[Part]]] = {"step_time": StepTime}
+    rank: int | None = doc("global rank")
+    host: str | None = doc("its host")
+    tokens: int | None = doc("tokens it trained on in the window")
+    window_s: float | None = doc("its window seconds")
+    tokens_per_s: float | None = doc("its tokens / its window seconds")
+    step_time: StepTime | None = doc("its step-time statistics")
+    loss_first: float | None = doc("its first loss")
+    loss_last: float | None = doc("its last loss")
+    peak_bytes: int | None = doc("its peak memory bytes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throughput:
+    """tokens/s, per chip, MFU and HFU of a window (the one place they are computed)."""
+
+    tokens: int
+    window_s: float
+    tokens_per_s: float
+    tokens_per_s_per_chip: float | None
+    mfu: float | None
+    hfu: float | None
+
+    @classmethod
+    def of(cls, tokens: int, window_s: float, chips: int | None, model: Model,
+           peak: Peak | None, mfu_chips: int | None = None) -> Throughput:
+        """``mfu_chips``: the chips MFU divides by where they differ from ``chips`` (the
+        ranks' own shares of a CPU host); default ``chips``."""
+        tps = metrics.tokens_per_second(tokens, window_s)
+        value = peak.value if peak else None
+        divisor = (chips if mfu_chips is None else mfu_chips) or 0
+        return cls(tokens=tokens, window_s=window_s, tokens_per_s=tps,
+                   tokens_per_s_per_chip=tps / chips if chips else None,
+                   mfu=metrics.mfu(model.flops_per_token, tps, value, divisor),
+                   hfu=metrics.mfu(model.hardware_flops_per_token, tps, value, divisor))
+
+    def fields(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+IDENTITY = ("schema_version", "run_id", "time", "status", "error", "config", "environment",
+            "tags")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record(Part):
+    """One run: identity, context, the measured parts and the derived figures."""
+
+    NESTED: ClassVar[dict[str, type[Part]]] = {
+        "backend": Backend, "device": Device, "model": Model, "moe": Moe,
+        "precision": Precision, "optimizer": Optimizer, "attention": Attention,
+        "compile": Compile, "parallelism": Parallelism, "ac": Ac, "peak": Peak,
+        "step_time": StepTime, "warmup": Warmup, "compilation": Compilation, "memory": Memory,
+        "energy": Energy, "data": Data, "ranks": Rank}
+    schema_version: int = doc("2 (a version-1 line is upgraded when read)", SCHEMA_VERSION)
+    run_id: str | None = doc("12 hex digits (null only in a stand-in for a run that stored "
+                             "no record)")
+    time: str = doc("UTC start time, ISO 8601 (seconds)", "")
+    status: str = doc("ok, failed or interrupted", "ok")
+    error: str | None = doc("why the run failed or was interrupted (null: ok)")
+    config: dict[str, Any] = doc("the full run configuration (bench.config.RunConfig)",
+                                 factory=dict)
+    environment: dict[str, Any] = doc("host, CPU, OS, Python, torch, trnbench version, git "
+                                      "commit", factory=dict)
+    tags: dict[str, str] = doc("the user's labels (--tag; sweeps and scaling series too)",
+                               factory=dict)
+    backend: Backend | None = doc("the backend block", omit="failed")
+    world_size: int | None = doc("processes (ranks) of the run", omit="failed")
+    nodes: int | None = doc("hosts of a torchrun run", omit=True)
+    device: Device | None = doc("the device block", omit="failed")
+    model: Model | None = doc("the model block", omit="failed")
+    moe: Moe | None = doc("the MoE block (routed models only)", omit=True)
+    precision: Precision | None = doc("the precision block", omit="failed")
+    optimizer: Optimizer | None = doc("the optimizer block", omit="failed")
+    attention: Attention | None = doc("the attention block", omit="failed")
+    compile: Compile | None = doc("the torch.compile block (null: not compiled)", omit="failed")
+    parallelism: Parallelism | None = doc("the parallelism block (null: one process)",
+                                          omit="failed")
+    ac: Ac | None = doc("the activation-checkpointing block", omit="failed")
+    tokens: int | None = doc("tokens of the window (under torchrun: once per TP group)",
+                             omit="failed")
+    window_s: float | None = doc("seconds of the timed window (under torchrun: the slowest "
+                                 "rank's)", omit="failed")
+    tokens_per_s: float | None = doc("tokens / window_s, global", omit="failed")
+    tokens_per_s_per_chip: float | None = doc("tokens_per_s / device.chips", omit="failed")
+    mfu: float | None = doc("model FLOPs utilisation (null: no known peak)", omit="failed")
+    hfu: float | None = doc("hardware FLOPs utilisation (recomputation included)", omit="failed")
+    peak: Peak | None = doc("the peak block (null: no known peak)", omit="failed")
+    step_time: StepTime | None = doc("the step-time block (under torchrun: the slowest "
+                                     "rank's)", omit="failed")
+    step_times_s: list[float] | None = doc("every timed step's seconds", omit="failed")
+    warmup: Warmup | None = doc("the warm-up block", omit="failed")
+    compilation: Compilation | None = doc("the compilation block", omit="failed")
+    memory: Memory | None = doc("the memory block", omit="failed")
+    energy: Energy | None = doc("the energy block", omit="failed")
+    loss_first: float | None = doc("first loss (under torchrun: mean over ranks)", omit="failed")
+    loss_last: float | None = doc("last loss", omit="failed")
+    losses: list[float] | None = doc("every step's loss, warm-up included", omit="failed")
+    data: Data | None = doc("the data block", omit="failed")
+    warnings: list[str] | None = doc("what to know about the figures", omit="failed")
+    flags: list[str] | None = doc("what makes a figure doubtful (a report flags the row)",
+                                  omit="failed")
+    ranks: list[Rank] | None = doc("each rank's own figures (torchrun only)", omit=True)
+    profile: dict[str, Any] | None = doc("the trace taken after the window (--profile)",
+                                         omit=True)
+    pytest_benchmark: dict[str, Any] | None = doc("the pytest-benchmark timing (ingested "
+                                                  "records)", omit=True)
+
+    @classmethod
+    def new(cls, config: dict[str, Any], environment: dict[str, Any],
+            tags: dict[str, str] | None = None, *, run_id: str | None = None,
+            time: str | None = None, **context: Any) -> Record:
+        """A record with identity and context filled in (status ok, no figures yet):
+        a fresh run id and the time now unless given; ``context``: backend, world_size..."""
+        return cls(run_id=run_id or new_run_id(),
+                   time=time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   config=dict(config), environment=dict(environment), tags=dict(tags or {}),
+                   **context)
+
+    def failed(self, error: str, status: str = "failed", **context: Any) -> Record:
+        """This run's identity and context stored as failed (or interrupted) with ``error``;
+        no figures. ``context``: fields to set as well (world_size, ...)."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"a failed record's status is failed or interrupted, got {status!r}")
+        keep = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name in (*IDENTITY, "backend", "world_size", "extra")}
+        return Record(**{**keep, "status": status, "error": error, **context})
+
+    def figures_json(self) -> dict[str, Any]:
+        """The JSON of everything but the identity and the backend: what a pytest-benchmark
+        file carries as a run's fields (bench.pytest_plugin, bench.ingest)."""
+        return {k: v for k, v in self.to_json().items() if k not in (*IDENTITY, "backend")}
+
+    def with_json(self, data: dict[str, Any], required: tuple[str, ...] = ()) -> Record:
+        """This record with the fields of ``data`` (parts as JSON objects), checked as the
+        store's readers check a line (``problem``), each of ``required`` present and not
+        null; RecordError saying what is wrong."""
+        merged = {**self.to_json(), **data}
+        why = next((f"{k} is missing or null" for k in required if merged.get(k) is None),
+                   None) or problem(merged)
+        if why:
+            raise RecordError(why)
+        return Record.from_json(merged)
+
+    @classmethod
+    def aggregate(cls, per_rank: list[Record]) -> Record:
+        """One record of a torchrun job from its ranks' records, each holding its own figures
+        and host (``environment.host``):
+
+        - tokens = sum over ranks / TP (a TP group trains on the same tokens); the window is
+          the slowest rank's; tokens/s, per chip, MFU and HFU from those (``Throughput``);
+        - chips = sum over ranks; a CPU is one chip however many ranks share it: chips per
+          host (MFU still divides by every rank's share, each rank's peak being its own);
+        - step time the slowest rank's; losses the mean over ranks (per step too); memory
+          and energy by ``Memory.aggregate`` and ``Energy.aggregate``;
+        - warnings and flags: the union; every rank's own figures under ``ranks``."""
+        first = per_rank[0]
+        n = len(per_rank)
+        hosts = [r.environment.get("host") for r in per_rank]
+        slowest = max(per_rank, key=lambda r: r.window_s)
+        tp = first.parallelism.tp if first.parallelism and first.parallelism.tp else 1
+        tokens = sum(r.tokens for r in per_rank) // tp
+        rank_chips = [r.device.chips for r in per_rank]
+        mfu_chips = None if None in rank_chips else sum(rank_chips)
+        chips = mfu_chips
+        if first.device.kind == "cpu":
+            chips = sum(dict(zip(hosts, rank_chips, strict=True)).values())
+        figures = Throughput.of(tokens, slowest.window_s, chips, first.model, first.peak,
+                                mfu_chips or 0)
+        return replace(
+            first, **figures.fields(), world_size=n, nodes=len(set(hosts)),
+            device=replace(first.device, chips=chips, devices_used=n),
+            step_time=slowest.step_time, step_times_s=slowest.step_times_s,
+            loss_first=sum(r.loss_first for r in per_rank) / n,
+            loss_last=sum(r.loss_last for r in per_rank) / n,
+            losses=[sum(s) / n for s in zip(*(r.losses for r in per_rank), strict=True)],
+            memory=Memory.aggregate([r.memory for r in per_rank]),
+            energy=Energy.aggregate([r.energy for r in per_rank], hosts, tokens,
+                                    slowest.window_s),
+            warnings=sorted({w for r in per_rank for w in r.warnings or []}),
+            flags=sorted({f for r in per_rank for f in r.flags or []}),
+            ranks=[Rank(rank=i, host=h, tokens=r.tokens, window_s=r.window_s,
+                        tokens_per_s=r.tokens_per_s, step_time=r.step_time,
+                        loss_first=r.loss_first, loss_last=r.loss_last,
+                        peak_bytes=r.memory.peak_bytes)
+                   for i, (h, r) in enumerate(zip(hosts, per_rank, strict=True))])
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "record") -> Record:
+        """A record of a JSON object of schema version 1 or 2; RecordError (saying why) for
+        one that readers cannot use (``problem``)."""
+        if not isinstance(data, dict):
+            raise RecordError("not a JSON object")
+        data = upgrade(data)
+        why = problem(data)
+        if why:
+            raise RecordError(why)
+        record = super().from_json(data, where)
+        assert record is not None
+        return record
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits of a random UUID."""
+    return uuid.uuid4().hex[:12]
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record's JSON as version 2 (a version-2 one as it is): ``precision_mode``
+    becomes ``precision.mode`` (the text, the more informative of the two); ``compiles_warmup``
+    and ``compiles_timed`` go (``compilation.warmup_graphs``/``timed_graphs`` hold them); the
+    ``flagged: ...`` copies of ``flags`` in ``warnings`` go."""
+    if data.get("schema_version") != 1:
+        return data
+    out = {k: v for k, v in data.items()
+           if k not in ("precision_mode", "compiles_warmup", "compiles_timed")}
+    out["schema_version"] = SCHEMA_VERSION
+    mode = data.get("precision_mode")
+    if isinstance(out.get("precision"), dict) and mode is not None:
+        out["precision"] = {**out["precision"], "mode": mode}
+    flags = data.get("flags")
+    if isinstance(data.get("warnings"), list) and isinstance(flags, list):
+        copies = {FLAG_PREFIX + f for f in flags}
+        out["warnings"] = [w for w in data["warnings"] if w not in copies]
+    return out
+
+
+OBJECTS = ("config", "environment", "tags", *Record.NESTED)
+NUMBERS = ("tokens_per_s_per_chip", "mfu", "hfu", "window_s", "world_size", "loss_first",
+           "loss_last")  # numbers or null
+NONNEGATIVE = ("tokens_per_s_per_chip", "mfu", "hfu", "window_s")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def problem(data: dict[str, Any]) -> str | None:
+    """Why a JSON object is not a record that readers can compute with (a hand-edited line,
+    an older schema, a number stored as text), or None when it is one: the one validator of
+    the store's readers and of ``trnbench ingest``."""
+    if not isinstance(data.get("run_id"), str):
+        return f"run_id must be a string, got {data.get('run_id')!r}"
+    if data.get("status") not in STATUSES:
+        return f"status must be one of {', '.join(STATUSES)}, got {data.get('status')!r}"
+    bad = next((k for k in OBJECTS if data.get(k) is not None and k != "ranks"
+                and not isinstance(data[k], dict)), None)
+    if bad:
+        return f"{bad} must be an object, got {data[bad]!r}"
+    if not isinstance((data.get("config") or {}).get("model"), str):
+        return "config.model is missing"
+    if data["status"] != "ok":
+        return None
+    device = data.get("device") or {}
+    if not all(isinstance(device.get(k), str) for k in ("name", "kind")):
+        return "an ok record needs device.name and device.kind"
+    if not _is_number(data.get("tokens_per_s")) or data["tokens_per_s"] < 0:
+        return f"tokens_per_s must be a number >= 0, got {data.get('tokens_per_s')!r}"
+    bad = next((k for k in NUMBERS if data.get(k) is not None and not _is_number(data[k])),
+               None)
+    if bad:
+        return f"{bad} must be a number or null, got {data[bad]!r}"
+    bad = next((k for k in NONNEGATIVE if data.get(k) is not None and data[k] < 0), None)
+    if bad:
+        return f"{bad} must be >= 0, got {data[bad]!r}"
+    tokens = data.get("tokens")
+    if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)
+                               or tokens < 0):
+        return f"tokens must be an integer >= 0 or null, got {tokens!r}"
+    energy = data.get("energy")
+    if energy is not None:
+        if not isinstance(energy.get("method"), str | None):
+            return f"energy.method must be a string, got {energy.get('method')!r}"
+        j = energy.get("j_per_token")
+        if j is not None and (not _is_number(j) or j < 0):
+            return f"energy.j_per_token must be a number >= 0 or null, got {j!r}"
+    return None
+
+
+def schema() -> str:
+    """The record's schema as a Markdown table (field, type, meaning), blocks expanded."""
+    rows = ["| field | type | meaning |", "|---|---|---|"]
+
+    def walk(cls: type[Part], prefix: str) -> None:
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            kind = str(f.type).replace("|", "\\|")
+            rows.append(f"| `{prefix}{f.name}` | `{kind}` | {f.metadata['doc']} |")
+            part = cls.NESTED.get(f.name)
+            if part is not None:
+                walk(part, f"{prefix}{f.name}{'[]' if 'list' in str(f.type) else ''}.")
+
+    walk(Record, "")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["--schema"]:
+        print("usage: python -m bench.record --schema", file=sys.stderr)
+        return 2
+    sys.stdout.write(schema())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
