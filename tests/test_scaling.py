@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
 
 from bench import cli, metrics, scaling, store
+from bench.record import Record
 from tests.conftest import invoke, read_jsonl
 
 TINY = ("--model", "tiny", "--backend", "cpu", "--batch", "2", "--seq", "16", "--steps", "3",
@@ -170,9 +172,10 @@ def test_projection_takes_a_given_efficiency(capsys):
 def test_projection_refuses_what_it_cannot_use(capsys, series, tmp_path):
     _, results = series
     lone = tmp_path / "lone.jsonl"
-    store.append(lone, read_jsonl(results)[0])  # the series' 1-rank record alone
+    first = Record.from_json(read_jsonl(results)[0])
+    store.append(lone, first)  # the series' 1-rank record alone
     plain = tmp_path / "plain.jsonl"
-    store.append(plain, {**read_jsonl(results)[0], "tags": {}})
+    store.append(plain, replace(first, tags={}))
     base = ("--workload", "claude-3.5-sonnet", "--cluster", "rainier")
     cases = [
         ((*base, "--mfu", "0.4", "--scaling-efficiency", "0.9"), "--scaling-efficiency"),

@@ -9,11 +9,13 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from bench import environment, store, sweep
 from bench.cli import build_parser, main
+from bench.record import Record
 from tests.conftest import read_jsonl
 
 TINY = 'model = "tiny"\nbackend = "cpu"\nbatch = 2\nsteps = 2\nwarmup = 1\n'
@@ -99,14 +101,15 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
 
 def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
     env = environment.capture()
-    record = {"status": "ok", "config": {"model": "tiny"}, "world_size": 1, "environment": env}
-    other = {**record, "environment": {**env, "host": "elsewhere"}}
-    ranks = {**record, "world_size": 2}
+    record = Record.new({"model": "tiny"}, env, world_size=1)
+    other = replace(record, environment={**env, "host": "elsewhere"})
+    ranks = replace(record, world_size=2)
     path = tmp_path / "r.jsonl"
     path.write_text("".join(store.dumps(r) + "\n" for r in (record, other, ranks)))
-    assert dict(sweep.stored_ok(path, env)) == {(("model", "tiny"),): [record]}
+    stored = record.to_json()
+    assert dict(sweep.stored_ok(path, env)) == {(("model", "tiny"),): [stored]}
     assert dict(sweep.stored_ok(path, {**env, "git_commit": "another"})) == {
-        (("model", "tiny"),): [record]}
+        (("model", "tiny"),): [stored]}
 
 
 @pytest.mark.slow
