@@ -22,6 +22,7 @@ import pytest
 from bench import prices, store
 from bench.cli import main
 from bench.config import ConfigError
+from bench.record import Record
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3", "--warmup", "1",
@@ -49,7 +50,7 @@ def real(cache_dir, tmp_path_factory) -> Path:
 
 
 def device_record(template: dict, kind: str, name: str, per_chip: float, chips: float = 1,
-                  energy: tuple[str, float | None] = ("none", None)) -> dict:
+                  energy: tuple[str, float | None] = ("none", None)) -> Record:
     """A record of a device that cannot run here: a real record with its device,
     throughput and energy blocks replaced."""
     r = copy.deepcopy(template)
@@ -63,7 +64,7 @@ def device_record(template: dict, kind: str, name: str, per_chip: float, chips: 
     r["energy"].update(method=method, j_per_token=j_per_token, scope=scope,
                        joules=None if j_per_token is None else j_per_token * r["tokens"],
                        reason=None if j_per_token is not None else "not measured")
-    return r
+    return Record.from_json(r)
 
 
 @pytest.fixture(scope="module")
