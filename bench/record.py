@@ -74,7 +74,7 @@ class Part:
         values = {k: v for k, v in data.items() if k in known}
         for name, part in cls.NESTED.items():
             if name in values:
-                values[name] = _nested(part, values[name], f"{where}.{name}")
+                values[name] = _nested(part, values[name], f"{where}.{name}" if where else name)
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
 
     def to_json(self) -> dict[str, Any]:
@@ -559,7 +559,7 @@ class Record(Part):
                    for i, (h, r) in enumerate(zip(hosts, per_rank, strict=True))])
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "record") -> Record:
+    def from_json(cls, data: Any, where: str = "") -> Record:
         """A record of a JSON object of schema version 1 or 2; RecordError (saying why) for
         one that readers cannot use (``problem``)."""
         if not isinstance(data, dict):
@@ -621,6 +621,9 @@ def problem(data: dict[str, Any]) -> str | None:
                 and not isinstance(data[k], dict)), None)
     if bad:
         return f"{bad} must be an object, got {data[bad]!r}"
+    if data.get("ranks") is not None and not (isinstance(data["ranks"], list) and all(
+            isinstance(r, dict) for r in data["ranks"])):
+        return f"ranks must be a list of objects, got {data['ranks']!r}"
     if not isinstance((data.get("config") or {}).get("model"), str):
         return "config.model is missing"
     if data["status"] != "ok":
