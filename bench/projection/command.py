@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench import console
+from bench import console, numbers
 from bench.config import ConfigError
 from bench.hardware import Figure
 from bench.paths import output_file
@@ -72,8 +72,7 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
             if v is not None and v != "auto"}
     for k in ("tp", "pp", "dp", "ep"):
         if k in pins:
-            cluster.check_number(pins[k], f"--{k}", low=1, low_open=False, integer=True)
-            pins[k] = int(pins[k])
+            pins[k] = numbers.check(pins[k], f"--{k}", numbers.COUNT)
     return model.Scenario(
         workload=w, cluster=c, mode=mode, mfu=mfu,
         goodput=_figure(args.goodput, "goodput", "--goodput"),
