@@ -44,28 +44,10 @@ _RANK = Limits(low=0, high=COUNT.high, integer=True)
 _PROJECT_COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
 
 
-def _run_flag(field: str):
-    """The argparse type of a RunConfig field's flag (its range: config.LIMITS)."""
-    return flag(config.LIMITS[field])
-
-
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The flags of every RunConfig field (``config.add_flags``) and of the run's output."""
     p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
-    p.add_argument("--model", help="registry name (see `trnbench models`)")
-    p.add_argument("--backend", choices=config.BACKEND_NAMES, help="device family (default auto)")
-    p.add_argument("--batch", type=_run_flag("batch"), help="sequences per step (default: "
-                   "model's)")
-    p.add_argument("--seq", type=_run_flag("seq"), help="sequence length (default: model's)")
-    p.add_argument("--steps", type=_run_flag("steps"), help="timed steps")
-    p.add_argument("--warmup", type=_run_flag("warmup"), help="warm-up steps before the window")
-    p.add_argument("--precision", choices=config.PRECISIONS)
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the training step")
-    p.add_argument("--lr", type=_run_flag("lr"), help="AdamW learning rate (default 3e-4)")
-    p.add_argument("--seed", type=_run_flag("seed"), help="seed of weights and data (default 0)")
-    p.add_argument("--energy", choices=config.ENERGY_CHOICES,
-                   help="energy meter of the timed window (default auto: the backend's sensor, "
-                        "cuda nvml, neuron neuron, cpu rapl; modelled only when named)")
+    config.add_flags(p)
     p.add_argument("--results", metavar="PATH", type=path_arg,
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
@@ -74,21 +56,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="no projection line after the summary (never in --json)")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
-    p.add_argument("--parallel", choices=config.PARALLEL_MODES,
-                   help="data parallelism under torchrun: ddp (default), fsdp (FSDP2) or "
-                        "hsdp (sharded inside a node, replicated across)")
-    p.add_argument("--tp", type=_run_flag("tp"), help="tensor (and sequence) parallel ranks "
-                   "inside a node (default 1)")
-    p.add_argument("--dp-shard", type=_run_flag("dp_shard"), dest="dp_shard", metavar="N",
-                   help="hsdp: ranks that shard one replica (default: ranks per node / tp)")
-    p.add_argument("--ac", choices=config.AC_MODES, help="activation checkpointing: none "
-                   "(default), full (every block), selective (every 2nd block)")
-    p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype",
-                   help="bf16: FSDP2 MixedPrecisionPolicy (bf16 compute copies, fp32 master "
-                        "weights and gradient reduction); default fp32")
-    p.add_argument("--dist-timeout", type=_run_flag("dist_timeout_s"),
-                   dest="dist_timeout_s", metavar="SECONDS",
-                   help="process-group timeout (default 600): a dead peer ends the run by then")
 
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
@@ -353,10 +320,8 @@ def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Se
     from bench import backends
 
     file_layer = config.load_toml(args.config) if args.config else {}
-    cli_layer = {k: getattr(args, k) for k in config.FIELDS if k != "backend" and
-                 getattr(args, k, None) is not None}
     return backends.resolve_run(args.backend or file_layer.get("backend", "auto"), file_layer,
-                                cli_layer)
+                                config.flag_layer(args))
 
 
 def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backends.Selection,
