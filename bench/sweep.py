@@ -40,15 +40,20 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import progress as rp
 from rich.markup import escape
 from rich.table import Table
 
-from bench import backends, config, console, environment, launch, metrics, numbers, store
-from bench.backends import Selection
+# torch-free at import (`trnbench sweep --help`): backends, environment and launch import
+# torch and load in the functions that resolve and run points
+from bench import config, console, metrics, numbers, store
 from bench.config import ConfigError, RunConfig, tomllib
+from bench.paths import path_arg
+
+if TYPE_CHECKING:
+    from bench.backends import Selection
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
@@ -160,13 +165,15 @@ def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
 
 def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
     """Every grid point resolved and validated (duplicates after resolution dropped)."""
+    from bench.backends import resolve_run
+
     fields = [f for f in config.OPTIONS if f in grid]
     points: list[Point] = []
     seen: set[tuple] = set()
     for combo in itertools.product(*(grid[f] for f in fields)):
         layer = dict(zip(fields, combo, strict=True))
         try:
-            cfg, selection = backends.resolve_run(layer.pop("backend", "auto"), layer)
+            cfg, selection = resolve_run(layer.pop("backend", "auto"), layer)
         except ConfigError as e:
             field = config.field_of(e.field) or e.field  # the file names fields, not flags
             raise src.error(field, str(e).removeprefix(f"{e.field}: ")) from None
@@ -302,6 +309,8 @@ def _interrupt(proc: subprocess.Popen) -> None:
 def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
             ) -> dict[str, Any]:
     """One repeat of one point in its own process; returns its stored record."""
+    from bench import launch
+
     cfg = task.point.config
     fallback = store.new_record(cfg.as_dict(), env, tags)
     fallback["backend"] = {"name": cfg.backend, "reason": task.point.selection.reason,
@@ -402,6 +411,8 @@ def _outcome(task: Task, record: dict[str, Any]) -> str:
 
 def execute(sweep: Sweep, resume: bool) -> int:
     """Run the sweep: 0 when every run is ok, 1 when one failed."""
+    from bench import environment
+
     env = environment.capture()
     stored = stored_ok(sweep.results, env) if resume else {}
     tasks, done = plan(sweep, stored)
@@ -432,8 +443,22 @@ def execute(sweep: Sweep, resume: bool) -> int:
     return 1 if failed else 0
 
 
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench sweep`."""
+    p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
+                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
+    p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
+                   "(default: the "
+                   f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
+                   "ok) for the same configuration and environment")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved points; run nothing")
+
+
 def command(args: argparse.Namespace) -> int:
     """`trnbench sweep FILE [--results PATH] [--resume] [--dry-run]`."""
+    from bench import environment
+
     sweep = load(args.file, args.results)
     if args.dry_run:
         done = plan(sweep, stored_ok(sweep.results, environment.capture()))[1] \
