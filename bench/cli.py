@@ -92,7 +92,7 @@ def _add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="store_true", help="trace steps run after the timed "
                    "window (never inside it): torch.profiler Chrome trace JSON beside the "
                    "results file; on Neuron the runtime's device profile (NEURON_RT_INSPECT_*)")
-    p.add_argument("--profile-steps", type=int, default=3, metavar="N",
+    p.add_argument("--profile-steps", type=flag(COUNT), default=3, metavar="N",
                    help="steps to trace with --profile (default 3)")
 
 
@@ -194,8 +194,6 @@ def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backen
     (bench.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
     if not args.profile:
         return 0
-    if args.profile_steps < 1:
-        raise ConfigError("--profile-steps", f"must be >= 1, got {args.profile_steps}")
     if results is None:
         raise ConfigError("--profile", "needs a results file to store the trace beside")
     from bench import profile
@@ -377,12 +375,16 @@ VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_pr
          "compare": cmd_compare, "ingest": cmd_ingest, "plan": cmd_plan}
 
 
+def torchrun_worker() -> bool:
+    """This process is a rank that torchrun started (it sets RANK and WORLD_SIZE)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     # a torchrun worker leaves SIGTERM to torchrun (it names the rank that failed)
-    torchrun_worker = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    signals = contextlib.nullcontext() if torchrun_worker else raise_on_signals()
+    signals = contextlib.nullcontext() if torchrun_worker() else raise_on_signals()
     try:
         with signals:
             return VERBS[args.verb](args, argv[1:])
