@@ -33,7 +33,6 @@ from bench.config import ConfigError, RunConfig
 from bench.errors import signal_of
 
 TAG = "scaling"
-_NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
 
 
 def parse_nproc(spec: str) -> list[int]:
@@ -70,22 +69,6 @@ def summarize(records: Iterable[dict[str, Any]]) -> tuple[int | None, list[dict[
         if p["tokens_per_s"] is not None:
             p["efficiency"] = efficiency[p["nproc"]]
     return (min(efficiency) if efficiency else None), points
-
-
-def run_flags(cfg: RunConfig, tags: dict[str, str]) -> list[str]:
-    """``trnbench run`` flags that reproduce ``cfg`` exactly, and the user's tags."""
-    flags: list[str] = []
-    for name, value in cfg.as_dict().items():
-        if name in _NO_FLAG:
-            continue
-        flag = config.flag(name)
-        if isinstance(value, bool):
-            flags.append(flag if value else f"--no-{flag[2:]}")
-        else:
-            flags += [flag, str(value)]
-    for key, value in tags.items():
-        flags += ["--tag", f"{key}={value}"]
-    return flags
 
 
 def _series_id(name: str | None, results: Path) -> str:
@@ -155,8 +138,9 @@ def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     sid = _series_id(series, results)
-    base_cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg, tags), "--json",
-                "--tag", f"{TAG}={sid}", "--results", str(results)]
+    user_tags = [arg for key, value in tags.items() for arg in ("--tag", f"{key}={value}")]
+    base_cmd = [sys.executable, "-m", "bench", "run", *config.to_argv(cfg), *user_tags,
+                "--json", "--tag", f"{TAG}={sid}", "--results", str(results)]
     env, notes = _point_env(cfg)
     records: list[dict[str, Any]] = []
     bar = Progress(TextColumn("scaling {task.description:<10}"), BarColumn(),

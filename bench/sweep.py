@@ -40,15 +40,20 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import progress as rp
 from rich.markup import escape
 from rich.table import Table
 
-from bench import backends, config, console, environment, launch, metrics, numbers, store
-from bench.backends import Selection
+# torch-free at import (`trnbench sweep --help`): backends, environment and launch import
+# torch and load in the functions that resolve and run points
+from bench import config, console, metrics, numbers, store
 from bench.config import ConfigError, RunConfig, tomllib
+from bench.paths import path_arg
+
+if TYPE_CHECKING:
+    from bench.backends import Selection
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
@@ -76,7 +81,7 @@ class Sweep:
 
     def varying(self) -> list[str]:
         """RunConfig fields whose value differs between points."""
-        return [f for f in config.FIELDS
+        return [f for f in config.OPTIONS
                 if len({getattr(p.config, f) for p in self.points}) > 1]
 
 
@@ -141,43 +146,37 @@ def _parse(path: Path) -> tuple[_Source, dict[str, Any]]:
 
 
 def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
-    """Each RunConfig field of the table as a list of its values (floats kept as floats)."""
+    """Each RunConfig field of the table (``config.OPTIONS``) as a list of its values."""
     grid: dict[str, list[Any]] = {}
     for key, value in table.items():
         if key in SWEEP_KEYS:
             continue
-        if key not in config.FIELDS:
-            accepted = ", ".join([*config.FIELDS, *SWEEP_KEYS])
+        if key not in config.OPTIONS:
+            accepted = ", ".join([*config.OPTIONS, *SWEEP_KEYS])
             raise src.error(key, f"unknown field; accepted: {accepted}")
         values = value if isinstance(value, list) else [value]
         if not values:
             raise src.error(key, "an empty list gives no points")
         if any(isinstance(v, list | dict) for v in values):
             raise src.error(key, "takes one value or a list of values")
-        if config.FIELDS[key] == "float":  # `lr = 1` reaches the run as --lr 1.0
-            values = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                      for v in values]
         grid[key] = values
     return grid
 
 
-def _field_of(flag: str) -> str:
-    """The RunConfig field a ConfigError names by its flag (``--dist-timeout``)."""
-    name = flag.lstrip("-").replace("-", "_")
-    return next((f for f in config.FIELDS if f == name or f.startswith(name + "_")), name)
-
-
 def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
     """Every grid point resolved and validated (duplicates after resolution dropped)."""
-    fields = [f for f in config.FIELDS if f in grid]
+    from bench.backends import resolve_run
+
+    fields = [f for f in config.OPTIONS if f in grid]
     points: list[Point] = []
     seen: set[tuple] = set()
     for combo in itertools.product(*(grid[f] for f in fields)):
         layer = dict(zip(fields, combo, strict=True))
         try:
-            cfg, selection = backends.resolve_run(layer.pop("backend", "auto"), layer)
+            cfg, selection = resolve_run(layer.pop("backend", "auto"), layer)
         except ConfigError as e:
-            raise src.error(_field_of(e.field), str(e).removeprefix(f"{e.field}: ")) from None
+            field = config.field_of(e.field) or e.field  # the file names fields, not flags
+            raise src.error(field, str(e).removeprefix(f"{e.field}: ")) from None
         key = _config_key(cfg.as_dict())
         if key not in seen:
             seen.add(key)
@@ -217,19 +216,6 @@ def load(path: str | os.PathLike, results: str | os.PathLike | None = None) -> S
             raise src.error("results", f"cannot append records: {problem}")
         raise ConfigError("--results", f"cannot append records: {problem}")
     return Sweep(p, name, repeats, out, timeout_s, points)
-
-
-def run_flags(cfg: RunConfig) -> list[str]:
-    """``trnbench run`` flags that resolve to exactly ``cfg``."""
-    flags: list[str] = []
-    for name, value in cfg.as_dict().items():
-        if name == "data":  # `synthetic` is the only kind (config.validate); run has no flag
-            continue
-        if name == "compile":
-            flags.append("--compile" if value else "--no-compile")
-            continue
-        flags += [config.flag(name), repr(value) if isinstance(value, float) else str(value)]
-    return flags
 
 
 def _config_key(cfg: Any) -> tuple:
@@ -323,12 +309,14 @@ def _interrupt(proc: subprocess.Popen) -> None:
 def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
             ) -> dict[str, Any]:
     """One repeat of one point in its own process; returns its stored record."""
+    from bench import launch
+
     cfg = task.point.config
     fallback = store.new_record(cfg.as_dict(), env, tags)
     fallback["backend"] = {"name": cfg.backend, "reason": task.point.selection.reason,
                            "dist_backend": task.point.selection.backend.dist_backend}
     fallback["world_size"] = 1
-    cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg), "--json",
+    cmd = [sys.executable, "-m", "bench", "run", *config.to_argv(cfg), "--json",
            "--results", str(sweep.results)]
     for key, value in tags.items():
         cmd += ["--tag", f"{key}={value}"]
@@ -423,6 +411,8 @@ def _outcome(task: Task, record: dict[str, Any]) -> str:
 
 def execute(sweep: Sweep, resume: bool) -> int:
     """Run the sweep: 0 when every run is ok, 1 when one failed."""
+    from bench import environment
+
     env = environment.capture()
     stored = stored_ok(sweep.results, env) if resume else {}
     tasks, done = plan(sweep, stored)
@@ -453,8 +443,22 @@ def execute(sweep: Sweep, resume: bool) -> int:
     return 1 if failed else 0
 
 
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench sweep`."""
+    p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
+                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
+    p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
+                   "(default: the "
+                   f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
+                   "ok) for the same configuration and environment")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved points; run nothing")
+
+
 def command(args: argparse.Namespace) -> int:
     """`trnbench sweep FILE [--results PATH] [--resume] [--dry-run]`."""
+    from bench import environment
+
     sweep = load(args.file, args.results)
     if args.dry_run:
         done = plan(sweep, stored_ok(sweep.results, environment.capture()))[1] \

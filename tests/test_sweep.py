@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from bench import environment, store, sweep
+from bench import config, environment, store, sweep
 from bench.cli import build_parser, main
 from tests.conftest import read_jsonl
 
@@ -147,10 +147,9 @@ def test_run_flags_resolve_to_the_point(tmp_path):
                            'energy = "none"\nseq = 48\n')
     (point,) = sweep.load(path).points
     assert point.config.lr == 1.0 and isinstance(point.config.lr, float)
-    args = build_parser().parse_args(["run", *sweep.run_flags(point.config)])
+    args = build_parser().parse_args(["run", *config.to_argv(point.config)])
     for field, value in point.config.as_dict().items():
-        if field != "data":  # no flag: `synthetic` is the only kind
-            assert getattr(args, field) == value, field
+        assert getattr(args, field) == value, field
 
 
 MALFORMED = [
