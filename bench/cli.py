@@ -165,17 +165,35 @@ def parse_tags(items: list[str] | None) -> dict[str, str]:
     return tags
 
 
-def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[str],
-                    results: Path, tags: dict[str, str]) -> int:
-    """``--nproc``: hand the run to torchrun (bench.launch), after checking its flags."""
+def _passed_flags(args: argparse.Namespace) -> list[str]:
+    """The flags of ``trnbench run`` that are neither configuration, launch, results nor
+    tags, as given: what a ``--nproc`` launch passes on to its ranks."""
+    flags = [flag for flag, given in (("--json", args.json),
+                                      ("--no-projection", args.no_projection)) if given]
+    if args.profile:
+        flags += ["--profile", "--profile-steps", str(args.profile_steps)]
+    return flags
+
+
+def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
+                    selection: backends.Selection, results: Path | None,
+                    tags: dict[str, str]) -> int:
+    """``--nproc``: hand the run to torchrun through the launcher (bench.launch), after
+    checking its flags; torchrun's output streams to ours."""
     nnodes = args.nnodes or 1
     if nnodes > 1 and not args.rdzv_endpoint:
         raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
                           "the rendezvous, e.g. the first node:29500)")
     from bench import launch
 
-    return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
-                      nnodes, args.node_rank, args.rdzv_endpoint, tags)
+    torchrun = launch.Torchrun(args.nproc, nnodes, args.node_rank, args.rdzv_endpoint)
+    outcome = launch.run(cfg, selection, results, tags, torchrun=torchrun,
+                         flags=_passed_flags(args), stream=True)
+    record = outcome.record
+    if record is not None and record["status"] != "ok":
+        print(f"trnbench: run failed: {record['error']} (stored in {results})", file=sys.stderr)
+        return 1
+    return 1 if outcome.returncode else 0
 
 
 def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
@@ -211,8 +229,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     tags = parse_tags(args.tag)
     if args.precompile:
         precompile(cfg, argv)
-    results = Path(args.results) if args.results else store.default_path()
-    problem = store.writable_problem(results)
+    # graph extraction under neuron_parallel_compile: the device runs stubs, nothing is stored
+    extracting = bool(os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"))
+    results = None if extracting else Path(args.results) if args.results else \
+        store.default_path()
+    problem = store.writable_problem(results) if results else None
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     ctx = distributed.from_env()
@@ -223,11 +244,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
         memory_plan.check_run(cfg, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
-        return launch_torchrun(args, cfg, argv, results, tags)
-    if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):
+        return launch_torchrun(args, cfg, selection, results, tags)
+    if extracting:
         console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
                              "stubs with zero outputs, so no record is stored")
-        results = None
 
     run_id = os.environ.get(launch.RUN_ID_ENV)
     if args.profile and ctx is None and run_id is None:
@@ -334,9 +354,10 @@ def cmd_project(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_scaling(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import scaling
 
-    cfg, _ = resolve_run(args)
+    cfg, selection = resolve_run(args)
     results = Path(args.results) if args.results else store.default_path()
-    return scaling.run(cfg, args.nproc, args.series, results, parse_tags(args.tag), args.json)
+    return scaling.run(cfg, selection, args.nproc, args.series, results, parse_tags(args.tag),
+                       args.json)
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:

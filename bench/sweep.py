@@ -10,11 +10,11 @@ and ``timeout_s`` (a run still going after this many seconds is killed and store
 
 Every point is resolved and validated before anything runs; a bad file is one error line
 ``FILE:LINE: FIELD: message`` (the line of the key in the file; tomllib's line for a syntax
-error). Each run is ``python -m bench run <the point's flags> --json --results PATH
---tag sweep=NAME --tag sweep_id=ID --tag point=I --tag repeat=R``, so that an OOM kill or a
-crash ends that run only. The run stores its own record (ok, or failed with exit code 1);
-when the subprocess dies without storing one, the sweep stores a failed record in its place
-under the run id it gave the subprocess (``TRNBENCH_RUN_ID``).
+error). The sweep is then a loop over its runs: each is a child process of the launcher
+(``bench.launch.run``: ``python -m bench run <the point's flags> ... --tag sweep=NAME --tag
+sweep_id=ID --tag point=I --tag repeat=R``), so that an OOM kill or a crash ends that run
+only. The run stores its own record (ok, or failed with exit code 1); when it dies without
+storing one (a signal, ``timeout_s``), the launcher stores a failed record in its place.
 
 ``--resume`` counts the ok records in the results file whose ``config`` equals the point's
 full resolved RunConfig and whose environment key equals this machine's, and runs only the
@@ -30,12 +30,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -46,9 +42,9 @@ from rich import progress as rp
 from rich.markup import escape
 from rich.table import Table
 
-# torch-free at import (`trnbench sweep --help`): backends, environment and launch import
-# torch and load in the functions that resolve and run points
-from bench import config, console, metrics, numbers, store
+# torch-free at import (`trnbench sweep --help`): backends and environment import torch
+# and load in the functions that resolve and run points
+from bench import config, console, launch, metrics, numbers, store
 from bench.config import ConfigError, RunConfig, tomllib
 from bench.paths import path_arg
 
@@ -57,8 +53,6 @@ if TYPE_CHECKING:
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
-INTERRUPT_FORWARD_S = 5.0  # after Ctrl-C, wait this long before forwarding SIGINT to a run
-INTERRUPT_GRACE_S = 60.0  # a run that got SIGINT has this long to store its record
 _TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
 _KEY = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
 
@@ -261,89 +255,6 @@ def plan(sweep: Sweep, stored: dict[tuple, list[dict[str, Any]]]
     return tasks, done
 
 
-def _find(results: Path, run_id: str) -> dict[str, Any] | None:
-    if not results.exists():
-        return None
-    return next((r for r in store.iter_records(results) if r.get("run_id") == run_id), None)
-
-
-def _record_from(stdout: str, run_id: str) -> dict[str, Any] | None:
-    """The record the run printed (its last JSON line with our run id)."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("run_id") == run_id:
-                    return record
-    return None
-
-
-def _death(returncode: int, stderr: str) -> str:
-    """Why a run subprocess ended without a record, with the tail of its stderr."""
-    if returncode < 0:
-        sig = signal.Signals(-returncode).name
-        how = f"killed by {sig}" + (" (the kernel's OOM killer sends SIGKILL)"
-                                    if sig == "SIGKILL" else "")
-    else:
-        how = f"exited with code {returncode}"
-    tail = " | ".join([line for line in stderr.splitlines() if line.strip()][-3:])[-500:]
-    return f"run subprocess {how} without storing a record" + (f"; stderr: {tail}" if tail
-                                                                 else "")
-
-
-def _interrupt(proc: subprocess.Popen) -> None:
-    """After Ctrl-C: let the run store its interrupted record (a terminal's Ctrl-C reaches it
-    too; a SIGINT sent to the sweep alone is forwarded), kill it if it lingers or on a second
-    Ctrl-C."""
-    try:
-        try:
-            proc.communicate(timeout=INTERRUPT_FORWARD_S)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=INTERRUPT_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        proc.kill()
-        proc.communicate()
-
-
-def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
-            ) -> dict[str, Any]:
-    """One repeat of one point in its own process; returns its stored record."""
-    from bench import launch
-
-    cfg = task.point.config
-    fallback = store.new_record(cfg.as_dict(), env, tags)
-    fallback["backend"] = {"name": cfg.backend, "reason": task.point.selection.reason,
-                           "dist_backend": task.point.selection.backend.dist_backend}
-    fallback["world_size"] = 1
-    cmd = [sys.executable, "-m", "bench", "run", *config.to_argv(cfg), "--json",
-           "--results", str(sweep.results)]
-    for key, value in tags.items():
-        cmd += ["--tag", f"{key}={value}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, launch.RUN_ID_ENV: fallback["run_id"]})
-    error = None
-    try:
-        out, err = proc.communicate(timeout=sweep.timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        error = (f"killed after the sweep's timeout_s of {sweep.timeout_s:g} s without "
-                 "storing a record")
-    except KeyboardInterrupt:
-        _interrupt(proc)
-        if _find(sweep.results, fallback["run_id"]) is None:
-            fallback.update(status="interrupted", error="KeyboardInterrupt")
-            store.append(sweep.results, fallback)
-        raise
-    record = _record_from(out, fallback["run_id"]) or _find(sweep.results, fallback["run_id"])
-    if record is None:
-        fallback.update(status="failed", error=error or _death(proc.returncode, err))
-        store.append(sweep.results, fallback)
-        record = fallback
-    return record
-
-
 def _describe(sweep: Sweep, title: str) -> tuple[Table, list[str]]:
     """A table with a row per point in its own columns, and the columns that name it."""
     columns = [*CORE_COLUMNS, *(f for f in sweep.varying() if f not in CORE_COLUMNS)]
@@ -413,8 +324,7 @@ def execute(sweep: Sweep, resume: bool) -> int:
     """Run the sweep: 0 when every run is ok, 1 when one failed."""
     from bench import environment
 
-    env = environment.capture()
-    stored = stored_ok(sweep.results, env) if resume else {}
+    stored = stored_ok(sweep.results, environment.capture()) if resume else {}
     tasks, done = plan(sweep, stored)
     total = len(sweep.points) * sweep.repeats
     if resume:
@@ -431,7 +341,8 @@ def execute(sweep: Sweep, resume: bool) -> int:
                                              f"repeat {task.repeat}")
             tags = {"sweep": sweep.name, "sweep_id": sweep_id,
                     "point": str(task.point.index), "repeat": str(task.repeat)}
-            record = run_one(sweep, task, env, tags)
+            record = launch.run(task.point.config, task.point.selection, sweep.results, tags,
+                                timeout_s=sweep.timeout_s).record
             records[task.point.index].append(record)
             failed += record["status"] != "ok"
             bar.console.print(_outcome(task, record), highlight=False)
