@@ -52,7 +52,7 @@ class Parser(argparse.ArgumentParser):
         return super().format_help()
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        fail(message)
+        fail(message.removeprefix("argument "))  # "--model: ...", as a ConfigError reads
 
 
 def fail(message: str) -> None:
