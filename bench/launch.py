@@ -15,9 +15,10 @@ Signals (``_Forward``): the child runs in its own session, so a terminal's Ctrl-
 once, through here. The first SIGINT or SIGTERM this process gets goes to the child's process
 group; the child stores its interrupted record (torchrun passes the signal to its workers
 and waits up to 30 s for them); a child still running ``KILL_AFTER_S`` later has its group
-killed. Further signals are ignored meanwhile: a second one would cut torchrun's shutdown of
-its workers short and orphan them. The launcher then raises ``errors.Interrupted``, which
-the CLI ends with exit 128 + the signal number.
+killed, with every process it started (``_kill_tree``: torchrun starts each worker in a
+session of its own, so killing torchrun's group alone would orphan them). A second SIGINT
+or SIGTERM does that kill at once (the way out of a shutdown that hangs). The launcher then
+raises ``errors.Interrupted``, which the CLI ends with exit 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -158,11 +159,35 @@ def _find(results: Path, run_id: str) -> dict[str, Any] | None:
     return next((r for r in store.iter_records(results) if r.get("run_id") == run_id), None)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from Linux's ``/proc/PID/task/TID/children``."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                queue += children
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the process group of ``pid`` and every descendant (each worker torchrun
+    starts leads a session of its own)."""
+    for target in [*_descendants(pid), pid]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(target, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 class _Forward:
     """While a child runs: the first SIGINT or SIGTERM to this process goes to the child's
     process group (``signum`` remembers it), and ``KILL_AFTER_S`` later a child still
-    running has its group killed; later signals are ignored. ``stop`` does the same for a
-    timeout. A signal that comes before the child has started goes to it when it has."""
+    running is killed with all its descendants; a second signal kills them at once. ``stop``
+    does the same for a timeout. A signal that comes before the child has started goes to
+    it when it has."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
@@ -182,24 +207,30 @@ class _Forward:
             self.stop(self.signum)
 
     def handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:  # torchrun stops its workers once; a second signal
-            return  # would cut that short and orphan them (the timer ends a hang)
+        if self.signum is not None:  # the second signal: no more waiting
+            if self.proc is not None:
+                print("trnbench: second signal: killing the run and every process it "
+                      "started", file=sys.stderr, flush=True)
+                self.kill()
+            return
         self.signum = signum
         if self.proc is not None:
             self.stop(signum)
 
     def stop(self, signum: int) -> None:
-        """``signum`` to the child's group, and SIGKILL ``KILL_AFTER_S`` later."""
-        self._send(signum)
-        if self.timer is None:
-            self.timer = threading.Timer(KILL_AFTER_S, self._send, (signal.SIGKILL,))
-            self.timer.daemon = True
-            self.timer.start()
-
-    def _send(self, signum: int) -> None:
+        """``signum`` to the child's group, and ``kill`` ``KILL_AFTER_S`` later."""
         assert self.proc is not None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signum)
+        if self.timer is None:
+            self.timer = threading.Timer(KILL_AFTER_S, self.kill)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:  # never a reaped pid: the system may have reused it
+            _kill_tree(self.proc.pid)
 
     def __exit__(self, *exc: object) -> None:
         if self.timer:
@@ -276,7 +307,10 @@ def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            forward.stop(signal.SIGTERM if torchrun else signal.SIGKILL)
+            if torchrun:
+                forward.stop(signal.SIGTERM)  # torchrun stops its workers; kill() if not
+            else:
+                forward.kill()
             proc.wait()
         tail = stderr.text()
     record = None

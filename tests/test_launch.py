@@ -194,3 +194,40 @@ def test_death_names_the_signal_or_the_rank():
     assert launch._death(-9, "", torchrun=True).startswith("torchrun killed by SIGKILL")
     assert launch._death(1, "Root Cause\n" + _failure(1, 1), torchrun=True) == (
         "rank 1 failed: exit code 1; see its output above (torchrun exit code 1)")
+
+
+# a stand-in for torchrun whose shutdown hangs: it ignores SIGINT and has started a worker in
+# a session of its own (as torchrun starts each of its workers), which sleeps
+_HANGING_LAUNCHER = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                          start_new_session=True)
+print(worker.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (no /proc entry, or a zombie waiting for its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_second_signal_kills_the_child_and_every_process_it_started_at_once():
+    with launch._Forward() as forward, subprocess.Popen(
+            [sys.executable, "-c", _HANGING_LAUNCHER], stdout=subprocess.PIPE, text=True,
+            start_new_session=True) as proc:
+        forward.attach(proc)
+        worker = int(proc.stdout.readline())
+        os.kill(os.getpid(), signal.SIGINT)  # forwarded, and ignored by the child
+        assert proc.poll() is None and not _gone(worker)
+        os.kill(os.getpid(), signal.SIGINT)  # the second: everything is killed now
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls a condition: the orphaned worker's end
+    assert _gone(worker)
+    assert forward.signum == signal.SIGINT
