@@ -3,10 +3,10 @@
 import os
 import sys
 
-from bench.cli import main
+from bench.cli import main, torchrun_worker
 
 code = main()
-if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+if torchrun_worker():
     # A torchrun worker whose run is over (its record gathered, stored and printed) ends
     # without interpreter teardown: process groups left to it (DeviceMesh sub-groups under
     # TP/FSDP2) are destroyed there, where Gloo's C++ threads can abort a rank that already

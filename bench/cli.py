@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 # torch-free imports only: `--help` and the verbs that read results start in well under a
 # second; the training stack (backends, runner, distributed) loads inside the verbs that run
-from bench import config, console, metrics, store
+from bench import config, console, store
 from bench.errors import ConfigError, raise_on_signals, signal_of
-from bench.numbers import COUNT, FRACTION, POSITIVE, Limits, flag
+from bench.numbers import COUNT, Limits, flag
 from bench.paths import path_arg
 from bench.record import new_run_id
 
@@ -30,10 +31,29 @@ if TYPE_CHECKING:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump) and exit code 2."""
+    """argparse with one-line errors (no usage dump) and exit code 2. ``flags_from``: the
+    module whose ``add_args(parser)`` adds this parser's flags, imported when the parser is
+    first used (parsing or help), so that a verb's parser lives next to its code."""
+
+    def __init__(self, *args: Any, flags_from: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._flags_from = flags_from
+
+    def _add_flags(self) -> None:
+        if self._flags_from:
+            module, self._flags_from = self._flags_from, None
+            importlib.import_module(module).add_args(self)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._add_flags()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_flags()
+        return super().format_help()
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        fail(message)
+        fail(message.removeprefix("argument "))  # "--model: ...", as a ConfigError reads
 
 
 def fail(message: str) -> None:
@@ -42,31 +62,12 @@ def fail(message: str) -> None:
 
 
 _RANK = Limits(low=0, high=COUNT.high, integer=True)
-_PROJECT_COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
-
-
-def _run_flag(field: str):
-    """The argparse type of a RunConfig field's flag (its range: config.LIMITS)."""
-    return flag(config.LIMITS[field])
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The flags of every RunConfig field (``config.add_flags``) and of the run's output."""
     p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
-    p.add_argument("--model", help="registry name (see `trnbench models`)")
-    p.add_argument("--backend", choices=config.BACKEND_NAMES, help="device family (default auto)")
-    p.add_argument("--batch", type=_run_flag("batch"), help="sequences per step (default: "
-                   "model's)")
-    p.add_argument("--seq", type=_run_flag("seq"), help="sequence length (default: model's)")
-    p.add_argument("--steps", type=_run_flag("steps"), help="timed steps")
-    p.add_argument("--warmup", type=_run_flag("warmup"), help="warm-up steps before the window")
-    p.add_argument("--precision", choices=config.PRECISIONS)
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the training step")
-    p.add_argument("--lr", type=_run_flag("lr"), help="AdamW learning rate (default 3e-4)")
-    p.add_argument("--seed", type=_run_flag("seed"), help="seed of weights and data (default 0)")
-    p.add_argument("--energy", choices=config.ENERGY_CHOICES,
-                   help="energy meter of the timed window (default auto: the backend's sensor, "
-                        "cuda nvml, neuron neuron, cpu rapl; modelled only when named)")
+    config.add_flags(p)
     p.add_argument("--results", metavar="PATH", type=path_arg,
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
@@ -75,21 +76,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="no projection line after the summary (never in --json)")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
                    help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
-    p.add_argument("--parallel", choices=config.PARALLEL_MODES,
-                   help="data parallelism under torchrun: ddp (default), fsdp (FSDP2) or "
-                        "hsdp (sharded inside a node, replicated across)")
-    p.add_argument("--tp", type=_run_flag("tp"), help="tensor (and sequence) parallel ranks "
-                   "inside a node (default 1)")
-    p.add_argument("--dp-shard", type=_run_flag("dp_shard"), dest="dp_shard", metavar="N",
-                   help="hsdp: ranks that shard one replica (default: ranks per node / tp)")
-    p.add_argument("--ac", choices=config.AC_MODES, help="activation checkpointing: none "
-                   "(default), full (every block), selective (every 2nd block)")
-    p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype",
-                   help="bf16: FSDP2 MixedPrecisionPolicy (bf16 compute copies, fp32 master "
-                        "weights and gradient reduction); default fp32")
-    p.add_argument("--dist-timeout", type=_run_flag("dist_timeout_s"),
-                   dest="dist_timeout_s", metavar="SECONDS",
-                   help="process-group timeout (default 600): a dead peer ends the run by then")
 
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
@@ -107,164 +93,14 @@ def _add_profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="store_true", help="trace steps run after the timed "
                    "window (never inside it): torch.profiler Chrome trace JSON beside the "
                    "results file; on Neuron the runtime's device profile (NEURON_RT_INSPECT_*)")
-    p.add_argument("--profile-steps", type=int, default=3, metavar="N",
+    p.add_argument("--profile-steps", type=flag(COUNT), default=3, metavar="N",
                    help="steps to trace with --profile (default 3)")
 
 
-def _add_project_args(p: argparse.ArgumentParser) -> None:
-    from bench.projection import presets
-
-    w = p.add_argument_group("workload (one of)").add_mutually_exclusive_group()
-    w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with --tokens")
-    w.add_argument("--params", type=flag(POSITIVE), metavar="N",
-                   help="parameters; C = 6ND, with --tokens")
-    w.add_argument("--flops", type=flag(POSITIVE), metavar="C", help="total training FLOPs")
-    w.add_argument("--workload", metavar="NAME",
-                   help=f"preset: {', '.join(presets.WORKLOADS)}")
-    p.add_argument("--tokens", type=flag(POSITIVE), metavar="D", help="training tokens")
-    p.add_argument("--seq", type=flag(_PROJECT_COUNT), metavar="T",
-                   help="sequence length (default: shape's)")
-    p.add_argument("--shape", help="model shape assumed for --flops/--params/--workload")
-    h = p.add_argument_group("hardware")
-    h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
-    h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
-    h.add_argument("--peak-tflops", type=flag(POSITIVE),
-                   help="dense peak per chip (another chip)")
-    h.add_argument("--chip-power-w", type=flag(POSITIVE),
-                   help="watts per chip while training; "
-                   f"default {presets.chip_power_help()}")
-    h.add_argument("--chip-memory-gb", type=flag(POSITIVE),
-                   help="memory per chip, GB")
-    c = p.add_argument_group("cluster")
-    c.add_argument("--cluster", help=f"preset: {presets.cluster_help()}")
-    c.add_argument("--chips", type=flag(_PROJECT_COUNT),
-                   help="chip count")
-    c.add_argument("--power-cap-mw", type=flag(POSITIVE),
-                   help="facility power cap, MW")
-    c.add_argument("--pue", type=flag(POSITIVE),
-                   help="facility power / IT power; "
-                   + presets.default_help("pue"))
-    c.add_argument("--server-overhead", type=flag(POSITIVE),
-                   help="IT power / chip power; "
-                   + presets.default_help("server_overhead"))
-    c.add_argument("--chips-per-node", type=flag(_PROJECT_COUNT),
-                   help="chips in the TP domain")
-    c.add_argument("--intra-node-gbs", type=flag(POSITIVE),
-                   help="NeuronLink/NVLink GB/s per chip, one way")
-    c.add_argument("--inter-node-gbps", type=flag(POSITIVE),
-                   help="EFA Gbit/s per node, one way")
-    e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
-    e.add_argument("--mfu", type=flag(FRACTION),
-                   help="MFU at scale (as papers report it): only plans "
-                   "whose modelled step efficiency at node MFU 1 reaches it are searched, the "
-                   "node MFU it implies is shown")
-    e.add_argument("--node-mfu", type=flag(FRACTION),
-                   help="single-node MFU, reduced by communication")
-    e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
-    p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
-    d = p.add_argument_group("data-parallel efficiency (one of; replaces the modelled DP "
-                             "traffic)").add_mutually_exclusive_group()
-    d.add_argument("--scaling-from", metavar="PATH",
-                   help="a `trnbench scaling` series' efficiency at its largest process count")
-    d.add_argument("--scaling-efficiency", type=flag(FRACTION), metavar="E",
-                   help="data-parallel scaling efficiency, (0, 1]")
-    p.add_argument("--allow-other-device", action="store_true",
-                   help="use a --scaling-from series of another device, labelled assumption")
-    p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
-    p.add_argument("--goodput", type=flag(FRACTION),
-                   help="share of wall time that trains; "
-                   + presets.default_help("goodput"))
-    p.add_argument("--global-batch-tokens", type=flag(POSITIVE),
-                   help="tokens per step; "
-                   + presets.default_help("global_batch_tokens"))
-    p.add_argument("--micro-batch", type=flag(_PROJECT_COUNT),
-                   help="sequences per micro-batch; "
-                   + presets.default_help("micro_batch"))
-    p.add_argument("--vpp", type=flag(_PROJECT_COUNT),
-                   help="interleaved pipeline chunks per stage; "
-                   + presets.default_help("vpp"))
-    p.add_argument("--tp-overlap", type=flag(FRACTION),
-                   help="share of TP traffic hidden; "
-                   + presets.default_help("tp_overlap"))
-    p.add_argument("--dp-overlap", type=flag(FRACTION),
-                   help="share of DP traffic hidden; "
-                   + presets.default_help("dp_overlap"))
-    p.add_argument("--ep-overlap", type=flag(FRACTION),
-                   help="share of the MoE all-to-all traffic hidden; "
-                   + presets.default_help("ep_overlap"))
-    p.add_argument("--memory-usable", type=flag(FRACTION),
-                   help="usable memory share; "
-                   + presets.default_help("memory_usable"))
-    p.add_argument("--tp", type=flag(_PROJECT_COUNT),
-                   help="pin tensor parallelism")
-    p.add_argument("--pp", type=flag(_PROJECT_COUNT),
-                   help="pin pipeline parallelism")
-    p.add_argument("--dp", type=flag(_PROJECT_COUNT),
-                   help="pin data parallelism")
-    p.add_argument("--ep", type=flag(_PROJECT_COUNT),
-                   help="pin expert parallelism (MoE: divides experts, DP)")
-    p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
-    p.add_argument("--recompute", choices=("auto", "none", "full"))
-    p.add_argument("--sweep-chips", nargs="?", const="auto", metavar="N,N,...",
-                   help="time and power against chip count (default series without a list)")
-    p.add_argument("--plot", metavar="PNG", help="plot the sweep (needs the plots extra)")
-    p.add_argument("--json", action="store_true", help="the projection as JSON on stdout")
-
-
-def _add_sweep_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
-                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
-    p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
-                   "(default: the "
-                   f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
-    p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
-                   "ok) for the same configuration and environment")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved points; run nothing")
-
-
-def _add_report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="*", metavar="FILE.jsonl", type=path_arg,
-                   help="JSONL files to read (or with --results)")
-    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
-                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
-                        f"{store.DEFAULT_PATH})")
-    p.add_argument("--out", metavar="DIR", help="directory for report.md/.csv/.html and the "
-                   "PNG plots (default report/)")
-    p.add_argument("--cv-threshold", type=flag(Limits(low=0)), default=metrics.CV_FLAG,
-                   metavar="FRACTION",
-                   help=f"flag rows whose CV over repeats is above this (default "
-                        f"{metrics.CV_FLAG})")
-    p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
-                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
-
-
-def _add_compare_args(p: argparse.ArgumentParser) -> None:
-    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
-    p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
-    p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
-    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
-                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
-                        f"{store.DEFAULT_PATH})")
-    p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
-                   "model, sequence length or precision (with a warning)")
-    p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
-                   "override bench/prices.toml, labelled user")
-    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
-                   "(default: the instance of its device kind)")
-    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
-    p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
-    p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
-                   "compare.html and the bar chart compare.png under DIR")
-
-
-def _add_ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE.json", help="pytest --benchmark-json output of "
-                   "benchmarks timed with the trnbench fixture")
-    p.add_argument("--results", metavar="PATH", type=path_arg, help=f"JSONL file to append "
-                   f"to (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
-
-
 def build_parser() -> Parser:
+    """The top-level parser and the run verbs' flags (``run``, ``scaling``); each other verb's
+    flags come from the ``add_args`` of its own module, imported only when that verb is
+    parsed (``Parser.flags_from``): `--help` and the reading verbs load no training stack."""
     parser = Parser(prog="trnbench", description="LLM training benchmarks for Trainium, "
                     "GPUs and CPUs: throughput, MFU, memory, with their methods.")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
@@ -276,8 +112,8 @@ def build_parser() -> Parser:
     models.add_argument("--json", action="store_true")
     env = verbs.add_parser("env", help="detected backends, devices and versions")
     env.add_argument("--json", action="store_true")
-    project = verbs.add_parser("project", help="project a training run onto a cluster")
-    _add_project_args(project)
+    verbs.add_parser("project", help="project a training run onto a cluster",
+                     flags_from="bench.projection.command")
     scaling = verbs.add_parser("scaling", allow_abbrev=False,
                                help="scaling efficiency over process counts (torchrun runs)")
     _add_run_args(scaling)
@@ -285,22 +121,16 @@ def build_parser() -> Parser:
                          help="process counts in ascending order, e.g. 1,2,4,8 (batch per rank)")
     scaling.add_argument("--series", metavar="NAME",
                          help="series id stored as the tag scaling=NAME (default: a new id)")
-    sweep = verbs.add_parser("sweep", help="a grid of runs with repeats, one subprocess each")
-    _add_sweep_args(sweep)
-    report = verbs.add_parser("report", help="Markdown, CSV and HTML tables and plots of "
-                              "stored runs")
-    _add_report_args(report)
-    compare = verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of "
-                               "target runs over baseline runs")
-    _add_compare_args(compare)
-    from bench import plan_command
-
-    plan = verbs.add_parser("plan", help="per-rank memory of a run on named hardware, and "
-                            "the smallest change of layout that fits")
-    plan_command.add_args(plan)
-    ingest = verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON "
-                              "file as records")
-    _add_ingest_args(ingest)
+    verbs.add_parser("sweep", help="a grid of runs with repeats, one subprocess each",
+                     flags_from="bench.sweep")
+    verbs.add_parser("report", help="Markdown, CSV and HTML tables and plots of stored runs",
+                     flags_from="bench.report.command")
+    verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of target "
+                     "runs over baseline runs", flags_from="bench.compare")
+    verbs.add_parser("plan", help="per-rank memory of a run on named hardware, and the "
+                     "smallest change of layout that fits", flags_from="bench.plan_command")
+    verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON file as "
+                     "records", flags_from="bench.ingest")
     return parser
 
 
@@ -336,17 +166,35 @@ def parse_tags(items: list[str] | None) -> dict[str, str]:
     return tags
 
 
-def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig, argv: list[str],
-                    results: Path, tags: dict[str, str]) -> int:
-    """``--nproc``: hand the run to torchrun (bench.launch), after checking its flags."""
+def _passed_flags(args: argparse.Namespace) -> list[str]:
+    """The flags of ``trnbench run`` that are neither configuration, launch, results nor
+    tags, as given: what a ``--nproc`` launch passes on to its ranks."""
+    flags = [flag for flag, given in (("--json", args.json),
+                                      ("--no-projection", args.no_projection)) if given]
+    if args.profile:
+        flags += ["--profile", "--profile-steps", str(args.profile_steps)]
+    return flags
+
+
+def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
+                    selection: backends.Selection, results: Path | None,
+                    tags: dict[str, str]) -> int:
+    """``--nproc``: hand the run to torchrun through the launcher (bench.launch), after
+    checking its flags; torchrun's output streams to ours."""
     nnodes = args.nnodes or 1
     if nnodes > 1 and not args.rdzv_endpoint:
         raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
                           "the rendezvous, e.g. the first node:29500)")
     from bench import launch
 
-    return launch.run(cfg.as_dict(), launch.strip_launch_flags(argv), results, args.nproc,
-                      nnodes, args.node_rank, args.rdzv_endpoint, tags)
+    torchrun = launch.Torchrun(args.nproc, nnodes, args.node_rank, args.rdzv_endpoint)
+    outcome = launch.run(cfg, selection, results, tags, torchrun=torchrun,
+                         flags=_passed_flags(args), stream=True)
+    record = outcome.record
+    if record is not None and record["status"] != "ok":
+        print(f"trnbench: run failed: {record['error']} (stored in {results})", file=sys.stderr)
+        return 1
+    return 1 if outcome.returncode else 0
 
 
 def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
@@ -354,10 +202,8 @@ def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Se
     from bench import backends
 
     file_layer = config.load_toml(args.config) if args.config else {}
-    cli_layer = {k: getattr(args, k) for k in config.FIELDS if k != "backend" and
-                 getattr(args, k, None) is not None}
     return backends.resolve_run(args.backend or file_layer.get("backend", "auto"), file_layer,
-                                cli_layer)
+                                config.flag_layer(args))
 
 
 def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backends.Selection,
@@ -367,8 +213,6 @@ def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backen
     (bench.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
     if not args.profile:
         return 0
-    if args.profile_steps < 1:
-        raise ConfigError("--profile-steps", f"must be >= 1, got {args.profile_steps}")
     if results is None:
         raise ConfigError("--profile", "needs a results file to store the trace beside")
     from bench import profile
@@ -386,8 +230,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     tags = parse_tags(args.tag)
     if args.precompile:
         precompile(cfg, argv)
-    results = Path(args.results) if args.results else store.default_path()
-    problem = store.writable_problem(results)
+    # graph extraction under neuron_parallel_compile: the device runs stubs, nothing is stored
+    extracting = bool(os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"))
+    results = None if extracting else Path(args.results) if args.results else \
+        store.default_path()
+    problem = store.writable_problem(results) if results else None
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     ctx = distributed.from_env()
@@ -398,11 +245,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
         memory_plan.check_run(cfg, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
-        return launch_torchrun(args, cfg, argv, results, tags)
-    if os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"):
+        return launch_torchrun(args, cfg, selection, results, tags)
+    if extracting:
         console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
                              "stubs with zero outputs, so no record is stored")
-        results = None
 
     run_id = os.environ.get(launch.RUN_ID_ENV)
     if args.profile and ctx is None and run_id is None:
@@ -509,9 +355,10 @@ def cmd_project(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_scaling(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import scaling
 
-    cfg, _ = resolve_run(args)
+    cfg, selection = resolve_run(args)
     results = Path(args.results) if args.results else store.default_path()
-    return scaling.run(cfg, args.nproc, args.series, results, parse_tags(args.tag), args.json)
+    return scaling.run(cfg, selection, args.nproc, args.series, results, parse_tags(args.tag),
+                       args.json)
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
@@ -550,12 +397,16 @@ VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_pr
          "compare": cmd_compare, "ingest": cmd_ingest, "plan": cmd_plan}
 
 
+def torchrun_worker() -> bool:
+    """This process is a rank that torchrun started (it sets RANK and WORLD_SIZE)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     # a torchrun worker leaves SIGTERM to torchrun (it names the rank that failed)
-    torchrun_worker = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    signals = contextlib.nullcontext() if torchrun_worker else raise_on_signals()
+    signals = contextlib.nullcontext() if torchrun_worker() else raise_on_signals()
     try:
         with signals:
             return VERBS[args.verb](args, argv[1:])

@@ -39,7 +39,7 @@ import pandas as pd
 
 from bench import console, labels, metrics, prices, store
 from bench.errors import ConfigError
-from bench.paths import readable_files
+from bench.paths import path_arg, readable_files
 from bench.report import cells
 
 ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
@@ -345,6 +345,26 @@ def render(result: dict[str, Any]) -> None:
     console.stdout.print(inputs)
     for w in result["warnings"]:
         console.stderr.print(f"[yellow]warning[/yellow]: {escape(w)}")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench compare`."""
+    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
+    p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
+    p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
+    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
+                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
+                        f"{store.DEFAULT_PATH})")
+    p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
+                   "model, sequence length or precision (with a warning)")
+    p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
+                   "override bench/prices.toml, labelled user")
+    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
+                   "(default: the instance of its device kind)")
+    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
+    p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
+    p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
+                   "compare.html and the bar chart compare.png under DIR")
 
 
 def run(args: argparse.Namespace) -> int:

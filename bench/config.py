@@ -2,12 +2,19 @@
 
 Precedence (lowest first): the backend's entry in ``defaults.toml``, the model's registry
 defaults (batch, seq), a ``--config`` TOML file's ``[run]`` table, command-line flags.
+
+Each RunConfig field carries its ``Option`` (flag, help, accepted values): the one table
+from which the ``run``/``scaling`` flags (``add_flags``), ``validate``, the TOML readers
+(``load_toml``, sweep files) and the inverse, ``to_argv``, are generated, so that a new
+field is declared in one place.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +36,7 @@ AC_MODES = ("none", "full", "selective")
 PARAM_DTYPES = ("fp32", "bf16")
 # `--backend` choices, the keys of bench.backends (whose classes import torch): "auto" first
 BACKEND_NAMES = ("auto", "neuron", "neuron-xla", "cuda", "cpu", "xla")
+DATA_KINDS = ("synthetic",)  # bench.data: seeded bigram sequences
 
 
 def __getattr__(name: str) -> Any:
@@ -42,27 +50,102 @@ def __getattr__(name: str) -> Any:
 
 
 @dataclass(frozen=True)
+class Option:
+    """How a RunConfig field is given and checked. Exactly one kind of value: ``choices``
+    (names), ``limits`` (a number, ``numbers.check``) or a bool field (``--x/--no-x``).
+    ``noun`` names the value in an error ("unknown precision 'fp8'"); ``flag`` defaults to
+    ``--`` and the field's name with dashes; ``name`` and ``boolean`` are filled in from the
+    field (``options``)."""
+
+    help: str
+    choices: tuple[str, ...] = ()
+    limits: numbers.Limits | None = None
+    metavar: str | None = None
+    noun: str = "value"
+    flag: str = ""
+    name: str = ""
+    boolean: bool = False
+
+    def unknown(self, value: object) -> str:
+        return f"unknown {self.noun} {value!r}; accepted: {', '.join(self.choices)}"
+
+    def check(self, value: Any) -> Any:
+        """``value`` as the field holds it (a count as an int, a rate as a float), or a
+        ConfigError naming the flag and the accepted values."""
+        if self.limits is not None:
+            return numbers.check(value, self.flag, self.limits)
+        if self.boolean:
+            if not isinstance(value, bool):
+                raise ConfigError(self.flag, f"must be true or false, got {value!r}")
+        elif isinstance(value, list | dict) or value not in self.choices:
+            raise ConfigError(self.flag, self.unknown(value))
+        return value
+
+    def parse(self, text: str) -> Any:
+        """The argparse ``type`` of the flag: the same check, on the flag's text."""
+        if self.limits is not None:
+            return numbers.flag(self.limits)(text)
+        if text not in self.choices:
+            raise argparse.ArgumentTypeError(self.unknown(text))
+        return text
+
+    def to_text(self, value: Any) -> str:
+        """The flag's text of ``value``; ``repr`` of a float is exact."""
+        return repr(value) if isinstance(value, float) else str(value)
+
+
+def option(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
+    """A RunConfig field declared with its ``Option`` (kept in the field's metadata)."""
+    return dataclasses.field(default=default, metadata={"option": Option(**spec)})
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one benchmark run (stored whole in the record)."""
 
-    model: str
-    backend: str
-    batch: int
-    seq: int
-    steps: int
-    warmup: int
-    precision: str
-    compile: bool = False
-    lr: float = 3e-4
-    seed: int = 0
-    data: str = "synthetic"
-    energy: str = "auto"  # meter of the timed window (bench.energy)
-    parallel: str = "ddp"  # data parallelism under torchrun: ddp | fsdp (FSDP2) | hsdp
-    tp: int = 1  # tensor (and sequence) parallel ranks inside a node (bench.parallel)
-    dp_shard: int = 0  # hsdp: ranks that shard a replica (0: ranks per node / tp)
-    ac: str = "none"  # activation checkpointing: none | full | selective (every 2nd block)
-    param_dtype: str = "fp32"  # bf16: FSDP2 MixedPrecisionPolicy (fp32 master, reduce)
-    dist_timeout_s: float = 600.0  # process-group timeout: a dead peer ends the run by then
+    model: str = option(choices=tuple(registry.names()), noun="model", metavar="NAME",
+                        help="registry name (see `trnbench models`)")
+    backend: str = option(choices=BACKEND_NAMES, noun="backend",
+                          help="device family (default auto)")
+    batch: int = option(limits=numbers.COUNT, metavar="B",
+                        help="sequences per step (default: model's)")
+    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: "
+                      "model's)")
+    steps: int = option(limits=numbers.COUNT, metavar="N", help="timed steps")
+    warmup: int = option(limits=numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
+                         metavar="W", help="warm-up steps before the window")
+    precision: str = option(choices=PRECISIONS, noun="precision",
+                            help="bf16: autocast with fp32 parameters and optimizer states")
+    compile: bool = option(False, help="torch.compile the training step")
+    lr: float = option(3e-4, limits=numbers.POSITIVE,  # a huge one diverges (stored failed)
+                       metavar="LR", help="AdamW learning rate (default 3e-4)")
+    seed: int = option(0, limits=numbers.Limits(low=0, high=2**63 - 1, integer=True),
+                       metavar="S",  # torch.manual_seed's range
+                       help="seed of weights and data (default 0)")
+    data: str = option("synthetic", choices=DATA_KINDS, noun="data",
+                       help="training data: synthetic (seeded bigram sequences; the only kind)")
+    energy: str = option("auto", choices=ENERGY_CHOICES, noun="energy method",
+                         help="energy meter of the timed window (default auto: the backend's "
+                              "sensor, cuda nvml, neuron neuron, cpu rapl; modelled only when "
+                              "named)")
+    parallel: str = option("ddp", choices=PARALLEL_MODES, noun="mode",
+                           help="data parallelism under torchrun: ddp (default), fsdp (FSDP2) "
+                                "or hsdp (sharded inside a node, replicated across)")
+    tp: int = option(1, limits=numbers.COUNT, metavar="T",
+                     help="tensor (and sequence) parallel ranks inside a node (default 1)")
+    dp_shard: int = option(0, limits=numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
+                           metavar="N", help="hsdp: ranks that shard one replica (default: "
+                                             "ranks per node / tp)")
+    ac: str = option("none", choices=AC_MODES,
+                     help="activation checkpointing: none (default), full (every block), "
+                          "selective (every 2nd block)")
+    param_dtype: str = option("fp32", choices=PARAM_DTYPES,
+                              help="bf16: FSDP2 MixedPrecisionPolicy (bf16 compute copies, "
+                                   "fp32 master weights and gradient reduction); default fp32")
+    dist_timeout_s: float = option(600.0, limits=numbers.Limits(low=0, low_open=True, high=1e9),
+                                   flag="--dist-timeout", metavar="SECONDS",  # a timedelta's
+                                   help="process-group timeout (default 600): a dead peer "
+                                        "ends the run by then")
 
     @property
     def tokens_per_step(self) -> int:
@@ -72,24 +155,59 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-FIELDS = {f.name: f.type for f in dataclasses.fields(RunConfig)}
-# the numeric fields' ranges: one table for the flags (cli), --config files and sweep files
-LIMITS = {
-    "batch": numbers.COUNT,
-    "seq": numbers.COUNT,
-    "steps": numbers.COUNT,
-    "warmup": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
-    "seed": numbers.Limits(low=0, high=2**63 - 1, integer=True),  # torch.manual_seed's range
-    "lr": numbers.POSITIVE,  # a huge one is a run that diverges (stored as failed)
-    "dist_timeout_s": numbers.Limits(low=0, low_open=True, high=1e9),  # a timedelta holds it
-    "tp": numbers.COUNT,
-    "dp_shard": numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),  # 0: per node / tp
-}
+def options(cls: type) -> dict[str, Option]:
+    """Each field's Option, by field name, completed from the field; a field declared
+    without one, or with not exactly one kind of value, is a TypeError at import."""
+    table: dict[str, Option] = {}
+    for f in dataclasses.fields(cls):
+        opt = f.metadata.get("option")
+        if opt is None:
+            raise TypeError(f"{cls.__name__}.{f.name} is declared without config.option()")
+        boolean = f.type in ("bool", bool)
+        if boolean + bool(opt.choices) + (opt.limits is not None) != 1:
+            raise TypeError(f"{cls.__name__}.{f.name}: give choices, limits or a bool type")
+        table[f.name] = dataclasses.replace(
+            opt, name=f.name, boolean=boolean, flag=opt.flag or f"--{f.name.replace('_', '-')}")
+    return table
 
 
-def flag(name: str) -> str:
-    """The ``trnbench run`` flag of a RunConfig field (``dp_shard`` -> ``--dp-shard``)."""
-    return "--dist-timeout" if name == "dist_timeout_s" else f"--{name.replace('_', '-')}"
+OPTIONS = options(RunConfig)
+
+
+def field_of(flag: str) -> str | None:
+    """The RunConfig field of a ``trnbench run`` flag (``--dist-timeout`` ->
+    ``dist_timeout_s``), None for a flag of no field."""
+    return next((o.name for o in OPTIONS.values() if o.flag == flag), None)
+
+
+def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """The flags of the RunConfig fields ``names`` (default all), each stored under its field's
+    name and None when absent (``flag_layer``)."""
+    for opt in (OPTIONS[n] for n in (OPTIONS if names is None else names)):
+        if opt.boolean:
+            parser.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=opt.help)
+        else:
+            parser.add_argument(opt.flag, dest=opt.name, type=opt.parse, help=opt.help,
+                                metavar=opt.metavar or "{" + ",".join(opt.choices) + "}")
+
+
+def flag_layer(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunConfig fields given as flags (``add_flags``), by name."""
+    return {n: getattr(args, n) for n in OPTIONS if getattr(args, n, None) is not None}
+
+
+def to_argv(cfg: RunConfig) -> list[str]:
+    """``trnbench run`` flags that resolve to exactly ``cfg``: every field is given, so no
+    backend or model default fills one in (the inverse of ``add_flags`` + ``resolve``)."""
+    argv: list[str] = []
+    for name, opt in OPTIONS.items():
+        value = getattr(cfg, name)
+        if opt.boolean:
+            argv.append(opt.flag if value else f"--no-{opt.flag[2:]}")
+        else:
+            argv += [opt.flag, opt.to_text(value)]
+    return argv
 
 
 def backend_defaults(backend: str) -> dict[str, Any]:
@@ -131,11 +249,11 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     run = data.get("run", data)
     if not isinstance(run, dict):
         raise ConfigError("--config", f"{p}: [run] must be a table")
-    unknown = sorted(set(run) - set(FIELDS))
+    unknown = sorted(set(run) - set(OPTIONS))
     if unknown:
         raise ConfigError(
             "--config",
-            f"{p}: unknown field {unknown[0]!r}; accepted: {', '.join(FIELDS)}",
+            f"{p}: unknown field {unknown[0]!r}; accepted: {', '.join(OPTIONS)}",
         )
     return run
 
@@ -159,37 +277,14 @@ def resolve(backend: str, *layers: dict[str, Any]) -> RunConfig:
 
 
 def _model_spec(name: Any) -> registry.ModelSpec:
-    try:
-        return registry.get(str(name))
-    except registry.UnknownModelError:
-        raise ConfigError(
-            "--model", f"unknown model {name!r}; accepted: {', '.join(registry.names())}"
-        ) from None
+    return registry.get(OPTIONS["model"].check(name))
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Check every field's type and range; raise ConfigError naming the first bad one."""
-    cfg = dataclasses.replace(cfg, **{name: numbers.check(getattr(cfg, name), flag(name),
-                                                          limits)
-                                      for name, limits in LIMITS.items()})
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(
-            "--precision", f"unknown precision {cfg.precision!r}; accepted: {', '.join(PRECISIONS)}"
-        )
-    if not isinstance(cfg.compile, bool):
-        raise ConfigError("--compile", f"must be true or false, got {cfg.compile!r}")
-    if cfg.parallel not in PARALLEL_MODES:
-        raise ConfigError("--parallel", f"unknown mode {cfg.parallel!r}; accepted: "
-                          f"{', '.join(PARALLEL_MODES)}")
-    for name, accepted in (("ac", AC_MODES), ("param_dtype", PARAM_DTYPES)):
-        if getattr(cfg, name) not in accepted:
-            raise ConfigError(flag(name), f"unknown value {getattr(cfg, name)!r}; accepted: "
-                              f"{', '.join(accepted)}")
-    if cfg.energy not in ENERGY_CHOICES:
-        raise ConfigError("--energy", f"unknown energy method {cfg.energy!r}; accepted: "
-                          f"{', '.join(ENERGY_CHOICES)}")
-    if cfg.data != "synthetic":
-        raise ConfigError("--data", f"unknown data {cfg.data!r}; accepted: synthetic")
+    """Check every field against its Option (type, choices, range), then the model's limits;
+    raise ConfigError naming the first bad one."""
+    cfg = dataclasses.replace(cfg, **{name: opt.check(getattr(cfg, name))
+                                      for name, opt in OPTIONS.items()})
     spec = _model_spec(cfg.model)
     if cfg.seq > spec.config.max_seq_len:
         raise ConfigError(

@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import config, console, labels, store
 from bench.config import ConfigError
+from bench.paths import path_arg
 from bench.record import IDENTITY, Record, RecordError
 
 SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
@@ -115,6 +116,14 @@ def _stored_keys(results: Path) -> set[tuple]:
     if not results.exists():
         return set()
     return {_key(r) for r in store.read(results)} - {()}
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench ingest`."""
+    p.add_argument("file", metavar="FILE.json", help="pytest --benchmark-json output of "
+                   "benchmarks timed with the trnbench fixture")
+    p.add_argument("--results", metavar="PATH", type=path_arg, help=f"JSONL file to append "
+                   f"to (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
 
 
 def run(args: argparse.Namespace) -> int:

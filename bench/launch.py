@@ -1,11 +1,24 @@
-"""`trnbench run --nproc N`: start the run through torchrun (``torch.distributed.run``).
+"""The one launcher of child runs: ``trnbench run --nproc``, and every point of ``trnbench
+sweep`` and ``trnbench scaling`` (``run``).
 
-The launcher is torchrun itself, never a home-made one: this module builds its command
-line, runs it, and makes sure a run that fails leaves exactly one record. Workers write
-their record from rank 0 under a run id chosen here (``TRNBENCH_RUN_ID``). When a rank
-dies or raises before rank 0 could write, torchrun stops the others (``--max-restarts=0``)
-and exits non-zero; this launcher then stores the run as failed, naming the rank that
-caused it and its error (``failure_message``).
+A child is ``python -m bench run <config.to_argv(cfg)> ...`` (one process) or, given a
+``Torchrun``, ``python -m torch.distributed.run ... -m bench run ...``: torchrun itself,
+never a home-made multi-process launcher. It runs under a run id chosen here
+(``TRNBENCH_RUN_ID``, which its record takes), and its record is read back from the results
+file by that id. A child that stored none (a rank died, the OOM killer's SIGKILL, a timeout,
+a signal before it could store) leaves exactly one record in its place (``_stand_in``):
+failed, with the best error there is (under torchrun the rank that caused it and its own
+error line, ``failure_message``; otherwise the exit code or signal and the tail of stderr,
+``_death``), or interrupted.
+
+Signals (``_Forward``): the child runs in its own session, so a terminal's Ctrl-C reaches it
+once, through here. The first SIGINT or SIGTERM this process gets goes to the child's process
+group; the child stores its interrupted record (torchrun passes the signal to its workers
+and waits up to 30 s for them); a child still running ``KILL_AFTER_S`` later has its group
+killed, with every process it started (``_kill_tree``: torchrun starts each worker in a
+session of its own, so killing torchrun's group alone would orphan them). A second SIGINT
+or SIGTERM does that kill at once (the way out of a shutdown that hangs). The launcher then
+raises ``errors.Interrupted``, which the CLI ends with exit 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -14,49 +27,73 @@ import collections
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from bench import environment, store
-from bench.record import Record
+from bench import config, store
+from bench.errors import Interrupted
+from bench.record import Backend as RecordBackend
+from bench.record import Record, new_run_id
 
-LAUNCH_FLAGS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint")
+if TYPE_CHECKING:
+    from bench.backends import Selection
+
 RUN_ID_ENV = "TRNBENCH_RUN_ID"
 KILL_AFTER_S = 60.0  # after a forwarded signal: torchrun's own 30 s for its workers, and more
 RANK_ERROR_PREFIX = "trnbench: rank "  # a failing worker's line: "trnbench: rank 3 failed: ..."
+TAIL_LINES = 400  # of a child's stderr, kept: holds torchrun's failure report
 
 
-def strip_launch_flags(argv: list[str]) -> list[str]:
-    """``argv`` without the launcher's own flags (``--flag VALUE`` and ``--flag=VALUE``)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in LAUNCH_FLAGS:
-            skip = "=" not in arg
-            continue
-        out.append(arg)
-    return out
+@dataclass(frozen=True)
+class Torchrun:
+    """This node's part of a torchrun launch: ``nproc`` ranks here, of ``nnodes`` nodes that
+    meet at ``rdzv_endpoint`` (c10d rendezvous); ``node_rank`` fixes this node's rank."""
+
+    nproc: int
+    nnodes: int = 1
+    node_rank: int | None = None
+    rdzv_endpoint: str | None = None
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc * self.nnodes
+
+    @property
+    def leader(self) -> bool:
+        """The node whose rank 0 stores the record; the others store and read nothing."""
+        return self.node_rank in (None, 0)
+
+    def command(self, inner: Sequence[str]) -> list[str]:
+        """``python -m torch.distributed.run ... -m bench run INNER`` for this node."""
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={self.nproc}",
+               "--max-restarts=0"]
+        if self.nnodes == 1 and self.rdzv_endpoint is None:
+            cmd.append("--standalone")
+        else:
+            cmd += [f"--nnodes={self.nnodes}", "--rdzv-backend=c10d",
+                    f"--rdzv-endpoint={self.rdzv_endpoint}"]
+            if self.node_rank is not None:
+                cmd.append(f"--node-rank={self.node_rank}")
+        return [*cmd, "-m", "bench", "run", *inner]
 
 
-def torchrun_command(inner: list[str], nproc: int, nnodes: int = 1, node_rank: int | None = None,
-                     rdzv_endpoint: str | None = None) -> list[str]:
-    """``python -m torch.distributed.run ... -m bench run INNER`` for this node."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
-           "--max-restarts=0"]
-    if nnodes == 1 and rdzv_endpoint is None:
-        cmd.append("--standalone")
-    else:
-        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
-        if node_rank is not None:
-            cmd.append(f"--node-rank={node_rank}")
-    return [*cmd, "-m", "bench", "run", *inner]
+@dataclass(frozen=True)
+class Outcome:
+    """A finished child: the record stored under its run id (its own or the stand-in; None
+    where nothing is stored here: another node's launcher, or no results file), its exit
+    code, and the last ``TAIL_LINES`` lines of its stderr."""
+
+    record: dict[str, Any] | None
+    returncode: int
+    stderr: str
 
 
 def failure_message(torchrun_output: str, exit_code: int) -> str:
@@ -86,39 +123,114 @@ def failure_message(torchrun_output: str, exit_code: int) -> str:
     return f"rank {rank} failed: {why} (torchrun exit code {exit_code})"
 
 
-def _stored(results: Path, run_id: str) -> bool:
+def _death(returncode: int, stderr: str, torchrun: bool = False) -> str:
+    """Why a child ended without storing a record: under torchrun that exited with an error,
+    the failing rank (``failure_message``); otherwise its signal or exit code and the last
+    lines of its stderr."""
+    if torchrun and returncode > 0:
+        return failure_message(stderr, returncode)
+    if returncode < 0:
+        sig = signal.Signals(-returncode).name
+        how = f"killed by {sig}" + (" (the kernel's OOM killer sends SIGKILL)"
+                                    if sig == "SIGKILL" else "")
+    else:
+        how = f"exited with code {returncode}"
+    tail = " | ".join([line for line in stderr.splitlines() if line.strip()][-3:])[-500:]
+    who = "torchrun" if torchrun else "run subprocess"
+    return f"{who} {how} without storing a record" + (f"; stderr: {tail}" if tail else "")
+
+
+def _stand_in(cfg: config.RunConfig, selection: Selection, tags: dict[str, str], run_id: str,
+              started: str, status: str, error: str, world_size: int) -> Record:
+    """The record stored in place of the one a child did not store: its configuration,
+    backend, tags, run id and start time, ``status`` (failed or interrupted) and ``error``."""
+    from bench import environment  # torch: only when a child failed
+
+    backend = RecordBackend(name=selection.backend.name, reason=selection.reason,
+                            dist_backend=selection.backend.dist_backend)
+    return Record.new(cfg.as_dict(), environment.capture(), tags, run_id=run_id, time=started,
+                      backend=backend).failed(error, status, world_size=world_size)
+
+
+def _find(results: Path, run_id: str) -> dict[str, Any] | None:
+    """The record stored under ``run_id`` in ``results`` (its JSON, schema version 2)."""
     if not results.exists():
-        return False
-    return any(r.get("run_id") == run_id for r in store.iter_records(results))
+        return None
+    return next((r for r in store.iter_records(results) if r.get("run_id") == run_id), None)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from Linux's ``/proc/PID/task/TID/children``."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                queue += children
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the process group of ``pid`` and every descendant (each worker torchrun
+    starts leads a session of its own)."""
+    for target in [*_descendants(pid), pid]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(target, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 class _Forward:
-    """While torchrun runs: the first SIGINT or SIGTERM to this launcher goes to torchrun's
-    process group (torchrun passes it to its workers and waits up to 30 s for them before
-    SIGKILL); if it is still running ``KILL_AFTER_S`` later, its group is killed."""
+    """While a child runs: the first SIGINT or SIGTERM to this process goes to the child's
+    process group (``signum`` remembers it), and ``KILL_AFTER_S`` later a child still
+    running is killed with all its descendants; a second signal kills them at once. ``stop``
+    does the same for a timeout. A signal that comes before the child has started goes to
+    it when it has."""
 
-    def __init__(self, proc: subprocess.Popen):
-        self.proc, self.signum = proc, None
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.signum: int | None = None
         self.timer: threading.Timer | None = None
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Forward:
-        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT,
-                                                                    signal.SIGTERM)}
+        if threading.current_thread() is threading.main_thread():  # else: none to handle
+            self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT,
+                                                                        signal.SIGTERM)}
         return self
 
+    def attach(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        if self.signum is not None:
+            self.stop(self.signum)
+
     def handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:  # torchrun stops its workers once; a second signal
-            return  # would cut that short and orphan them (the timer ends a hang)
+        if self.signum is not None:  # the second signal: no more waiting
+            if self.proc is not None:
+                print("trnbench: second signal: killing the run and every process it "
+                      "started", file=sys.stderr, flush=True)
+                self.kill()
+            return
         self.signum = signum
+        if self.proc is not None:
+            self.stop(signum)
+
+    def stop(self, signum: int) -> None:
+        """``signum`` to the child's group, and ``kill`` ``KILL_AFTER_S`` later."""
+        assert self.proc is not None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signum)
-        self.timer = threading.Timer(KILL_AFTER_S, self.kill)
-        self.timer.daemon = True
-        self.timer.start()
+        if self.timer is None:
+            self.timer = threading.Timer(KILL_AFTER_S, self.kill)
+            self.timer.daemon = True
+            self.timer.start()
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        assert self.proc is not None
+        if self.proc.poll() is None:  # never a reaped pid: the system may have reused it
+            _kill_tree(self.proc.pid)
 
     def __exit__(self, *exc: object) -> None:
         if self.timer:
@@ -127,39 +239,96 @@ class _Forward:
             signal.signal(s, handler)
 
 
-def run(config: dict[str, Any], inner: list[str], results: Path, nproc: int, nnodes: int,
-        node_rank: int | None, rdzv_endpoint: str | None, tags: dict[str, str]) -> int:
-    """Run torchrun, streaming its output; store a failed record if no rank could, or an
-    interrupted one (naming the signal) if SIGINT or SIGTERM stopped it before rank 0 could
-    store its own. Exit code 128 + the signal number then."""
-    record = Record.new(config, environment.capture(), tags)
-    cmd = torchrun_command(inner, nproc, nnodes, node_rank, rdzv_endpoint)
-    env = {**os.environ, RUN_ID_ENV: record.run_id}
-    print(f"launching: {' '.join(cmd)}", file=sys.stderr)
-    tail: collections.deque[str] = collections.deque(maxlen=400)  # holds torchrun's report
-    rank_lines: list[str] = []  # every failing rank's own line, however long the output
-    # its own session: a terminal's Ctrl-C reaches torchrun once, through _Forward
-    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as proc, _Forward(proc) as forward:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            sys.stderr.write(line)
-            tail.append(line)
+class _Stderr:
+    """A child's stderr, read in a thread: echoed to ours when ``echo``; its last
+    ``TAIL_LINES`` lines kept, and every failing rank's line however long the output."""
+
+    def __init__(self, stream: IO[str], echo: bool):
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.rank_lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(stream, echo), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: IO[str], echo: bool) -> None:
+        for line in stream:
+            if echo:
+                sys.stderr.write(line)
+            self.tail.append(line)
             if line.startswith(RANK_ERROR_PREFIX):
-                rank_lines.append(line)
-        proc.wait()
-    rc = proc.returncode
-    leader = node_rank in (None, 0)
+                self.rank_lines.append(line)
+
+    def text(self) -> str:
+        self.thread.join(KILL_AFTER_S)  # EOF; a bound, should an orphan hold the pipe
+        return "".join(self.tail)
+
+
+def _argv(cfg: config.RunConfig, results: Path | None, tags: dict[str, str],
+          flags: Iterable[str]) -> list[str]:
+    """The child's ``bench run`` arguments: the configuration, ``flags``, results and tags."""
+    argv = [*config.to_argv(cfg), *flags]
+    if results is not None:
+        argv += ["--results", str(results)]
+    for key, value in tags.items():
+        argv += ["--tag", f"{key}={value}"]
+    return argv
+
+
+def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
+        tags: dict[str, str], *, torchrun: Torchrun | None = None,
+        timeout_s: float | None = None, flags: Sequence[str] = (),
+        env: dict[str, str] | None = None, stream: bool = False) -> Outcome:
+    """Run ``cfg`` in a child and return the record stored under its run id.
+
+    ``torchrun``: through torchrun (else one process); ``timeout_s``: a child still running
+    then is stopped (SIGKILL; torchrun gets SIGTERM to stop its workers) and stored as
+    failed; ``flags``: more ``bench run`` flags (``--profile``...); ``env``: additions to
+    the child's environment; ``stream``: the child's stdout and stderr go to ours (else its
+    stdout is dropped, ``--json`` keeps it short, and its stderr is only kept).
+    ``results`` None: the child stores no record (graph extraction under
+    neuron_parallel_compile) and none is read back or stored here.
+
+    Raises ``errors.Interrupted`` after the child has ended when SIGINT or SIGTERM came
+    (its interrupted record stored)."""
+    run_id = new_run_id()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    inner = _argv(cfg, results, tags, [*flags, *(() if stream else ("--json",))])
+    cmd = torchrun.command(inner) if torchrun else [sys.executable, "-m", "bench", "run", *inner]
+    if stream:
+        print(f"launching: {shlex.join(cmd)}", file=sys.stderr)
+    timed_out = False
+    with _Forward() as forward, subprocess.Popen(
+            cmd, env={**os.environ, **(env or {}), RUN_ID_ENV: run_id},
+            stdout=None if stream else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            errors="replace", start_new_session=True) as proc:
+        forward.attach(proc)
+        assert proc.stderr is not None
+        stderr = _Stderr(proc.stderr, echo=stream)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            if torchrun:
+                forward.stop(signal.SIGTERM)  # torchrun stops its workers; kill() if not
+            else:
+                forward.kill()
+            proc.wait()
+        tail = stderr.text()
+    record = None
+    if results is not None and (torchrun is None or torchrun.leader):
+        record = _find(results, run_id)
+        if record is None:
+            if forward.signum is not None:
+                why = "interrupted", f"interrupted by {signal.Signals(forward.signum).name}"
+            elif timed_out:
+                why = "failed", (f"killed after its timeout_s of {timeout_s:g} s without "
+                                 "storing a record")
+            else:
+                why = "failed", _death(proc.returncode, "".join(stderr.rank_lines) + tail,
+                                       torchrun is not None)
+            stand_in = _stand_in(cfg, selection, tags, run_id, started, *why,
+                                 torchrun.world_size if torchrun else 1)
+            store.append(results, stand_in)
+            record = stand_in.to_json()
     if forward.signum is not None:
-        name = signal.Signals(forward.signum).name
-        if leader and not _stored(results, record.run_id):
-            store.append(results, record.failed(f"interrupted by {name}", "interrupted",
-                                                world_size=nproc * nnodes))
-        print(f"trnbench: interrupted by {name} (stored in {results})", file=sys.stderr)
-        return 128 + forward.signum
-    if rc != 0 and leader and not _stored(results, record.run_id):
-        record = record.failed(failure_message("".join(rank_lines + list(tail)), rc),
-                               world_size=nproc * nnodes)
-        store.append(results, record)
-        print(f"trnbench: run failed: {record.error} (stored in {results})", file=sys.stderr)
-    return 1 if rc else 0
+        raise Interrupted(forward.signum)
+    return Outcome(record, proc.returncode, tail)

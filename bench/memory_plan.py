@@ -39,7 +39,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from bench import hardware
+from bench import config, hardware
 from bench.config import ConfigError, RunConfig
 from bench.parallel.layout import Layout, check_model, checkpointed_blocks, for_world
 from bench.projection.plan import ACT_BYTES_PER_LAYER, GIB
@@ -130,7 +130,7 @@ def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
 
 
 def flags(cfg: RunConfig, base: RunConfig) -> str:
-    return " ".join(f"--{f.replace('_', '-')} {getattr(cfg, f)}"
+    return " ".join(f"{config.OPTIONS[f].flag} {getattr(cfg, f)}"
                     for f in ("parallel", "param_dtype", "tp", "ac")
                     if getattr(cfg, f) != getattr(base, f))
 

@@ -18,27 +18,24 @@ from bench.parallel import layout as layouts
 from bench.projection.plan import GIB
 
 PLAN_FIELDS = ("hardware", "nproc", "nnodes")  # a --config file's [plan] table
+# the RunConfig fields that change the plan, given as in `trnbench run` (precision: bf16
+# unless given; batch: per data-parallel rank)
+RUN_FIELDS = ("model", "batch", "seq", "tp", "dp_shard", "parallel", "ac", "param_dtype",
+              "precision")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
+    p.description = ("The run flags are those of `trnbench run`; --precision defaults to bf16 "
+                     "and --batch counts sequences per data-parallel rank.")
     p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
                    f"a [plan] table of {', '.join(PLAN_FIELDS)}")
-    p.add_argument("--model", help="registry name (see `trnbench models`)")
     p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)}")
     p.add_argument("--memory-gib", type=float, metavar="GIB",
                    help="memory per rank instead of --hardware's")
     p.add_argument("--nproc", type=int, metavar="N", help="ranks per node (default: the "
                    "node's NeuronCores or GPUs)")
     p.add_argument("--nnodes", type=int, metavar="M", help="nodes (default 1)")
-    for name, kind, help_ in (("--batch", int, "sequences per data-parallel rank"),
-                              ("--seq", int, "sequence length (default: model's)"),
-                              ("--tp", int, "tensor-parallel ranks (default 1)"),
-                              ("--dp-shard", int, "hsdp shard group size")):
-        p.add_argument(name, type=kind, help=help_)
-    p.add_argument("--parallel", choices=config.PARALLEL_MODES)
-    p.add_argument("--ac", choices=config.AC_MODES)
-    p.add_argument("--param-dtype", choices=config.PARAM_DTYPES, dest="param_dtype")
-    p.add_argument("--precision", choices=config.PRECISIONS, help="default bf16")
+    config.add_flags(p, RUN_FIELDS)
     p.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
 
 
@@ -56,8 +53,7 @@ def _file(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _config(args: argparse.Namespace, run_table: dict[str, Any]) -> RunConfig:
     gpu = args.hardware is not None and not args.hardware.startswith("trn")
-    layer = {k: getattr(args, k) for k in ("model", "batch", "seq", "tp", "dp_shard",
-                                           "parallel", "ac", "param_dtype", "precision")}
+    layer = config.flag_layer(args)
     run_table = {"precision": "bf16", **run_table}
     run_table.pop("backend", None)
     if not (run_table.get("model") or args.model):

@@ -1,10 +1,11 @@
 """`trnbench scaling`: a weak-scaling series of data-parallel runs, one per process count.
 
-Each point is a real ``trnbench run --nproc N`` (torchrun, DDP or FSDP2) started as a
-subprocess with the same resolved configuration and the tag ``scaling=<series id>``; the
-batch is per rank (weak scaling: every rank trains its own batch, the global batch grows
-with N), which is what data parallelism measures. A failed point is shown as failed and
-the series goes on. Efficiency (``metrics.scaling_efficiency``):
+The series is a loop over its points: each is a torchrun launch of N ranks (DDP or FSDP2)
+through the launcher (``bench.launch.run``, as ``trnbench run --nproc N``) with the same
+resolved configuration and the tag ``scaling=<series id>``; the batch is per rank (weak
+scaling: every rank trains its own batch, the global batch grows with N), which is what
+data parallelism measures. A failed point is shown as failed (the launcher stores its
+record when no rank could) and the series goes on. Efficiency (``metrics.scaling_efficiency``):
 
     E(N) = (global tokens/s at N / N) / (global tokens/s at b / b)
 
@@ -18,24 +19,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import config, console, metrics, numbers, store
+from bench import console, launch, metrics, numbers, store
 from bench.config import ConfigError, RunConfig
-from bench.errors import signal_of
-from bench.record import Record
+
+if TYPE_CHECKING:
+    from bench.backends import Selection
 
 TAG = "scaling"
-_NO_FLAG = ("data",)  # synthetic only, validated by config; `trnbench run` has no flag for it
 
 
 def parse_nproc(spec: str) -> list[int]:
@@ -74,22 +74,6 @@ def summarize(records: Iterable[dict[str, Any]]) -> tuple[int | None, list[dict[
     return (min(efficiency) if efficiency else None), points
 
 
-def run_flags(cfg: RunConfig, tags: dict[str, str]) -> list[str]:
-    """``trnbench run`` flags that reproduce ``cfg`` exactly, and the user's tags."""
-    flags: list[str] = []
-    for name, value in cfg.as_dict().items():
-        if name in _NO_FLAG:
-            continue
-        flag = config.flag(name)
-        if isinstance(value, bool):
-            flags.append(flag if value else f"--no-{flag[2:]}")
-        else:
-            flags += [flag, str(value)]
-    for key, value in tags.items():
-        flags += ["--tag", f"{key}={value}"]
-    return flags
-
-
 def _series_id(name: str | None, results: Path) -> str:
     """The user's ``--series`` name, unused in ``results``, or a new short id."""
     if name is None:
@@ -103,53 +87,27 @@ def _series_id(name: str | None, results: Path) -> str:
 
 
 def _point_env(cfg: RunConfig) -> tuple[dict[str, str], list[str]]:
-    """The environment of every point, and what it fixes. On the CPU, torchrun gives each
-    of several ranks OMP_NUM_THREADS=1 but leaves 1 rank all cores; every point gets one
-    thread per rank instead (unless the user set it), so that the series compares data
-    parallelism, not thread counts."""
-    env = dict(os.environ)
-    if cfg.backend != "cpu" or "OMP_NUM_THREADS" in env:
-        return env, []
-    env["OMP_NUM_THREADS"] = "1"
-    return env, ["cpu: every point runs one thread per rank (OMP_NUM_THREADS=1, as torchrun "
-                 "sets for several ranks); set OMP_NUM_THREADS to choose another count"]
+    """What every point adds to its environment, and what that fixes. On the CPU, torchrun
+    gives each of several ranks OMP_NUM_THREADS=1 but leaves 1 rank all cores; every point
+    gets one thread per rank instead (unless the user set it), so that the series compares
+    data parallelism, not thread counts."""
+    if cfg.backend != "cpu" or "OMP_NUM_THREADS" in os.environ:
+        return {}, []
+    return {"OMP_NUM_THREADS": "1"}, [
+        "cpu: every point runs one thread per rank (OMP_NUM_THREADS=1, as torchrun sets for "
+        "several ranks); set OMP_NUM_THREADS to choose another count"]
 
 
-def _point_record(results: Path, series: str, seen: set[str], nproc: int,
-                  proc: subprocess.CompletedProcess) -> dict[str, Any]:
-    """The record the run of ``nproc`` stored, or a failed stand-in when it stored none."""
-    new = [r for r in series_records(store.iter_records(results), series)
-           if r.get("run_id") not in seen] if results.exists() else []
-    if new:
-        return new[-1]
-    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return Record(world_size=nproc).failed(
-        f"no record stored (exit code {proc.returncode}): {last}").to_json()
-
-
-def _run_point(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run one point, its output captured. On SIGINT or SIGTERM pass the signal on to its
-    launcher (which forwards the first it gets to torchrun), wait for it to store its
-    interrupted record, then stop the series."""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=env) as proc:
-        try:
-            out, err = proc.communicate()
-        except KeyboardInterrupt as e:
-            proc.send_signal(signal_of(e))
-            proc.communicate()
-            raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-
-def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
-        tags: dict[str, str], as_json: bool) -> int:
+def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | None,
+        results: Path, tags: dict[str, str], as_json: bool) -> int:
     """Run the series, print its table (or JSON); 1 if any point failed."""
     nprocs = parse_nproc(nproc_spec)
+    from bench import memory_plan
     from bench.parallel import layout
 
-    for n in nprocs:  # every point's layout exists (--tp divides it...) before any runs
-        layout.for_world(cfg, n, 1)
+    for n in nprocs:  # every point's layout exists (--tp divides it...) and fits, before any
+        layout.for_world(cfg, n, 1)  # runs
+        memory_plan.check_run(cfg, n, 1)
     if TAG in tags:
         raise ConfigError("--tag", f"{TAG}=... is set by trnbench scaling; name the series "
                           "with --series NAME")
@@ -157,8 +115,6 @@ def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
     sid = _series_id(series, results)
-    base_cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg, tags), "--json",
-                "--tag", f"{TAG}={sid}", "--results", str(results)]
     env, notes = _point_env(cfg)
     records: list[dict[str, Any]] = []
     bar = Progress(TextColumn("scaling {task.description:<10}"), BarColumn(),
@@ -168,14 +124,16 @@ def run(cfg: RunConfig, nproc_spec: str, series: str | None, results: Path,
         task = bar.add_task("", total=len(nprocs))
         for n in nprocs:
             bar.update(task, description=f"nproc {n}")
-            proc = _run_point([*base_cmd, "--nproc", str(n)], env)
-            record = _point_record(results, sid, {r.get("run_id") for r in records}, n, proc)
+            point = launch.run(cfg, selection, results, {**tags, TAG: sid},
+                               torchrun=launch.Torchrun(n), env=env)
+            record = point.record
+            assert record is not None  # one node, with a results file: always stored
             records.append(record)
             if record["status"] == "ok":
                 bar.console.print(f"nproc {n}: {record['tokens_per_s']:,.1f} tokens/s "
                                   f"(run {record['run_id']})", highlight=False)
             else:
-                tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+                tail = "\n".join(point.stderr.strip().splitlines()[-15:])
                 bar.console.print(f"[red]nproc {n} failed[/red]: {escape(str(record['error']))}"
                                   f"\n[dim]{escape(tail)}[/dim]", highlight=False)
             bar.advance(task)

@@ -10,11 +10,11 @@ and ``timeout_s`` (a run still going after this many seconds is killed and store
 
 Every point is resolved and validated before anything runs; a bad file is one error line
 ``FILE:LINE: FIELD: message`` (the line of the key in the file; tomllib's line for a syntax
-error). Each run is ``python -m bench run <the point's flags> --json --results PATH
---tag sweep=NAME --tag sweep_id=ID --tag point=I --tag repeat=R``, so that an OOM kill or a
-crash ends that run only. The run stores its own record (ok, or failed with exit code 1);
-when the subprocess dies without storing one, the sweep stores a failed record in its place
-under the run id it gave the subprocess (``TRNBENCH_RUN_ID``).
+error). The sweep is then a loop over its runs: each is a child process of the launcher
+(``bench.launch.run``: ``python -m bench run <the point's flags> ... --tag sweep=NAME --tag
+sweep_id=ID --tag point=I --tag repeat=R``), so that an OOM kill or a crash ends that run
+only. The run stores its own record (ok, or failed with exit code 1); when it dies without
+storing one (a signal, ``timeout_s``), the launcher stores a failed record in its place.
 
 ``--resume`` counts the ok records in the results file whose ``config`` equals the point's
 full resolved RunConfig and whose environment key equals this machine's, and runs only the
@@ -30,32 +30,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import progress as rp
 from rich.markup import escape
 from rich.table import Table
 
-from bench import backends, config, console, environment, launch, metrics, numbers, store
-from bench.backends import Selection
+# torch-free at import (`trnbench sweep --help`): backends and environment import torch
+# and load in the functions that resolve and run points
+from bench import config, console, launch, metrics, numbers, store
 from bench.config import ConfigError, RunConfig, tomllib
-from bench.record import Backend as RecordBackend
-from bench.record import Record
+from bench.paths import path_arg
+
+if TYPE_CHECKING:
+    from bench.backends import Selection
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
-INTERRUPT_FORWARD_S = 5.0  # after Ctrl-C, wait this long before forwarding SIGINT to a run
-INTERRUPT_GRACE_S = 60.0  # a run that got SIGINT has this long to store its record
 _TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
 _KEY = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
 
@@ -78,7 +75,7 @@ class Sweep:
 
     def varying(self) -> list[str]:
         """RunConfig fields whose value differs between points."""
-        return [f for f in config.FIELDS
+        return [f for f in config.OPTIONS
                 if len({getattr(p.config, f) for p in self.points}) > 1]
 
 
@@ -143,43 +140,37 @@ def _parse(path: Path) -> tuple[_Source, dict[str, Any]]:
 
 
 def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
-    """Each RunConfig field of the table as a list of its values (floats kept as floats)."""
+    """Each RunConfig field of the table (``config.OPTIONS``) as a list of its values."""
     grid: dict[str, list[Any]] = {}
     for key, value in table.items():
         if key in SWEEP_KEYS:
             continue
-        if key not in config.FIELDS:
-            accepted = ", ".join([*config.FIELDS, *SWEEP_KEYS])
+        if key not in config.OPTIONS:
+            accepted = ", ".join([*config.OPTIONS, *SWEEP_KEYS])
             raise src.error(key, f"unknown field; accepted: {accepted}")
         values = value if isinstance(value, list) else [value]
         if not values:
             raise src.error(key, "an empty list gives no points")
         if any(isinstance(v, list | dict) for v in values):
             raise src.error(key, "takes one value or a list of values")
-        if config.FIELDS[key] == "float":  # `lr = 1` reaches the run as --lr 1.0
-            values = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                      for v in values]
         grid[key] = values
     return grid
 
 
-def _field_of(flag: str) -> str:
-    """The RunConfig field a ConfigError names by its flag (``--dist-timeout``)."""
-    name = flag.lstrip("-").replace("-", "_")
-    return next((f for f in config.FIELDS if f == name or f.startswith(name + "_")), name)
-
-
 def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
     """Every grid point resolved and validated (duplicates after resolution dropped)."""
-    fields = [f for f in config.FIELDS if f in grid]
+    from bench.backends import resolve_run
+
+    fields = [f for f in config.OPTIONS if f in grid]
     points: list[Point] = []
     seen: set[tuple] = set()
     for combo in itertools.product(*(grid[f] for f in fields)):
         layer = dict(zip(fields, combo, strict=True))
         try:
-            cfg, selection = backends.resolve_run(layer.pop("backend", "auto"), layer)
+            cfg, selection = resolve_run(layer.pop("backend", "auto"), layer)
         except ConfigError as e:
-            raise src.error(_field_of(e.field), str(e).removeprefix(f"{e.field}: ")) from None
+            field = config.field_of(e.field) or e.field  # the file names fields, not flags
+            raise src.error(field, str(e).removeprefix(f"{e.field}: ")) from None
         key = _config_key(cfg.as_dict())
         if key not in seen:
             seen.add(key)
@@ -219,19 +210,6 @@ def load(path: str | os.PathLike, results: str | os.PathLike | None = None) -> S
             raise src.error("results", f"cannot append records: {problem}")
         raise ConfigError("--results", f"cannot append records: {problem}")
     return Sweep(p, name, repeats, out, timeout_s, points)
-
-
-def run_flags(cfg: RunConfig) -> list[str]:
-    """``trnbench run`` flags that resolve to exactly ``cfg``."""
-    flags: list[str] = []
-    for name, value in cfg.as_dict().items():
-        if name == "data":  # `synthetic` is the only kind (config.validate); run has no flag
-            continue
-        if name == "compile":
-            flags.append("--compile" if value else "--no-compile")
-            continue
-        flags += [config.flag(name), repr(value) if isinstance(value, float) else str(value)]
-    return flags
 
 
 def _config_key(cfg: Any) -> tuple:
@@ -275,85 +253,6 @@ def plan(sweep: Sweep, stored: dict[tuple, list[dict[str, Any]]]
         free = [i for i in range(sweep.repeats) if str(i) not in used]
         tasks += [Task(point, i) for i in free[:sweep.repeats - len(have)]]
     return tasks, done
-
-
-def _find(results: Path, run_id: str) -> dict[str, Any] | None:
-    if not results.exists():
-        return None
-    return next((r for r in store.iter_records(results) if r.get("run_id") == run_id), None)
-
-
-def _record_from(stdout: str, run_id: str) -> dict[str, Any] | None:
-    """The record the run printed (its last JSON line with our run id)."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("run_id") == run_id:
-                    return record
-    return None
-
-
-def _death(returncode: int, stderr: str) -> str:
-    """Why a run subprocess ended without a record, with the tail of its stderr."""
-    if returncode < 0:
-        sig = signal.Signals(-returncode).name
-        how = f"killed by {sig}" + (" (the kernel's OOM killer sends SIGKILL)"
-                                    if sig == "SIGKILL" else "")
-    else:
-        how = f"exited with code {returncode}"
-    tail = " | ".join([line for line in stderr.splitlines() if line.strip()][-3:])[-500:]
-    return f"run subprocess {how} without storing a record" + (f"; stderr: {tail}" if tail
-                                                                 else "")
-
-
-def _interrupt(proc: subprocess.Popen) -> None:
-    """After Ctrl-C: let the run store its interrupted record (a terminal's Ctrl-C reaches it
-    too; a SIGINT sent to the sweep alone is forwarded), kill it if it lingers or on a second
-    Ctrl-C."""
-    try:
-        try:
-            proc.communicate(timeout=INTERRUPT_FORWARD_S)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=INTERRUPT_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        proc.kill()
-        proc.communicate()
-
-
-def run_one(sweep: Sweep, task: Task, env: dict[str, Any], tags: dict[str, str]
-            ) -> dict[str, Any]:
-    """One repeat of one point in its own process; returns its stored record."""
-    cfg = task.point.config
-    fallback = Record.new(cfg.as_dict(), env, tags, world_size=1, backend=RecordBackend(
-        name=cfg.backend, reason=task.point.selection.reason,
-        dist_backend=task.point.selection.backend.dist_backend))
-    cmd = [sys.executable, "-m", "bench", "run", *run_flags(cfg), "--json",
-           "--results", str(sweep.results)]
-    for key, value in tags.items():
-        cmd += ["--tag", f"{key}={value}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, launch.RUN_ID_ENV: fallback.run_id})
-    error = None
-    try:
-        out, err = proc.communicate(timeout=sweep.timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        error = (f"killed after the sweep's timeout_s of {sweep.timeout_s:g} s without "
-                 "storing a record")
-    except KeyboardInterrupt:
-        _interrupt(proc)
-        if _find(sweep.results, fallback.run_id) is None:
-            store.append(sweep.results, fallback.failed("KeyboardInterrupt", "interrupted"))
-        raise
-    record = _record_from(out, fallback.run_id) or _find(sweep.results, fallback.run_id)
-    if record is None:
-        failed = fallback.failed(error or _death(proc.returncode, err))
-        store.append(sweep.results, failed)
-        record = failed.to_json()
-    return record
 
 
 def _describe(sweep: Sweep, title: str) -> tuple[Table, list[str]]:
@@ -423,8 +322,9 @@ def _outcome(task: Task, record: dict[str, Any]) -> str:
 
 def execute(sweep: Sweep, resume: bool) -> int:
     """Run the sweep: 0 when every run is ok, 1 when one failed."""
-    env = environment.capture()
-    stored = stored_ok(sweep.results, env) if resume else {}
+    from bench import environment
+
+    stored = stored_ok(sweep.results, environment.capture()) if resume else {}
     tasks, done = plan(sweep, stored)
     total = len(sweep.points) * sweep.repeats
     if resume:
@@ -441,7 +341,8 @@ def execute(sweep: Sweep, resume: bool) -> int:
                                              f"repeat {task.repeat}")
             tags = {"sweep": sweep.name, "sweep_id": sweep_id,
                     "point": str(task.point.index), "repeat": str(task.repeat)}
-            record = run_one(sweep, task, env, tags)
+            record = launch.run(task.point.config, task.point.selection, sweep.results, tags,
+                                timeout_s=sweep.timeout_s).record
             records[task.point.index].append(record)
             failed += record["status"] != "ok"
             bar.console.print(_outcome(task, record), highlight=False)
@@ -453,8 +354,22 @@ def execute(sweep: Sweep, resume: bool) -> int:
     return 1 if failed else 0
 
 
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench sweep`."""
+    p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
+                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
+    p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
+                   "(default: the "
+                   f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
+    p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
+                   "ok) for the same configuration and environment")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved points; run nothing")
+
+
 def command(args: argparse.Namespace) -> int:
     """`trnbench sweep FILE [--results PATH] [--resume] [--dry-run]`."""
+    from bench import environment
+
     sweep = load(args.file, args.results)
     if args.dry_run:
         done = plan(sweep, stored_ok(sweep.results, environment.capture()))[1] \

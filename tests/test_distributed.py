@@ -1,20 +1,17 @@
 """Runs through torchrun: 2 real gloo ranks on this CPU, DDP and FSDP2, their aggregation,
-and the failure paths (a rank that raises, a rank that dies)."""
+and a rank that raises (a rank that dies: test_launch.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from bench import distributed, launch
+from bench import distributed
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--steps", "4")
@@ -73,82 +70,10 @@ def test_torchrun_started_by_hand_rank_0_stores_the_failure(cache_dir, tmp_path)
     assert record["error"].startswith("rank 0 failed: NonFiniteLoss"), record["error"]
 
 
-def _find_worker(results: Path, rank: int) -> tuple[int, str] | None:
-    """(pid, run id) of the torchrun worker of ``rank`` writing to ``results``."""
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            env = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(results).encode() not in cmdline or f"RANK={rank}".encode() not in env:
-            continue
-        for item in env:
-            if item.startswith(f"{launch.RUN_ID_ENV}=".encode()):
-                return int(proc.name), item.split(b"=", 1)[1].decode()
-    return None
-
-
-def test_a_rank_that_dies_ends_the_run_with_one_failed_record(cache_dir, tmp_path):
-    results = tmp_path / "r.jsonl"
-    env = {**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)}
-    cmd = [sys.executable, "-m", "bench", "run", "--model", "tiny", "--steps", "100000",
-           "--warmup", "1", "--nproc", "2", "--results", str(results)]
-    with subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:
-        found, deadline = None, time.monotonic() + 120
-        while found is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            found = _find_worker(results, 1)
-        assert found, "rank 1 never started"
-        pid, run_id = found
-        time.sleep(3)  # let it train
-        os.kill(pid, signal.SIGKILL)
-        _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 1, err[-2000:]
-    [record] = read_jsonl(results)
-    assert record["status"] == "failed" and record["run_id"] == run_id
-    assert record["error"].startswith("rank 1 failed"), record["error"]
-
-
 def test_multi_node_needs_a_rendezvous(cli):
     proc = cli("run", *TINY, "--nproc", "2", "--nnodes", "2")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--rdzv-endpoint: is required with --nnodes > 1" in proc.stderr
-
-
-def test_launch_helpers():
-    argv = ["--model", "tiny", "--nproc", "8", "--nnodes=2", "--node-rank", "1",
-            "--rdzv-endpoint", "h:1", "--json"]
-    assert launch.strip_launch_flags(argv) == ["--model", "tiny", "--json"]
-    cmd = launch.torchrun_command(["--json"], 8, 2, 1, "h:1")
-    assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=8"]
-    assert "--rdzv-endpoint=h:1" in cmd and "--node-rank=1" in cmd and "--standalone" not in cmd
-    assert cmd[-4:] == ["-m", "bench", "run", "--json"]
-    assert "--standalone" in launch.torchrun_command([], 2)
-
-def _failure(rank: int, code: int) -> str:
-    return f"[{rank}]:\n  rank      : {rank} (local_rank: {rank})\n  exitcode  : {code} (pid: 9)\n"
-
-
-def test_failure_message_names_the_cause():
-    said = "trnbench: rank 0 failed: RuntimeError: Connection reset by peer\n"
-    # rank 3 was killed from outside; rank 0 then lost its peer; rank 2 was stopped by torchrun
-    report = (said + "Failures:\n" + _failure(2, -15) + _failure(3, -9)
-              + "Root Cause (first observed failure):\n" + _failure(0, 1))
-    assert launch.failure_message(report, 1) == (
-        "rank 3 failed: killed by SIGKILL; then rank 0: RuntimeError: Connection reset by peer "
-        "(torchrun exit code 1)")
-    # no signal: torchrun's root cause, with that rank's own line
-    nan = ("trnbench: rank 1 failed: NonFiniteLoss: loss became nan at step 2\n"
-           "Root Cause (first observed failure):\n" + _failure(1, 1))
-    assert launch.failure_message(nan, 1) == (
-        "rank 1 failed: NonFiniteLoss: loss became nan at step 2 (torchrun exit code 1)")
-    # a rank that said it failed and then aborted on its way out is not "killed"
-    aborted = ("trnbench: rank 0 failed: NonFiniteLoss: loss became nan at step 2\n"
-               + _failure(0, -6) + "Root Cause (first observed failure):\n" + _failure(0, -6))
-    assert launch.failure_message(aborted, 1).startswith("rank 0 failed: NonFiniteLoss")
-    assert launch.failure_message("", 1).startswith("a rank failed")
 
 
 def test_context_from_torchrun_environment():

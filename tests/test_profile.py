@@ -38,7 +38,7 @@ def test_profile_steps_must_be_positive(tmp_path, capsys):
                      "--profile-steps", "0"])
     except SystemExit as e:
         code = e.code
-    assert code == 2 and "--profile-steps: must be >= 1" in capsys.readouterr().err
+    assert code == 2 and "--profile-steps: must be an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "r.jsonl").exists()
 
 

@@ -7,13 +7,11 @@ subprocesses all the same); one test runs the whole command as a subprocess.
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 
-from bench import environment, store, sweep
+from bench import config, environment, store, sweep
 from bench.cli import build_parser, main
 from bench.record import Record
 from tests.conftest import read_jsonl
@@ -124,15 +122,6 @@ def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_swee
         assert r["backend"]["name"] == "cpu" and r["environment"]["host"]
 
 
-def test_death_names_the_signal():
-    proc = subprocess.run([sys.executable, "-c", "import os, signal; "
-                           "os.kill(os.getpid(), signal.SIGKILL)"], capture_output=True)
-    assert proc.returncode == -9
-    assert "killed by SIGKILL (the kernel's OOM killer" in sweep._death(proc.returncode, "")
-    assert sweep._death(3, "a\nlast words\n").endswith("exited with code 3 without storing a "
-                                                       "record; stderr: a | last words")
-
-
 def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
     path = write(tmp_path, 'model = "tiny"\nbackend = ["auto", "cpu"]\nprecision = ["fp32", '
                            '"bf16"]\nrepeats = 3\n')
@@ -150,10 +139,9 @@ def test_run_flags_resolve_to_the_point(tmp_path):
                            'energy = "none"\nseq = 48\n')
     (point,) = sweep.load(path).points
     assert point.config.lr == 1.0 and isinstance(point.config.lr, float)
-    args = build_parser().parse_args(["run", *sweep.run_flags(point.config)])
+    args = build_parser().parse_args(["run", *config.to_argv(point.config)])
     for field, value in point.config.as_dict().items():
-        if field != "data":  # no flag: `synthetic` is the only kind
-            assert getattr(args, field) == value, field
+        assert getattr(args, field) == value, field
 
 
 MALFORMED = [

@@ -125,26 +125,24 @@ def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext
     only AC applies."""
     from bench import memory_plan
 
-    n_layers = len(model.layers)
-    if ctx is None:
-        blocks = activation_checkpointing(model, cfg.ac)
-        return model, {"parallelism": None, "ac": ac_fields(cfg, n_layers, blocks),
-                       "memory_predicted": memory_plan.record_block(
-                           cfg, layouts.for_world(cfg, 1, 1))}
-    layout = layouts.for_world(cfg, ctx.local_world_size, ctx.world_size // ctx.local_world_size)
-    info = {"parallelism": layout.as_dict(),
-            "memory_predicted": memory_plan.record_block(cfg, layout)}
-    plain = cfg.tp == 1 and cfg.parallel != "hsdp" and cfg.param_dtype == "fp32"
-    if plain:
-        blocks = activation_checkpointing(model, cfg.ac)
-        info["ac"] = ac_fields(cfg, n_layers, blocks)
-        return distributed.wrap(model, cfg.parallel, device, replicate_in_optimizer), info
-    from torch.distributed.device_mesh import init_device_mesh
+    layout = (layouts.for_world(cfg, ctx.local_world_size, ctx.world_size // ctx.local_world_size)
+              if ctx else layouts.for_world(cfg, 1, 1))
+    plain = ctx is None or (cfg.tp == 1 and cfg.parallel != "hsdp" and cfg.param_dtype == "fp32")
+    mesh = None
+    if not plain:
+        from torch.distributed.device_mesh import init_device_mesh
 
-    mesh = init_device_mesh(device.type, layout.mesh_shape, mesh_dim_names=layout.mesh_names)
-    if layout.tp > 1:
-        tensor_parallel(model, mesh["tp"])
-    info["ac"] = ac_fields(cfg, n_layers, activation_checkpointing(model, cfg.ac))
+        mesh = init_device_mesh(device.type, layout.mesh_shape, mesh_dim_names=layout.mesh_names)
+        if layout.tp > 1:
+            tensor_parallel(model, mesh["tp"])
+    blocks = activation_checkpointing(model, cfg.ac)  # after TP, before data parallelism
+    info = {"parallelism": layout.as_dict() if ctx else None,
+            "ac": ac_fields(cfg, len(model.layers), blocks),
+            "memory_predicted": memory_plan.record_block(cfg, layout)}
+    if ctx is None:
+        return model, info
+    if plain:
+        return distributed.wrap(model, cfg.parallel, device, replicate_in_optimizer), info
     if cfg.parallel == "fsdp":
         _fully_shard(model, mesh["dp"], cfg.param_dtype)
     elif cfg.parallel == "hsdp":

@@ -8,10 +8,9 @@ nodes and clusters from ``presets``; any of them can be overridden (label ``user
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from bench import hardware
+from bench import hardware, numbers
 from bench.config import ConfigError
 from bench.hardware import Figure
 from bench.projection import presets
@@ -46,19 +45,15 @@ class Cluster:
     server_overhead: Figure
 
 
-def check_number(value: float | None, field: str, *, low: float = 0.0, high: float = math.inf,
-                 integer: bool = False, low_open: bool = True) -> None:
-    """ConfigError naming ``field`` unless ``value`` is None or a finite number in range."""
-    if value is None:
-        return
-    bad = not math.isfinite(value) or value > high or (value <= low if low_open else value < low)
-    if integer and not bad:
-        bad = value != int(value)
-    if bad:
-        kind = "an integer" if integer else "a number"
-        rng = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf
-                                                        else "")
-        raise ConfigError(field, f"must be {kind} {rng}, got {value:g}")
+_AT_LEAST_ONE = numbers.Limits(low=1)  # a power ratio: facility >= IT >= chip
+
+
+def check_number(value: float | None, field: str, limits: numbers.Limits = numbers.POSITIVE
+                 ) -> None:
+    """ConfigError naming ``field`` unless ``value`` is None or a number ``limits`` admits
+    (``bench.numbers.check``: the flags' own parser, for values given by the API)."""
+    if value is not None:
+        numbers.check(value, field, limits)
 
 
 def resolve_chip(hardware_key: str | None, *, precision: str | None = None,
@@ -101,7 +96,7 @@ def resolve_chip(hardware_key: str | None, *, precision: str | None = None,
 def resolve_node(chip: Chip, preset_node: str | None, *, chips_per_node: float | None = None,
                  intra_gbs: float | None = None, inter_gbps: float | None = None) -> Node:
     """The preset's node, else the chip's default node, else a bare one; flags override."""
-    check_number(chips_per_node, "--chips-per-node", low=1, low_open=False, integer=True)
+    check_number(chips_per_node, "--chips-per-node", numbers.COUNT)
     check_number(intra_gbs, "--intra-node-gbs")
     check_number(inter_gbps, "--inter-node-gbps")
     name = preset_node or presets.DEFAULT_NODE.get(chip.key)
@@ -131,10 +126,10 @@ def resolve(*, cluster: str | None = None, hardware_key: str | None = None,
             raise ConfigError("--cluster", f"unknown cluster {cluster!r}; accepted: "
                               f"{', '.join(presets.CLUSTERS)}")
         preset = presets.CLUSTERS[cluster]
-    check_number(chips, "--chips", low=1, low_open=False, integer=True)
+    check_number(chips, "--chips", numbers.COUNT)
     check_number(power_cap_mw, "--power-cap-mw")
-    check_number(pue, "--pue", low=1, low_open=False)
-    check_number(server_overhead, "--server-overhead", low=1, low_open=False)
+    check_number(pue, "--pue", _AT_LEAST_ONE)
+    check_number(server_overhead, "--server-overhead", _AT_LEAST_ONE)
     key = hardware_key or (preset.get("hardware") if peak_tflops is None else None)
     chip = resolve_chip(key, precision=precision, peak_tflops=peak_tflops, power_w=chip_power_w,
                         memory_gb=chip_memory_gb)

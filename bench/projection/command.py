@@ -5,11 +5,96 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench import console
+from bench import console, numbers
 from bench.config import ConfigError
 from bench.hardware import Figure
+from bench.numbers import FRACTION, POSITIVE, Limits, flag
 from bench.paths import output_file
 from bench.projection import cluster, measured, model, presets, render, workload
+
+_COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench project`."""
+    w = p.add_argument_group("workload (one of)").add_mutually_exclusive_group()
+    w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with --tokens")
+    w.add_argument("--params", type=flag(POSITIVE), metavar="N",
+                   help="parameters; C = 6ND, with --tokens")
+    w.add_argument("--flops", type=flag(POSITIVE), metavar="C", help="total training FLOPs")
+    w.add_argument("--workload", metavar="NAME",
+                   help=f"preset: {', '.join(presets.WORKLOADS)}")
+    p.add_argument("--tokens", type=flag(POSITIVE), metavar="D", help="training tokens")
+    p.add_argument("--seq", type=flag(_COUNT), metavar="T",
+                   help="sequence length (default: shape's)")
+    p.add_argument("--shape", help="model shape assumed for --flops/--params/--workload")
+    h = p.add_argument_group("hardware")
+    h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
+    h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
+    h.add_argument("--peak-tflops", type=flag(POSITIVE),
+                   help="dense peak per chip (another chip)")
+    h.add_argument("--chip-power-w", type=flag(POSITIVE),
+                   help="watts per chip while training; "
+                   f"default {presets.chip_power_help()}")
+    h.add_argument("--chip-memory-gb", type=flag(POSITIVE),
+                   help="memory per chip, GB")
+    c = p.add_argument_group("cluster")
+    c.add_argument("--cluster", help=f"preset: {presets.cluster_help()}")
+    c.add_argument("--chips", type=flag(_COUNT),
+                   help="chip count")
+    c.add_argument("--power-cap-mw", type=flag(POSITIVE),
+                   help="facility power cap, MW")
+    c.add_argument("--pue", type=flag(POSITIVE),
+                   help="facility power / IT power; "
+                   + presets.default_help("pue"))
+    c.add_argument("--server-overhead", type=flag(POSITIVE),
+                   help="IT power / chip power; "
+                   + presets.default_help("server_overhead"))
+    c.add_argument("--chips-per-node", type=flag(_COUNT),
+                   help="chips in the TP domain")
+    c.add_argument("--intra-node-gbs", type=flag(POSITIVE),
+                   help="NeuronLink/NVLink GB/s per chip, one way")
+    c.add_argument("--inter-node-gbps", type=flag(POSITIVE),
+                   help="EFA Gbit/s per node, one way")
+    e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
+    e.add_argument("--mfu", type=flag(FRACTION),
+                   help="MFU at scale (as papers report it): only plans "
+                   "whose modelled step efficiency at node MFU 1 reaches it are searched, the "
+                   "node MFU it implies is shown")
+    e.add_argument("--node-mfu", type=flag(FRACTION),
+                   help="single-node MFU, reduced by communication")
+    e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
+    p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
+    d = p.add_argument_group("data-parallel efficiency (one of; replaces the modelled DP "
+                             "traffic)").add_mutually_exclusive_group()
+    d.add_argument("--scaling-from", metavar="PATH",
+                   help="a `trnbench scaling` series' efficiency at its largest process count")
+    d.add_argument("--scaling-efficiency", type=flag(FRACTION), metavar="E",
+                   help="data-parallel scaling efficiency, (0, 1]")
+    p.add_argument("--allow-other-device", action="store_true",
+                   help="use a --scaling-from series of another device, labelled assumption")
+    p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
+    for name, limits, help_ in (
+            ("goodput", FRACTION, "share of wall time that trains"),
+            ("global_batch_tokens", POSITIVE, "tokens per step"),
+            ("micro_batch", _COUNT, "sequences per micro-batch"),
+            ("vpp", _COUNT, "interleaved pipeline chunks per stage"),
+            ("tp_overlap", FRACTION, "share of TP traffic hidden"),
+            ("dp_overlap", FRACTION, "share of DP traffic hidden"),
+            ("ep_overlap", FRACTION, "share of the MoE all-to-all traffic hidden"),
+            ("memory_usable", FRACTION, "usable memory share")):
+        p.add_argument(f"--{name.replace('_', '-')}", type=flag(limits),
+                       help=f"{help_}; {presets.default_help(name)}")
+    for name, what in (("tp", "tensor parallelism"), ("pp", "pipeline parallelism"),
+                       ("dp", "data parallelism"),
+                       ("ep", "expert parallelism (MoE: divides experts, DP)")):
+        p.add_argument(f"--{name}", type=flag(_COUNT), help=f"pin {what}")
+    p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
+    p.add_argument("--recompute", choices=("auto", "none", "full"))
+    p.add_argument("--sweep-chips", nargs="?", const="auto", metavar="N,N,...",
+                   help="time and power against chip count (default series without a list)")
+    p.add_argument("--plot", metavar="PNG", help="plot the sweep (needs the plots extra)")
+    p.add_argument("--json", action="store_true", help="the projection as JSON on stdout")
 
 
 def _figure(value: float | None, default: str, flag: str, unit: str = "") -> Figure:
@@ -72,8 +157,7 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
             if v is not None and v != "auto"}
     for k in ("tp", "pp", "dp", "ep"):
         if k in pins:
-            cluster.check_number(pins[k], f"--{k}", low=1, low_open=False, integer=True)
-            pins[k] = int(pins[k])
+            pins[k] = numbers.check(pins[k], f"--{k}", numbers.COUNT)
     return model.Scenario(
         workload=w, cluster=c, mode=mode, mfu=mfu,
         goodput=_figure(args.goodput, "goodput", "--goodput"),

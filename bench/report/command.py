@@ -10,7 +10,8 @@ from rich.table import Table
 
 from bench import console, metrics, store
 from bench.errors import ConfigError
-from bench.paths import readable_files
+from bench.numbers import Limits, flag
+from bench.paths import path_arg, readable_files
 from bench.report import Report, build, cells, plots, render
 
 DEFAULT_OUT = Path("report")
@@ -45,6 +46,23 @@ def summary(report: Report) -> Table:
     for _, r in text.frame.iterrows():
         t.add_row(*(escape(r[c]) for c in columns))
     return t
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench report`."""
+    p.add_argument("files", nargs="*", metavar="FILE.jsonl", type=path_arg,
+                   help="JSONL files to read (or with --results)")
+    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
+                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
+                        f"{store.DEFAULT_PATH})")
+    p.add_argument("--out", metavar="DIR", help="directory for report.md/.csv/.html and the "
+                   "PNG plots (default report/)")
+    p.add_argument("--cv-threshold", type=flag(Limits(low=0)), default=metrics.CV_FLAG,
+                   metavar="FRACTION",
+                   help=f"flag rows whose CV over repeats is above this (default "
+                        f"{metrics.CV_FLAG})")
+    p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
+                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
 
 
 def run(args: argparse.Namespace) -> int:
