@@ -5,7 +5,7 @@ MFU on the CPU divides by what ``torch.matmul`` itself reaches here:
 
     rate = 2 n^3 / t_best   (one n x n x n GEMM, best of repeated timings)
 
-A run measures it right before and right after its timed window (``around_window``) and
+A run measures it right before and right after its timed window (``WindowPeak``) and
 uses the higher; both and their spread (high - low) / high are stored, and the run is
 flagged when they are more than SPREAD_FLAG apart (the CPU was busy with something else)
 or when its MFU comes out above 1. The figure is labelled ``measured`` and its source names
@@ -130,3 +130,15 @@ def around_window(precision: str, before: float, after: float) -> tuple[Figure, 
                 f"the window, {spread:.0%} apart (> {SPREAD_FLAG:.0%}): the CPU was busy with "
                 "other work; the MFU is uncertain")
     return Figure(value, "FLOP/s", "measured", source), window, flag
+
+
+class WindowPeak:
+    """The rate measured right before a timed window (on creation) and right after it
+    (``finish``), for ``around_window``."""
+
+    def __init__(self, precision: str):
+        self.precision = precision
+        self.before = measure(precision)
+
+    def finish(self) -> tuple[Figure, dict, str | None]:
+        return around_window(self.precision, self.before, measure(self.precision))

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench import distributed, energy, environment, gemm_peak, launch, store
+from bench import distributed, energy, environment, launch, store
 from bench import record as rec
 from bench.backends import Selection
 from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
@@ -131,7 +131,7 @@ class Training:
     optimizer: torch.optim.Optimizer
     train_step: Callable
     data: SyntheticBatches
-    layout: dict[str, Any] = field(default_factory=dict)  # parallelism and ac blocks
+    placement: parallel.Placement
     losses: list[torch.Tensor] = field(default_factory=list)
     routing: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
@@ -178,18 +178,16 @@ def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | Non
         model = registry.build(spec, device=backend.device)
     model.train()
     core = model
-    model, layout = parallel.prepare_model(model, cfg, ctx, backend.device,
-                                           backend.reduces_in_optimizer)
+    model, placement = parallel.prepare_model(model, cfg, ctx, backend.device,
+                                              backend.reduces_in_optimizer)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, **ADAMW, **backend.optimizer_options()
     )
     step = make_train_step(model, optimizer, backend, cfg.precision, core, cfg.compile)
-    dp = layout["parallelism"]["dp"] if ctx else 1
-    shard = (ctx.rank // cfg.tp if ctx else 0, dp)  # a TP group shares its sequences
     data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, cfg.seed,
-                            backend.device, shard=shard)
+                            backend.device, shard=placement.data_shard(ctx.rank if ctx else 0))
     return Training(cfg, backend, spec, backend.describe(), backend.peak_flops(cfg.precision),
-                    core, optimizer, step, data, layout=layout)
+                    core, optimizer, step, data, placement)
 
 
 def warm_up(t: Training, progress: Progress | None = None) -> WarmupResult:
@@ -251,7 +249,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
         flops_per_token=flops.flops_per_token(spec.config, cfg.seq),
         hardware_flops_per_token=(  # with recomputation
             flops.hardware_flops_per_token(spec.config, cfg.seq)
-            + flops.recompute_flops_per_token(spec.config, cfg.seq, t.layout["ac"]["blocks"])),
+            + flops.recompute_flops_per_token(spec.config, cfg.seq, t.placement.ac["blocks"])),
         flops_formula=flops.FORMULA)
     compilation = None
     if warm.compiles_start is not None:
@@ -266,7 +264,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
                          "throughput includes compilation")
     memory = backend.peak_memory()
     peak_part = rec.Peak(**peak.as_dict(), precision=cfg.precision) if peak else None
-    layout = t.layout
+    placement = t.placement
     return replace(
         record,
         device=rec.Device(name=device.name, kind=device.kind, device_count=device.device_count,
@@ -276,8 +274,8 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
         model=model,
         moe=_moe(spec.config, cfg.seq, t.routing),
         **_execution(t),
-        parallelism=rec.Parallelism.from_json(layout["parallelism"]),
-        ac=rec.Ac.from_json(layout["ac"]),
+        parallelism=rec.Parallelism.from_json(placement.parallelism),
+        ac=rec.Ac.from_json(placement.ac),
         **rec.Throughput.of(tokens, window_s, device.chips, model, peak_part).fields(),
         peak=peak_part,
         step_time=rec.StepTime.of(step_times, step_method, spread_reason),
@@ -285,7 +283,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,
         memory=rec.Memory(peak_bytes=memory.peak_bytes, method=memory.method,
-                      **layout["memory_predicted"]),  # per rank, bench.memory_plan
+                      **placement.memory_predicted),  # per rank, bench.memory_plan
         energy=reading.as_record(tokens),
         loss_first=(warm.losses or values)[0],
         loss_last=values[-1],
@@ -307,7 +305,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     t = prepare(cfg, backend, ctx)
     warm = warm_up(t, progress)
     # outside the window, right before it: a measured peak (the CPU's) measured again
-    peak_before = backend.measure_peak(cfg.precision) if t.peak is not None else None
+    probe = backend.window_peak(cfg.precision) if t.peak is not None else None
     # the timed window; the energy meter reads at exactly its two synchronised edges
     timer = backend.step_timer(cfg.steps)
     meter = energy.make_meter(cfg.energy, backend, t.device)
@@ -331,9 +329,8 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         reading = meter.close()  # also stops a sampler thread when a step fails
     flags: list[str] = []
     window_peak = None
-    if peak_before is not None:
-        t.peak, window_peak, flag = gemm_peak.around_window(
-            cfg.precision, peak_before, backend.measure_peak(cfg.precision))
+    if probe is not None:
+        t.peak, window_peak, flag = probe.finish()
         flags += [flag] if flag else []
     out = metric_fields(t, warm, record, window_s=window_s, step_times=step_times,
                         step_method=timer.method, reading=reading,

@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -21,6 +21,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from bench import record
 from bench.config import PRECISION_DTYPES
 from bench.hardware import Figure
+
+if TYPE_CHECKING:
+    from bench.gemm_peak import WindowPeak
 
 
 @dataclass(frozen=True)
@@ -159,10 +162,10 @@ class Backend(ABC):
     def peak_flops(self, precision: str) -> Figure | None:
         """Dense peak FLOP/s per chip for ``precision``; None when unknown (MFU null)."""
 
-    def measure_peak(self, precision: str) -> float | None:
-        """A fresh measurement of the peak in this process, for a device whose peak is
-        measured, not published (the CPU); None elsewhere. Called right before and right
-        after the timed window (``bench.gemm_peak.around_window``)."""
+    def window_peak(self, precision: str) -> WindowPeak | None:
+        """For a device whose peak is measured, not published (the CPU): a probe that
+        measures it now, right before the timed window, and again after it
+        (``bench.gemm_peak.WindowPeak``); None elsewhere."""
         return None
 
     def synchronize(self) -> None:

@@ -34,8 +34,8 @@ class CpuBackend(Backend):
     def peak_flops(self, precision: str) -> Figure | None:
         return gemm_peak.measured_peak(precision)
 
-    def measure_peak(self, precision: str) -> float | None:
-        return gemm_peak.measure(precision) if gemm_peak.has_matrix_units(precision) else None
+    def window_peak(self, precision: str) -> gemm_peak.WindowPeak | None:
+        return gemm_peak.WindowPeak(precision) if gemm_peak.has_matrix_units(precision) else None
 
     def peak_memory(self) -> Memory:
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

@@ -26,6 +26,7 @@ checkpointing, then data parallelism.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -117,12 +118,34 @@ def precision_mode(cfg: RunConfig) -> str | None:
             "optimizer states and gradient reduction")
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs: its layout (one process: ``for_world(cfg, 1, 1)``), whether it
+    runs under torchrun, the checkpointed blocks and the predicted memory per rank."""
+
+    layout: layouts.Layout
+    distributed: bool
+    ac: dict[str, Any]  # the record's ac block (ac_fields)
+    memory_predicted: dict[str, Any]  # bench.memory_plan.record_block
+
+    @property
+    def parallelism(self) -> dict[str, Any] | None:
+        """The record's parallelism block (None: one process)."""
+        return self.layout.as_dict() if self.distributed else None
+
+    def data_shard(self, rank: int) -> tuple[int, int]:
+        """(index, count) of the share of each global batch that ``rank`` trains: a TP
+        group shares its sequences."""
+        if not self.distributed:
+            return 0, 1
+        return self.layout.dp_rank(rank), self.layout.dp
+
+
 def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext | None,
                   device: torch.device, replicate_in_optimizer: bool
-                  ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model to train (TP, AC and data parallelism applied) and the record's
-    ``parallelism``, ``ac`` and predicted memory blocks. Without ``ctx`` (one process)
-    only AC applies."""
+                  ) -> tuple[nn.Module, Placement]:
+    """The model to train (TP, AC and data parallelism applied) and its placement. Without
+    ``ctx`` (one process) only AC applies."""
     from bench import memory_plan
 
     layout = (layouts.for_world(cfg, ctx.local_world_size, ctx.world_size // ctx.local_world_size)
@@ -136,17 +159,16 @@ def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext
         if layout.tp > 1:
             tensor_parallel(model, mesh["tp"])
     blocks = activation_checkpointing(model, cfg.ac)  # after TP, before data parallelism
-    info = {"parallelism": layout.as_dict() if ctx else None,
-            "ac": ac_fields(cfg, len(model.layers), blocks),
-            "memory_predicted": memory_plan.record_block(cfg, layout)}
+    placement = Placement(layout, ctx is not None, ac_fields(cfg, len(model.layers), blocks),
+                          memory_plan.record_block(cfg, layout))
     if ctx is None:
-        return model, info
+        return model, placement
     if plain:
-        return distributed.wrap(model, cfg.parallel, device, replicate_in_optimizer), info
+        return distributed.wrap(model, cfg.parallel, device, replicate_in_optimizer), placement
     if cfg.parallel == "fsdp":
         _fully_shard(model, mesh["dp"], cfg.param_dtype)
     elif cfg.parallel == "hsdp":
         _fully_shard(model, mesh["dp_replicate", "dp_shard"], cfg.param_dtype)
     elif layout.dp > 1:  # ddp, tp == 1 (layout refuses DDP of a TP model)
         model = distributed.wrap(model, "ddp", device, replicate_in_optimizer)
-    return model, info
+    return model, placement
