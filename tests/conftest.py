@@ -49,6 +49,18 @@ BENCHMARK_TIMING = ("benchmark_json", "benchmark_only", "benchmark_save", "bench
                     "benchmark_enable", "benchmark_compare")
 
 
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# a worker's share of the CPUs, as torchrun gives its ranks one thread each: two workers of
+# two torch threads each on two cores run several times slower than one thread each (the
+# threads of one wait on those of the other); an OMP_NUM_THREADS of the caller is kept
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(
+        max(1, _usable_cpus() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """Distribute over workers (``-n auto``, the grouping above) unless told otherwise."""
@@ -66,8 +78,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
         return None  # xdist reads it
     if any(config.getoption(name, None) for name in BENCHMARK_TIMING):
         return 0
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cpus or 1, MAX_WORKERS) if (cpus or 1) > 1 else 0
+    cpus = _usable_cpus()
+    return min(cpus, MAX_WORKERS) if cpus > 1 else 0
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
