@@ -36,8 +36,8 @@ SLOW_FIXTURES = {"cli", "report_records", "series", "slurm"}
 # computed once: SHARED_MODULES maps their module to a unit of work (the report's records
 # feed two modules), longest first; each other test is a unit of its own. The shared units
 # go out first, then the tests marked slow, then the rest, which evens out the end.
-# Timing benchmarks (--benchmark-json, --benchmark-only, ...) run in this process:
-# pytest-benchmark times nothing on a worker.
+# Timing benchmarks (--benchmark-json, --benchmark-only, ..., or tests/benchmarks alone) run in
+# this process: pytest-benchmark times nothing on a worker.
 MAX_WORKERS = 4
 SHARED_MODULES = {
     "tests/test_report.py": "report", "tests/test_report_browser.py": "report",
@@ -72,11 +72,20 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
 
 
+def _times_benchmarks(config: pytest.Config) -> bool:
+    """Whether the run asks for benchmark timings, or runs tests/benchmarks alone."""
+    if any(config.getoption(name, None) for name in BENCHMARK_TIMING):
+        return True
+    paths = [config.invocation_params.dir / a.split("::")[0] for a in config.args]
+    return bool(paths) and all(p.resolve().is_relative_to(ROOT / "tests" / "benchmarks")
+                               for p in paths)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist reads it
-    if any(config.getoption(name, None) for name in BENCHMARK_TIMING):
+    if _times_benchmarks(config):
         return 0
     cpus = _usable_cpus()
     return min(cpus, MAX_WORKERS) if cpus > 1 else 0
