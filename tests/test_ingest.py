@@ -20,13 +20,19 @@ from tests.conftest import ROOT
 BATCH, SEQ, ROUNDS, STEPS_PER_ROUND, WARMUP = 2, 16, 3, 2, 1  # tests/benchmarks' settings
 
 
+def _outside_xdist() -> dict[str, str]:
+    """This environment less an xdist worker's variables, with which pytest-benchmark would
+    take the inner run for a worker and time nothing."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+
+
 @pytest.fixture(scope="module")
 def bench_json(cache_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ingest") / "out.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/benchmarks", f"--benchmark-json={out}",
          "--trnbench-backend", "cpu", "-p", "no:cacheprovider", "-q"],
-        cwd=ROOT, env={**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)},
+        cwd=ROOT, env={**_outside_xdist(), "TRNBENCH_CACHE_DIR": str(cache_dir)},
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out

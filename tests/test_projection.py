@@ -295,14 +295,14 @@ def test_headline_is_the_projection_of_the_stored_record(capsys, tmp_path):
     assert headline(replace(record, mfu=None), str(path)) is None
 
 
-def test_cpu_run_prints_no_rainier_days(cli, tmp_path):
+def test_cpu_run_prints_no_rainier_days(cli_main, tmp_path):
     results = tmp_path / "r.jsonl"
     run = ("run", "--model", "tiny", "--batch", "2", "--seq", "16", "--warmup", "1",
            "--steps", "2", "--backend", "cpu", "--results", str(results))
-    proc = cli(*run)
+    proc = cli_main(*run)
     assert proc.returncode == 0, proc.stderr
     assert "days" not in proc.stdout and "trnbench project" in proc.stdout
-    proc = cli(*run, "--no-projection")
+    proc = cli_main(*run, "--no-projection")
     assert proc.returncode == 0 and "trnbench project" not in proc.stdout
 
 
