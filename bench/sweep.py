@@ -12,9 +12,10 @@ Every point is resolved and validated before anything runs; a bad file is one er
 ``FILE:LINE: FIELD: message`` (the line of the key in the file; tomllib's line for a syntax
 error). The sweep is then a loop over its runs: each is a child process of the launcher
 (``bench.launch.run``: ``python -m bench run <the point's flags> ... --tag sweep=NAME --tag
-sweep_id=ID --tag point=I --tag repeat=R``), so that an OOM kill or a crash ends that run
-only. The run stores its own record (ok, or failed with exit code 1); when it dies without
-storing one (a signal, ``timeout_s``), the launcher stores a failed record in its place.
+sweep_file=PATH --tag sweep_id=ID --tag point=I --tag repeat=R``), so that an OOM kill or a
+crash ends that run only. The run stores its own record (ok, or failed with exit code 1);
+when it dies without storing one (a signal, ``timeout_s``), the launcher stores a failed
+record in its place.
 
 ``--resume`` counts the ok records in the results file whose ``config`` equals the point's
 full resolved RunConfig and whose environment key equals this machine's, and runs only the
@@ -339,7 +340,7 @@ def execute(sweep: Sweep, resume: bool) -> int:
         for task in tasks:
             bar.update(progress, description=f"sweep {sweep.name}: point {task.point.index}, "
                                              f"repeat {task.repeat}")
-            tags = {"sweep": sweep.name, "sweep_id": sweep_id,
+            tags = {"sweep": sweep.name, "sweep_file": str(sweep.path), "sweep_id": sweep_id,
                     "point": str(task.point.index), "repeat": str(task.repeat)}
             record = launch.run(task.point.config, task.point.selection, sweep.results, tags,
                                 timeout_s=sweep.timeout_s).record

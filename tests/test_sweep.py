@@ -48,7 +48,8 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
     assert [r["status"] for r in records] == ["ok"] * 4
     assert [(r["tags"]["point"], r["tags"]["repeat"]) for r in records] == [
         ("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
-    assert {r["tags"]["sweep"] for r in records} == {"grid"}
+    assert {(r["tags"]["sweep"], r["tags"]["sweep_file"]) for r in records} == {("grid",
+                                                                                str(path))}
     assert len({r["tags"]["sweep_id"] for r in records}) == 1
     assert len({r["run_id"] for r in records}) == 4
     points = sweep.load(path).points
