@@ -243,7 +243,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         from bench.parallel import layout
 
         layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
-        memory_plan.check_run(cfg, args.nproc or 1, args.nnodes or 1)
+        memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
         return launch_torchrun(args, cfg, selection, results, tags)
     if extracting:

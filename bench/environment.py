@@ -27,6 +27,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def host_memory_bytes() -> float:
+    """This host's RAM (``MemTotal`` of /proc/meminfo)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return float(line.split()[1]) * 1024
+    raise OSError("MemTotal missing from /proc/meminfo")
+
+
 def git_commit(path: Path = PACKAGE_ROOT) -> str | None:
     """HEAD of the checkout trnbench runs from, with '-dirty' if tracked files changed."""
     try:

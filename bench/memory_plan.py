@@ -28,8 +28,11 @@ sharded over s ranks (ddp 1, fsdp the data-parallel ranks, hsdp the shard group)
 
 The sum is compared with a usable share (``USABLE``, as the projection's default) of the
 memory per rank: a trn2 chip's 96 GiB over its 4 logical NeuronCores at LNC=2 (24 GiB), a
-GPU's memory, or this host's RAM over the ranks of the node. All figures are estimates of
-the implementation's allocations; the record keeps the prediction beside the measured peak.
+GPU's memory, or this host's RAM over the ranks of the node. ``trnbench plan`` takes it from
+the chip's datasheet (``--hardware``); ``trnbench run`` asks the run's backend
+(``Backend.rank_memory``: NVML on cuda, neuron-ls on Neuron, /proc/meminfo on the CPU). All
+figures are estimates of the implementation's allocations; the record keeps the prediction
+beside the measured peak.
 """
 
 from __future__ import annotations
@@ -37,14 +40,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import config, hardware
 from bench.config import ConfigError, RunConfig
+from bench.hardware import Figure
 from bench.parallel.layout import Layout, check_model, checkpointed_blocks, for_world
 from bench.projection.plan import ACT_BYTES_PER_LAYER, GIB
 from models import registry
 from models.configs import LlamaConfig
+
+if TYPE_CHECKING:
+    from bench.backends.base import Backend
 
 USABLE = 0.9  # share of a rank's memory the plan may fill (the projection's default)
 AC_ORDER = ("none", "selective", "full")
@@ -162,11 +169,12 @@ def alternatives(cfg: RunConfig, per_node: int, nnodes: int, memory_per_rank: fl
 
 
 def refusal(cfg: RunConfig, pred: Prediction, per_node: int, nnodes: int,
-            memory_per_rank: float) -> str:
-    """The one-line reason a layout that does not fit is refused, with what would fit."""
+            memory: Figure) -> str:
+    """The one-line reason a layout that does not fit is refused, with where the memory per
+    rank came from and what would fit."""
     need = (f"needs {pred.total / GIB:,.1f} GiB per rank of {pred.usable / GIB:,.1f} GiB "
-            f"usable ({USABLE:.0%} of {memory_per_rank / GIB:,.1f} GiB)")
-    fits = alternatives(cfg, per_node, nnodes, memory_per_rank)
+            f"usable ({USABLE:.0%} of {memory.value / GIB:,.1f} GiB per rank, {memory.source})")
+    fits = alternatives(cfg, per_node, nnodes, memory.value)
     if fits:
         fewest = fits[0][0]
         best = [flags(v, cfg) for v, _ in fits if _changes(v, cfg) == _changes(fewest, cfg)]
@@ -174,7 +182,7 @@ def refusal(cfg: RunConfig, pred: Prediction, per_node: int, nnodes: int,
     nothing = (f"{need}; no --tp/--ac/--parallel/--param-dtype setting fits on "
                f"{per_node * nnodes} ranks")
     for more in (nnodes * 2**k for k in range(1, 11)):  # nodes like these
-        fits = alternatives(cfg, per_node, more, memory_per_rank)
+        fits = alternatives(cfg, per_node, more, memory.value)
         if fits:
             return f"{nothing}: try --nnodes {more} {flags(fits[0][0], cfg)}"
     return f"{nothing}: shorten --seq or --batch"
@@ -185,39 +193,47 @@ def _changes(v: RunConfig, cfg: RunConfig) -> int:
                                                           "param_dtype"))
 
 
-def host_memory_bytes() -> float:
-    """This host's RAM (``MemTotal`` of /proc/meminfo)."""
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return float(line.split()[1]) * 1024
-    raise OSError("MemTotal missing from /proc/meminfo")
-
-
-def hardware_memory_per_rank(key: str) -> tuple[float, int]:
-    """(bytes per rank, ranks per node) of a known node, from the chip's datasheet memory."""
+def hardware_memory_per_rank(key: str) -> tuple[Figure, int]:
+    """(memory per rank, ranks per node) of a known node, from the chip's datasheet memory."""
     if key not in NODES:
         raise ConfigError("--hardware", f"unknown hardware {key!r}; accepted: "
                           f"{', '.join(NODES)}")
     per_node, per_chip, _ = NODES[key]
-    return hardware.DEVICES[key].memory_bytes.value / per_chip, per_node
+    chip = hardware.DEVICES[key].memory_bytes
+    over = f" / {per_chip} NeuronCores" if per_chip > 1 else ""
+    return Figure(chip.value / per_chip, "B", chip.label,
+                  f"{key} {chip.label}: {chip.value / GIB:,.4g} GiB per chip{over}"), per_node
 
 
-def check_run(cfg: RunConfig, per_node: int, nnodes: int) -> Prediction | None:
-    """``trnbench run``'s check before anything starts: ConfigError("plan", ...) when the
-    run cannot fit. Only the CPU backend knows its memory per rank here (host RAM / ranks
-    per node, ``TRNBENCH_RANK_MEMORY_GIB`` overrides it for any backend); elsewhere None
-    (check with ``trnbench plan --hardware``)."""
-    override = os.environ.get("TRNBENCH_RANK_MEMORY_GIB")
-    if override:
-        per_rank = float(override) * GIB
-    elif cfg.backend == "cpu":
-        per_rank = host_memory_bytes() / per_node
-    else:
+RANK_MEMORY_ENV = "TRNBENCH_RANK_MEMORY_GIB"
+
+
+def rank_memory(backend: type[Backend], per_node: int) -> Figure | None:
+    """The memory per rank of a run on ``backend`` with ``per_node`` ranks per node:
+    ``TRNBENCH_RANK_MEMORY_GIB`` when set, else what the backend reads (None: unknown)."""
+    override = os.environ.get(RANK_MEMORY_ENV)
+    if not override:
+        return backend.rank_memory(per_node)
+    try:
+        gib = float(override)
+    except ValueError:
+        gib = 0.0
+    if not gib > 0:
+        raise ConfigError(RANK_MEMORY_ENV, f"must be a number of GiB > 0, got {override!r}")
+    return Figure(gib * GIB, "B", "given", RANK_MEMORY_ENV)
+
+
+def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
+              nnodes: int) -> Prediction | None:
+    """``trnbench run``'s check before anything starts: ConfigError("plan", ...) when the run
+    cannot fit in the memory per rank (``rank_memory``), the prediction when it fits, None
+    when the memory per rank is unknown (no check)."""
+    memory = rank_memory(backend, per_node)
+    if memory is None:
         return None
-    pred = predict(cfg, for_world(cfg, per_node, nnodes), per_rank)
+    pred = predict(cfg, for_world(cfg, per_node, nnodes), memory.value)
     if not pred.fits:
-        raise ConfigError("plan", refusal(cfg, pred, per_node, nnodes, per_rank))
+        raise ConfigError("plan", refusal(cfg, pred, per_node, nnodes, memory))
     return pred
 
 

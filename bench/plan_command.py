@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import config, memory_plan
 from bench.config import ConfigError, RunConfig
+from bench.hardware import Figure
 from bench.parallel import layout as layouts
 from bench.projection.plan import GIB
 
@@ -86,12 +87,14 @@ def run(args: argparse.Namespace) -> int:
     if args.hardware is None and args.memory_gib is None:
         raise ConfigError("--hardware", f"required (one of {', '.join(memory_plan.NODES)}) "
                           "unless --memory-gib is given")
-    per_rank, per_node = (memory_plan.hardware_memory_per_rank(args.hardware)
-                          if args.hardware else (0.0, 1))
+    per_node = 1
+    if args.hardware:
+        memory, per_node = memory_plan.hardware_memory_per_rank(args.hardware)
     if args.memory_gib is not None:
         if not args.memory_gib > 0:
             raise ConfigError("--memory-gib", f"must be > 0, got {args.memory_gib}")
-        per_rank = args.memory_gib * GIB
+        memory = Figure(args.memory_gib * GIB, "B", "given", "--memory-gib")
+    per_rank = memory.value
     per_node = args.nproc or per_node
     for flag, value in (("--nproc", per_node), ("--nnodes", args.nnodes)):
         if value < 1:
@@ -118,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
     if out[key]:
         _print(f"{key.replace('_', ' ')} ({out[key]['flags']})", out[key])
     if not pred.fits:
-        print(f"refused: {memory_plan.refusal(cfg, pred, per_node, args.nnodes, per_rank)}")
+        print(f"refused: {memory_plan.refusal(cfg, pred, per_node, args.nnodes, memory)}")
     return 0 if pred.fits else 1

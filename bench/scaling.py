@@ -107,7 +107,7 @@ def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | Non
 
     for n in nprocs:  # every point's layout exists (--tp divides it...) and fits, before any
         layout.for_world(cfg, n, 1)  # runs
-        memory_plan.check_run(cfg, n, 1)
+        memory_plan.check_run(cfg, selection.backend, n, 1)
     if TAG in tags:
         raise ConfigError("--tag", f"{TAG}=... is set by trnbench scaling; name the series "
                           "with --series NAME")

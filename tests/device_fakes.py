@@ -17,6 +17,9 @@ The CPU computes synchronously, so an event's time is the host clock at ``record
 per-step times it gives are the real times of the steps. The allocator is a ledger the test
 drives (``allocate``/``free``): its peak is what ``max_memory_allocated`` reports.
 
+``fake_pynvml`` stands in for nvidia-ml-py's ``pynvml`` (NVML API Reference): GPUs by UUID,
+PCI bus id or index, their names, total memory, energy counter and power.
+
 ``fake_neuron_ls`` is an executable ``neuron-ls`` printing the JSON example of the Neuron LS
 User Guide, Neuron 2.29
 (https://awsdocs-neuron.readthedocs-hosted.com/en/v2.29.0/tools/neuron-sys-tools/neuron-ls.html,
@@ -127,6 +130,104 @@ class FakeDeviceModule(types.ModuleType):
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
+
+
+# --- NVML (pynvml) -------------------------------------------------------------------------
+
+H100_NAME = "NVIDIA H100 80GB HBM3"
+# an H100 80GB's total memory as NVML reports it: 81,559 MiB, 79.65 GiB (Modal, "Why does
+# an NVIDIA H100 80GB card offer 85.52 GB?",
+# https://thundergolfer.com/blog/nvidia-gpu-memory-capacity)
+H100_NVML_TOTAL = 81_559 * 2**20
+
+
+class FakeGpu:
+    """One board as NVML shows it (an H100 80GB HBM3 unless told otherwise)."""
+
+    def __init__(self, uuid: str, pci: str, watts: float, counter: bool = True,
+                 name: str = H100_NAME, memory_total: int = H100_NVML_TOTAL):
+        self.uuid, self.pci, self.watts, self.counter = uuid, pci, watts, counter
+        self.name, self.memory_total = name, memory_total
+        self.t0 = time.perf_counter()
+        self.base_mj = 10**9  # the counter's value at t0 (a driver reload restarts it lower)
+
+
+def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.ModuleType:
+    """A stand-in for nvidia-ml-py's ``pynvml``: same names, arguments, units and errors (NVML
+    API Reference, https://docs.nvidia.com/deploy/nvml-api/): ``nvmlDeviceGetMemoryInfo``
+    returns a ``c_nvmlMemory_t`` whose ``total``, ``free`` and ``used`` are bytes."""
+    m = types.ModuleType("pynvml")
+    m.NVML_ERROR_UNINITIALIZED = 1
+    m.NVML_ERROR_INVALID_ARGUMENT = 2
+    m.NVML_ERROR_NOT_SUPPORTED = 3
+    m.NVML_ERROR_NOT_FOUND = 6
+    m.NVML_ERROR_LIBRARY_NOT_FOUND = 12
+    strings = {1: "Uninitialized", 2: "Invalid Argument", 3: "Not Supported", 6: "Not Found",
+               12: "NVML Shared Library Not Found"}
+
+    class NVMLError(Exception):
+        def __init__(self, value: int):
+            super().__init__(value)
+            self.value = value
+
+        def __str__(self) -> str:
+            return strings[self.value]
+
+    m.NVMLError = NVMLError
+    state = {"init": 0}
+
+    def need_init():
+        if not state["init"]:
+            raise NVMLError(m.NVML_ERROR_UNINITIALIZED)
+
+    def init():
+        if init_error is not None:
+            raise NVMLError(init_error)
+        state["init"] += 1
+
+    def shutdown():
+        need_init()
+        state["init"] -= 1
+
+    def by(predicate):
+        need_init()
+        for gpu in gpus:
+            if predicate(gpu):
+                return gpu
+        raise NVMLError(m.NVML_ERROR_NOT_FOUND)
+
+    def by_index(index: int):
+        need_init()
+        if not 0 <= index < len(gpus):
+            raise NVMLError(m.NVML_ERROR_INVALID_ARGUMENT)
+        return gpus[index]
+
+    def energy_mj(handle: FakeGpu) -> int:
+        need_init()
+        if not handle.counter:
+            raise NVMLError(m.NVML_ERROR_NOT_SUPPORTED)
+        return handle.base_mj + int(handle.watts * (time.perf_counter() - handle.t0) * 1000)
+
+    def power_mw(handle: FakeGpu) -> int:
+        need_init()
+        return int(handle.watts * 1000)
+
+    m.nvmlInit = init
+    m.nvmlShutdown = shutdown
+    m.nvmlDeviceGetCount = lambda: (need_init(), len(gpus))[1]
+    m.nvmlDeviceGetHandleByIndex = by_index
+    m.nvmlDeviceGetHandleByUUID = lambda uuid: by(lambda g: g.uuid == uuid)
+    m.nvmlDeviceGetHandleByPciBusId = lambda bus: by(lambda g: g.pci == bus)
+    m.nvmlDeviceGetUUID = lambda h: (need_init(), h.uuid)[1]
+    m.nvmlDeviceGetTotalEnergyConsumption = energy_mj
+    m.nvmlDeviceGetPowerUsage = power_mw
+    m.nvmlDeviceGetName = lambda h: (need_init(), h.name)[1]
+    m.nvmlDeviceGetMemoryInfo = lambda h: (need_init(), types.SimpleNamespace(
+        total=h.memory_total, free=h.memory_total, used=0))[1]
+    m.state = state
+    m.gpus = gpus
+    return m
+
 
 
 # --- neuron-ls -----------------------------------------------------------------------------

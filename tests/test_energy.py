@@ -19,6 +19,7 @@ from bench.energy.null import NoMeter
 from bench.energy.nvml import GpuRef, NvmlMeter
 from bench.energy.rapl import RaplMeter
 from tests.conftest import rapl_zone, ticking_counter, write_atomic
+from tests.device_fakes import FakeGpu, fake_pynvml
 
 TRN2_MAX = hardware.DEVICES["trn2"].power_w
 
@@ -262,85 +263,6 @@ def test_neuron_absent_or_unreadable_is_null_with_reason(tmp_path, case):
 
 
 # --- NVML through a stand-in that follows pynvml's API --------------------------------------
-
-class FakeGpu:
-    def __init__(self, uuid: str, pci: str, watts: float, counter: bool = True):
-        self.uuid, self.pci, self.watts, self.counter = uuid, pci, watts, counter
-        self.t0 = time.perf_counter()
-        self.base_mj = 10**9  # the counter's value at t0 (a driver reload restarts it lower)
-
-
-def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.ModuleType:
-    """A stand-in for nvidia-ml-py's ``pynvml``: same names, arguments, units and errors."""
-    m = types.ModuleType("pynvml")
-    m.NVML_ERROR_UNINITIALIZED = 1
-    m.NVML_ERROR_INVALID_ARGUMENT = 2
-    m.NVML_ERROR_NOT_SUPPORTED = 3
-    m.NVML_ERROR_NOT_FOUND = 6
-    m.NVML_ERROR_LIBRARY_NOT_FOUND = 12
-    strings = {1: "Uninitialized", 2: "Invalid Argument", 3: "Not Supported", 6: "Not Found",
-               12: "NVML Shared Library Not Found"}
-
-    class NVMLError(Exception):
-        def __init__(self, value: int):
-            super().__init__(value)
-            self.value = value
-
-        def __str__(self) -> str:
-            return strings[self.value]
-
-    m.NVMLError = NVMLError
-    state = {"init": 0}
-
-    def need_init():
-        if not state["init"]:
-            raise NVMLError(m.NVML_ERROR_UNINITIALIZED)
-
-    def init():
-        if init_error is not None:
-            raise NVMLError(init_error)
-        state["init"] += 1
-
-    def shutdown():
-        need_init()
-        state["init"] -= 1
-
-    def by(predicate):
-        need_init()
-        for gpu in gpus:
-            if predicate(gpu):
-                return gpu
-        raise NVMLError(m.NVML_ERROR_NOT_FOUND)
-
-    def by_index(index: int):
-        need_init()
-        if not 0 <= index < len(gpus):
-            raise NVMLError(m.NVML_ERROR_INVALID_ARGUMENT)
-        return gpus[index]
-
-    def energy_mj(handle: FakeGpu) -> int:
-        need_init()
-        if not handle.counter:
-            raise NVMLError(m.NVML_ERROR_NOT_SUPPORTED)
-        return handle.base_mj + int(handle.watts * (time.perf_counter() - handle.t0) * 1000)
-
-    def power_mw(handle: FakeGpu) -> int:
-        need_init()
-        return int(handle.watts * 1000)
-
-    m.nvmlInit = init
-    m.nvmlShutdown = shutdown
-    m.nvmlDeviceGetCount = lambda: (need_init(), len(gpus))[1]
-    m.nvmlDeviceGetHandleByIndex = by_index
-    m.nvmlDeviceGetHandleByUUID = lambda uuid: by(lambda g: g.uuid == uuid)
-    m.nvmlDeviceGetHandleByPciBusId = lambda bus: by(lambda g: g.pci == bus)
-    m.nvmlDeviceGetUUID = lambda h: (need_init(), h.uuid)[1]
-    m.nvmlDeviceGetTotalEnergyConsumption = energy_mj
-    m.nvmlDeviceGetPowerUsage = power_mw
-    m.state = state
-    m.gpus = gpus
-    return m
-
 
 GPUS = [("GPU-aaaa", "00000000:1B:00.0", 100.0), ("GPU-bbbb", "00000000:3B:00.0", 300.0)]
 

@@ -87,8 +87,9 @@ def test_a_run_that_cannot_fit_is_refused_by_the_plan_and_nothing_is_written(
     err = _refused(["run", "--model", "llama3-8b", "--nproc", "2", "--backend", "cpu",
                     "--results", str(results)], capsys)
     assert err == ("trnbench: error: plan: needs 225.4 GiB per rank of 57.6 GiB usable (90% "
-                   "of 64.0 GiB); no --tp/--ac/--parallel/--param-dtype setting fits on 2 "
-                   "ranks: try --nnodes 2 --parallel fsdp --ac full\n")
+                   "of 64.0 GiB per rank, TRNBENCH_RANK_MEMORY_GIB); no --tp/--ac/--parallel/"
+                   "--param-dtype setting fits on 2 ranks: try --nnodes 2 --parallel fsdp "
+                   "--ac full\n")
     assert not results.exists() and "launching" not in err
 
 
@@ -123,8 +124,10 @@ def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
     cfg = backends.resolve_run("cpu", {"model": model, "precision": "bf16", "tp": 8,
                                        "parallel": "fsdp", "param_dtype": "bf16",
                                        "ac": "full"})[0]
-    per_rank, per_node = memory_plan.hardware_memory_per_rank("trn2")
+    memory, per_node = memory_plan.hardware_memory_per_rank("trn2")
+    per_rank = memory.value
     assert (per_rank, per_node) == (24 * GIB, 64)  # 96 GiB over 4 logical cores at LNC=2
+    assert memory.source == "trn2 datasheet: 96 GiB per chip / 4 NeuronCores"
     pred = memory_plan.predict(cfg, layout.for_world(cfg, 64, nnodes), per_rank)
     assert pred.parts == pytest.approx(hand())
     assert pred.total == pytest.approx(total) and pred.fits

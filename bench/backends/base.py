@@ -2,8 +2,8 @@
 
 A backend owns everything that differs between devices: where tensors live, how to
 wait for the device, how to time steps without a host sync, autocast, the attention
-kernels, compile, the peak FLOP/s of its chip and its peak memory. The runner never branches
-on hardware.
+kernels, compile, the peak FLOP/s of its chip, the memory a rank has and its peak memory.
+Neither the runner nor the memory check before a run branches on hardware.
 """
 
 from __future__ import annotations
@@ -151,6 +151,14 @@ class Backend(ABC):
     @abstractmethod
     def probe(cls) -> Probe:
         """Can this backend run here? Must not initialise a device irreversibly."""
+
+    @classmethod
+    def rank_memory(cls, per_node: int) -> Figure | None:
+        """Memory of one rank's device when ``per_node`` ranks run on each node (bytes, with
+        where it was read), for the memory plan's check before a run starts
+        (bench.memory_plan.check_run). Read without creating a device context in the calling
+        process; None where it cannot be read (the run is then not checked)."""
+        return None
 
     def _device(self) -> torch.device:
         return torch.device(self.device_type)

@@ -8,8 +8,8 @@ import torch
 
 from bench import gemm_peak
 from bench.backends.base import Backend, DeviceInfo, Memory, Probe
-from bench.environment import cpu_model
-from bench.hardware import Figure
+from bench.environment import cpu_model, host_memory_bytes
+from bench.hardware import GIB, Figure
 
 
 class CpuBackend(Backend):
@@ -20,6 +20,13 @@ class CpuBackend(Backend):
     @classmethod
     def probe(cls) -> Probe:
         return Probe(cls.name, True, f"host CPU ({torch.get_num_threads()} threads)")
+
+    @classmethod
+    def rank_memory(cls, per_node: int) -> Figure | None:
+        """The host's RAM shared by the ranks of the node: MemTotal / ``per_node``."""
+        total = host_memory_bytes()
+        return Figure(total / per_node, "B", "measured",
+                      f"/proc/meminfo: {total / GIB:,.1f} GiB host RAM / {per_node} ranks")
 
     def describe(self) -> DeviceInfo:
         return DeviceInfo(

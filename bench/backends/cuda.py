@@ -19,6 +19,8 @@ from torch.nn.attention import SDPBackend
 from bench import hardware
 from bench.backends.accelerator import AcceleratorBackend
 from bench.backends.base import DeviceInfo, Probe
+from bench.energy.base import SensorError
+from bench.energy.nvml import GpuRef, memory_totals
 from bench.hardware import Figure
 
 FLASH_MIN_CAPABILITY = (8, 0)  # PyTorch's FlashAttention-2 kernels: Ampere (sm80) and newer
@@ -68,6 +70,20 @@ class CudaBackend(AcceleratorBackend):
         # the count only: naming a device would initialise CUDA in the probing process (a
         # sweep's parent, say), whose context then holds memory its runs need
         return Probe(cls.name, True, f"{torch.cuda.device_count()} CUDA device(s)")
+
+    @classmethod
+    def rank_memory(cls, per_node: int) -> Figure | None:
+        """The smallest total memory of the GPUs the ranks will use (rank i on cuda:i, as
+        ``AcceleratorBackend`` sets it), through NVML (``nvmlDeviceGetMemoryInfo(h).total``):
+        NVML opens no CUDA context in the launching process, whose memory the run would lose.
+        None without NVML (nvidia-ml-py absent, no driver) or a GPU for each rank."""
+        try:
+            totals = memory_totals([GpuRef(i) for i in range(per_node)])
+        except SensorError:
+            return None
+        total, name = min(totals)
+        several = f", the smallest of {per_node} GPUs" if len(set(totals)) > 1 else ""
+        return Figure(float(total), "B", "measured", f"NVML: {name}{several}")
 
     def describe(self) -> DeviceInfo:
         name = self.module.get_device_name(self.device)

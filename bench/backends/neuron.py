@@ -60,6 +60,10 @@ class NeuronBackend(AcceleratorBackend):
         return Probe(cls.name, True, f"{module.device_count()} logical NeuronCore(s), "
                                      f"torch-neuronx {version}")
 
+    @classmethod
+    def rank_memory(cls, per_node: int) -> Figure | None:
+        return neuron_topology.rank_memory()
+
     def _device_name(self) -> str | None:
         """``torch.neuron.get_device_name`` where the module has it. What it returns is not
         published, so it is only trusted as a known device kind or a generation's name

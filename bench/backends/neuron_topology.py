@@ -150,6 +150,24 @@ def run_neuron_ls() -> tuple[Any, str] | None:
     return None
 
 
+def rank_memory() -> hardware.Figure | None:
+    """Device memory per rank from neuron-ls: a rank drives one NeuronCore that a device shows,
+    so per rank = ``memory_size`` / ``nc_count`` (at LNC=2 a trn2's 96 GiB over 4 logical
+    cores: 24 GiB), the smallest over the devices. neuron-ls reads the driver and claims no
+    NeuronCore (a NeuronCore belongs to one process). None without neuron-ls or device
+    entries giving both fields."""
+    found = run_neuron_ls()
+    devices = [d for d in _device_entries(found[0]) if d.get("memory_size") and
+               d.get("nc_count")] if found else []
+    if not devices:
+        return None
+    device = min(devices, key=lambda d: int(d["memory_size"]) / int(d["nc_count"]))
+    size, cores = int(device["memory_size"]), int(device["nc_count"])
+    lnc = next((f" at LNC={device[k]}" for k in LNC_KEYS if device.get(k) is not None), "")
+    return hardware.Figure(size / cores, "B", "measured", f"neuron-ls: {size / hardware.GIB:,.4g}"
+                           f" GiB per device / {cores} NeuronCores{lnc}")
+
+
 def detect(device_name: str | None) -> NeuronTopology:
     """Best available description; fields it cannot establish are None."""
     if device_name:

@@ -136,6 +136,10 @@ class NeuronXlaBackend(XlaBackend):
         return Probe(cls.name, True, f"torch-neuronx {version} on torch-xla "
                                      f"{_version('torch-xla')}")
 
+    @classmethod
+    def rank_memory(cls, per_node: int) -> Figure | None:
+        return neuron_topology.rank_memory()
+
     def _device(self) -> torch.device:
         os.environ.setdefault("NEURON_CC_FLAGS", DEFAULT_NEURON_CC_FLAGS)
         import torch_neuronx  # noqa: F401  (registers the Neuron PJRT plugin)

@@ -15,7 +15,8 @@ integral is the figure, with a warning saying why.
 The GPUs are those the process computes on. NVML numbers GPUs by PCI bus, CUDA by speed
 unless CUDA_DEVICE_ORDER=PCI_BUS_ID, and CUDA_VISIBLE_DEVICES renumbers them, so torch's
 device index is mapped to an NVML handle by UUID, else PCI bus id, else the
-CUDA_VISIBLE_DEVICES entry at that index (a plain index with a warning).
+CUDA_VISIBLE_DEVICES entry at that index (a plain index with a warning). The memory check
+before a run (``CudaBackend.rank_memory``) finds its GPUs the same way (``memory_totals``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,75 @@ def gpu_refs(device: torch.device) -> list[GpuRef]:
     return [GpuRef(index, uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}", pci)]
 
 
+def open_nvml() -> ModuleType:
+    """``pynvml``, initialised (``nvmlInit``); SensorError when nvidia-ml-py is not installed
+    or NVML cannot start (no driver). NVML creates no CUDA context."""
+    try:
+        import pynvml
+    except ImportError:
+        raise SensorError("nvidia-ml-py is not installed (pip install 'trnbench[gpu]')"
+                          ) from None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as e:
+        raise SensorError(f"NVML could not start: {e}") from None
+    return pynvml
+
+
+def close_nvml(nvml: ModuleType) -> None:
+    with contextlib.suppress(nvml.NVMLError):  # a failed shutdown changes no figure
+        nvml.nvmlShutdown()
+
+
+def find_handle(nvml: ModuleType, ref: GpuRef, warnings: list[str]) -> Any:
+    """The NVML handle of ``ref``: by UUID, else PCI bus id, else the CUDA_VISIBLE_DEVICES
+    entry at its index (a plain index adds a warning to ``warnings``)."""
+    tried = []
+    for key, lookup in ((ref.uuid, nvml.nvmlDeviceGetHandleByUUID),
+                        (ref.pci_bus_id, nvml.nvmlDeviceGetHandleByPciBusId)):
+        if key:
+            try:
+                return lookup(key)
+            except nvml.NVMLError as e:
+                tried.append(f"{key}: {e}")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = [v.strip() for v in visible.split(",")] if visible is not None else None
+    entry = str(ref.index) if entries is None else (
+        entries[ref.index] if ref.index < len(entries) else None)
+    try:
+        if entry is not None and entry.isdigit():
+            if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+                warnings.append(
+                    f"cuda:{ref.index} taken as NVML index {entry}; CUDA and NVML may order "
+                    "GPUs differently (set CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+            return nvml.nvmlDeviceGetHandleByIndex(int(entry))
+        if entry:
+            return nvml.nvmlDeviceGetHandleByUUID(entry)
+    except nvml.NVMLError as e:
+        tried.append(f"{entry}: {e}")
+    raise SensorError(f"no NVML device found for cuda:{ref.index} (tried "
+                      f"{'; '.join(tried) or 'nothing'}; CUDA_VISIBLE_DEVICES={visible})")
+
+
+def memory_totals(refs: list[GpuRef]) -> list[tuple[int, str]]:
+    """(total bytes, board name) of each GPU: ``nvmlDeviceGetMemoryInfo(handle).total`` and
+    ``nvmlDeviceGetName``; SensorError where NVML cannot say."""
+    nvml = open_nvml()
+    try:
+        handles = [find_handle(nvml, ref, []) for ref in refs]
+        return [(int(nvml.nvmlDeviceGetMemoryInfo(h).total), _text(nvml.nvmlDeviceGetName(h)))
+                for h in handles]
+    except nvml.NVMLError as e:
+        raise SensorError(f"NVML could not read the GPUs' memory: {e}") from None
+    finally:
+        close_nvml(nvml)
+
+
+def _text(value: str | bytes) -> str:
+    """nvidia-ml-py returns str; older releases returned bytes."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class NvmlMeter(Meter):
     method = "nvml"  # a null reading; a measured one says counter or polling
 
@@ -71,19 +141,10 @@ class NvmlMeter(Meter):
     def _open(self) -> None:
         if not self.gpus:
             raise SensorError("the run computes on no CUDA device")
-        try:
-            import pynvml
-        except ImportError:
-            raise SensorError("nvidia-ml-py is not installed (pip install 'trnbench[gpu]')"
-                              ) from None
-        self.nvml: ModuleType = pynvml
-        try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as e:
-            raise SensorError(f"NVML could not start: {e}") from None
+        self.nvml: ModuleType = open_nvml()
         try:
             self._warnings: list[str] = []
-            self._handles = [self._handle(ref) for ref in self.gpus]
+            self._handles = [find_handle(self.nvml, ref, self._warnings) for ref in self.gpus]
             self._labels = [self._label(h, ref) for h, ref in zip(self._handles, self.gpus,
                                                                   strict=True)]
             self._c0 = [self._counter(h) for h in self._handles]
@@ -93,33 +154,6 @@ class NvmlMeter(Meter):
         self._power: list[list[tuple[float, float | None]]] = [[] for _ in self._handles]
         self._poll()
         self._sampler = Sampler(self._poll, self.poll_s).start()
-
-    def _handle(self, ref: GpuRef) -> Any:
-        nvml, tried = self.nvml, []
-        for key, lookup in ((ref.uuid, nvml.nvmlDeviceGetHandleByUUID),
-                            (ref.pci_bus_id, nvml.nvmlDeviceGetHandleByPciBusId)):
-            if key:
-                try:
-                    return lookup(key)
-                except nvml.NVMLError as e:
-                    tried.append(f"{key}: {e}")
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        entries = [v.strip() for v in visible.split(",")] if visible is not None else None
-        entry = str(ref.index) if entries is None else (
-            entries[ref.index] if ref.index < len(entries) else None)
-        try:
-            if entry is not None and entry.isdigit():
-                if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
-                    self._warnings.append(
-                        f"cuda:{ref.index} taken as NVML index {entry}; CUDA and NVML may order "
-                        "GPUs differently (set CUDA_DEVICE_ORDER=PCI_BUS_ID)")
-                return nvml.nvmlDeviceGetHandleByIndex(int(entry))
-            if entry:
-                return nvml.nvmlDeviceGetHandleByUUID(entry)
-        except nvml.NVMLError as e:
-            tried.append(f"{entry}: {e}")
-        raise SensorError(f"no NVML device found for cuda:{ref.index} (tried "
-                          f"{'; '.join(tried) or 'nothing'}; CUDA_VISIBLE_DEVICES={visible})")
 
     def _label(self, handle: Any, ref: GpuRef) -> str:
         """The board's NVML UUID: unique across ranks and hosts (else torch's index)."""
@@ -146,8 +180,7 @@ class NvmlMeter(Meter):
                 samples.append((t, None))
 
     def _shutdown(self) -> None:
-        with contextlib.suppress(self.nvml.NVMLError):  # a failed shutdown changes no figure
-            self.nvml.nvmlShutdown()
+        close_nvml(self.nvml)
 
     def _close(self, interval_s: float) -> Reading:
         self._sampler.stop()
