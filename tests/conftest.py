@@ -185,6 +185,18 @@ def cli_main(cache_dir, tmp_path):
     return run
 
 
+@pytest.fixture
+def launches(monkeypatch) -> list:
+    """The run configurations ``trnbench run --nproc N`` in this process hands to torchrun
+    (every check before the launch passed), instead of launching them."""
+    from bench import cli
+
+    launched: list = []
+    monkeypatch.setattr(cli, "launch_torchrun",
+                        lambda args, cfg, *rest: launched.append(cfg) or 0)
+    return launched
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

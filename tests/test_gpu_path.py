@@ -1,7 +1,8 @@
 """The GPU path, as far as it runs without a GPU: the bare-loop comparison script (for real on the
 CPU), --compile's scope and compile accounting, the SDPA kernel choice and its enforcement, the
-record's precision/optimizer/attention blocks, the H100 runbook and sweep file, and a whole run of
-the cuda backend through a device module of the torch.cuda shape (tests/device_fakes.py).
+record's precision/optimizer/attention blocks, the H100 runbook and sweep file, a whole run of
+the cuda backend through a device module of the torch.cuda shape (tests/device_fakes.py), and
+the memory check before a run through a pynvml stand-in.
 
 CPU stand-ins take the cuda backend's policies (fused AdamW, FlashAttention only in bf16) onto
 CPU kernels: PyTorch has a CPU FlashAttention kernel and a CPU fused AdamW.
@@ -22,7 +23,7 @@ from rich.console import Console
 from torch.nn.attention import SDPBackend
 from torch.profiler import profile
 
-from bench import config, metrics, runner, store, sweep
+from bench import config, memory_plan, metrics, runner, store, sweep
 from bench import report as report_pkg
 from bench.backends import Selection
 from bench.backends.accelerator import DeviceEventTimer
@@ -34,7 +35,7 @@ from bench.energy.null import NoMeter
 from bench.report import cells
 from models import registry
 from tests.conftest import ROOT, read_jsonl
-from tests.device_fakes import FakeDeviceModule
+from tests.device_fakes import H100_NAME, H100_NVML_TOTAL, FakeDeviceModule, FakeGpu, fake_pynvml
 
 H100_CAPABILITY = (9, 0)  # what torch.cuda.get_device_capability() returns on an H100
 
@@ -336,3 +337,63 @@ def test_window_average_without_device_events_excludes_the_meters_shutdown(cache
     table = cells.results(row.reset_index(drop=True))
     reason = "window-average: no per-step spread"
     assert table.frame["step p90 ms"][0] == f"n/a [{table.footnotes.index(reason) + 1}]"
+
+
+# --- the memory check before a run: NVML's memory of the GPUs the ranks use ------------------
+
+H200_NVML_TOTAL = 143_771 * 2**20  # 140.40 GiB (the same source as H100_NVML_TOTAL)
+
+
+@pytest.fixture
+def cuda_here(monkeypatch) -> None:
+    """The cuda backend available (its probe a stand-in), no memory override; NVML numbers
+    the GPUs as CUDA does."""
+    monkeypatch.delenv("TRNBENCH_RANK_MEMORY_GIB", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    monkeypatch.setattr(CudaBackend, "probe",
+                        classmethod(lambda cls: Probe("cuda", True, "stand-in: no GPU here")))
+
+
+def _nvml(monkeypatch, *totals: tuple[str, int]):
+    gpus = [FakeGpu(f"GPU-{i}", f"00000000:{i:02X}:00.0", 100.0, name=name, memory_total=total)
+            for i, (name, total) in enumerate(totals)]
+    module = fake_pynvml(gpus)
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    return module
+
+
+def test_nvml_refuses_llama3_70b_on_one_h100_before_anything_starts(cuda_here, monkeypatch,
+                                                                   cli_main, launches):
+    nvml = _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL))
+    run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
+    assert run.returncode == 2 and not launches
+    assert run.stderr == (
+        "trnbench: error: plan: needs 1,360.6 GiB per rank of 71.7 GiB usable (90% of 79.6 GiB "
+        "per rank, NVML: NVIDIA H100 80GB HBM3); no --tp/--ac/--parallel/--param-dtype setting "
+        "fits on 1 ranks: try --nnodes 32 --parallel fsdp --param-dtype bf16 --ac full\n")
+    assert nvml.state["init"] == 0  # NVML shut down again
+
+
+def test_nvml_memory_of_the_smallest_gpu_the_ranks_use(cuda_here, monkeypatch):
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), ("NVIDIA H200", H200_NVML_TOTAL))
+    both = CudaBackend.rank_memory(per_node=2)
+    assert (both.value, both.source) == (H100_NVML_TOTAL, f"NVML: {H100_NAME}, the smallest "
+                                                          "of 2 GPUs")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # cuda:0 is NVML's GPU 1
+    h200 = CudaBackend.rank_memory(per_node=1)
+    assert (h200.value, h200.source) == (H200_NVML_TOTAL, "NVML: NVIDIA H200")
+    assert CudaBackend.rank_memory(per_node=2) is None  # no second GPU for rank 1
+
+
+@pytest.mark.parametrize("nvml", ["not installed", "no driver"])
+def test_without_nvml_the_run_is_not_checked(nvml, cuda_here, monkeypatch, cli_main, launches):
+    if nvml == "not installed":
+        monkeypatch.setitem(sys.modules, "pynvml", None)
+    else:
+        module = fake_pynvml([], init_error=12)  # NVML_ERROR_LIBRARY_NOT_FOUND
+        monkeypatch.setitem(sys.modules, "pynvml", module)
+    assert CudaBackend.rank_memory(per_node=1) is None
+    run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
+    assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert memory_plan.check_run(launches[0], CudaBackend, 1, 1) is None

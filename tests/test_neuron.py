@@ -1,7 +1,8 @@
 """Trainium on a machine without Trainium: topology from the documented device kinds and
 neuron-ls output, the native backend through a stand-in ``torch.neuron`` with a fake neuron-ls
-and a fake driver sysfs (a whole run), ``--precompile``, and the Neuron backends reporting
-themselves unavailable here with the reason.
+and a fake driver sysfs (a whole run), the memory check before a run from neuron-ls (as
+``trnbench plan`` computes it), ``--precompile``, and the Neuron backends reporting themselves
+unavailable here with the reason.
 
 The neuron-ls fixtures (tests/device_fakes.py) are the JSON example of the Neuron LS User Guide,
 Neuron 2.29, nothing added.
@@ -9,15 +10,17 @@ Neuron 2.29, nothing added.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench import backends, cli, config, hardware, runner
+from bench import backends, cli, config, hardware, memory_plan, runner
 from bench.backends import Selection
 from bench.backends import neuron_topology as nt
+from bench.backends.base import Probe
 from bench.backends.neuron import NeuronBackend, is_native
 from tests.conftest import read_jsonl
 from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
@@ -168,6 +171,70 @@ def test_native_run_through_stand_in_torch_neuron_neuron_ls_and_sysfs(
     assert set(e["device_joules"]) == {"neuron0", "neuron1"}
     assert e["joules"] == pytest.approx(2 * 0.5 * 500 * e["interval_s"], rel=0.05)
     assert any("this process computes on" in w for w in e["warnings"])
+
+
+# --- the memory check before a run: neuron-ls's memory per NeuronCore ---------------------
+
+def _on_path(monkeypatch, bin_dir: Path) -> None:
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(("devices", "release", "gib", "source"), [
+    (TRN2_LNC2, "new", 24, "neuron-ls: 96 GiB per device / 4 NeuronCores at LNC=2"),
+    (trn2_lnc1(), "old", 12, "neuron-ls: 96 GiB per device / 8 NeuronCores at LNC=1"),
+])
+def test_memory_per_rank_is_a_devices_memory_over_the_neuroncores_it_shows(
+        devices, release, gib, source, tmp_path, monkeypatch):
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", devices, release))
+    for backend in (NeuronBackend, backends.BACKENDS["neuron-xla"]):
+        memory = backend.rank_memory(per_node=8)
+        assert (memory.value, memory.source) == (gib * 2**30, source)
+
+
+@pytest.fixture
+def neuron_here(monkeypatch) -> None:
+    """The neuron backend available (its probe a stand-in), no memory override."""
+    monkeypatch.delenv("TRNBENCH_RANK_MEMORY_GIB", raising=False)
+    monkeypatch.setattr(NeuronBackend, "probe",
+                        classmethod(lambda cls: Probe("neuron", True, "stand-in: no Trainium")))
+
+
+def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypatch, cli_main,
+                                                             neuron_here, launches):
+    """llama3-8b on 8 NeuronCores of a trn2 at LNC=2 (neuron-ls: 24 GiB per rank): refused
+    at --seq 4096 with the change `trnbench plan --hardware trn2` names, and accepted with that
+    change, whose prediction is the plan's, before any process starts."""
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", TRN2_LNC2, "new"))
+    flags = ["--model", "llama3-8b", "--nproc", "8", "--seq", "4096"]
+    plan = cli_main("plan", *flags, "--hardware", "trn2")
+    refused = plan.stdout.splitlines()[-1].removeprefix("refused: ")
+    run = cli_main("run", "--backend", "neuron", "--precision", "bf16", *flags)
+    assert (plan.returncode, run.returncode, launches) == (1, 2, [])
+    neuron_ls = "neuron-ls: 96 GiB per device / 4 NeuronCores at LNC=2"
+    assert run.stderr == (
+        f"trnbench: error: plan: needs 185.4 GiB per rank of 21.6 GiB usable (90% of 24.0 GiB "
+        f"per rank, {neuron_ls}): try --parallel fsdp --param-dtype bf16 --tp 4 --ac full or "
+        "--parallel fsdp --param-dtype bf16 --tp 8 --ac selective\n")
+    datasheet = "trn2 datasheet: 96 GiB per chip / 4 NeuronCores"
+    assert run.stderr == f"trnbench: error: plan: {refused.replace(datasheet, neuron_ls)}\n"
+    change = json.loads(cli_main("plan", *flags, "--hardware", "trn2", "--json").stdout)[
+        "smallest_fitting_change"]
+    assert cli_main("run", "--backend", "neuron", "--precision", "bf16", *flags,
+                    *change["flags"].split()).returncode == 0
+    cfg, = launches
+    pred = memory_plan.check_run(cfg, NeuronBackend, 8, 1)
+    assert (pred.total, pred.usable, pred.fits) == (
+        change["total_bytes"], change["usable_bytes"], True)
+    assert pred.usable == memory_plan.USABLE * 24 * 2**30  # the same share as on the CPU
+
+
+def test_without_neuron_ls_the_run_is_not_checked(tmp_path, monkeypatch, cli_main,
+                                                  neuron_here, launches):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no neuron-ls
+    assert NeuronBackend.rank_memory(per_node=8) is None
+    run = cli_main("run", "--backend", "neuron", "--model", "llama3-70b", "--nproc", "8")
+    assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert memory_plan.check_run(launches[0], NeuronBackend, 8, 1) is None
 
 
 # --- --precompile ------------------------------------------------------------------------------

@@ -93,6 +93,12 @@ def test_a_run_that_cannot_fit_is_refused_by_the_plan_and_nothing_is_written(
     assert not results.exists() and "launching" not in err
 
 
+def test_a_bad_rank_memory_override_is_refused(monkeypatch, capsys):
+    monkeypatch.setenv("TRNBENCH_RANK_MEMORY_GIB", "64GB")
+    assert _refused(["run", *STEPS, "--backend", "cpu"], capsys) == (
+        "trnbench: error: TRNBENCH_RANK_MEMORY_GIB: must be a number of GiB > 0, got '64GB'\n")
+
+
 def _8b_trn2_by_hand() -> dict[str, float]:
     """Llama 3.1 8B, seq 8192, 1 sequence per DP rank, TP 8 x DP 8 FSDP2 on 64 ranks, bf16
     parameters, full checkpointing (bench.memory_plan's formulas, written out)."""
