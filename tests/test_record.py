@@ -177,3 +177,12 @@ def test_aggregate_modelled_energy_sums_ranks_and_null_stays_null():
     null = Energy(method="rapl", joules=None, reason="no sensor")
     mixed = [_rank("a", 10, 1.0, null), _rank("a", 10, 1.0, _energy("rapl", {"p0": 1.0}))]
     assert Record.aggregate(mixed).energy.joules is None
+
+
+def test_a_v1_line_without_a_precision_block_keeps_its_precision_mode():
+    line = {"schema_version": 1, "run_id": "early", "status": "ok", "config": {"model": "tiny"},
+            "device": {"name": "cpu", "kind": "cpu"}, "tokens_per_s": 1.0,
+            "precision_mode": "fp32: fp32 parameters and compute"}
+    r = Record.from_json(line)
+    assert r.precision.mode == line["precision_mode"]
+    assert r.to_json()["precision"]["mode"] == line["precision_mode"]
