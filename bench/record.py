@@ -395,8 +395,8 @@ class Throughput:
     hfu: float | None
 
     @classmethod
-    def of(cls, tokens: int, window_s: float, chips: int | None, model: Model,
-           peak: Peak | None, mfu_chips: int | None = None) -> Throughput:
+    def of(cls, tokens: int, window_s: float, chips: float | None, model: Model,
+           peak: Peak | None, mfu_chips: float | None = None) -> Throughput:
         """``mfu_chips``: the chips MFU divides by where they differ from ``chips`` (the
         ranks' own shares of a CPU host); default ``chips``."""
         tps = metrics.tokens_per_second(tokens, window_s)
@@ -589,8 +589,9 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
            if k not in ("precision_mode", "compiles_warmup", "compiles_timed")}
     out["schema_version"] = SCHEMA_VERSION
     mode = data.get("precision_mode")
-    if isinstance(out.get("precision"), dict) and mode is not None:
-        out["precision"] = {**out["precision"], "mode": mode}
+    if mode is not None:  # the older v1 lines have no precision block: it starts one
+        precision = out.get("precision")
+        out["precision"] = {**(precision if isinstance(precision, dict) else {}), "mode": mode}
     flags = data.get("flags")
     if isinstance(data.get("warnings"), list) and isinstance(flags, list):
         copies = {FLAG_PREFIX + f for f in flags}
@@ -609,6 +610,24 @@ def _is_number(value: Any) -> bool:
         math.isfinite(value)
 
 
+def _structure(cls: type[Part], data: dict[str, Any], where: str) -> str | None:
+    """Why a part nested anywhere in ``data`` is not an object (or a list of them, as
+    ``ranks``), or None."""
+    for name, part in cls.NESTED.items():
+        value = data.get(name)
+        listed = isinstance(value, list)
+        for i, item in enumerate(value if listed else [value]):
+            here = f"{where}{name}" + (f"[{i}]" if listed else "")
+            if item is None:
+                continue
+            if not isinstance(item, dict):
+                return f"{here} must be an object, got {item!r}"
+            why = _structure(part, item, here + ".")
+            if why:
+                return why
+    return None
+
+
 def problem(data: dict[str, Any]) -> str | None:
     """Why a JSON object is not a record that readers can compute with (a hand-edited line,
     an older schema, a number stored as text), or None when it is one: the one validator of
@@ -624,6 +643,9 @@ def problem(data: dict[str, Any]) -> str | None:
     if data.get("ranks") is not None and not (isinstance(data["ranks"], list) and all(
             isinstance(r, dict) for r in data["ranks"])):
         return f"ranks must be a list of objects, got {data['ranks']!r}"
+    why = _structure(Record, data, "")
+    if why:
+        return why
     if not isinstance((data.get("config") or {}).get("model"), str):
         return "config.model is missing"
     if data["status"] != "ok":

@@ -34,7 +34,6 @@ from bench.data import SyntheticBatches
 from bench.errors import signal_of
 from bench.hardware import Figure
 from bench.parallel import apply as parallel
-from bench.record import Record
 from models import flops, registry
 from models.moe import MoEConfig
 
@@ -113,8 +112,8 @@ def _moe(model_cfg: Any, seq: int, routing: list[dict[str, torch.Tensor]]) -> re
         return None
     means = {k: torch.stack([r[k] for r in routing]).float().mean().item() for k in routing[0]}
     return rec.Moe(n_experts=model_cfg.n_experts, top_k=model_cfg.top_k,
-               capacity_factor=model_cfg.capacity_factor, capacity=model_cfg.capacity(seq),
-               aux_loss_coef=model_cfg.aux_loss_coef, **means)
+                   capacity_factor=model_cfg.capacity_factor, capacity=model_cfg.capacity(seq),
+                   aux_loss_coef=model_cfg.aux_loss_coef, **means)
 
 
 @dataclass
@@ -227,9 +226,10 @@ def _execution(t: Training) -> dict[str, Any]:
     return out
 
 
-def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: float,
+def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window_s: float,
                   step_times: list[float], step_method: str, reading: energy.Reading,
-                  notes: list[str] | None = None, spread_reason: str | None = None) -> Record:
+                  notes: list[str] | None = None, spread_reason: str | None = None
+                  ) -> rec.Record:
     """``record`` with the figures of a timed window of ``cfg.steps`` steps that ``t`` ran
     after ``warm``: throughput, MFU, step times, compilations, memory, energy, losses."""
     cfg, backend, spec, device, peak = t.cfg, t.backend, t.spec, t.device, t.peak
@@ -256,8 +256,8 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
         warmup = warm.compiles_end - warm.compiles_start
         timed = compiles_end - warm.compiles_end
         compilation = rec.Compilation(method=warmup.method, warmup_graphs=warmup.graphs,
-                                  warmup_compile_s=warmup.seconds, timed_graphs=timed.graphs,
-                                  timed_compile_s=timed.seconds)
+                                      warmup_compile_s=warmup.seconds, timed_graphs=timed.graphs,
+                                      timed_compile_s=timed.seconds)
         if timed.graphs:
             notes.append(f"the timed window compiled {timed.graphs} graph(s) "
                          f"({timed.seconds:.2f} s): the graph changed between steps, and the "
@@ -268,8 +268,8 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
     return replace(
         record,
         device=rec.Device(name=device.name, kind=device.kind, device_count=device.device_count,
-                      devices_used=device.devices_used, chips=device.chips,
-                      versions=device.versions),
+                          devices_used=device.devices_used, chips=device.chips,
+                          versions=device.versions),
         world_size=1,
         model=model,
         moe=_moe(spec.config, cfg.seq, t.routing),
@@ -283,7 +283,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,
         memory=rec.Memory(peak_bytes=memory.peak_bytes, method=memory.method,
-                      **placement.memory_predicted),  # per rank, bench.memory_plan
+                          **placement.memory_predicted),  # per rank, bench.memory_plan
         energy=reading.as_record(tokens),
         loss_first=(warm.losses or values)[0],
         loss_last=values[-1],
@@ -295,13 +295,13 @@ def metric_fields(t: Training, warm: WarmupResult, record: Record, *, window_s: 
 
 def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
             ctx: distributed.DistContext | None = None, profile_steps: int = 0,
-            profile_path: Path | None = None, record: Record | None = None) -> Record:
+            profile_path: Path | None = None, record: rec.Record | None = None) -> rec.Record:
     """Run ``cfg`` on ``backend`` and return ``record`` (default: a new one of ``cfg``) with
     the figures of this rank (under torchrun: each data-parallel index trains on its own
     share of the data). ``profile_steps`` > 0: that many more steps after the window,
     profiled (bench.profile)."""
     if record is None:
-        record = Record.new(cfg.as_dict(), {})
+        record = rec.Record.new(cfg.as_dict(), {})
     t = prepare(cfg, backend, ctx)
     warm = warm_up(t, progress)
     # outside the window, right before it: a measured peak (the CPU's) measured again
@@ -353,7 +353,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
 def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             progress: Progress | None = None, ctx: distributed.DistContext | None = None,
             run_id: str | None = None, tags: dict[str, str] | None = None,
-            profile_steps: int = 0) -> Record:
+            profile_steps: int = 0) -> rec.Record:
     """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
     (None: keep it unstored); ``profile_steps``: a trace of that many steps after the window,
     stored beside ``results_path`` (bench.profile).
@@ -365,11 +365,11 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     (bench.launch, which passes ``run_id``) will: a rank that dies can't say it failed,
     and the launcher sees every rank's exit.
     """
-    record = Record.new(cfg.as_dict(), environment.capture(), tags, run_id=run_id,
-                        backend=rec.Backend(name=selection.backend.name,
-                                              reason=selection.reason,
-                                              dist_backend=selection.backend.dist_backend),
-                        world_size=ctx.world_size if ctx else 1)
+    record = rec.Record.new(cfg.as_dict(), environment.capture(), tags, run_id=run_id,
+                            backend=rec.Backend(name=selection.backend.name,
+                                                reason=selection.reason,
+                                                dist_backend=selection.backend.dist_backend),
+                            world_size=ctx.world_size if ctx else 1)
     writes = results_path is not None and (ctx is None or ctx.is_main)
     try:
         backend = selection.backend(ctx.local_rank if ctx else 0)
@@ -382,7 +382,7 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
 
             trace = trace_path(results_path, record.run_id)
         measured = measure(cfg, backend, progress, ctx, profile_steps, trace, record)
-        record = Record.aggregate(distributed.gather(measured)) if ctx else measured
+        record = rec.Record.aggregate(distributed.gather(measured)) if ctx else measured
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (bench.errors.Interrupted)
         record = record.failed(f"interrupted by {signal_of(e).name}", "interrupted")
         if writes:

@@ -30,6 +30,8 @@ ODD = [  # (record, the reason a reader gives, or None: readable, rendered with 
     ({"status": "failed"}, "run_id must be a string"),
     ({**GOOD, "run_id": "strdevice", "device": "cpu"}, "device must be an object"),
     ({**GOOD, "run_id": "badj", "energy": {"j_per_token": "1"}}, "energy.j_per_token"),
+    ({**GOOD, "run_id": "badrank", "ranks": [{"rank": 0, "step_time": 5}]},
+     "ranks[0].step_time must be an object"),
 ]
 
 
