@@ -191,8 +191,8 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
     outcome = launch.run(cfg, selection, results, tags, torchrun=torchrun,
                          flags=_passed_flags(args), stream=True)
     record = outcome.record
-    if record is not None and record["status"] != "ok":
-        print(f"trnbench: run failed: {record['error']} (stored in {results})", file=sys.stderr)
+    if record is not None and record.status != "ok":
+        print(f"trnbench: run failed: {record.error} (stored in {results})", file=sys.stderr)
         return 1
     return 1 if outcome.returncode else 0
 

@@ -40,7 +40,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bench import config, store
 from bench.errors import Interrupted
-from bench.record import Backend as RecordBackend
 from bench.record import Record, new_run_id
 
 if TYPE_CHECKING:
@@ -91,7 +90,7 @@ class Outcome:
     where nothing is stored here: another node's launcher, or no results file), its exit
     code, and the last ``TAIL_LINES`` lines of its stderr."""
 
-    record: dict[str, Any] | None
+    record: Record | None
     returncode: int
     stderr: str
 
@@ -146,17 +145,16 @@ def _stand_in(cfg: config.RunConfig, selection: Selection, tags: dict[str, str],
     backend, tags, run id and start time, ``status`` (failed or interrupted) and ``error``."""
     from bench import environment  # torch: only when a child failed
 
-    backend = RecordBackend(name=selection.backend.name, reason=selection.reason,
-                            dist_backend=selection.backend.dist_backend)
-    return Record.new(cfg.as_dict(), environment.capture(), tags, run_id=run_id, time=started,
-                      backend=backend).failed(error, status, world_size=world_size)
+    return Record.start(cfg.as_dict(), selection, environment.capture(), tags, run_id=run_id,
+                        time=started).failed(error, status, world_size=world_size)
 
 
-def _find(results: Path, run_id: str) -> dict[str, Any] | None:
-    """The record stored under ``run_id`` in ``results`` (its JSON, schema version 2)."""
+def _find(results: Path, run_id: str) -> Record | None:
+    """The record stored under ``run_id`` in ``results`` (``store.read``: an unusable line
+    is skipped with a warning)."""
     if not results.exists():
         return None
-    return next((r for r in store.iter_records(results) if r.get("run_id") == run_id), None)
+    return next((r for r in store.read(results) if r.run_id == run_id), None)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -325,10 +323,9 @@ def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
             else:
                 why = "failed", _death(proc.returncode, "".join(stderr.rank_lines) + tail,
                                        torchrun is not None)
-            stand_in = _stand_in(cfg, selection, tags, run_id, started, *why,
-                                 torchrun.world_size if torchrun else 1)
-            store.append(results, stand_in)
-            record = stand_in.to_json()
+            record = _stand_in(cfg, selection, tags, run_id, started, *why,
+                               torchrun.world_size if torchrun else 1)
+            store.append(results, record)
     if forward.signum is not None:
         raise Interrupted(forward.signum)
     return Outcome(record, proc.returncode, tail)

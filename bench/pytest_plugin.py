@@ -68,7 +68,6 @@ def measure(benchmark: Any, backend: str, rounds: int, steps_per_round: int,
     """Warm up, time ``rounds`` rounds under ``benchmark.pedantic``, fill its extra_info.
     ``run_fields`` are fields of config.RunConfig (model, batch, seq, warmup, precision, ...)."""
     from bench import backends, config, energy, environment, runner
-    from bench.record import Backend as RecordBackend
     from bench.record import Record
 
     for name, value in (("rounds", rounds), ("steps_per_round", steps_per_round)):
@@ -99,8 +98,7 @@ def measure(benchmark: Any, backend: str, rounds: int, steps_per_round: int,
     if benchmark.stats is None:  # --benchmark-disable: one untimed call, nothing to report
         return None
     round_times = list(benchmark.stats.stats.data)
-    start = Record.new(cfg.as_dict(), environment.capture(), backend=RecordBackend(
-        name=be.name, reason=selection.reason, dist_backend=be.dist_backend))
+    start = Record.start(cfg.as_dict(), selection, environment.capture())
     record = runner.metric_fields(
         t, warm, start, window_s=sum(round_times),
         step_times=[r / steps_per_round for r in round_times], step_method=STEP_METHOD,

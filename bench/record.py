@@ -1,11 +1,12 @@
 """The result record: one typed object per run, one JSON line in the store (docs/methodology.md,
 "The record").
 
-A ``Record`` is built from its parts (frozen dataclasses), never as a dict by hand: the
-runner's ``Record.new`` plus the measured parts, ``Record.failed`` for a run that failed or
-was interrupted, ``Record.aggregate`` for the ranks of a torchrun job. ``to_json`` writes
-schema version 2; ``from_json`` reads version 2 and upgrades version 1 (``upgrade``). A key
-this module does not know is kept as it was (``extra``), so that nothing stored is lost.
+A ``Record`` is built from its parts (frozen dataclasses), never as a dict by hand:
+``Record.start`` (a run's identity, context and backend) plus the measured parts,
+``Record.failed`` for a run that failed or was interrupted, ``Record.aggregate`` for the
+ranks of a torchrun job. ``to_json`` writes schema version 2; ``from_json`` reads version 2
+and upgrades version 1 (``upgrade``). A key this module does not know is kept as it was
+(``extra``), so that nothing stored is lost.
 
 Derived figures, computed once here:
 
@@ -118,6 +119,13 @@ class Backend(Part):
     name: str | None = doc("backend name (cpu, cuda, xla, neuron)")
     reason: str | None = doc("why this backend was selected")
     dist_backend: str | None = doc("torch.distributed backend (gloo, nccl, xla, neuron)")
+
+    @classmethod
+    def of(cls, selection: Any) -> Backend:
+        """The block of a ``bench.backends.Selection`` (its ``backend.name``,
+        ``backend.dist_backend`` and ``reason``; duck-typed: no torch here)."""
+        return cls(name=selection.backend.name, reason=selection.reason,
+                   dist_backend=selection.backend.dist_backend)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -489,6 +497,13 @@ class Record(Part):
                    time=time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    config=dict(config), environment=dict(environment), tags=dict(tags or {}),
                    **context)
+
+    @classmethod
+    def start(cls, config: dict[str, Any], selection: Any, environment: dict[str, Any],
+              tags: dict[str, str] | None = None, **context: Any) -> Record:
+        """The record of a run about to start on ``selection`` (a
+        ``bench.backends.Selection``): ``new`` with its backend block (``Backend.of``)."""
+        return cls.new(config, environment, tags, backend=Backend.of(selection), **context)
 
     def failed(self, error: str, status: str = "failed", **context: Any) -> Record:
         """This run's identity and context stored as failed (or interrupted) with ``error``;

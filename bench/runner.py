@@ -365,11 +365,8 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     (bench.launch, which passes ``run_id``) will: a rank that dies can't say it failed,
     and the launcher sees every rank's exit.
     """
-    record = rec.Record.new(cfg.as_dict(), environment.capture(), tags, run_id=run_id,
-                            backend=rec.Backend(name=selection.backend.name,
-                                                reason=selection.reason,
-                                                dist_backend=selection.backend.dist_backend),
-                            world_size=ctx.world_size if ctx else 1)
+    record = rec.Record.start(cfg.as_dict(), selection, environment.capture(), tags,
+                              run_id=run_id, world_size=ctx.world_size if ctx else 1)
     writes = results_path is not None and (ctx is None or ctx.is_main)
     try:
         backend = selection.backend(ctx.local_rank if ctx else 0)

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from bench import console, launch, metrics, numbers, store
 from bench.config import ConfigError, RunConfig
+from bench.record import Record
 
 if TYPE_CHECKING:
     from bench.backends import Selection
@@ -47,12 +48,12 @@ def parse_nproc(spec: str) -> list[int]:
     return counts
 
 
-def series_records(records: Iterable[dict[str, Any]], series: str) -> list[dict[str, Any]]:
+def series_records(records: Iterable[Record], series: str) -> list[Record]:
     """The records tagged ``scaling=<series>``, in file order."""
-    return [r for r in records if (r.get("tags") or {}).get(TAG) == series]
+    return [r for r in records if (r.tags or {}).get(TAG) == series]
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> tuple[int | None, list[dict[str, Any]]]:
+def summarize(records: Iterable[Record]) -> tuple[int | None, list[dict[str, Any]]]:
     """(baseline process count, points) of one series' records (one per world size).
 
     A point: nproc (the record's world size), run id, status, error, global tokens/s,
@@ -60,12 +61,12 @@ def summarize(records: Iterable[dict[str, Any]]) -> tuple[int | None, list[dict[
     """
     points = []
     for r in records:
-        n = r.get("world_size")
-        tps = r.get("tokens_per_s") if r.get("status") == "ok" else None
-        points.append({"nproc": n, "run_id": r.get("run_id"), "status": r.get("status"),
-                       "error": r.get("error"), "tokens_per_s": tps,
+        n = r.world_size
+        tps = r.tokens_per_s if r.status == "ok" else None
+        points.append({"nproc": n, "run_id": r.run_id, "status": r.status, "error": r.error,
+                       "tokens_per_s": tps,
                        "tokens_per_s_per_rank": None if tps is None else tps / n,
-                       "efficiency": None, "mfu": r.get("mfu") if tps is not None else None})
+                       "efficiency": None, "mfu": r.mfu if tps is not None else None})
     measured = {p["nproc"]: p["tokens_per_s"] for p in points if p["tokens_per_s"] is not None}
     efficiency = metrics.scaling_efficiency(measured) if measured else {}
     for p in points:
@@ -80,7 +81,7 @@ def _series_id(name: str | None, results: Path) -> str:
         return uuid.uuid4().hex[:8]
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ConfigError("--series", f"expected letters, digits, '_', '-' or '.', got {name!r}")
-    if results.exists() and series_records(store.iter_records(results), name):
+    if results.exists() and series_records(store.read(results), name):
         raise ConfigError("--series", f"{name!r} already has records in {results}; "
                           "choose a new name")
     return name
@@ -116,7 +117,7 @@ def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | Non
         raise ConfigError("--results", f"cannot append records: {problem}")
     sid = _series_id(series, results)
     env, notes = _point_env(cfg)
-    records: list[dict[str, Any]] = []
+    records: list[Record] = []
     bar = Progress(TextColumn("scaling {task.description:<10}"), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn(), console=console.stderr,
                    disable=not (console.stderr.is_terminal or not as_json))
@@ -129,12 +130,12 @@ def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | Non
             record = point.record
             assert record is not None  # one node, with a results file: always stored
             records.append(record)
-            if record["status"] == "ok":
-                bar.console.print(f"nproc {n}: {record['tokens_per_s']:,.1f} tokens/s "
-                                  f"(run {record['run_id']})", highlight=False)
+            if record.status == "ok":
+                bar.console.print(f"nproc {n}: {record.tokens_per_s:,.1f} tokens/s "
+                                  f"(run {record.run_id})", highlight=False)
             else:
                 tail = "\n".join(point.stderr.strip().splitlines()[-15:])
-                bar.console.print(f"[red]nproc {n} failed[/red]: {escape(str(record['error']))}"
+                bar.console.print(f"[red]nproc {n} failed[/red]: {escape(str(record.error))}"
                                   f"\n[dim]{escape(tail)}[/dim]", highlight=False)
             bar.advance(task)
     baseline, points = summarize(records)

@@ -48,6 +48,7 @@ from rich.table import Table
 from bench import config, console, launch, metrics, numbers, store
 from bench.config import ConfigError, RunConfig, tomllib
 from bench.paths import path_arg
+from bench.record import Record
 
 if TYPE_CHECKING:
     from bench.backends import Selection
@@ -223,34 +224,34 @@ def environment_key(env: dict[str, Any], world_size: Any) -> tuple:
     return (env.get("host"), env.get("cpu"), env.get("torch"), world_size)
 
 
-def stored_ok(results: Path, env: dict[str, Any]) -> dict[tuple, list[dict[str, Any]]]:
+def stored_ok(results: Path, env: dict[str, Any]) -> dict[tuple, list[Record]]:
     """The ok records of ``results`` measured in ``env`` (single process), by config."""
-    found: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    found: dict[tuple, list[Record]] = defaultdict(list)
     if not results.exists():
         return found
     here = environment_key(env, 1)
-    for record in store.iter_records(results):
-        if record.get("status") != "ok" or not isinstance(record.get("environment"), dict):
+    for record in store.read(results):
+        if record.status != "ok" or not isinstance(record.environment, dict):
             continue
-        if environment_key(record["environment"], record.get("world_size")) != here:
+        if environment_key(record.environment, record.world_size) != here:
             continue
-        with contextlib.suppress(AttributeError, TypeError):  # not a flat config dict
-            found[_config_key(record.get("config"))].append(record)
+        with contextlib.suppress(TypeError):  # not a flat config dict
+            found[_config_key(record.config)].append(record)
     return found
 
 
-def plan(sweep: Sweep, stored: dict[tuple, list[dict[str, Any]]]
-         ) -> tuple[list[Task], dict[int, list[dict[str, Any]]]]:
+def plan(sweep: Sweep, stored: dict[tuple, list[Record]]
+         ) -> tuple[list[Task], dict[int, list[Record]]]:
     """The runs still to do, and each point's stored ok records (the latest ``repeats``).
 
     A point with k stored records runs ``repeats - k`` more, under repeat indices that its
     stored records' ``repeat`` tags do not already use."""
     tasks: list[Task] = []
-    done: dict[int, list[dict[str, Any]]] = {}
+    done: dict[int, list[Record]] = {}
     for point in sweep.points:
         have = stored.get(_config_key(point.config.as_dict()), [])[-sweep.repeats:]
         done[point.index] = have
-        used = {str((r.get("tags") or {}).get("repeat")) for r in have}
+        used = {str((r.tags or {}).get("repeat")) for r in have}
         free = [i for i in range(sweep.repeats) if str(i) not in used]
         tasks += [Task(point, i) for i in free[:sweep.repeats - len(have)]]
     return tasks, done
@@ -271,7 +272,7 @@ def _cells(point: Point, columns: list[str]) -> list[str]:
     return [str(point.index), *(str(getattr(point.config, c)) for c in columns)]
 
 
-def dry_run_table(sweep: Sweep, done: dict[int, list[dict[str, Any]]] | None) -> Table:
+def dry_run_table(sweep: Sweep, done: dict[int, list[Record]] | None) -> Table:
     table, columns = _describe(sweep, f"sweep {sweep.name}: {len(sweep.points)} point(s) x "
                                       f"{sweep.repeats} repeat(s) -> {sweep.results}")
     if done is not None:
@@ -282,20 +283,20 @@ def dry_run_table(sweep: Sweep, done: dict[int, list[dict[str, Any]]] | None) ->
     return table
 
 
-def summary_table(sweep: Sweep, records: dict[int, list[dict[str, Any]]]) -> Table:
+def summary_table(sweep: Sweep, records: dict[int, list[Record]]) -> Table:
     """Per point: ok repeats of all run, the median tokens/s and MFU over them, the CV of
     tokens/s and its flag (``metrics.repeat_stats``: CV above ``metrics.CV_FLAG``)."""
     table, columns = _describe(sweep, f"sweep {sweep.name}: {sweep.results}")
     for col in ("status", "tokens/s (median)", "MFU (median)", "CV", "flag"):
         table.add_column(col, justify="right")
     for point in sweep.points:
-        ok = [r for r in records[point.index] if r["status"] == "ok"]
+        ok = [r for r in records[point.index] if r.status == "ok"]
         status = f"{len(ok)}/{len(records[point.index])} ok"
         cells = [f"[green]{status}[/green]" if len(ok) == len(records[point.index])
                  else f"[red]{status}[/red]", "n/a", "n/a", "n/a", ""]
         if ok:
-            tps = metrics.repeat_stats([r["tokens_per_s"] for r in ok])
-            mfus = [r["mfu"] for r in ok]
+            tps = metrics.repeat_stats([r.tokens_per_s for r in ok])
+            mfus = [r.mfu for r in ok]
             mfu = (f"{metrics.repeat_stats(mfus).median:.2%}" if None not in mfus
                    else "null")
             cv = f"{tps.cv:.1%}" if tps.n > 1 else "n/a"  # one run has no spread
@@ -314,11 +315,11 @@ def _progress() -> rp.Progress:
                        disable=not console.stderr.is_terminal)
 
 
-def _outcome(task: Task, record: dict[str, Any]) -> str:
+def _outcome(task: Task, record: Record) -> str:
     head = f"point {task.point.index} repeat {task.repeat}: "
-    if record["status"] == "ok":
-        return head + f"[green]ok[/green] {record['tokens_per_s']:,.1f} tokens/s"
-    return head + f"[red]{record['status']}[/red] {escape(str(record['error']))}"
+    if record.status == "ok":
+        return head + f"[green]ok[/green] {record.tokens_per_s:,.1f} tokens/s"
+    return head + f"[red]{record.status}[/red] {escape(str(record.error))}"
 
 
 def execute(sweep: Sweep, resume: bool) -> int:
@@ -333,7 +334,7 @@ def execute(sweep: Sweep, resume: bool) -> int:
                              f"in {sweep.results} (same configuration and environment), "
                              f"{len(tasks)} to run")
     sweep_id = uuid.uuid4().hex[:12]
-    records: dict[int, list[dict[str, Any]]] = {i: list(rs) for i, rs in done.items()}
+    records: dict[int, list[Record]] = {i: list(rs) for i, rs in done.items()}
     failed = 0
     with _progress() as bar:
         progress = bar.add_task(f"sweep {sweep.name}", total=total, completed=total - len(tasks))
@@ -344,8 +345,9 @@ def execute(sweep: Sweep, resume: bool) -> int:
                     "point": str(task.point.index), "repeat": str(task.repeat)}
             record = launch.run(task.point.config, task.point.selection, sweep.results, tags,
                                 timeout_s=sweep.timeout_s).record
+            assert record is not None  # a results file: always stored
             records[task.point.index].append(record)
-            failed += record["status"] != "ok"
+            failed += record.status != "ok"
             bar.console.print(_outcome(task, record), highlight=False)
             bar.advance(progress)
         bar.update(progress, description=f"sweep {sweep.name}")

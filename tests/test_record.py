@@ -81,6 +81,19 @@ def test_failed_keeps_identity_and_drops_figures():
     assert Record.from_json(failed.to_json()) == failed
 
 
+def test_start_names_the_selected_backend_and_failed_keeps_it():
+    from bench import backends
+
+    selection = backends.select("cpu")
+    start = Record.start({"model": "tiny"}, selection, {"host": "h"}, {"k": "v"}, run_id="abc",
+                         world_size=1)
+    assert start.backend.to_json() == {"name": "cpu", "reason": selection.reason,
+                                       "dist_backend": "gloo"}
+    assert (start.run_id, start.tags, start.environment, start.status) == \
+        ("abc", {"k": "v"}, {"host": "h"}, "ok")
+    assert start.failed("x").backend == start.backend
+
+
 def test_unknown_keys_survive_and_bad_ones_are_named():
     r = Record.new({"model": "tiny"}, {}, tokens_per_s=1.0, extra={"later_field": [1]})
     data = {**r.to_json(), "device": {"name": "d", "kind": "cpu", "new": 1}}

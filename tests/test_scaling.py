@@ -75,9 +75,9 @@ def test_efficiency_formula():
     with pytest.raises(ValueError):
         metrics.scaling_efficiency({})
     base, points = scaling.summarize([
-        {"world_size": 2, "status": "failed", "error": "x", "run_id": "a"},
-        {"world_size": 4, "status": "ok", "tokens_per_s": 400.0, "mfu": 0.1, "run_id": "b"},
-        {"world_size": 8, "status": "ok", "tokens_per_s": 720.0, "mfu": None, "run_id": "c"}])
+        Record.new({}, {}, run_id="a", world_size=2, status="failed", error="x"),
+        Record.new({}, {}, run_id="b", world_size=4, tokens_per_s=400.0, mfu=0.1),
+        Record.new({}, {}, run_id="c", world_size=8, tokens_per_s=720.0, mfu=None)])
     assert base == 4 and [p["efficiency"] for p in points] == [None, 1.0, 0.9]
     assert points[0]["tokens_per_s"] is None and points[2]["tokens_per_s_per_rank"] == 90.0
 

@@ -13,7 +13,7 @@ import pytest
 
 from bench import config, environment, store, sweep
 from bench.cli import build_parser, main
-from bench.record import Record
+from bench.record import Device, Record
 from tests.conftest import read_jsonl
 
 TINY = 'model = "tiny"\nbackend = "cpu"\nbatch = 2\nsteps = 2\nwarmup = 1\n'
@@ -95,17 +95,18 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
     loaded = sweep.load(path)
     tasks, done = sweep.plan(loaded, sweep.stored_ok(loaded.results, environment.capture()))
     assert [(t.point.index, t.repeat) for t in tasks] == [(0, 0)]
-    assert done == {0: [], 1: [ok]}
+    assert done == {0: [], 1: [Record.from_json(ok)]}
 
 
 def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
     env = environment.capture()
-    record = Record.new({"model": "tiny"}, env, world_size=1)
+    record = Record.new({"model": "tiny"}, env, world_size=1, tokens_per_s=1.0,
+                        device=Device(name="cpu", kind="cpu"))  # an ok record readers use
     other = replace(record, environment={**env, "host": "elsewhere"})
     ranks = replace(record, world_size=2)
     path = tmp_path / "r.jsonl"
     path.write_text("".join(store.dumps(r) + "\n" for r in (record, other, ranks)))
-    stored = record.to_json()
+    stored = Record.from_json(record.to_json())
     assert dict(sweep.stored_ok(path, env)) == {(("model", "tiny"),): [stored]}
     assert dict(sweep.stored_ok(path, {**env, "git_commit": "another"})) == {
         (("model", "tiny"),): [stored]}

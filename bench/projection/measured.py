@@ -83,8 +83,8 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None, *,
     p = Path(path)
     if not p.is_file():
         raise ConfigError("--scaling-from", f"no such file: {p}")
-    records = list(store.iter_records(p, check=True))
-    ids = list(dict.fromkeys((r.get("tags") or {}).get(scaling.TAG) for r in records))
+    records = list(store.read(p))
+    ids = list(dict.fromkeys((r.tags or {}).get(scaling.TAG) for r in records))
     ids = [i for i in ids if i is not None]
     if not ids:
         raise ConfigError("--scaling-from", f"{p} holds no scaling series (records tagged "
@@ -100,7 +100,7 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None, *,
                           "the efficiency needs its baseline and a larger process count")
     first = next(pt for pt in ok if pt["nproc"] == base)
     top = max(ok, key=lambda pt: pt["nproc"])
-    r = Record.from_json(next(r for r in runs if r.get("run_id") == top["run_id"]))
+    r = next(r for r in runs if r.run_id == top["run_id"])
     cfg = r.config
     label = "measured"
     if device_key(r) != chip:
