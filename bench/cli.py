@@ -228,6 +228,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     cfg, selection = resolve_run(args)
     tags = parse_tags(args.tag)
+    ctx = distributed.from_env()
+    if ctx is None:  # before any process starts or anything is written (bench.parallel)
+        from bench import memory_plan
+        from bench.parallel import layout
+
+        layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
+        memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
     if args.precompile:
         precompile(cfg, argv)
     # graph extraction under neuron_parallel_compile: the device runs stubs, nothing is stored
@@ -237,13 +244,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     problem = store.writable_problem(results) if results else None
     if problem:
         raise ConfigError("--results", f"cannot append records: {problem}")
-    ctx = distributed.from_env()
-    if ctx is None:  # before any process starts or anything is written (bench.parallel)
-        from bench import memory_plan
-        from bench.parallel import layout
-
-        layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
-        memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
     if args.nproc is not None and ctx is None:
         return launch_torchrun(args, cfg, selection, results, tags)
     if extracting:

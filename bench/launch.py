@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bench import config, store
 from bench.errors import Interrupted
-from bench.record import Record, new_run_id
+from bench.record import Record, RecordError, new_run_id
 
 if TYPE_CHECKING:
     from bench.backends import Selection
@@ -150,11 +150,19 @@ def _stand_in(cfg: config.RunConfig, selection: Selection, tags: dict[str, str],
 
 
 def _find(results: Path, run_id: str) -> Record | None:
-    """The record stored under ``run_id`` in ``results`` (``store.read``: an unusable line
-    is skipped with a warning)."""
+    """The record stored under ``run_id`` in ``results``: found by its id whatever it holds
+    (the child's own record, never a second one beside it), read as a Record when it is
+    usable (``record.problem``), else a failed one saying why, in its place."""
     if not results.exists():
         return None
-    return next((r for r in store.read(results) if r.run_id == run_id), None)
+    data = next((d for d in store.iter_records(results) if d.get("run_id") == run_id), None)
+    if data is None:
+        return None
+    try:
+        return Record.from_json(data)
+    except RecordError as e:
+        return Record.new(data.get("config") if isinstance(data.get("config"), dict) else {},
+                          {}, run_id=run_id).failed(f"its stored record is unusable: {e}")
 
 
 def _descendants(pid: int) -> list[int]:

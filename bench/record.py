@@ -661,6 +661,9 @@ def problem(data: dict[str, Any]) -> str | None:
     why = _structure(Record, data, "")
     if why:
         return why
+    ranks = data.get("world_size")
+    if ranks is not None and (not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1):
+        return f"world_size must be an integer >= 1 or null, got {ranks!r}"
     if not isinstance((data.get("config") or {}).get("model"), str):
         return "config.model is missing"
     if data["status"] != "ok":

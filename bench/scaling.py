@@ -62,7 +62,8 @@ def summarize(records: Iterable[Record]) -> tuple[int | None, list[dict[str, Any
     points = []
     for r in records:
         n = r.world_size
-        tps = r.tokens_per_s if r.status == "ok" else None
+        usable = r.status == "ok" and isinstance(n, int) and n >= 1  # a hand-edited line
+        tps = r.tokens_per_s if usable else None
         points.append({"nproc": n, "run_id": r.run_id, "status": r.status, "error": r.error,
                        "tokens_per_s": tps,
                        "tokens_per_s_per_rank": None if tps is None else tps / n,

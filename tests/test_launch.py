@@ -7,6 +7,7 @@ real processes (``bench run``, torchrun and its workers)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -231,3 +232,15 @@ def test_a_second_signal_kills_the_child_and_every_process_it_started_at_once():
         time.sleep(0.05)  # polls a condition: the orphaned worker's end
     assert _gone(worker)
     assert forward.signum == signal.SIGINT
+
+
+def test_an_unusable_record_of_the_child_is_found_and_not_stored_twice(tmp_path):
+    """The launcher finds the child's record by its run id whatever it holds: a record that
+    readers cannot use is reported as failed, and no stand-in is appended beside it."""
+    results = tmp_path / "runs.jsonl"
+    results.write_text(json.dumps({"schema_version": 2, "run_id": "abc", "status": "ok",
+                                   "config": {"model": "tiny"}, "world_size": 0}) + "\n")
+    found = launch._find(results, "abc")
+    assert (found.run_id, found.status) == ("abc", "failed")
+    assert "its stored record is unusable: world_size must be" in found.error
+    assert len(read_jsonl(results)) == 1

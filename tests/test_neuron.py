@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -250,6 +251,25 @@ def test_precompile_wraps_the_whole_command_nproc_included(monkeypatch, tmp_path
     cli.precompile(cfg, argv)
     assert execs == [["/opt/bin/neuron_parallel_compile", sys.executable, "-m", "bench", "run",
                       "--backend", "neuron-xla", "--nproc", "32", "--model", "tiny"]]
+
+
+def test_precompile_of_a_run_that_cannot_fit_is_refused_before_the_compiler_starts(
+        tmp_path, monkeypatch, cli_main):
+    """The memory check comes before ``--precompile`` hands the command to
+    neuron_parallel_compile: exit 2 here, not a failure inside the compiler's trial run."""
+    xla = backends.BACKENDS["neuron-xla"]
+    monkeypatch.delenv("TRNBENCH_RANK_MEMORY_GIB", raising=False)
+    monkeypatch.setattr(xla, "probe", classmethod(
+        lambda cls: Probe("neuron-xla", True, "stand-in: no Trainium")))
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", TRN2_LNC2, "new"))
+    execs, which = [], shutil.which
+    monkeypatch.setattr(cli.shutil, "which", lambda name: "/opt/bin/neuron_parallel_compile"
+                        if name == "neuron_parallel_compile" else which(name))
+    monkeypatch.setattr(cli.os, "execv", lambda exe, args: execs.append(args))
+    run = cli_main("run", "--backend", "neuron-xla", "--precision", "bf16", "--model",
+                   "llama3-8b", "--nproc", "8", "--seq", "4096", "--precompile")
+    assert (run.returncode, execs) == (2, []), run.stderr
+    assert run.stderr.startswith("trnbench: error: plan: needs ")
 
 
 # --- here, without Trainium ------------------------------------------------------------------

@@ -32,6 +32,7 @@ ODD = [  # (record, the reason a reader gives, or None: readable, rendered with 
     ({**GOOD, "run_id": "badj", "energy": {"j_per_token": "1"}}, "energy.j_per_token"),
     ({**GOOD, "run_id": "badrank", "ranks": [{"rank": 0, "step_time": 5}]},
      "ranks[0].step_time must be an object"),
+    ({**GOOD, "run_id": "noranks", "world_size": 0}, "world_size must be an integer >= 1"),
 ]
 
 
