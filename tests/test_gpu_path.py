@@ -355,8 +355,9 @@ def cuda_here(monkeypatch) -> None:
                         classmethod(lambda cls: Probe("cuda", True, "stand-in: no GPU here")))
 
 
-def _nvml(monkeypatch, *totals: tuple[str, int]):
-    gpus = [FakeGpu(f"GPU-{i}", f"00000000:{i:02X}:00.0", 100.0, name=name, memory_total=total)
+def _nvml(monkeypatch, *totals: tuple[str, int], mig: bool | None = None):
+    gpus = [FakeGpu(f"GPU-{i}", f"00000000:{i:02X}:00.0", 100.0, name=name, memory_total=total,
+                    mig=mig)
             for i, (name, total) in enumerate(totals)]
     module = fake_pynvml(gpus)
     monkeypatch.setitem(sys.modules, "pynvml", module)
@@ -384,6 +385,35 @@ def test_nvml_memory_of_the_smallest_gpu_the_ranks_use(cuda_here, monkeypatch):
     h200 = CudaBackend.rank_memory(per_node=1)
     assert (h200.value, h200.source) == (H200_NVML_TOTAL, "NVML: NVIDIA H200")
     assert CudaBackend.rank_memory(per_node=2) is None  # no second GPU for rank 1
+
+
+def test_nvml_memory_in_an_uncertain_order_is_the_smallest_of_the_host(cuda_here, monkeypatch):
+    """CUDA numbers GPUs fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID: its cuda:0 may be
+    NVML's GPU 1 or 0, so on unlike GPUs the check takes the smallest of the host's."""
+    monkeypatch.delenv("CUDA_DEVICE_ORDER")
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), ("NVIDIA H200", H200_NVML_TOTAL))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    bound = CudaBackend.rank_memory(per_node=1)
+    assert (bound.value, bound.source) == (
+        H100_NVML_TOTAL, f"NVML: {H100_NAME}, the smallest of the host's 2 GPUs (a lower bound: "
+        "CUDA may number them otherwise than NVML; CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+    _nvml(monkeypatch, ("NVIDIA H200", H200_NVML_TOTAL), ("NVIDIA H200", H200_NVML_TOTAL))
+    alike = CudaBackend.rank_memory(per_node=1)  # either order gives the same memory
+    assert (alike.value, alike.source) == (H200_NVML_TOTAL, "NVML: NVIDIA H200")
+
+
+@pytest.mark.parametrize("visible", [None, "0"])
+def test_a_gpu_in_mig_mode_taken_by_index_is_not_checked(visible, cuda_here, monkeypatch,
+                                                         cli_main, launches):
+    """NVML's handle by index is the parent board, not the MIG instance CUDA runs on."""
+    if visible:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), mig=True)
+    assert CudaBackend.rank_memory(per_node=1) is None
+    run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
+    assert run.returncode == 0 and len(launches) == 1, run.stderr
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), mig=False)
+    assert CudaBackend.rank_memory(per_node=1).value == H100_NVML_TOTAL
 
 
 @pytest.mark.parametrize("nvml", ["not installed", "no driver"])

@@ -76,13 +76,18 @@ class CudaBackend(AcceleratorBackend):
         """The smallest total memory of the GPUs the ranks will use (rank i on cuda:i, as
         ``AcceleratorBackend`` sets it), through NVML (``nvmlDeviceGetMemoryInfo(h).total``):
         NVML opens no CUDA context in the launching process, whose memory the run would lose.
-        None without NVML (nvidia-ml-py absent, no driver) or a GPU for each rank."""
+        Where CUDA may order unlike GPUs differently from NVML, the smallest of the host's
+        GPUs (``memory_totals``). None without NVML (nvidia-ml-py absent, no driver), a GPU
+        for each rank, or on a GPU in MIG mode taken by index."""
         try:
-            totals = memory_totals([GpuRef(i) for i in range(per_node)])
+            totals, host = memory_totals([GpuRef(i) for i in range(per_node)])
         except SensorError:
             return None
         total, name = min(totals)
-        several = f", the smallest of {per_node} GPUs" if len(set(totals)) > 1 else ""
+        several = f", the smallest of {len(totals)} GPUs" if len(set(totals)) > 1 else ""
+        if host:
+            several = (f", the smallest of the host's {len(totals)} GPUs (a lower bound: CUDA "
+                       "may number them otherwise than NVML; CUDA_DEVICE_ORDER=PCI_BUS_ID)")
         return Figure(float(total), "B", "measured", f"NVML: {name}{several}")
 
     def describe(self) -> DeviceInfo:
