@@ -277,12 +277,14 @@ def trn2_lnc1() -> list[dict]:
     return devices
 
 
-def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str) -> Path:
+def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str,
+                   top: dict | None = None) -> Path:
     """An executable ``neuron-ls``: ``new`` (Neuron >= 2.34) knows only ``--output-format json``
-    (and prints an object), ``old`` only ``--json-output``; an unknown flag exits 2, as
-    argparse-style tools do. Each call is logged to ``calls.log``."""
+    (and prints an object, with the instance-wide fields ``top`` beside the devices), ``old``
+    only ``--json-output``; an unknown flag exits 2, as argparse-style tools do. Each call is
+    logged to ``calls.log``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"unpublished_key": devices} if release == "new" else devices
+    payload = {**(top or {}), "unpublished_key": devices} if release == "new" else devices
     (bin_dir / "payload.json").write_text(json.dumps(payload))
     accepted = ["--output-format", "json"] if release == "new" else ["--json-output"]
     exe = bin_dir / "neuron-ls"

@@ -191,6 +191,27 @@ def test_memory_per_rank_is_a_devices_memory_over_the_neuroncores_it_shows(
         assert (memory.value, memory.source) == (gib * 2**30, source)
 
 
+def test_memory_per_rank_passes_over_devices_that_give_no_integers(tmp_path, monkeypatch):
+    """A ``memory_size`` such as "96 GB" is not the documented bytes: that device is passed
+    over, and with no device left the run is not checked. The LNC may be instance-wide (the
+    top-level object of Neuron >= 2.34), as the topology reads it."""
+    devices = [{k: v for k, v in d.items() if k != "logical_neuroncore_config"}
+               for d in TRN2_LNC2]
+    devices[1]["memory_size"] = "96 GB"
+    devices.append({**devices[0], "memory_size": 32 * 2**30, "nc_count": None})
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", devices, "new",
+                                         top={"logical_neuroncore_config": 2}))
+    memory = NeuronBackend.rank_memory(per_node=8)
+    assert (memory.value, memory.source) == (
+        24 * 2**30, "neuron-ls: 96 GiB per device / 4 NeuronCores at LNC=2")
+    assert nt.detect(None).lnc == 2
+    for d in devices:
+        d["nc_count"] = "4 cores"
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin2", devices, "new"))
+    assert NeuronBackend.rank_memory(per_node=8) is None
+    assert nt.detect(None).logical_cores_per_chip is None
+
+
 @pytest.fixture
 def neuron_here(monkeypatch) -> None:
     """The neuron backend available (its probe a stand-in), no memory override."""
