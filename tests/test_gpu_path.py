@@ -211,6 +211,37 @@ def test_h100_runbook_is_shellcheck_clean_and_prints_its_commands():
     assert lines[-1].startswith("+ .venv/bin/python -m bench report --results results/h100/")
 
 
+def test_h100_batch_search_ends_at_the_first_batch_that_does_not_fit(tmp_path):
+    """The runbook for real, in a copy of the repository layout, with a stand-in for the Python
+    it is given: batch 16 is refused by the memory plan (exit code 2, as ``trnbench run``
+    refuses a run that does not fit), so 32 is never tried and the runbook goes on with 8."""
+    script = tmp_path / "scripts/gpu/run-h100.sh"
+    script.parent.mkdir(parents=True)
+    script.write_text((ROOT / "scripts/gpu/run-h100.sh").read_text())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'name, memory.total'\n")
+    py = bin_dir / "python"
+    py.write_text(f"""#!/usr/bin/env bash
+[ "$1" = -c ] && exec {sys.executable} "$@"
+echo "$*" >> calls.log
+case "$*" in
+  *" run "*"--batch 16 "*) echo "trnbench: error: plan: needs 90.1 GiB per rank" >&2; exit 2 ;;
+  *" run "*--json*) echo '{{"tokens_per_s": 1000.0}}' ;;
+esac
+""")
+    for exe in (py, bin_dir / "nvidia-smi"):
+        exe.chmod(0o755)
+    proc = subprocess.run(["bash", str(script), "--python", str(py), "--batches", "8 16 32"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    assert "batch 16 refused (does not fit; nothing stored); search ends" in proc.stdout
+    runs = [line for line in (tmp_path / "calls.log").read_text().splitlines()
+            if line.startswith("-m bench run ")]
+    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "8", "8", "8"]
+
+
 def test_h100_sweep_file_resolves_to_its_grid(monkeypatch, tmp_path):
     """The sweep file through the real loader; the cuda probe is a stand-in (no GPU here)."""
     monkeypatch.setattr(CudaBackend, "probe",
