@@ -194,15 +194,19 @@ def _changes(v: RunConfig, cfg: RunConfig) -> int:
 
 
 def hardware_memory_per_rank(key: str) -> tuple[Figure, int]:
-    """(memory per rank, ranks per node) of a known node, from the chip's datasheet memory."""
+    """(memory per rank, ranks per node) of a known node, from the chip's datasheet memory, in
+    the datasheet's unit: GiB for Trainium (96 GiB), decimal GB for GPUs (an H100's 80 GB; NVML
+    reads 79.6 GiB on an H100 80GB HBM3, which is what ``trnbench run`` checks against)."""
     if key not in NODES:
         raise ConfigError("--hardware", f"unknown hardware {key!r}; accepted: "
                           f"{', '.join(NODES)}")
     per_node, per_chip, _ = NODES[key]
     chip = hardware.DEVICES[key].memory_bytes
+    size = (f"{chip.value / GIB:,.4g} GiB" if chip.value % GIB == 0 else
+            f"{chip.value / 1e9:,.4g} GB")
     over = f" / {per_chip} NeuronCores" if per_chip > 1 else ""
     return Figure(chip.value / per_chip, "B", chip.label,
-                  f"{key} {chip.label}: {chip.value / GIB:,.4g} GiB per chip{over}"), per_node
+                  f"{key} {chip.label}: {size} per chip{over}"), per_node
 
 
 RANK_MEMORY_ENV = "TRNBENCH_RANK_MEMORY_GIB"
