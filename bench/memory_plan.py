@@ -212,9 +212,9 @@ def hardware_memory_per_rank(key: str) -> tuple[Figure, int]:
 RANK_MEMORY_ENV = "TRNBENCH_RANK_MEMORY_GIB"
 
 
-def rank_memory(backend: type[Backend], per_node: int) -> Figure | None:
+def rank_memory(backend: type[Backend], per_node: int) -> Figure:
     """The memory per rank of a run on ``backend`` with ``per_node`` ranks per node:
-    ``TRNBENCH_RANK_MEMORY_GIB`` when set, else what the backend reads (None: unknown)."""
+    ``TRNBENCH_RANK_MEMORY_GIB`` when set, else what the backend reads (MemoryUnknown)."""
     override = os.environ.get(RANK_MEMORY_ENV)
     if not override:
         return backend.rank_memory(per_node)
@@ -231,9 +231,15 @@ def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
               nnodes: int) -> Prediction | None:
     """``trnbench run``'s check before anything starts: ConfigError("plan", ...) when the run
     cannot fit in the memory per rank (``rank_memory``), the prediction when it fits, None
-    when the memory per rank is unknown (no check)."""
-    memory = rank_memory(backend, per_node)
-    if memory is None:
+    when the memory per rank is unknown (no check; one dim line on stderr says why)."""
+    from rich.markup import escape
+
+    from bench import console
+
+    try:
+        memory = rank_memory(backend, per_node)
+    except hardware.MemoryUnknown as e:
+        console.stderr.print(f"[dim]memory not checked: {escape(str(e))}[/dim]")
         return None
     pred = predict(cfg, for_world(cfg, per_node, nnodes), memory.value)
     if not pred.fits:

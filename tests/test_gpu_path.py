@@ -32,6 +32,7 @@ from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
 from bench.console import summary_table
 from bench.energy.null import NoMeter
+from bench.hardware import MemoryUnknown
 from bench.report import cells
 from models import registry
 from tests.conftest import ROOT, read_jsonl
@@ -415,7 +416,9 @@ def test_nvml_memory_of_the_smallest_gpu_the_ranks_use(cuda_here, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # cuda:0 is NVML's GPU 1
     h200 = CudaBackend.rank_memory(per_node=1)
     assert (h200.value, h200.source) == (H200_NVML_TOTAL, "NVML: NVIDIA H200")
-    assert CudaBackend.rank_memory(per_node=2) is None  # no second GPU for rank 1
+    with pytest.raises(MemoryUnknown, match=r"^no NVML device found for cuda:1 \(tried "
+                       r"nothing; CUDA_VISIBLE_DEVICES=1\)$"):
+        CudaBackend.rank_memory(per_node=2)  # no second GPU for rank 1
 
 
 def test_nvml_memory_in_an_uncertain_order_is_the_smallest_of_the_host(cuda_here, monkeypatch):
@@ -440,21 +443,26 @@ def test_a_gpu_in_mig_mode_taken_by_index_is_not_checked(visible, cuda_here, mon
     if visible:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), mig=True)
-    assert CudaBackend.rank_memory(per_node=1) is None
     run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
     assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert ("memory not checked: a GPU taken by NVML index is in MIG mode: its memory is the "
+            "whole board's, not a MIG instance's") in run.stderr.splitlines()
     _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), mig=False)
     assert CudaBackend.rank_memory(per_node=1).value == H100_NVML_TOTAL
 
 
-@pytest.mark.parametrize("nvml", ["not installed", "no driver"])
-def test_without_nvml_the_run_is_not_checked(nvml, cuda_here, monkeypatch, cli_main, launches):
+@pytest.mark.parametrize(("nvml", "why"), [
+    ("not installed", "nvidia-ml-py is not installed (pip install 'trnbench[gpu]')"),
+    ("no driver", "NVML could not start: NVML Shared Library Not Found"),
+])
+def test_without_nvml_the_run_is_not_checked(nvml, why, cuda_here, monkeypatch, cli_main,
+                                             launches):
     if nvml == "not installed":
         monkeypatch.setitem(sys.modules, "pynvml", None)
     else:
         module = fake_pynvml([], init_error=12)  # NVML_ERROR_LIBRARY_NOT_FOUND
         monkeypatch.setitem(sys.modules, "pynvml", module)
-    assert CudaBackend.rank_memory(per_node=1) is None
     run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
     assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert f"memory not checked: {why}" in run.stderr.splitlines()
     assert memory_plan.check_run(launches[0], CudaBackend, 1, 1) is None

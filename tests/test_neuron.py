@@ -22,6 +22,7 @@ from bench.backends import Selection
 from bench.backends import neuron_topology as nt
 from bench.backends.base import Probe
 from bench.backends.neuron import NeuronBackend, is_native
+from bench.hardware import MemoryUnknown
 from tests.conftest import read_jsonl
 from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
 
@@ -208,7 +209,9 @@ def test_memory_per_rank_passes_over_devices_that_give_no_integers(tmp_path, mon
     for d in devices:
         d["nc_count"] = "4 cores"
     _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin2", devices, "new"))
-    assert NeuronBackend.rank_memory(per_node=8) is None
+    with pytest.raises(MemoryUnknown, match="^neuron-ls gives no device with integer "
+                                            "memory_size and nc_count$"):
+        NeuronBackend.rank_memory(per_node=8)
     assert nt.detect(None).logical_cores_per_chip is None
 
 
@@ -249,12 +252,20 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
     assert pred.usable == memory_plan.USABLE * 24 * 2**30  # the same share as on the CPU
 
 
-def test_without_neuron_ls_the_run_is_not_checked(tmp_path, monkeypatch, cli_main,
-                                                  neuron_here, launches):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no neuron-ls
-    assert NeuronBackend.rank_memory(per_node=8) is None
+@pytest.mark.parametrize(("neuron_ls", "why"), [
+    (None, "neuron-ls is not on PATH"),
+    ("#!/bin/sh\necho 'neuron-ls: no Neuron driver' >&2\nexit 1\n",
+     "neuron-ls failed or timed out"),
+])
+def test_without_neuron_ls_the_run_is_not_checked(neuron_ls, why, tmp_path, monkeypatch,
+                                                  cli_main, neuron_here, launches):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no neuron-ls, or one that fails
+    if neuron_ls:
+        (tmp_path / "neuron-ls").write_text(neuron_ls)
+        (tmp_path / "neuron-ls").chmod(0o755)
     run = cli_main("run", "--backend", "neuron", "--model", "llama3-70b", "--nproc", "8")
     assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert f"memory not checked: {why}" in run.stderr.splitlines()
     assert memory_plan.check_run(launches[0], NeuronBackend, 8, 1) is None
 
 

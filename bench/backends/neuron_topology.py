@@ -163,19 +163,23 @@ def run_neuron_ls() -> tuple[Any, str] | None:
     return None
 
 
-def rank_memory() -> hardware.Figure | None:
+def rank_memory() -> hardware.Figure:
     """Device memory per rank from neuron-ls: a rank drives one NeuronCore that a device shows,
     so per rank = ``memory_size`` / ``nc_count`` (at LNC=2 a trn2's 96 GiB over 4 logical
     cores: 24 GiB), the smallest over the devices. neuron-ls reads the driver and claims no
-    NeuronCore (a NeuronCore belongs to one process). None without neuron-ls or device
-    entries giving both fields as integers (a device giving something else is passed over)."""
+    NeuronCore (a NeuronCore belongs to one process). MemoryUnknown without neuron-ls, when
+    it fails or times out, or without device entries giving both fields as integers (a device
+    giving something else is passed over)."""
+    if shutil.which("neuron-ls") is None:
+        raise hardware.MemoryUnknown("neuron-ls is not on PATH")
     found = run_neuron_ls()
     if not found:
-        return None
+        raise hardware.MemoryUnknown("neuron-ls failed or timed out")
     sizes = [(size / cores, size, cores, d) for d in _device_entries(found[0])
              if (size := _int(d.get("memory_size"))) and (cores := _int(d.get("nc_count")))]
     if not sizes:
-        return None
+        raise hardware.MemoryUnknown("neuron-ls gives no device with integer memory_size and "
+                                     "nc_count")
     _, size, cores, device = min(sizes, key=lambda x: x[0])
     lnc = _lnc(device, found[0])
     at = f" at LNC={lnc}" if lnc else ""
