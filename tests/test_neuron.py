@@ -256,7 +256,7 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
     (None, "neuron-ls is not on PATH"),
     ("#!/bin/sh\necho 'neuron-ls: no Neuron driver' >&2\nexit 1\n",
      "neuron-ls failed or timed out"),
-])
+], ids=["absent", "failing"])
 def test_without_neuron_ls_the_run_is_not_checked(neuron_ls, why, tmp_path, monkeypatch,
                                                   cli_main, neuron_here, launches):
     monkeypatch.setenv("PATH", str(tmp_path))  # no neuron-ls, or one that fails
