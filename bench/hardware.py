@@ -25,6 +25,10 @@ class Figure:
         return asdict(self)
 
 
+class MemoryUnknown(Exception):
+    """Why a backend cannot tell the memory per rank (the run is then not checked)."""
+
+
 @dataclass(frozen=True)
 class DeviceSpec:
     """A chip's published figures. ``peak`` maps a precision to dense FLOP/s per chip."""

@@ -194,23 +194,27 @@ def _changes(v: RunConfig, cfg: RunConfig) -> int:
 
 
 def hardware_memory_per_rank(key: str) -> tuple[Figure, int]:
-    """(memory per rank, ranks per node) of a known node, from the chip's datasheet memory."""
+    """(memory per rank, ranks per node) of a known node, from the chip's datasheet memory, in
+    the datasheet's unit: GiB for Trainium (96 GiB), decimal GB for GPUs (an H100's 80 GB; NVML
+    reads 79.6 GiB on an H100 80GB HBM3, which is what ``trnbench run`` checks against)."""
     if key not in NODES:
         raise ConfigError("--hardware", f"unknown hardware {key!r}; accepted: "
                           f"{', '.join(NODES)}")
     per_node, per_chip, _ = NODES[key]
     chip = hardware.DEVICES[key].memory_bytes
+    size = (f"{chip.value / GIB:,.4g} GiB" if chip.value % GIB == 0 else
+            f"{chip.value / 1e9:,.4g} GB")
     over = f" / {per_chip} NeuronCores" if per_chip > 1 else ""
     return Figure(chip.value / per_chip, "B", chip.label,
-                  f"{key} {chip.label}: {chip.value / GIB:,.4g} GiB per chip{over}"), per_node
+                  f"{key} {chip.label}: {size} per chip{over}"), per_node
 
 
 RANK_MEMORY_ENV = "TRNBENCH_RANK_MEMORY_GIB"
 
 
-def rank_memory(backend: type[Backend], per_node: int) -> Figure | None:
+def rank_memory(backend: type[Backend], per_node: int) -> Figure:
     """The memory per rank of a run on ``backend`` with ``per_node`` ranks per node:
-    ``TRNBENCH_RANK_MEMORY_GIB`` when set, else what the backend reads (None: unknown)."""
+    ``TRNBENCH_RANK_MEMORY_GIB`` when set, else what the backend reads (MemoryUnknown)."""
     override = os.environ.get(RANK_MEMORY_ENV)
     if not override:
         return backend.rank_memory(per_node)
@@ -227,9 +231,15 @@ def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
               nnodes: int) -> Prediction | None:
     """``trnbench run``'s check before anything starts: ConfigError("plan", ...) when the run
     cannot fit in the memory per rank (``rank_memory``), the prediction when it fits, None
-    when the memory per rank is unknown (no check)."""
-    memory = rank_memory(backend, per_node)
-    if memory is None:
+    when the memory per rank is unknown (no check; one dim line on stderr says why)."""
+    from rich.markup import escape
+
+    from bench import console
+
+    try:
+        memory = rank_memory(backend, per_node)
+    except hardware.MemoryUnknown as e:
+        console.stderr.print(f"[dim]memory not checked: {escape(str(e))}[/dim]")
         return None
     pred = predict(cfg, for_world(cfg, per_node, nnodes), memory.value)
     if not pred.fits:

@@ -142,21 +142,29 @@ H100_NVML_TOTAL = 81_559 * 2**20
 
 
 class FakeGpu:
-    """One board as NVML shows it (an H100 80GB HBM3 unless told otherwise)."""
+    """One board as NVML shows it (an H100 80GB HBM3 unless told otherwise). ``mig``: None for
+    a GPU without MIG, else whether MIG mode is on."""
 
     def __init__(self, uuid: str, pci: str, watts: float, counter: bool = True,
-                 name: str = H100_NAME, memory_total: int = H100_NVML_TOTAL):
+                 name: str = H100_NAME, memory_total: int = H100_NVML_TOTAL,
+                 mig: bool | None = None):
         self.uuid, self.pci, self.watts, self.counter = uuid, pci, watts, counter
-        self.name, self.memory_total = name, memory_total
+        self.name, self.memory_total, self.mig = name, memory_total, mig
         self.t0 = time.perf_counter()
         self.base_mj = 10**9  # the counter's value at t0 (a driver reload restarts it lower)
 
 
-def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.ModuleType:
+def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None,
+                legacy: bool = False) -> types.ModuleType:
     """A stand-in for nvidia-ml-py's ``pynvml``: same names, arguments, units and errors (NVML
     API Reference, https://docs.nvidia.com/deploy/nvml-api/): ``nvmlDeviceGetMemoryInfo``
-    returns a ``c_nvmlMemory_t`` whose ``total``, ``free`` and ``used`` are bytes."""
+    returns a ``c_nvmlMemory_t`` whose ``total``, ``free`` and ``used`` are bytes;
+    ``nvmlDeviceGetMigMode`` returns [current, pending] (NVML_DEVICE_MIG_ENABLE = 1), and
+    NVML_ERROR_NOT_SUPPORTED on a GPU without MIG. ``legacy``: names and UUIDs as bytes, as
+    nvidia-ml-py releases before 11.515 returned them."""
     m = types.ModuleType("pynvml")
+    m.NVML_DEVICE_MIG_DISABLE = 0
+    m.NVML_DEVICE_MIG_ENABLE = 1
     m.NVML_ERROR_UNINITIALIZED = 1
     m.NVML_ERROR_INVALID_ARGUMENT = 2
     m.NVML_ERROR_NOT_SUPPORTED = 3
@@ -212,16 +220,28 @@ def fake_pynvml(gpus: list[FakeGpu], init_error: int | None = None) -> types.Mod
         need_init()
         return int(handle.watts * 1000)
 
+    def mig_mode(handle: FakeGpu) -> list[int]:
+        need_init()
+        if handle.mig is None:
+            raise NVMLError(m.NVML_ERROR_NOT_SUPPORTED)
+        mode = m.NVML_DEVICE_MIG_ENABLE if handle.mig else m.NVML_DEVICE_MIG_DISABLE
+        return [mode, mode]
+
+    def text(value: str) -> str | bytes:
+        need_init()
+        return value.encode() if legacy else value
+
     m.nvmlInit = init
     m.nvmlShutdown = shutdown
     m.nvmlDeviceGetCount = lambda: (need_init(), len(gpus))[1]
     m.nvmlDeviceGetHandleByIndex = by_index
     m.nvmlDeviceGetHandleByUUID = lambda uuid: by(lambda g: g.uuid == uuid)
     m.nvmlDeviceGetHandleByPciBusId = lambda bus: by(lambda g: g.pci == bus)
-    m.nvmlDeviceGetUUID = lambda h: (need_init(), h.uuid)[1]
+    m.nvmlDeviceGetUUID = lambda h: text(h.uuid)
     m.nvmlDeviceGetTotalEnergyConsumption = energy_mj
     m.nvmlDeviceGetPowerUsage = power_mw
-    m.nvmlDeviceGetName = lambda h: (need_init(), h.name)[1]
+    m.nvmlDeviceGetName = lambda h: text(h.name)
+    m.nvmlDeviceGetMigMode = mig_mode
     m.nvmlDeviceGetMemoryInfo = lambda h: (need_init(), types.SimpleNamespace(
         total=h.memory_total, free=h.memory_total, used=0))[1]
     m.state = state
@@ -257,12 +277,14 @@ def trn2_lnc1() -> list[dict]:
     return devices
 
 
-def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str) -> Path:
+def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str,
+                   top: dict | None = None) -> Path:
     """An executable ``neuron-ls``: ``new`` (Neuron >= 2.34) knows only ``--output-format json``
-    (and prints an object), ``old`` only ``--json-output``; an unknown flag exits 2, as
-    argparse-style tools do. Each call is logged to ``calls.log``."""
+    (and prints an object, with the instance-wide fields ``top`` beside the devices), ``old``
+    only ``--json-output``; an unknown flag exits 2, as argparse-style tools do. Each call is
+    logged to ``calls.log``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"unpublished_key": devices} if release == "new" else devices
+    payload = {**(top or {}), "unpublished_key": devices} if release == "new" else devices
     (bin_dir / "payload.json").write_text(json.dumps(payload))
     accepted = ["--output-format", "json"] if release == "new" else ["--json-output"]
     exe = bin_dir / "neuron-ls"

@@ -269,8 +269,10 @@ GPUS = [("GPU-aaaa", "00000000:1B:00.0", 100.0), ("GPU-bbbb", "00000000:3B:00.0"
 
 @pytest.fixture
 def nvml(monkeypatch):
-    def install(counter: bool = True, init_error: int | None = None) -> types.ModuleType:
-        module = fake_pynvml([FakeGpu(u, p, w, counter) for u, p, w in GPUS], init_error)
+    def install(counter: bool = True, init_error: int | None = None,
+                legacy: bool = False) -> types.ModuleType:
+        module = fake_pynvml([FakeGpu(u, p, w, counter) for u, p, w in GPUS], init_error,
+                             legacy)
         monkeypatch.setitem(sys.modules, "pynvml", module)
         return module
 
@@ -293,6 +295,12 @@ def test_nvml_counter_with_polling_alongside_on_the_runs_gpu(nvml):
     assert reading.details["nvml-energy-counter"]["joules"] == reading.joules
     assert module.state["init"] == 0  # nvmlShutdown after the window
     assert reading.warnings == []
+
+
+def test_nvml_labels_boards_by_uuid_text_from_older_nvidia_ml_py(nvml):
+    nvml(legacy=True)  # nvmlDeviceGetUUID returns bytes
+    reading = _window(NvmlMeter([GpuRef(0, uuid="GPU-aaaa")], poll_s=0.02), seconds=0.1)
+    assert list(reading.device_joules) == ["GPU-aaaa"] and "cuda:0 = GPU-aaaa" in reading.scope
 
 
 def test_nvml_unsupported_counter_falls_back_to_polling(nvml):

@@ -32,6 +32,7 @@ from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
 from bench.console import summary_table
 from bench.energy.null import NoMeter
+from bench.hardware import MemoryUnknown
 from bench.report import cells
 from models import registry
 from tests.conftest import ROOT, read_jsonl
@@ -211,6 +212,37 @@ def test_h100_runbook_is_shellcheck_clean_and_prints_its_commands():
     assert lines[-1].startswith("+ .venv/bin/python -m bench report --results results/h100/")
 
 
+def test_h100_batch_search_ends_at_the_first_batch_that_does_not_fit(tmp_path):
+    """The runbook for real, in a copy of the repository layout, with a stand-in for the Python
+    it is given: batch 16 is refused by the memory plan (exit code 2, as ``trnbench run``
+    refuses a run that does not fit), so 32 is never tried and the runbook goes on with 8."""
+    script = tmp_path / "scripts/gpu/run-h100.sh"
+    script.parent.mkdir(parents=True)
+    script.write_text((ROOT / "scripts/gpu/run-h100.sh").read_text())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'name, memory.total'\n")
+    py = bin_dir / "python"
+    py.write_text(f"""#!/usr/bin/env bash
+[ "$1" = -c ] && exec {sys.executable} "$@"
+echo "$*" >> calls.log
+case "$*" in
+  *" run "*"--batch 16 "*) echo "trnbench: error: plan: needs 90.1 GiB per rank" >&2; exit 2 ;;
+  *" run "*--json*) echo '{{"tokens_per_s": 1000.0}}' ;;
+esac
+""")
+    for exe in (py, bin_dir / "nvidia-smi"):
+        exe.chmod(0o755)
+    proc = subprocess.run(["bash", str(script), "--python", str(py), "--batches", "8 16 32"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    assert "batch 16 refused (does not fit; nothing stored); search ends" in proc.stdout
+    runs = [line for line in (tmp_path / "calls.log").read_text().splitlines()
+            if line.startswith("-m bench run ")]
+    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "8", "8", "8"]
+
+
 def test_h100_sweep_file_resolves_to_its_grid(monkeypatch, tmp_path):
     """The sweep file through the real loader; the cuda probe is a stand-in (no GPU here)."""
     monkeypatch.setattr(CudaBackend, "probe",
@@ -355,8 +387,9 @@ def cuda_here(monkeypatch) -> None:
                         classmethod(lambda cls: Probe("cuda", True, "stand-in: no GPU here")))
 
 
-def _nvml(monkeypatch, *totals: tuple[str, int]):
-    gpus = [FakeGpu(f"GPU-{i}", f"00000000:{i:02X}:00.0", 100.0, name=name, memory_total=total)
+def _nvml(monkeypatch, *totals: tuple[str, int], mig: bool | None = None):
+    gpus = [FakeGpu(f"GPU-{i}", f"00000000:{i:02X}:00.0", 100.0, name=name, memory_total=total,
+                    mig=mig)
             for i, (name, total) in enumerate(totals)]
     module = fake_pynvml(gpus)
     monkeypatch.setitem(sys.modules, "pynvml", module)
@@ -383,17 +416,53 @@ def test_nvml_memory_of_the_smallest_gpu_the_ranks_use(cuda_here, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # cuda:0 is NVML's GPU 1
     h200 = CudaBackend.rank_memory(per_node=1)
     assert (h200.value, h200.source) == (H200_NVML_TOTAL, "NVML: NVIDIA H200")
-    assert CudaBackend.rank_memory(per_node=2) is None  # no second GPU for rank 1
+    with pytest.raises(MemoryUnknown, match=r"^no NVML device found for cuda:1 \(tried "
+                       r"nothing; CUDA_VISIBLE_DEVICES=1\)$"):
+        CudaBackend.rank_memory(per_node=2)  # no second GPU for rank 1
 
 
-@pytest.mark.parametrize("nvml", ["not installed", "no driver"])
-def test_without_nvml_the_run_is_not_checked(nvml, cuda_here, monkeypatch, cli_main, launches):
+def test_nvml_memory_in_an_uncertain_order_is_the_smallest_of_the_host(cuda_here, monkeypatch):
+    """CUDA numbers GPUs fastest first unless CUDA_DEVICE_ORDER=PCI_BUS_ID: its cuda:0 may be
+    NVML's GPU 1 or 0, so on unlike GPUs the check takes the smallest of the host's."""
+    monkeypatch.delenv("CUDA_DEVICE_ORDER")
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), ("NVIDIA H200", H200_NVML_TOTAL))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    bound = CudaBackend.rank_memory(per_node=1)
+    assert (bound.value, bound.source) == (
+        H100_NVML_TOTAL, f"NVML: {H100_NAME}, the smallest of the host's 2 GPUs (a lower bound: "
+        "CUDA may number them otherwise than NVML; CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+    _nvml(monkeypatch, ("NVIDIA H200", H200_NVML_TOTAL), ("NVIDIA H200", H200_NVML_TOTAL))
+    alike = CudaBackend.rank_memory(per_node=1)  # either order gives the same memory
+    assert (alike.value, alike.source) == (H200_NVML_TOTAL, "NVML: NVIDIA H200")
+
+
+@pytest.mark.parametrize("visible", [None, "0"])
+def test_a_gpu_in_mig_mode_taken_by_index_is_not_checked(visible, cuda_here, monkeypatch,
+                                                         cli_main, launches):
+    """NVML's handle by index is the parent board, not the MIG instance CUDA runs on."""
+    if visible:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), mig=True)
+    run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
+    assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert ("memory not checked: a GPU taken by NVML index is in MIG mode: its memory is the "
+            "whole board's, not a MIG instance's") in run.stderr.splitlines()
+    _nvml(monkeypatch, (H100_NAME, H100_NVML_TOTAL), mig=False)
+    assert CudaBackend.rank_memory(per_node=1).value == H100_NVML_TOTAL
+
+
+@pytest.mark.parametrize(("nvml", "why"), [
+    ("not installed", "nvidia-ml-py is not installed (pip install 'trnbench[gpu]')"),
+    ("no driver", "NVML could not start: NVML Shared Library Not Found"),
+])
+def test_without_nvml_the_run_is_not_checked(nvml, why, cuda_here, monkeypatch, cli_main,
+                                             launches):
     if nvml == "not installed":
         monkeypatch.setitem(sys.modules, "pynvml", None)
     else:
         module = fake_pynvml([], init_error=12)  # NVML_ERROR_LIBRARY_NOT_FOUND
         monkeypatch.setitem(sys.modules, "pynvml", module)
-    assert CudaBackend.rank_memory(per_node=1) is None
     run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
     assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert f"memory not checked: {why}" in run.stderr.splitlines()
     assert memory_plan.check_run(launches[0], CudaBackend, 1, 1) is None

@@ -23,6 +23,7 @@ from bench.backends import Selection
 from bench.backends import neuron_topology as nt
 from bench.backends.base import Probe
 from bench.backends.neuron import NeuronBackend, is_native
+from bench.hardware import MemoryUnknown
 from tests.conftest import read_jsonl
 from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
 
@@ -192,6 +193,29 @@ def test_memory_per_rank_is_a_devices_memory_over_the_neuroncores_it_shows(
         assert (memory.value, memory.source) == (gib * 2**30, source)
 
 
+def test_memory_per_rank_passes_over_devices_that_give_no_integers(tmp_path, monkeypatch):
+    """A ``memory_size`` such as "96 GB" is not the documented bytes: that device is passed
+    over, and with no device left the run is not checked. The LNC may be instance-wide (the
+    top-level object of Neuron >= 2.34), as the topology reads it."""
+    devices = [{k: v for k, v in d.items() if k != "logical_neuroncore_config"}
+               for d in TRN2_LNC2]
+    devices[1]["memory_size"] = "96 GB"
+    devices.append({**devices[0], "memory_size": 32 * 2**30, "nc_count": None})
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", devices, "new",
+                                         top={"logical_neuroncore_config": 2}))
+    memory = NeuronBackend.rank_memory(per_node=8)
+    assert (memory.value, memory.source) == (
+        24 * 2**30, "neuron-ls: 96 GiB per device / 4 NeuronCores at LNC=2")
+    assert nt.detect(None).lnc == 2
+    for d in devices:
+        d["nc_count"] = "4 cores"
+    _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin2", devices, "new"))
+    with pytest.raises(MemoryUnknown, match="^neuron-ls gives no device with integer "
+                                            "memory_size and nc_count$"):
+        NeuronBackend.rank_memory(per_node=8)
+    assert nt.detect(None).logical_cores_per_chip is None
+
+
 @pytest.fixture
 def neuron_here(monkeypatch) -> None:
     """The neuron backend available (its probe a stand-in), no memory override."""
@@ -229,12 +253,20 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
     assert pred.usable == memory_plan.USABLE * 24 * 2**30  # the same share as on the CPU
 
 
-def test_without_neuron_ls_the_run_is_not_checked(tmp_path, monkeypatch, cli_main,
-                                                  neuron_here, launches):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no neuron-ls
-    assert NeuronBackend.rank_memory(per_node=8) is None
+@pytest.mark.parametrize(("neuron_ls", "why"), [
+    (None, "neuron-ls is not on PATH"),
+    ("#!/bin/sh\necho 'neuron-ls: no Neuron driver' >&2\nexit 1\n",
+     "neuron-ls failed or timed out"),
+], ids=["absent", "failing"])
+def test_without_neuron_ls_the_run_is_not_checked(neuron_ls, why, tmp_path, monkeypatch,
+                                                  cli_main, neuron_here, launches):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no neuron-ls, or one that fails
+    if neuron_ls:
+        (tmp_path / "neuron-ls").write_text(neuron_ls)
+        (tmp_path / "neuron-ls").chmod(0o755)
     run = cli_main("run", "--backend", "neuron", "--model", "llama3-70b", "--nproc", "8")
     assert run.returncode == 0 and len(launches) == 1, run.stderr
+    assert f"memory not checked: {why}" in run.stderr.splitlines()
     assert memory_plan.check_run(launches[0], NeuronBackend, 8, 1) is None
 
 

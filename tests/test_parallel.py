@@ -134,6 +134,8 @@ def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
     per_rank = memory.value
     assert (per_rank, per_node) == (24 * GIB, 64)  # 96 GiB over 4 logical cores at LNC=2
     assert memory.source == "trn2 datasheet: 96 GiB per chip / 4 NeuronCores"
+    h100 = memory_plan.hardware_memory_per_rank("h100")[0]  # the datasheet's decimal GB
+    assert (h100.value, h100.source) == (80e9, "h100 datasheet: 80 GB per chip")
     pred = memory_plan.predict(cfg, layout.for_world(cfg, 64, nnodes), per_rank)
     assert pred.parts == pytest.approx(hand())
     assert pred.total == pytest.approx(total) and pred.fits

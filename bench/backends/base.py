@@ -20,7 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench import record
 from bench.config import PRECISION_DTYPES
-from bench.hardware import Figure
+from bench.hardware import Figure, MemoryUnknown
 
 if TYPE_CHECKING:
     from bench.gemm_peak import WindowPeak
@@ -153,12 +153,12 @@ class Backend(ABC):
         """Can this backend run here? Must not initialise a device irreversibly."""
 
     @classmethod
-    def rank_memory(cls, per_node: int) -> Figure | None:
+    def rank_memory(cls, per_node: int) -> Figure:
         """Memory of one rank's device when ``per_node`` ranks run on each node (bytes, with
         where it was read), for the memory plan's check before a run starts
         (bench.memory_plan.check_run). Read without creating a device context in the calling
-        process; None where it cannot be read (the run is then not checked)."""
-        return None
+        process; MemoryUnknown where it cannot be read (the run is then not checked)."""
+        raise MemoryUnknown(f"the {cls.name} backend cannot read it")
 
     def _device(self) -> torch.device:
         return torch.device(self.device_type)

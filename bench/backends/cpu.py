@@ -22,7 +22,7 @@ class CpuBackend(Backend):
         return Probe(cls.name, True, f"host CPU ({torch.get_num_threads()} threads)")
 
     @classmethod
-    def rank_memory(cls, per_node: int) -> Figure | None:
+    def rank_memory(cls, per_node: int) -> Figure:
         """The host's RAM shared by the ranks of the node: MemTotal / ``per_node``."""
         total = host_memory_bytes()
         return Figure(total / per_node, "B", "measured",

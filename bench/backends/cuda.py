@@ -21,7 +21,7 @@ from bench.backends.accelerator import AcceleratorBackend
 from bench.backends.base import DeviceInfo, Probe
 from bench.energy.base import SensorError
 from bench.energy.nvml import GpuRef, memory_totals
-from bench.hardware import Figure
+from bench.hardware import Figure, MemoryUnknown
 
 FLASH_MIN_CAPABILITY = (8, 0)  # PyTorch's FlashAttention-2 kernels: Ampere (sm80) and newer
 
@@ -72,17 +72,22 @@ class CudaBackend(AcceleratorBackend):
         return Probe(cls.name, True, f"{torch.cuda.device_count()} CUDA device(s)")
 
     @classmethod
-    def rank_memory(cls, per_node: int) -> Figure | None:
+    def rank_memory(cls, per_node: int) -> Figure:
         """The smallest total memory of the GPUs the ranks will use (rank i on cuda:i, as
         ``AcceleratorBackend`` sets it), through NVML (``nvmlDeviceGetMemoryInfo(h).total``):
         NVML opens no CUDA context in the launching process, whose memory the run would lose.
-        None without NVML (nvidia-ml-py absent, no driver) or a GPU for each rank."""
+        Where CUDA may order unlike GPUs differently from NVML, the smallest of the host's
+        GPUs (``memory_totals``). MemoryUnknown without NVML (nvidia-ml-py absent, no
+        driver), a GPU for each rank, or on a GPU in MIG mode taken by index."""
         try:
-            totals = memory_totals([GpuRef(i) for i in range(per_node)])
-        except SensorError:
-            return None
+            totals, host = memory_totals([GpuRef(i) for i in range(per_node)])
+        except SensorError as e:
+            raise MemoryUnknown(str(e)) from None
         total, name = min(totals)
-        several = f", the smallest of {per_node} GPUs" if len(set(totals)) > 1 else ""
+        several = f", the smallest of {len(totals)} GPUs" if len(set(totals)) > 1 else ""
+        if host:
+            several = (f", the smallest of the host's {len(totals)} GPUs (a lower bound: CUDA "
+                       "may number them otherwise than NVML; CUDA_DEVICE_ORDER=PCI_BUS_ID)")
         return Figure(float(total), "B", "measured", f"NVML: {name}{several}")
 
     def describe(self) -> DeviceInfo:

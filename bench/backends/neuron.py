@@ -61,7 +61,7 @@ class NeuronBackend(AcceleratorBackend):
                                      f"torch-neuronx {version}")
 
     @classmethod
-    def rank_memory(cls, per_node: int) -> Figure | None:
+    def rank_memory(cls, per_node: int) -> Figure:
         return neuron_topology.rank_memory()
 
     def _device_name(self) -> str | None:

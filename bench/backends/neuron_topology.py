@@ -107,6 +107,21 @@ def _device_entries(payload: Any) -> list[dict[str, Any]]:
     return []
 
 
+def _int(value: Any) -> int | None:
+    """A neuron-ls field as an integer; None when it is not one (``"96 GB"``, a list)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _lnc(device: dict[str, Any], payload: Any) -> int | None:
+    """The LNC neuron-ls states: in the device entry, else in the top-level object (Neuron >=
+    2.34); None where neither gives a number."""
+    top = payload if isinstance(payload, dict) else {}
+    return next((v for d in (device, top) for k in LNC_KEYS if (v := _int(d.get(k)))), None)
+
+
 def _generation(memory_bytes: Any, physical: int | None) -> str | None:
     for key in PHYSICAL_CORES_PER_CHIP:
         if memory_bytes == hardware.DEVICES[key].memory_bytes.value:
@@ -121,11 +136,9 @@ def from_neuron_ls(payload: Any, environ: dict[str, str] | None = None,
     if not devices:
         return None
     first = devices[0]
-    top = payload if isinstance(payload, dict) else {}
-    lnc = next((int(d[k]) for d in (first, top) for k in LNC_KEYS if d.get(k) is not None),
-               None)
-    logical = int(first["nc_count"])
-    physical = logical * lnc if lnc else None
+    lnc = _lnc(first, payload)
+    logical = _int(first["nc_count"])
+    physical = logical * lnc if logical and lnc else None
     gen = _generation(first.get("memory_size"), physical if physical else logical)
     if lnc is None:
         lnc = lnc_from_env(environ) or (DEFAULT_LNC[gen] if gen == "trn1" else None)
@@ -150,22 +163,28 @@ def run_neuron_ls() -> tuple[Any, str] | None:
     return None
 
 
-def rank_memory() -> hardware.Figure | None:
+def rank_memory() -> hardware.Figure:
     """Device memory per rank from neuron-ls: a rank drives one NeuronCore that a device shows,
     so per rank = ``memory_size`` / ``nc_count`` (at LNC=2 a trn2's 96 GiB over 4 logical
     cores: 24 GiB), the smallest over the devices. neuron-ls reads the driver and claims no
-    NeuronCore (a NeuronCore belongs to one process). None without neuron-ls or device
-    entries giving both fields."""
+    NeuronCore (a NeuronCore belongs to one process). MemoryUnknown without neuron-ls, when
+    it fails or times out, or without device entries giving both fields as integers (a device
+    giving something else is passed over)."""
+    if shutil.which("neuron-ls") is None:
+        raise hardware.MemoryUnknown("neuron-ls is not on PATH")
     found = run_neuron_ls()
-    devices = [d for d in _device_entries(found[0]) if d.get("memory_size") and
-               d.get("nc_count")] if found else []
-    if not devices:
-        return None
-    device = min(devices, key=lambda d: int(d["memory_size"]) / int(d["nc_count"]))
-    size, cores = int(device["memory_size"]), int(device["nc_count"])
-    lnc = next((f" at LNC={device[k]}" for k in LNC_KEYS if device.get(k) is not None), "")
+    if not found:
+        raise hardware.MemoryUnknown("neuron-ls failed or timed out")
+    sizes = [(size / cores, size, cores, d) for d in _device_entries(found[0])
+             if (size := _int(d.get("memory_size"))) and (cores := _int(d.get("nc_count")))]
+    if not sizes:
+        raise hardware.MemoryUnknown("neuron-ls gives no device with integer memory_size and "
+                                     "nc_count")
+    _, size, cores, device = min(sizes, key=lambda x: x[0])
+    lnc = _lnc(device, found[0])
+    at = f" at LNC={lnc}" if lnc else ""
     return hardware.Figure(size / cores, "B", "measured", f"neuron-ls: {size / hardware.GIB:,.4g}"
-                           f" GiB per device / {cores} NeuronCores{lnc}")
+                           f" GiB per device / {cores} NeuronCores{at}")
 
 
 def detect(device_name: str | None) -> NeuronTopology:

@@ -137,7 +137,7 @@ class NeuronXlaBackend(XlaBackend):
                                      f"{_version('torch-xla')}")
 
     @classmethod
-    def rank_memory(cls, per_node: int) -> Figure | None:
+    def rank_memory(cls, per_node: int) -> Figure:
         return neuron_topology.rank_memory()
 
     def _device(self) -> torch.device:

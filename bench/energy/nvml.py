@@ -16,7 +16,9 @@ The GPUs are those the process computes on. NVML numbers GPUs by PCI bus, CUDA b
 unless CUDA_DEVICE_ORDER=PCI_BUS_ID, and CUDA_VISIBLE_DEVICES renumbers them, so torch's
 device index is mapped to an NVML handle by UUID, else PCI bus id, else the
 CUDA_VISIBLE_DEVICES entry at that index (a plain index with a warning). The memory check
-before a run (``CudaBackend.rank_memory``) finds its GPUs the same way (``memory_totals``).
+before a run (``CudaBackend.rank_memory``, ``memory_totals``) has no torch device to ask (it
+opens no CUDA context): it takes CUDA_VISIBLE_DEVICES' entries, or plain indices, and where that
+order is uncertain on a host of unlike GPUs, the smallest memory of them all.
 """
 
 from __future__ import annotations
@@ -85,12 +87,28 @@ def close_nvml(nvml: ModuleType) -> None:
 def find_handle(nvml: ModuleType, ref: GpuRef, warnings: list[str]) -> Any:
     """The NVML handle of ``ref``: by UUID, else PCI bus id, else the CUDA_VISIBLE_DEVICES
     entry at its index (a plain index adds a warning to ``warnings``)."""
+    handle, entry = locate(nvml, ref)
+    if entry is not None and not pci_order():
+        warnings.append(
+            f"cuda:{ref.index} taken as NVML index {entry}; CUDA and NVML may order "
+            "GPUs differently (set CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+    return handle
+
+
+def pci_order() -> bool:
+    """Whether CUDA numbers GPUs by PCI bus as NVML does (else fastest first)."""
+    return os.environ.get("CUDA_DEVICE_ORDER") == "PCI_BUS_ID"
+
+
+def locate(nvml: ModuleType, ref: GpuRef) -> tuple[Any, str | None]:
+    """The NVML handle of ``ref`` (as ``find_handle``) and, where it was taken by a plain NVML
+    index, that index (else None)."""
     tried = []
     for key, lookup in ((ref.uuid, nvml.nvmlDeviceGetHandleByUUID),
                         (ref.pci_bus_id, nvml.nvmlDeviceGetHandleByPciBusId)):
         if key:
             try:
-                return lookup(key)
+                return lookup(key), None
             except nvml.NVMLError as e:
                 tried.append(f"{key}: {e}")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -99,31 +117,56 @@ def find_handle(nvml: ModuleType, ref: GpuRef, warnings: list[str]) -> Any:
         entries[ref.index] if ref.index < len(entries) else None)
     try:
         if entry is not None and entry.isdigit():
-            if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
-                warnings.append(
-                    f"cuda:{ref.index} taken as NVML index {entry}; CUDA and NVML may order "
-                    "GPUs differently (set CUDA_DEVICE_ORDER=PCI_BUS_ID)")
-            return nvml.nvmlDeviceGetHandleByIndex(int(entry))
+            return nvml.nvmlDeviceGetHandleByIndex(int(entry)), entry
         if entry:
-            return nvml.nvmlDeviceGetHandleByUUID(entry)
+            return nvml.nvmlDeviceGetHandleByUUID(entry), None
     except nvml.NVMLError as e:
         tried.append(f"{entry}: {e}")
     raise SensorError(f"no NVML device found for cuda:{ref.index} (tried "
                       f"{'; '.join(tried) or 'nothing'}; CUDA_VISIBLE_DEVICES={visible})")
 
 
-def memory_totals(refs: list[GpuRef]) -> list[tuple[int, str]]:
-    """(total bytes, board name) of each GPU: ``nvmlDeviceGetMemoryInfo(handle).total`` and
-    ``nvmlDeviceGetName``; SensorError where NVML cannot say."""
+def mig_enabled(nvml: ModuleType, handle: Any) -> bool:
+    """Whether a GPU is in MIG mode: ``nvmlDeviceGetMigMode`` gives [current, pending];
+    NVML_ERROR_NOT_SUPPORTED is a GPU without MIG."""
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except nvml.NVMLError as e:
+        if e.value == nvml.NVML_ERROR_NOT_SUPPORTED:
+            return False
+        raise
+    return current == nvml.NVML_DEVICE_MIG_ENABLE
+
+
+def memory_totals(refs: list[GpuRef]) -> tuple[list[tuple[int, str]], bool]:
+    """(total bytes, board name) of each GPU (``nvmlDeviceGetMemoryInfo(handle).total``,
+    ``nvmlDeviceGetName``), and whether these are all the host's GPUs instead: where a GPU is
+    taken by plain index in an order CUDA may not share (``find_handle``'s warning) and the
+    host's GPUs differ in memory, the smallest of them all is the safe bound. SensorError
+    where NVML cannot say, and where a GPU taken by index is in MIG mode (its handle is the
+    parent board, whose whole memory no MIG instance has)."""
     nvml = open_nvml()
     try:
-        handles = [find_handle(nvml, ref, []) for ref in refs]
-        return [(int(nvml.nvmlDeviceGetMemoryInfo(h).total), _text(nvml.nvmlDeviceGetName(h)))
-                for h in handles]
+        located = [locate(nvml, ref) for ref in refs]
+        handles = [h for h, _ in located]
+        by_index = [h for h, entry in located if entry is not None]
+        host = False
+        if by_index and not pci_order():
+            every = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+            if len({_memory(nvml, h) for h in every}) > 1:
+                handles, by_index, host = every, every, True
+        if any(mig_enabled(nvml, h) for h in by_index):
+            raise SensorError("a GPU taken by NVML index is in MIG mode: its memory is the "
+                              "whole board's, not a MIG instance's")
+        return [(_memory(nvml, h), _text(nvml.nvmlDeviceGetName(h))) for h in handles], host
     except nvml.NVMLError as e:
         raise SensorError(f"NVML could not read the GPUs' memory: {e}") from None
     finally:
         close_nvml(nvml)
+
+
+def _memory(nvml: ModuleType, handle: Any) -> int:
+    return int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
 
 
 def _text(value: str | bytes) -> str:
@@ -158,7 +201,7 @@ class NvmlMeter(Meter):
     def _label(self, handle: Any, ref: GpuRef) -> str:
         """The board's NVML UUID: unique across ranks and hosts (else torch's index)."""
         try:
-            return self.nvml.nvmlDeviceGetUUID(handle)
+            return _text(self.nvml.nvmlDeviceGetUUID(handle))
         except self.nvml.NVMLError:
             return f"cuda:{ref.index}"
 

@@ -4,8 +4,9 @@
 #
 # usage: scripts/gpu/run-h100.sh [--python PATH] [--batches "4 8 12 16 24 32"] [--dry-run]
 #   1. trnbench env and nvidia-smi: the GPU, driver and torch the records will name
-#   2. 1b, seq 2048, bf16, --compile at each batch of --batches, smallest first, until one fails
-#      (out of memory: stored as failed); the batch with the most tokens/s is the headline
+#   2. 1b, seq 2048, bf16, --compile at each batch of --batches, smallest first, until one does
+#      not fit (refused by the memory plan: nothing stored; or out of memory: stored as failed);
+#      the batch with the most tokens/s is the headline
 #   3. the headline configuration 3 more times (tag series=1b-headline)
 #   4. harness vs bare hand-tuned loop at that configuration (scripts/gpu/bare_loop.py)
 #   5. the sweep scripts/gpu/sweep-h100.toml (125m 350m 1b 3b x batch x seq x compile, bf16)
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --python) py=$2; shift 2 ;;
     --batches) batches=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run-h100.sh: unknown argument $1 (accepted: --python PATH, --batches \"B B ...\", --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -39,7 +40,9 @@ run mkdir -p results/h100
 run "${trnbench[@]}" env
 run nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version --format=csv
 
-# 2. batch search; exit code 1 = the run failed midway (OOM) and was stored as failed
+# 2. batch search, until a batch does not fit: exit code 1 = the run failed midway (out of
+# memory) and was stored as failed; exit code 2 = the memory plan refused it before it
+# started (the reason on stderr; nothing stored)
 best=BEST
 best_tps=0
 for batch in $batches; do
@@ -51,6 +54,7 @@ for batch in $batches; do
   rc=$?
   set -e
   if [ "$rc" = 1 ]; then echo "batch $batch failed (stored as failed); search ends"; break; fi
+  if [ "$rc" = 2 ]; then echo "batch $batch refused (does not fit; nothing stored); search ends"; break; fi
   if [ "$rc" != 0 ]; then echo "batch $batch: exit code $rc" >&2; exit "$rc"; fi
   tps=$(printf '%s\n' "$out" | tail -n 1 | "$py" -c 'import json, sys; print(json.load(sys.stdin)["tokens_per_s"])')
   echo "batch $batch: $tps tokens/s"
