@@ -22,9 +22,9 @@ sharded over s ranks (ddp 1, fsdp the data-parallel ranks, hsdp the shard group)
                   checkpointed block keeps only its input, b T D / t residual values of r bytes
                   (r = 2 with bf16 parameters, else 4: the residual stream is fp32 under
                   autocast), and one block's working set is recomputed at a time
-    logits        b T V (a + 4 + 4 [a = 2])   whole logits on every TP rank (the head
-                  gathers them), a = activation bytes, their fp32 copy and the log-softmax
-                  output of the loss
+    logits        b T V / t (a + 4 + 4 [a = 2])   the logits of a TP rank's vocabulary
+                  shard (loss parallelism: the head leaves them sharded), a = activation
+                  bytes, their fp32 copy and the log-softmax output of the loss
 
 The sum is compared with a usable share (``USABLE``, as the projection's default) of the
 memory per rank: a trn2 chip's 96 GiB over its 4 logical NeuronCores at LNC=2 (24 GiB), a
@@ -113,7 +113,7 @@ def predict(cfg: RunConfig, layout: Layout, memory_per_rank: float) -> Predictio
     ckpt = len(checkpointed_blocks(cfg.ac, m.n_layers))
     parts["activations"] = ((m.n_layers - ckpt) * layer + ckpt * resid * tokens * m.dim / t
                             + (layer if ckpt else 0))
-    parts["logits"] = tokens * m.vocab_size * (act + 4 + (4 if act == 2 else 0))
+    parts["logits"] = tokens * m.vocab_size / t * (act + 4 + (4 if act == 2 else 0))
     return Prediction(parts, USABLE * memory_per_rank)
 
 

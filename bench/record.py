@@ -226,6 +226,7 @@ class Parallelism(Part):
     parallel: str | None = doc("ddp or fsdp")
     mesh: dict[str, int] | None = doc("device mesh: dimension name -> size")
     sequence_parallel: bool | None = doc("sequence parallelism (with TP)")
+    loss_parallel: bool | None = doc("cross-entropy on vocabulary-sharded logits (with TP)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ per-step times come from the backend's timer (host clock on the CPU, CUDA events
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -50,9 +51,15 @@ class NonFiniteLoss(RuntimeError):
 
 def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     backend: Backend, precision: str, core: torch.nn.Module | None = None,
-                    compile: bool = False) -> Callable:
+                    compile: bool = False, loss_parallel: bool = False) -> Callable:
     """forward (under the backend's autocast and SDPA kernels), cross-entropy in fp32, backward,
     AdamW step.
+
+    ``loss_parallel``: the model returns vocabulary-sharded DTensor logits (TP,
+    ``bench.parallel.apply.tensor_parallel``); the fp32 upcast and the flatten are DTensor ops
+    on each rank's shard, and the cross-entropy and its backward run under
+    ``torch.distributed.tensor.parallel.loss_parallel()``. The step returns the loss as a
+    plain tensor (the TP group's loss, replicated).
 
     A model with ``aux_loss()`` (models/moe.py) adds ``cfg.aux_loss_coef * aux_loss()`` to the
     loss it differentiates; the step returns the cross-entropy alone. ``core`` is the model
@@ -73,6 +80,7 @@ def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         with backend.autocast(precision), sdpa_limit(kernels):
             logits = model(inputs)
+        # a vocabulary-sharded DTensor under loss parallelism: flatten and upcast its shard
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         total = loss if aux_loss is None else loss + core.cfg.aux_loss_coef * aux_loss()
         return loss, total
@@ -88,12 +96,21 @@ def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             optimizer_step = backend.compile(optimizer_step)
 
     def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        loss, total = loss_fn(inputs, targets)
-        total.backward()
+        with _loss_context(loss_parallel):
+            loss, total = loss_fn(inputs, targets)
+            total.backward()
         optimizer_step()
-        return loss.detach()
+        return loss.detach().to_local() if loss_parallel else loss.detach()
 
     return train_step
+
+
+def _loss_context(loss_parallel: bool) -> contextlib.AbstractContextManager:
+    if not loss_parallel:
+        return contextlib.nullcontext()
+    from torch.distributed.tensor.parallel import loss_parallel as context
+
+    return context()
 
 
 def _check_finite(losses: list[torch.Tensor], first_step: int) -> list[float]:
@@ -182,7 +199,8 @@ def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | Non
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, **ADAMW, **backend.optimizer_options()
     )
-    step = make_train_step(model, optimizer, backend, cfg.precision, core, cfg.compile)
+    step = make_train_step(model, optimizer, backend, cfg.precision, core, cfg.compile,
+                           placement.loss_parallel)
     data = SyntheticBatches(cfg.batch, cfg.seq, spec.config.vocab_size, cfg.seed,
                             backend.device, shard=placement.data_shard(ctx.rank if ctx else 0))
     return Training(cfg, backend, spec, backend.describe(), backend.peak_flops(cfg.precision),

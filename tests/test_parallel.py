@@ -108,7 +108,7 @@ def _8b_trn2_by_hand() -> dict[str, float]:
     return {"parameters": 4 * p / 8, "gradients": 4 * p / 8, "optimizer": 8 * p / 8,
             "gathered": 2 * (2 * block + root),
             "activations": 32 * 2 * 8192 * 4096 / 8 + 34 * 8192 * 4096 / 8,
-            "logits": 8192 * 128256 * (2 + 4 + 4)}
+            "logits": 8192 * 128256 / 8 * (2 + 4 + 4)}  # loss parallelism: V / 8 columns
 
 
 def _70b_trn2_by_hand() -> dict[str, float]:
@@ -119,12 +119,12 @@ def _70b_trn2_by_hand() -> dict[str, float]:
     return {"parameters": 4 * p / 32, "gradients": 4 * p / 32, "optimizer": 8 * p / 32,
             "gathered": 2 * (2 * block + root),
             "activations": 80 * 2 * 8192 * 8192 / 8 + 34 * 8192 * 8192 / 8,
-            "logits": 8192 * 128256 * 10}
+            "logits": 8192 * 128256 / 8 * 10}
 
 
 @pytest.mark.parametrize(("model", "nnodes", "hand", "total"), [
-    ("llama3-8b", 1, _8b_trn2_by_hand, 13_297_524_736),
-    ("llama3-70b", 4, _70b_trn2_by_hand, 17_497_460_736),
+    ("llama3-8b", 1, _8b_trn2_by_hand, 4_104_134_656),
+    ("llama3-70b", 4, _70b_trn2_by_hand, 8_304_070_656),
 ])
 def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
     cfg = backends.resolve_run("cpu", {"model": model, "precision": "bf16", "tp": 8,
@@ -151,7 +151,8 @@ def test_plan_prints_what_fits_and_the_nearest_that_does_not(capsys):
                      "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert not out["requested"]["fits"] and out["requested"]["parallel"] == "ddp"
-    assert out["smallest_fitting_change"]["flags"] == "--parallel fsdp --tp 8"
+    # TP 4: 17.7 GiB (logits b T V / 4 x 10 bytes, 2.4 GiB) of 21.6 usable; TP 2: 33.5 GiB
+    assert out["smallest_fitting_change"]["flags"] == "--parallel fsdp --tp 4"
     assert out["smallest_fitting_change"]["fits"]
     assert cli.main(["plan", "--model", "llama3-8b", "--hardware", "h100", "--parallel",
                      "fsdp", "--param-dtype", "bf16", "--ac", "selective", "--json"]) == 0
@@ -214,7 +215,8 @@ def test_parallel_runs_match_one_process(cli_main, tmp_path, one_process, flags,
     [r] = read_jsonl(results)
     assert r["status"] == "ok" and r["world_size"] == world
     par = r["parallelism"]
-    assert (par["tp"], par["dp"], par["sequence_parallel"]) == (tp, dp, tp > 1)
+    assert (par["tp"], par["dp"], par["sequence_parallel"], par["loss_parallel"]) == (
+        tp, dp, tp > 1, tp > 1)
     # tokens counted once per TP group: the global batch of 4 sequences per step
     per_rank = [x["tokens"] for x in r["ranks"]]
     assert r["tokens"] == sum(per_rank) // tp == 4 * 32 * 2

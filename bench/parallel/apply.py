@@ -9,7 +9,11 @@ checkpointing, then data parallelism.
   the sequence (``PrepareModuleInput``), run wq/wk/wv and w1/w3 column-wise (a rank holds
   n_heads / tp query heads, n_kv_heads / tp KV heads and ffn_dim / tp hidden units) and
   wo/w2 row-wise with a reduce-scatter back onto the sequence; the output head is
-  column-wise and gathers whole logits (the loss is computed unsharded on every TP rank).
+  column-wise and leaves its logits sharded on the vocabulary (a DTensor, ``Shard(-1)``):
+  loss parallelism, as torchtitan's Llama. A rank holds b T V / t logits; the step upcasts
+  its shard to fp32 and computes the cross-entropy under ``loss_parallel()``
+  (``torch.distributed.tensor.parallel``), whose log-softmax all-reduces each token's
+  maximum and sum of exponentials over the TP group instead of gathering whole logits.
 - Activation checkpointing (``checkpoint_wrapper``, non-reentrant): ``full`` every block,
   ``selective`` every ``layout.SELECTIVE_EVERY``-th block (torchtitan's layer-selective mode);
   a checkpointed block's forward runs again in backward.
@@ -38,7 +42,8 @@ from bench.parallel import layout as layouts
 
 
 def tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
-    """Shard a Llama (models/llama.py) over ``tp_mesh`` with sequence parallelism."""
+    """Shard a Llama (models/llama.py) over ``tp_mesh`` with sequence parallelism; its
+    forward returns vocabulary-sharded DTensor logits (a loss under ``loss_parallel()``)."""
     from torch.distributed.tensor import Replicate, Shard
     from torch.distributed.tensor.parallel import (
         ColwiseParallel,
@@ -51,7 +56,8 @@ def tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
     parallelize_module(model, tp_mesh, {
         "tok_embeddings": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1)),
         "norm": SequenceParallel(),
-        "output": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate()),
+        "output": ColwiseParallel(input_layouts=Shard(1), output_layouts=Shard(-1),
+                                  use_local_output=False),  # loss parallelism
     })
     for block in model.layers:
         parallelize_module(block, tp_mesh, {
@@ -127,6 +133,11 @@ class Placement:
     distributed: bool
     ac: dict[str, Any]  # the record's ac block (ac_fields)
     memory_predicted: dict[str, Any]  # bench.memory_plan.record_block
+
+    @property
+    def loss_parallel(self) -> bool:
+        """The logits are vocabulary-sharded (TP): the loss runs under ``loss_parallel()``."""
+        return self.layout.tp > 1
 
     @property
     def parallelism(self) -> dict[str, Any] | None:

@@ -66,7 +66,7 @@ class Layout:
         return {"tp": self.tp, "dp": self.dp, "dp_replicate": self.dp_replicate,
                 "dp_shard": self.dp_shard, "parallel": self.parallel,
                 "mesh": dict(zip(self.mesh_names, self.mesh_shape, strict=True)),
-                "sequence_parallel": self.tp > 1}
+                "sequence_parallel": self.tp > 1, "loss_parallel": self.tp > 1}
 
 
 def check_model(cfg: RunConfig, model: Any) -> None:
