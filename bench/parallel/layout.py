@@ -70,14 +70,10 @@ class Layout:
 
 
 def check_model(cfg: RunConfig, model: Any) -> None:
-    """The constraints of the model, backend and precision on ``cfg`` (no world size)."""
+    """The constraints of the model, backend and precision on ``cfg`` (no world size); the
+    fields' own ranges are checked before (``config.validate``)."""
     from models.moe import MoEConfig
 
-    if cfg.tp < 1:
-        raise ConfigError("--tp", f"must be >= 1, got {cfg.tp}")
-    if cfg.dp_shard < 0:
-        raise ConfigError("--dp-shard", f"must be >= 0 (0: ranks per node / tp), got "
-                          f"{cfg.dp_shard}")
     if cfg.dp_shard and cfg.parallel != "hsdp":
         raise ConfigError("--dp-shard", f"applies to --parallel hsdp only, not {cfg.parallel}")
     if cfg.backend in XLA_BACKENDS:
