@@ -231,9 +231,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     ctx = distributed.from_env()
     if ctx is None:  # before any process starts or anything is written (bench.parallel)
         from bench import memory_plan
-        from bench.parallel import layout
 
-        layout.for_world(cfg, args.nproc or 1, args.nnodes or 1)
         memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
     if args.precompile:
         precompile(cfg, argv)
@@ -271,11 +269,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(store.dumps(record))
     else:
         console.stdout.print(console.summary_table(record, str(results or "not stored")))
-        from bench.projection import headline
+        if results and not args.no_projection:  # no results: stub outputs
+            from bench.projection import headline
 
-        line = headline(record, str(results)) if results else None  # None: stub outputs
-        if line and not args.no_projection:
-            console.stdout.print(line, highlight=False, soft_wrap=True)
+            line = headline(record, str(results))
+            if line:
+                console.stdout.print(line, highlight=False, soft_wrap=True)
     if record.status != "ok":
         where = f"stored in {results}" if results else "not stored"
         print(f"trnbench: run failed: {record.error} ({where})", file=sys.stderr)

@@ -236,12 +236,13 @@ def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
 
     from bench import console
 
+    layout = for_world(cfg, per_node, nnodes)  # a layout error comes first, known memory or not
     try:
         memory = rank_memory(backend, per_node)
     except hardware.MemoryUnknown as e:
         console.stderr.print(f"[dim]memory not checked: {escape(str(e))}[/dim]")
         return None
-    pred = predict(cfg, for_world(cfg, per_node, nnodes), memory.value)
+    pred = predict(cfg, layout, memory.value)
     if not pred.fits:
         raise ConfigError("plan", refusal(cfg, pred, per_node, nnodes, memory))
     return pred

@@ -95,22 +95,18 @@ def make_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         if backend.compiles_optimizer_step(optimizer):
             optimizer_step = backend.compile(optimizer_step)
 
+    loss_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    if loss_parallel:  # bound once here: the step does no lookup or import
+        from torch.distributed.tensor.parallel import loss_parallel as loss_context
+
     def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with _loss_context(loss_parallel):
+        with loss_context():
             loss, total = loss_fn(inputs, targets)
             total.backward()
         optimizer_step()
         return loss.detach().to_local() if loss_parallel else loss.detach()
 
     return train_step
-
-
-def _loss_context(loss_parallel: bool) -> contextlib.AbstractContextManager:
-    if not loss_parallel:
-        return contextlib.nullcontext()
-    from torch.distributed.tensor.parallel import loss_parallel as context
-
-    return context()
 
 
 def _check_finite(losses: list[torch.Tensor], first_step: int) -> list[float]:

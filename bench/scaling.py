@@ -105,10 +105,8 @@ def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | Non
     """Run the series, print its table (or JSON); 1 if any point failed."""
     nprocs = parse_nproc(nproc_spec)
     from bench import memory_plan
-    from bench.parallel import layout
 
     for n in nprocs:  # every point's layout exists (--tp divides it...) and fits, before any
-        layout.for_world(cfg, n, 1)  # runs
         memory_plan.check_run(cfg, selection.backend, n, 1)
     if TAG in tags:
         raise ConfigError("--tag", f"{TAG}=... is set by trnbench scaling; name the series "

@@ -180,6 +180,4 @@ def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext
         _fully_shard(model, mesh["dp"], cfg.param_dtype)
     elif cfg.parallel == "hsdp":
         _fully_shard(model, mesh["dp_replicate", "dp_shard"], cfg.param_dtype)
-    elif layout.dp > 1:  # ddp, tp == 1 (layout refuses DDP of a TP model)
-        model = distributed.wrap(model, "ddp", device, replicate_in_optimizer)
-    return model, placement
+    return model, placement  # ddp here is TP alone (dp 1): layout refuses DDP of a TP model

@@ -72,7 +72,7 @@ class Layout:
 def check_model(cfg: RunConfig, model: Any) -> None:
     """The constraints of the model, backend and precision on ``cfg`` (no world size); the
     fields' own ranges are checked before (``config.validate``)."""
-    from models.moe import MoEConfig
+    from models.configs import MoEConfig  # torch-free: `trnbench plan` needs no torch here
 
     if cfg.dp_shard and cfg.parallel != "hsdp":
         raise ConfigError("--dp-shard", f"applies to --parallel hsdp only, not {cfg.parallel}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench import console, numbers
+from bench import console
 from bench.config import ConfigError
 from bench.hardware import Figure
 from bench.numbers import FRACTION, POSITIVE, Limits, flag
 from bench.paths import output_file
 from bench.projection import cluster, measured, model, presets, render, workload
+from bench.record import Record
 
 _COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
 
@@ -102,8 +103,9 @@ def _figure(value: float | None, default: str, flag: str, unit: str = "") -> Fig
     return Figure(value, unit or d.unit, "user", flag) if value is not None else d
 
 
-def scenario(args: argparse.Namespace) -> model.Scenario:
-    """Every input of the projection from the parsed flags (ConfigError on bad input)."""
+def scenario(args: argparse.Namespace, record: Record | None = None) -> model.Scenario:
+    """Every input of the projection from the parsed flags (ConfigError on bad input);
+    ``record``: the run of ``--from-results`` when the caller holds it (not read again)."""
     w = workload.resolve(model=args.model, workload=args.workload, params=args.params,
                          flops=args.flops, tokens=args.tokens, seq=args.seq, shape=args.shape)
     c = cluster.resolve(
@@ -119,7 +121,7 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
     elif args.node_mfu is not None:
         mode, mfu = "node", Figure(args.node_mfu, "", "user", "--node-mfu")
     elif args.from_results is not None:
-        record = measured.load_record(args.from_results, args.run_id)
+        record = record or measured.load_record(args.from_results, args.run_id)
         mode, mfu = "node", measured.node_mfu(record, args.from_results)
         if measured.device_key(record) != c.chip.key:
             notes.append(f"assumes the {c.chip.name} reaches the MFU that "
@@ -155,9 +157,6 @@ def scenario(args: argparse.Namespace) -> model.Scenario:
                               ("ep", args.ep), ("sharding", args.sharding),
                               ("recompute", args.recompute))
             if v is not None and v != "auto"}
-    for k in ("tp", "pp", "dp", "ep"):
-        if k in pins:
-            pins[k] = numbers.check(pins[k], f"--{k}", numbers.COUNT)
     return model.Scenario(
         workload=w, cluster=c, mode=mode, mfu=mfu,
         goodput=_figure(args.goodput, "goodput", "--goodput"),

@@ -9,6 +9,7 @@ another chip unless the user asks for it.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 
 from bench.config import ConfigError
@@ -31,12 +32,13 @@ def headline(record: Record, results_path: str | None = None,
         return (f"Projection: not printed for a run on {record.device.name}"
                 f" (its MFU is of its own {label or 'unknown'} peak); to carry it "
                 f"to {presets.CLUSTERS[cluster]['title']} as an assumption: {command}")
-    from bench import cli
     from bench.projection import command as project_command
     from bench.projection import model
 
+    parser = argparse.ArgumentParser(prog="trnbench project")
+    project_command.add_args(parser)
     try:
-        p = model.project(project_command.scenario(cli.build_parser().parse_args(argv)))
+        p = model.project(project_command.scenario(parser.parse_args(argv[1:]), record))
     except ConfigError as e:
         return f"Projection: none ({e}); details: {command}"
     s = p.scenario
