@@ -38,6 +38,7 @@ beside the measured peak.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -222,9 +223,14 @@ def rank_memory(backend: type[Backend], per_node: int) -> Figure:
         gib = float(override)
     except ValueError:
         gib = 0.0
-    if not gib > 0:
+    if not (gib > 0 and math.isfinite(gib)):
         raise ConfigError(RANK_MEMORY_ENV, f"must be a number of GiB > 0, got {override!r}")
-    return Figure(gib * GIB, "B", "given", RANK_MEMORY_ENV)
+    return given_memory(gib, RANK_MEMORY_ENV)
+
+
+def given_memory(gib: float, source: str) -> Figure:
+    """Memory per rank that the user gave (a flag or the environment), labelled ``given``."""
+    return Figure(gib * GIB, "B", "given", source)
 
 
 def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,

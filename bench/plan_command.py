@@ -12,9 +12,9 @@ import argparse
 import json
 from typing import Any
 
-from bench import config, memory_plan
+from bench import config, memory_plan, numbers
 from bench.config import ConfigError, RunConfig
-from bench.hardware import Figure
+from bench.numbers import COUNT, POSITIVE, flag
 from bench.parallel import layout as layouts
 from bench.projection.plan import GIB
 
@@ -31,11 +31,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
                    f"a [plan] table of {', '.join(PLAN_FIELDS)}")
     p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)}")
-    p.add_argument("--memory-gib", type=float, metavar="GIB",
+    p.add_argument("--memory-gib", type=flag(POSITIVE), metavar="GIB",
                    help="memory per rank instead of --hardware's")
-    p.add_argument("--nproc", type=int, metavar="N", help="ranks per node (default: the "
+    p.add_argument("--nproc", type=flag(COUNT), metavar="N", help="ranks per node (default: the "
                    "node's NeuronCores or GPUs)")
-    p.add_argument("--nnodes", type=int, metavar="M", help="nodes (default 1)")
+    p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (default 1)")
     config.add_flags(p, RUN_FIELDS)
     p.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
 
@@ -81,8 +81,13 @@ def _print(title: str, e: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     run_table, plan_table = _file(args)
     for name in PLAN_FIELDS:
-        if getattr(args, name) is None:
-            setattr(args, name, plan_table.get(name))
+        if getattr(args, name) is None and name in plan_table:
+            value = plan_table[name]  # the flag's own check for a file's value
+            if name == "hardware" and not isinstance(value, str):
+                raise ConfigError("--config", f"{args.config}: [plan] hardware must be one of "
+                                  f"{', '.join(memory_plan.NODES)}, got {value!r}")
+            setattr(args, name, value if name == "hardware" else
+                    numbers.check(value, f"--{name}", COUNT))
     args.nnodes = args.nnodes or 1
     if args.hardware is None and args.memory_gib is None:
         raise ConfigError("--hardware", f"required (one of {', '.join(memory_plan.NODES)}) "
@@ -91,14 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.hardware:
         memory, per_node = memory_plan.hardware_memory_per_rank(args.hardware)
     if args.memory_gib is not None:
-        if not args.memory_gib > 0:
-            raise ConfigError("--memory-gib", f"must be > 0, got {args.memory_gib}")
-        memory = Figure(args.memory_gib * GIB, "B", "given", "--memory-gib")
+        memory = memory_plan.given_memory(args.memory_gib, "--memory-gib")
     per_rank = memory.value
     per_node = args.nproc or per_node
-    for flag, value in (("--nproc", per_node), ("--nnodes", args.nnodes)):
-        if value < 1:
-            raise ConfigError(flag, f"must be >= 1, got {value}")
     cfg = _config(args, run_table)
     layout = layouts.for_world(cfg, per_node, args.nnodes)
     pred = memory_plan.predict(cfg, layout, per_rank)

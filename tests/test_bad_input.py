@@ -39,6 +39,7 @@ FILES = {
     "p-chips.toml": b"[prices.\"x.large\"]\nusd_per_hour = 9\ndate = \"2026-01-01\"\n"
                     b"chips = 1e300\ndevice = \"trn2\"\n",
     "p-utf8.toml": b"[prices.\"trn2.48xlarge\"] # \xfe\n",
+    "plan-str.toml": b"[run]\nmodel = \"1b\"\n[plan]\nhardware = \"trn2\"\nnproc = \"4\"\n",
     "i-str.json": bench_json(tokens_per_s="fast").encode(),
     "i-energy.json": bench_json(energy=None).encode(),
     "i-nan.json": bench_json(window_s=float("nan")).encode(),
@@ -138,6 +139,10 @@ CASES = [
     ([*CMP, "--results", ""], "--results"),
     ([*CMP, "--results", "fifo"], "--results"),
     (["compare", "--baseline", "nope=1", "--target", "device=cpu"], "--baseline"),
+    # plan
+    (["plan", "--model", "1b", "--hardware", "trn2", "--nproc", "0"], "--nproc"),
+    (["plan", "--model", "1b", "--memory-gib", "inf"], "--memory-gib"),
+    (["plan", "--config", "plan-str.toml"], "--nproc"),
     # ingest
     (["ingest", "i-str.json"], "tokens_per_s"),
     (["ingest", "i-energy.json"], "energy"),
