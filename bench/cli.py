@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 # second; the training stack (backends, runner, distributed) loads inside the verbs that run
 from bench import config, console, store
 from bench.errors import ConfigError, raise_on_signals, signal_of
-from bench.numbers import COUNT, Limits, flag
+from bench.numbers import COUNT, INDEX, flag
 from bench.paths import path_arg
 from bench.record import new_run_id
 
@@ -61,9 +61,6 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-_RANK = Limits(low=0, high=COUNT.high, integer=True)
-
-
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """The flags of every RunConfig field (``config.add_flags``) and of the run's output."""
     p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
@@ -82,7 +79,7 @@ def _add_launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nproc", type=flag(COUNT), metavar="N",
                    help="processes per node, started by torchrun (one per GPU or NeuronCore)")
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (with --rdzv-endpoint)")
-    p.add_argument("--node-rank", type=flag(_RANK), metavar="R", help="this node's rank (Slurm)")
+    p.add_argument("--node-rank", type=flag(INDEX), metavar="R", help="this node's rank (Slurm)")
     p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous")
     p.add_argument("--precompile", action="store_true",
                    help="neuron-xla: run under neuron_parallel_compile to fill the compile "

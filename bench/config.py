@@ -112,7 +112,7 @@ class RunConfig:
     seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: "
                       "model's)")
     steps: int = option(limits=numbers.COUNT, metavar="N", help="timed steps")
-    warmup: int = option(limits=numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
+    warmup: int = option(limits=numbers.INDEX,
                          metavar="W", help="warm-up steps before the window")
     precision: str = option(choices=PRECISIONS, noun="precision",
                             help="bf16: autocast with fp32 parameters and optimizer states")
@@ -133,7 +133,7 @@ class RunConfig:
                                 "or hsdp (sharded inside a node, replicated across)")
     tp: int = option(1, limits=numbers.COUNT, metavar="T",
                      help="tensor (and sequence) parallel ranks inside a node (default 1)")
-    dp_shard: int = option(0, limits=numbers.Limits(low=0, high=numbers.INT_MAX, integer=True),
+    dp_shard: int = option(0, limits=numbers.INDEX,
                            metavar="N", help="hsdp: ranks that shard one replica (default: "
                                              "ranks per node / tp)")
     ac: str = option("none", choices=AC_MODES,

@@ -80,7 +80,7 @@ def flag(limits: Limits = Limits()) -> Callable[[str], int | float]:
         try:
             return check(text, "", limits, text=True)
         except ConfigError as e:
-            raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
+            raise argparse.ArgumentTypeError(e.message) from None
 
     parse.__name__ = limits.describe()
     return parse
@@ -89,6 +89,7 @@ def flag(limits: Limits = Limits()) -> Callable[[str], int | float]:
 POSITIVE = Limits(low=0, low_open=True)
 FRACTION = Limits(low=0, high=1)
 COUNT = Limits(low=1, high=INT_MAX, integer=True)
+INDEX = Limits(low=0, high=INT_MAX, integer=True)  # a count that may be 0, a rank
 
 
 def count_list(spec: str, field: str, high: float = INT_MAX) -> list[int]:

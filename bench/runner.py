@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,17 +279,16 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
     memory = backend.peak_memory()
     peak_part = rec.Peak(**peak.as_dict(), precision=cfg.precision) if peak else None
     placement = t.placement
+    parallelism = placement.parallelism
     return replace(
         record,
-        device=rec.Device(name=device.name, kind=device.kind, device_count=device.device_count,
-                          devices_used=device.devices_used, chips=device.chips,
-                          versions=device.versions),
+        device=rec.Device(**asdict(device)),
         world_size=1,
         model=model,
         moe=_moe(spec.config, cfg.seq, t.routing),
         **_execution(t),
-        parallelism=rec.Parallelism.from_json(placement.parallelism),
-        ac=rec.Ac.from_json(placement.ac),
+        parallelism=rec.Parallelism(**parallelism) if parallelism else None,
+        ac=rec.Ac(**placement.ac),
         **rec.Throughput.of(tokens, window_s, device.chips, model, peak_part).fields(),
         peak=peak_part,
         step_time=rec.StepTime.of(step_times, step_method, spread_reason),

@@ -172,7 +172,7 @@ def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
             cfg, selection = resolve_run(layer.pop("backend", "auto"), layer)
         except ConfigError as e:
             field = config.field_of(e.field) or e.field  # the file names fields, not flags
-            raise src.error(field, str(e).removeprefix(f"{e.field}: ")) from None
+            raise src.error(field, e.message) from None
         key = _config_key(cfg.as_dict())
         if key not in seen:
             seen.add(key)
@@ -188,7 +188,7 @@ def _number(src: _Source, table: dict[str, Any], key: str, default: Any,
     try:
         return numbers.check(table[key], key, limits)
     except ConfigError as e:
-        raise src.error(key, str(e).removeprefix(f"{key}: ")) from None
+        raise src.error(key, e.message) from None
 
 
 def load(path: str | os.PathLike, results: str | os.PathLike | None = None) -> Sweep:
