@@ -242,7 +242,8 @@ class NvmlMeter(Meter):
         for k, samples in zip(labels, self._power, strict=True):
             joules, covered = integrate(samples)
             span = samples[-1][0] - samples[0][0]
-            polled[k] = fill_window(joules, covered, span)
+            # the window's own duration, as the Neuron meter (the samples bracket the window)
+            polled[k] = fill_window(joules, covered, interval_s)
             coverages.append(covered / span if span > 0 else 0.0)
         counter_j = _total(counter)
         polled_j = _total(polled)
