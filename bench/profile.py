@@ -46,18 +46,23 @@ def neuron_env(results: Path, run_id: str, warmup: int, steps: int) -> dict[str,
             "NEURON_RT_INSPECT_OUTPUT_DIR": str(trace_path(results, run_id, ".neuron-inspect"))}
 
 
+def _steps(t: Training, first_step: int, steps: int) -> None:
+    """``steps`` training steps from ``first_step``, synchronised; their losses (and routing
+    statistics) dropped: nothing after the window is a figure of the run."""
+    for i in range(steps):
+        t.step(first_step + i)
+    t.backend.synchronize()
+    t.losses.clear()
+    t.routing.clear()
+
+
 def trace(t: Training, first_step: int, steps: int, path: Path | None) -> dict[str, Any]:
     """Run ``steps`` more training steps from ``first_step`` (after the window) under the
     profiler and describe the result for the record; a profiler failure is reported in the
     block, never fails the measured run."""
     block: dict[str, Any] = {"steps": steps, "after_window": True, "error": None}
     if t.backend.name in NEURON_BACKENDS:
-        for _ in range(steps):
-            t.step(first_step)
-            first_step += 1
-        t.backend.synchronize()
-        t.losses.clear()
-        t.routing.clear()
+        _steps(t, first_step, steps)
         return block | {"method": "neuron runtime inspect (NEURON_RT_INSPECT_*), device "
                                   "profile of the first step after the window",
                         "trace": os.environ.get("NEURON_RT_INSPECT_OUTPUT_DIR")}
@@ -73,11 +78,7 @@ def trace(t: Training, first_step: int, steps: int, path: Path | None) -> dict[s
                         f"{'yes' if memory else 'no'}), Chrome trace JSON", "trace": None}
     try:
         with profile(activities=activities, record_shapes=True, profile_memory=memory) as prof:
-            for i in range(steps):
-                t.step(first_step + i)
-            t.backend.synchronize()
-        t.losses.clear()
-        t.routing.clear()
+            _steps(t, first_step, steps)
         if path is not None:
             prof.export_chrome_trace(str(path))
             json.loads(path.read_text())  # a trace that does not parse is no trace
