@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench import console
+from bench import console, labels
 from bench.config import ConfigError
 from bench.hardware import Figure
 from bench.numbers import FRACTION, POSITIVE, Limits, flag
@@ -130,6 +130,8 @@ def scenario(args: argparse.Namespace, record: Record | None = None) -> model.Sc
         j_per_flop, why_not = measured.j_per_flop(record, c.chip.key)
         if why_not:
             notes.append(why_not)
+        elif j_per_flop is not None and record.energy.method == "neuron-power-utilization":
+            notes.append(labels.NEURON_IDLE_NOTE)
     else:
         raise ConfigError("--mfu", "give the efficiency: --mfu X (at scale, as papers report "
                           "it), --node-mfu X, or --from-results PATH [--run-id ID]")

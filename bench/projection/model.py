@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench import labels
 from bench.config import ConfigError
 from bench.hardware import Figure
 from bench.projection import comm, plan, presets
@@ -350,8 +349,6 @@ def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
     if c.node.intra is None and p.tp == 1 and s.mode == "node":
         notes.append(f"TP{' and EP' if sh.n_experts > 1 else ''} limited to 1: no intra-node "
                      f"bandwidth known for {c.node.name} (pass --intra-node-gbs)")
-    if s.j_per_flop is not None and "neuron-power-utilization" in s.j_per_flop.source:
-        notes.append(labels.NEURON_IDLE_NOTE)
     if power is None:
         notes.append(f"no power figure for {c.chip.name} (not published): energy and power "
                      "need --chip-power-w")
