@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 # torch-free imports only: `--help` and the verbs that read results start in well under a
 # second; the training stack (backends, runner, distributed) loads inside the verbs that run
-from bench import config, console, store
-from bench.errors import ConfigError, raise_on_signals, signal_of
-from bench.numbers import COUNT, INDEX, flag
-from bench.paths import path_arg
-from bench.record import new_run_id
+from bench.inputs import config
+from bench.inputs.errors import ConfigError, raise_on_signals, signal_of
+from bench.inputs.numbers import COUNT, INDEX, flag
+from bench.inputs.paths import path_arg
+from bench.records import store
+from bench.records.record import new_run_id
+from bench.report import console
 
 if TYPE_CHECKING:
-    from bench import backends
+    from bench.backends import selection
 
 
 class Parser(argparse.ArgumentParser):
@@ -119,15 +121,15 @@ def build_parser() -> Parser:
     scaling.add_argument("--series", metavar="NAME",
                          help="series id stored as the tag scaling=NAME (default: a new id)")
     verbs.add_parser("sweep", help="a grid of runs with repeats, one subprocess each",
-                     flags_from="bench.sweep")
+                     flags_from="bench.launch.sweep")
     verbs.add_parser("report", help="Markdown, CSV and HTML tables and plots of stored runs",
                      flags_from="bench.report.command")
     verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of target "
-                     "runs over baseline runs", flags_from="bench.compare")
+                     "runs over baseline runs", flags_from="bench.report.compare")
     verbs.add_parser("plan", help="per-rank memory of a run on named hardware, and the "
-                     "smallest change of layout that fits", flags_from="bench.plan_command")
+                     "smallest change of layout that fits", flags_from="bench.parallel.command")
     verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON file as "
-                     "records", flags_from="bench.ingest")
+                     "records", flags_from="bench.records.ingest")
     return parser
 
 
@@ -174,18 +176,18 @@ def _passed_flags(args: argparse.Namespace) -> list[str]:
 
 
 def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
-                    selection: backends.Selection, results: Path | None,
+                    selection: selection.Selection, results: Path | None,
                     tags: dict[str, str]) -> int:
-    """``--nproc``: hand the run to torchrun through the launcher (bench.launch), after
+    """``--nproc``: hand the run to torchrun through the launcher (bench.launch.launcher), after
     checking its flags; torchrun's output streams to ours."""
     nnodes = args.nnodes or 1
     if nnodes > 1 and not args.rdzv_endpoint:
         raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
                           "the rendezvous, e.g. the first node:29500)")
-    from bench import launch
+    from bench.launch import launcher
 
-    torchrun = launch.Torchrun(args.nproc, nnodes, args.node_rank, args.rdzv_endpoint)
-    outcome = launch.run(cfg, selection, results, tags, torchrun=torchrun,
+    torchrun = launcher.Torchrun(args.nproc, nnodes, args.node_rank, args.rdzv_endpoint)
+    outcome = launcher.run(cfg, selection, results, tags, torchrun=torchrun,
                          flags=_passed_flags(args), stream=True)
     record = outcome.record
     if record is not None and record.status != "ok":
@@ -194,25 +196,25 @@ def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
     return 1 if outcome.returncode else 0
 
 
-def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, backends.Selection]:
+def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, selection.Selection]:
     """The validated run configuration and backend of the run flags (``_add_run_args``)."""
-    from bench import backends
+    from bench.backends import selection
 
     file_layer = config.load_toml(args.config) if args.config else {}
-    return backends.resolve_run(args.backend or file_layer.get("backend", "auto"), file_layer,
+    return selection.resolve_run(args.backend or file_layer.get("backend", "auto"), file_layer,
                                 config.flag_layer(args))
 
 
-def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backends.Selection,
+def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: selection.Selection,
               results: Path | None, run_id: str | None) -> int:
     """The steps to profile after the window (0 without --profile). On Neuron the runtime's
     inspection variables go into this process's environment now, before any device work
-    (bench.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
+    (bench.train.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
     if not args.profile:
         return 0
     if results is None:
         raise ConfigError("--profile", "needs a results file to store the trace beside")
-    from bench import profile
+    from bench.train import profile
 
     if selection.backend.name in profile.NEURON_BACKENDS:
         os.environ.update({k: v for k, v in profile.neuron_env(
@@ -221,13 +223,14 @@ def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: backen
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import distributed, launch, runner  # torch: only for the verbs that run
+    from bench.launch import launcher
+    from bench.train import distributed, runner  # torch: only for the verbs that run
 
     cfg, selection = resolve_run(args)
     tags = parse_tags(args.tag)
     ctx = distributed.from_env()
     if ctx is None:  # before any process starts or anything is written (bench.parallel)
-        from bench import memory_plan
+        from bench.parallel import memory_plan
 
         memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
     if args.precompile:
@@ -245,7 +248,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
                              "stubs with zero outputs, so no record is stored")
 
-    run_id = os.environ.get(launch.RUN_ID_ENV)
+    run_id = os.environ.get(launcher.RUN_ID_ENV)
     if args.profile and ctx is None and run_id is None:
         run_id = new_run_id()  # names the trace before the run starts
     profile_steps = profiling(args, cfg, selection, results, run_id)
@@ -267,7 +270,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         console.stdout.print(console.summary_table(record, str(results or "not stored")))
         if results and not args.no_projection:  # no results: stub outputs
-            from bench.projection import headline
+            from bench.projection.headline import headline
 
             line = headline(record, str(results))
             if line:
@@ -315,14 +318,14 @@ def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_env(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import backends, environment
+    from bench.backends import environment, selection
 
-    probes = backends.probe_all()
+    probes = selection.probe_all()
     info = {
         "environment": environment.capture(),
         "backends": [{"name": p.name, "available": p.available, "reason": p.reason}
                      for p in probes],
-        "auto": backends.select("auto").reason,
+        "auto": selection.select("auto").reason,
     }
     if args.json:
         print(json.dumps(info))
@@ -349,7 +352,7 @@ def cmd_project(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_scaling(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import scaling
+    from bench.launch import scaling
 
     cfg, selection = resolve_run(args)
     results = Path(args.results) if args.results else store.default_path()
@@ -358,7 +361,7 @@ def cmd_scaling(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import sweep
+    from bench.launch import sweep
 
     return sweep.command(args)
 
@@ -371,19 +374,19 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import compare
+    from bench.report import compare
 
     return compare.run(args)
 
 
 def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import plan_command
+    from bench.parallel import command
 
-    return plan_command.run(args)
+    return command.run(args)
 
 
 def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import ingest
+    from bench.records import ingest
 
     return ingest.run(args)
 

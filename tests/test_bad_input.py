@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from bench import cli, store
-from bench.record import Device, Record
+from bench import cli
+from bench.records import store
+from bench.records.record import Device, Record
 from tests.conftest import OK_CONFIG, ROOT, bench_json
 
 BAD_UTF8 = b"[run]\nmodel = \"tiny\"\n# caf\xe9\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import gemm_peak
+from bench.backends import gemm_peak
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--steps", "4")

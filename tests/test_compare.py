@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import prices, store
 from bench.cli import main
-from bench.config import ConfigError
-from bench.record import Record
+from bench.inputs.config import ConfigError
+from bench.records import store
+from bench.records.record import Record
+from bench.report import prices
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3", "--warmup", "1",

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import cli, config, numbers
-from bench.config import ConfigError, RunConfig
+from bench import cli
+from bench.inputs import config, numbers
+from bench.inputs.config import ConfigError, RunConfig
 from models import registry
 
 

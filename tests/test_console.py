@@ -7,8 +7,11 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from bench import backends, config, console, runner
-from bench.record import Record
+from bench.backends import selection
+from bench.inputs import config
+from bench.records.record import Record
+from bench.report import console
+from bench.train import runner
 
 
 def _text(record: Record) -> str:
@@ -20,7 +23,7 @@ def _text(record: Record) -> str:
 def test_summary_with_unknown_chips_and_peak(cache_dir, tmp_path):
     cfg = config.resolve("cpu", {"model": "tiny", "steps": 2, "warmup": 1, "batch": 2,
                                  "seq": 16})
-    record = runner.execute(cfg, backends.select("cpu"), tmp_path / "r.jsonl")
+    record = runner.execute(cfg, selection.select("cpu"), tmp_path / "r.jsonl")
     text = _text(record)
     assert "(cpu), 1 chip" in text and "chip(s)" not in text
     assert "+ 1 warm-up step" in text and "1 warm-up steps" not in text
@@ -47,7 +50,7 @@ def test_run_progress_on_a_terminal(cache_dir, tmp_path, monkeypatch):
     cfg = config.resolve("cpu", {"model": "tiny", "steps": 3, "warmup": 2, "batch": 2,
                                  "seq": 16})
     with console.run_progress(True, cfg.tokens_per_step) as progress:
-        record = runner.execute(cfg, backends.select("cpu"), tmp_path / "r.jsonl", progress)
+        record = runner.execute(cfg, selection.select("cpu"), tmp_path / "r.jsonl", progress)
     text = out.getvalue()
     assert record.status == "ok"
     assert "compiling (first step)" in text and "warmup" in text and "3/3" in text

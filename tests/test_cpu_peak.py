@@ -7,10 +7,12 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from bench import config, gemm_peak, runner
+from bench.backends import gemm_peak
 from bench.backends.cpu import CpuBackend
-from bench.record import Record
+from bench.inputs import config
+from bench.records.record import Record
 from bench.report import rows
+from bench.train import runner
 
 
 def _cfg() -> config.RunConfig:

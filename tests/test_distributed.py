@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bench import distributed
+from bench.train import distributed
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--steps", "4")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import hardware
+from bench.backends import hardware
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", ROOT / "results" / "README.md",
@@ -123,7 +123,8 @@ def test_every_verb_has_a_reference_page():
 
 
 def test_the_peak_and_power_table_matches_bench_hardware():
-    """docs/methodology.md lists every chip of ``bench.hardware.DEVICES`` with its figures."""
+    """docs/methodology.md lists every chip of ``bench.backends.hardware.DEVICES`` with
+    its figures."""
     rows = {m[1]: m[0] for m in re.finditer(r"^\| `(\w+)` \|.*$", prose_with_keys(), re.M)}
     for key, spec in hardware.DEVICES.items():
         assert key in rows, f"docs/methodology.md has no row for `{key}`"

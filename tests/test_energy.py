@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import energy, hardware
-from bench.energy import neuron
+from bench.backends import hardware
+from bench.energy import meters, neuron
 from bench.energy.base import Reading, integrate
 from bench.energy.modelled import ModelledMeter
 from bench.energy.neuron import NeuronMeter, parse_raw, parse_utilization
@@ -385,7 +385,7 @@ def test_auto_takes_the_backends_sensor_and_never_models():
     picks = {}
     for name in ("cuda", "neuron", "neuron-xla", "cpu", "xla", "tpu"):
         backend = types.SimpleNamespace(name=name, device=types.SimpleNamespace(type="cpu"))
-        picks[name] = type(energy.make_meter("auto", backend, device)).__name__
+        picks[name] = type(meters.make_meter("auto", backend, device)).__name__
     assert picks == {"cuda": "NvmlMeter", "neuron": "NeuronMeter", "neuron-xla": "NeuronMeter",
                      "cpu": "RaplMeter", "xla": "RaplMeter", "tpu": "NoMeter"}
 

@@ -23,17 +23,21 @@ from rich.console import Console
 from torch.nn.attention import SDPBackend
 from torch.profiler import profile
 
-from bench import config, memory_plan, metrics, runner, store, sweep
-from bench import report as report_pkg
-from bench.backends import Selection
 from bench.backends.accelerator import DeviceEventTimer
 from bench.backends.base import Probe
 from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend, flash_kernels
-from bench.console import summary_table
+from bench.backends.hardware import MemoryUnknown
+from bench.backends.selection import Selection
 from bench.energy.null import NoMeter
-from bench.hardware import MemoryUnknown
+from bench.inputs import config
+from bench.launch import sweep
+from bench.parallel import memory_plan
+from bench.records import metrics, store
+from bench.report import build as report_pkg
 from bench.report import cells
+from bench.report.console import summary_table
+from bench.train import runner
 from models import registry
 from tests.conftest import ROOT, read_jsonl
 from tests.device_fakes import H100_NAME, H100_NVML_TOTAL, FakeDeviceModule, FakeGpu, fake_pynvml
@@ -301,7 +305,7 @@ def test_accelerator_run_on_a_cuda_shaped_module_stores_event_times_and_peak(cac
     assert {k: memory.pop(k) for k in ("peak_bytes", "method")} == {
         "peak_bytes": 2 * GIB, "method": "torch.cuda (stand-in).max_memory_allocated (peak since "
                                          "the reset before warm-up)"}
-    assert set(memory) == {"predicted", "predicted_peak_bytes"}  # bench.memory_plan's estimate
+    assert set(memory) == {"predicted", "predicted_peak_bytes"}  # the plan's estimate
     names = fake.names()
     assert names[0] == "set_device" and fake.calls[0][1] == 0
     assert names.index("reset_peak_memory_stats") < names.index("max_memory_allocated")
@@ -346,7 +350,7 @@ def test_window_average_without_device_events_excludes_the_meters_shutdown(cache
     before the meter closes; one averaged figure has no p90 or CV, and the summary says so."""
     fake = NoTimingEvents("torch.cuda (stand-in)", "NVIDIA H100 80GB HBM3")
     backend = type("NoEventsOnCpu", (CudaShapedOnCpu,), {"fake": fake})
-    monkeypatch.setattr(runner.energy, "make_meter",
+    monkeypatch.setattr(runner.meters, "make_meter",
                         lambda *a: SlowClosingMeter("slow stand-in", warn=False))
     cfg = config.resolve("cuda", {"model": "tiny", "steps": 4, "warmup": 1, "precision": "fp32"})
     stored = runner.execute(cfg, Selection(backend, "stand-in"), None)

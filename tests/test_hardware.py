@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import hardware
+from bench.backends import hardware
 
 LABELS = {"datasheet", "paper", "estimate", "report", "measured"}
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import store
 from bench.cli import main
+from bench.records import store
 from tests.conftest import ROOT
 
 BATCH, SEQ, ROUNDS, STEPS_PER_ROUND, WARMUP = 2, 16, 3, 2, 1  # tests/benchmarks' settings

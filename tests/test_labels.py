@@ -6,11 +6,12 @@ import json
 
 import pandas as pd
 
-from bench import cli, compare, labels, store
-from bench.hardware import DEVICES, Figure
+from bench import cli
+from bench.backends.hardware import DEVICES, Figure
 from bench.projection import presets
-from bench.record import Record
-from bench.report import rows
+from bench.records import labels, store
+from bench.records.record import Record
+from bench.report import compare, rows
 
 SOURCE_KINDS = {"datasheet", "paper", "report", "estimate"}
 

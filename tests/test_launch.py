@@ -1,4 +1,4 @@
-"""The one launcher (bench.launch) of every child run. ``trnbench run --nproc``, a sweep's
+"""The one launcher (bench.launch.launcher) of every child run. ``trnbench run --nproc``, a sweep's
 runs and a scaling series' points go through it: a child that dies without storing a record
 (SIGKILL, as the OOM killer sends) leaves the same stand-in record from each, and a signal to
 the verb reaches the child once. The verbs run in-process (``invoke``); their children are
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, config, launch
+from bench import cli
+from bench.inputs import config
+from bench.launch import launcher
 from tests.conftest import invoke, read_jsonl
 
 CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 16, "steps": 100000,
@@ -43,7 +45,7 @@ def _child(results: Path, rank: int | None) -> tuple[int, str] | None:
         if ranks != ([f"RANK={rank}".encode()] if rank is not None else []):
             continue
         for item in env:
-            if item.startswith(f"{launch.RUN_ID_ENV}=".encode()):
+            if item.startswith(f"{launcher.RUN_ID_ENV}=".encode()):
                 return int(proc.name), item.split(b"=", 1)[1].decode()
     return None
 
@@ -135,13 +137,13 @@ def test_sigint_to_a_sweep_reaches_its_run_once_and_stops_the_sweep(cache_dir, t
 
 
 def test_torchrun_command():
-    cmd = launch.Torchrun(8, 2, 1, "h:1").command(["--json"])
+    cmd = launcher.Torchrun(8, 2, 1, "h:1").command(["--json"])
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=8"]
     assert "--rdzv-endpoint=h:1" in cmd and "--node-rank=1" in cmd and "--standalone" not in cmd
     assert cmd[-4:] == ["-m", "bench", "run", "--json"]
-    assert "--standalone" in launch.Torchrun(2).command([])
-    assert launch.Torchrun(8, 2, 1, "h:1").world_size == 16
-    assert not launch.Torchrun(8, 2, 1, "h:1").leader and launch.Torchrun(2).leader
+    assert "--standalone" in launcher.Torchrun(2).command([])
+    assert launcher.Torchrun(8, 2, 1, "h:1").world_size == 16
+    assert not launcher.Torchrun(8, 2, 1, "h:1").leader and launcher.Torchrun(2).leader
 
 
 def test_run_nproc_passes_its_run_flags_on(tmp_path):
@@ -153,7 +155,7 @@ def test_run_nproc_passes_its_run_flags_on(tmp_path):
                               "--json", "--profile", "--profile-steps", "2", "--tag", "a=b",
                               "--batch", "2"])
     cfg, _ = cli.resolve_run(args)
-    argv = launch._argv(cfg, tmp_path / "r.jsonl", {"a": "b"}, cli._passed_flags(args))
+    argv = launcher._argv(cfg, tmp_path / "r.jsonl", {"a": "b"}, cli._passed_flags(args))
     child = parser.parse_args(["run", *argv])
     assert cli.resolve_run(child)[0] == cfg and child.config is None and child.nproc is None
     assert (child.json, child.no_projection, child.profile, child.profile_steps) == (
@@ -170,30 +172,30 @@ def test_failure_message_names_the_cause():
     # rank 3 was killed from outside; rank 0 then lost its peer; rank 2 was stopped by torchrun
     report = (said + "Failures:\n" + _failure(2, -15) + _failure(3, -9)
               + "Root Cause (first observed failure):\n" + _failure(0, 1))
-    assert launch.failure_message(report, 1) == (
+    assert launcher.failure_message(report, 1) == (
         "rank 3 failed: killed by SIGKILL; then rank 0: RuntimeError: Connection reset by peer "
         "(torchrun exit code 1)")
     # no signal: torchrun's root cause, with that rank's own line
     nan = ("trnbench: rank 1 failed: NonFiniteLoss: loss became nan at step 2\n"
            "Root Cause (first observed failure):\n" + _failure(1, 1))
-    assert launch.failure_message(nan, 1) == (
+    assert launcher.failure_message(nan, 1) == (
         "rank 1 failed: NonFiniteLoss: loss became nan at step 2 (torchrun exit code 1)")
     # a rank that said it failed and then aborted on its way out is not "killed"
     aborted = ("trnbench: rank 0 failed: NonFiniteLoss: loss became nan at step 2\n"
                + _failure(0, -6) + "Root Cause (first observed failure):\n" + _failure(0, -6))
-    assert launch.failure_message(aborted, 1).startswith("rank 0 failed: NonFiniteLoss")
-    assert launch.failure_message("", 1).startswith("a rank failed")
+    assert launcher.failure_message(aborted, 1).startswith("rank 0 failed: NonFiniteLoss")
+    assert launcher.failure_message("", 1).startswith("a rank failed")
 
 
 def test_death_names_the_signal_or_the_rank():
     proc = subprocess.run([sys.executable, "-c", "import os, signal; "
                            "os.kill(os.getpid(), signal.SIGKILL)"], capture_output=True)
     assert proc.returncode == -9
-    assert "killed by SIGKILL (the kernel's OOM killer" in launch._death(proc.returncode, "")
-    assert launch._death(3, "a\nlast words\n").endswith("exited with code 3 without storing a "
+    assert "killed by SIGKILL (the kernel's OOM killer" in launcher._death(proc.returncode, "")
+    assert launcher._death(3, "a\nlast words\n").endswith("exited with code 3 without storing a "
                                                         "record; stderr: a | last words")
-    assert launch._death(-9, "", torchrun=True).startswith("torchrun killed by SIGKILL")
-    assert launch._death(1, "Root Cause\n" + _failure(1, 1), torchrun=True) == (
+    assert launcher._death(-9, "", torchrun=True).startswith("torchrun killed by SIGKILL")
+    assert launcher._death(1, "Root Cause\n" + _failure(1, 1), torchrun=True) == (
         "rank 1 failed: exit code 1; see its output above (torchrun exit code 1)")
 
 
@@ -218,7 +220,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_second_signal_kills_the_child_and_every_process_it_started_at_once():
-    with launch._Forward() as forward, subprocess.Popen(
+    with launcher._Forward() as forward, subprocess.Popen(
             [sys.executable, "-c", _HANGING_LAUNCHER], stdout=subprocess.PIPE, text=True,
             start_new_session=True) as proc:
         forward.attach(proc)
@@ -240,7 +242,7 @@ def test_an_unusable_record_of_the_child_is_found_and_not_stored_twice(tmp_path)
     results = tmp_path / "runs.jsonl"
     results.write_text(json.dumps({"schema_version": 2, "run_id": "abc", "status": "ok",
                                    "config": {"model": "tiny"}, "world_size": 0}) + "\n")
-    found = launch._find(results, "abc")
+    found = launcher._find(results, "abc")
     assert (found.run_id, found.status) == ("abc", "failed")
     assert "its stored record is unusable: world_size must be" in found.error
     assert len(read_jsonl(results)) == 1

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from bench import metrics
+from bench.records import metrics
 
 
 def test_step_stats_hand_computed():

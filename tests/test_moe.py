@@ -17,8 +17,9 @@ from torch._functorch.aot_autograd import make_boxed_func
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import config, runner
 from bench.backends.cpu import CpuBackend
+from bench.inputs import config
+from bench.train import runner
 from models import flops, moe, registry
 from models.moe import MoEConfig, MoEFeedForward, route
 from tests.conftest import read_jsonl

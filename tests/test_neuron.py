@@ -18,12 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import backends, cli, config, hardware, memory_plan, runner
-from bench.backends import Selection
+from bench import cli
+from bench.backends import hardware, selection
 from bench.backends import neuron_topology as nt
 from bench.backends.base import Probe
+from bench.backends.hardware import MemoryUnknown
 from bench.backends.neuron import NeuronBackend, is_native
-from bench.hardware import MemoryUnknown
+from bench.backends.selection import Selection
+from bench.inputs import config
+from bench.parallel import memory_plan
+from bench.train import runner
 from tests.conftest import read_jsonl
 from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
 
@@ -188,7 +192,7 @@ def _on_path(monkeypatch, bin_dir: Path) -> None:
 def test_memory_per_rank_is_a_devices_memory_over_the_neuroncores_it_shows(
         devices, release, gib, source, tmp_path, monkeypatch):
     _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", devices, release))
-    for backend in (NeuronBackend, backends.BACKENDS["neuron-xla"]):
+    for backend in (NeuronBackend, selection.BACKENDS["neuron-xla"]):
         memory = backend.rank_memory(per_node=8)
         assert (memory.value, memory.source) == (gib * 2**30, source)
 
@@ -288,7 +292,7 @@ def test_precompile_of_a_run_that_cannot_fit_is_refused_before_the_compiler_star
         tmp_path, monkeypatch, cli_main):
     """The memory check comes before ``--precompile`` hands the command to
     neuron_parallel_compile: exit 2 here, not a failure inside the compiler's trial run."""
-    xla = backends.BACKENDS["neuron-xla"]
+    xla = selection.BACKENDS["neuron-xla"]
     monkeypatch.delenv("TRNBENCH_RANK_MEMORY_GIB", raising=False)
     monkeypatch.setattr(xla, "probe", classmethod(
         lambda cls: Probe("neuron-xla", True, "stand-in: no Trainium")))
@@ -311,9 +315,9 @@ def test_native_version_split():
 
 
 def test_neuron_backends_unavailable_here_with_reasons():
-    probes = {p.name: p for p in backends.probe_all()}
+    probes = {p.name: p for p in selection.probe_all()}
     for name in ("neuron", "neuron-xla"):
         assert not probes[name].available and probes[name].reason
-    assert backends.AUTO_ORDER == ("neuron", "neuron-xla", "cuda", "cpu")
-    with pytest.raises(backends.BackendUnavailable, match="neuron is not available here"):
-        backends.select("neuron")
+    assert selection.AUTO_ORDER == ("neuron", "neuron-xla", "cuda", "cpu")
+    with pytest.raises(selection.BackendUnavailable, match="neuron is not available here"):
+        selection.select("neuron")

@@ -1,4 +1,4 @@
-"""bench.numbers, the one parser of user numbers: properties over any input (hypothesis)."""
+"""bench.inputs.numbers, the one parser of user numbers: properties over any input (hypothesis)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.errors import ConfigError
-from bench.numbers import COUNT, Limits, check, count_list, flag
+from bench.inputs.errors import ConfigError
+from bench.inputs.numbers import COUNT, Limits, check, count_list, flag
 
 LIMITS = st.builds(
     Limits, low=st.one_of(st.none(), st.floats(-1e6, 1e6)), high=st.one_of(st.none(),

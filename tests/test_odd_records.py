@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from bench import cli, store
-from bench.record import Record
+from bench import cli
+from bench.records import store
+from bench.records.record import Record
 from tests.conftest import bench_json
 
 GOOD = {"schema_version": 1, "time": "2026-01-01T00:00:00+00:00", "status": "ok",

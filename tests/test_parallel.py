@@ -1,4 +1,4 @@
-"""Node-scale parallelism (bench.parallel, bench.memory_plan): layouts refused before any
+"""Node-scale parallelism (bench.parallel, bench.parallel.memory_plan): layouts refused before any
 process starts, the memory plan against hand arithmetic, the reference run files, and real
 gloo runs through torchrun (TP with sequence parallelism, FSDP2 with bf16 parameters, HSDP
 2 x 2, activation checkpointing) whose losses match a one-process run of the same global
@@ -19,9 +19,11 @@ import subprocess
 
 import pytest
 
-from bench import backends, cli, memory_plan, runner
-from bench.config import ConfigError
-from bench.parallel import layout
+from bench import cli
+from bench.backends import selection
+from bench.inputs.config import ConfigError
+from bench.parallel import layout, memory_plan
+from bench.train import runner
 from tests.conftest import ROOT, read_jsonl
 
 TOL = {"fp32": 1e-5, "bf16": 2e-3}
@@ -30,7 +32,7 @@ GIB = 2**30
 
 
 def _cfg(**fields):
-    return backends.resolve_run("cpu", {"model": "tiny", **fields})[0]
+    return selection.resolve_run("cpu", {"model": "tiny", **fields})[0]
 
 
 @pytest.mark.parametrize(("fields", "nproc", "message"), [
@@ -102,7 +104,7 @@ def test_a_bad_rank_memory_override_is_refused(monkeypatch, capsys):
 
 def _8b_trn2_by_hand() -> dict[str, float]:
     """Llama 3.1 8B, seq 8192, 1 sequence per DP rank, TP 8 x DP 8 FSDP2 on 64 ranks, bf16
-    parameters, full checkpointing (bench.memory_plan's formulas, written out)."""
+    parameters, full checkpointing (bench.parallel.memory_plan's formulas, written out)."""
     block = (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336) / 8  # 27,262,976
     root = 2 * 128256 * 4096 / 8  # embedding + head rows/columns of one TP rank
     p = 32 * block + root + 65 * 4096  # 1,004,015,616 parameters per TP rank
@@ -128,7 +130,7 @@ def _70b_trn2_by_hand() -> dict[str, float]:
     ("llama3-70b", 4, _70b_trn2_by_hand, 8_304_070_656),
 ])
 def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
-    cfg = backends.resolve_run("cpu", {"model": model, "precision": "bf16", "tp": 8,
+    cfg = selection.resolve_run("cpu", {"model": model, "precision": "bf16", "tp": 8,
                                        "parallel": "fsdp", "param_dtype": "bf16",
                                        "ac": "full"})[0]
     memory, per_node = memory_plan.hardware_memory_per_rank("trn2")
@@ -191,10 +193,10 @@ def one_process(cache_dir):
     """Losses of one process on the global batch (4 sequences), fp32 and bf16 (autocast)."""
     out = {}
     for precision in ("fp32", "bf16"):
-        cfg, selection = backends.resolve_run("cpu", {
+        cfg, chosen = selection.resolve_run("cpu", {
             "model": "tiny", "seq": 32, "warmup": 1, "steps": 2, "batch": 4,
             "precision": precision})
-        record = runner.execute(cfg, selection, None).to_json()
+        record = runner.execute(cfg, chosen, None).to_json()
         assert record["status"] == "ok", record.get("error")
         out[precision] = record["losses"]
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from bench import profile
 from bench.cli import main
+from bench.train import profile
 from tests.conftest import read_jsonl
 
 TINY = ["run", "--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3", "--warmup",

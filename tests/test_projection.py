@@ -10,11 +10,13 @@ from dataclasses import replace
 
 import pytest
 
-from bench import cli, store
-from bench.hardware import Figure
-from bench.projection import comm, headline, plan, presets
+from bench import cli
+from bench.backends.hardware import Figure
+from bench.projection import comm, presets, search
+from bench.projection.headline import headline
 from bench.projection.workload import get_shape
-from bench.record import Record
+from bench.records import store
+from bench.records.record import Record
 
 ROOT_LABELS = {"datasheet", "paper", "estimate", "report", "assumption"}
 
@@ -97,13 +99,13 @@ def test_memory_zero1_and_fsdp():
     shape = get_shape("llama3-8b", "--model")
     args = dict(tp=1, pp=1, dp=64, recompute=False, micro_batch=1, micro_batches=4, vpp=1,
                 usable=1.0)
-    z1 = plan.memory(shape, 8192, sharding="zero1", **args)
-    fsdp = plan.memory(shape, 8192, sharding="fsdp", **args)
+    z1 = search.memory(shape, 8192, sharding="zero1", **args)
+    fsdp = search.memory(shape, 8192, sharding="fsdp", **args)
     assert z1.states == pytest.approx(shape.params * (4 + 12 / 64))
     layer_weights = 2 * shape.params / shape.n_layers * 2
     assert fsdp.states == pytest.approx(shape.params * 16 / 64 + layer_weights)
     assert z1.activations == 34 * 8192 * shape.dim * shape.n_layers
-    full = plan.memory(shape, 8192, sharding="zero1", **{**args, "recompute": True})
+    full = search.memory(shape, 8192, sharding="zero1", **{**args, "recompute": True})
     assert full.activations < z1.activations / 10
 
 
@@ -342,16 +344,16 @@ def test_moe_memory_splits_the_experts_over_ep():
     s = get_shape("mixtral-8x7b", "--model")
     args = dict(tp=1, pp=1, dp=64, recompute=False, micro_batch=1, micro_batches=64, vpp=1,
                 usable=1.0)
-    z1 = plan.memory(s, 4096, sharding="zero1", ep=8, **args)
+    z1 = search.memory(s, 4096, sharding="zero1", ep=8, **args)
     assert z1.states == pytest.approx(s.dense_params * (4 + 12 / 64)
                                       + s.expert_params / 8 * (4 + 12 / 8))
-    fsdp = plan.memory(s, 4096, sharding="fsdp", ep=8, **args)
+    fsdp = search.memory(s, 4096, sharding="fsdp", ep=8, **args)
     layers = 2 * (s.dense_params + s.expert_params / 8) / 32 * 2  # two gathered layers
     assert fsdp.states == pytest.approx(s.dense_params * 16 / 64 + s.expert_params / 8 * 16 / 8
                                         + layers)
-    assert plan.memory(s, 4096, sharding="zero1", **args).states == pytest.approx(
+    assert search.memory(s, 4096, sharding="zero1", **args).states == pytest.approx(
         s.params * (4 + 12 / 64))  # EP 1: as a dense model of all the parameters
-    assert z1.states < plan.memory(s, 4096, sharding="zero1", **args).states / 4
+    assert z1.states < search.memory(s, 4096, sharding="zero1", **args).states / 4
 
 
 def test_moe_plan_takes_ep_where_it_helps_memory(capsys):

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import record as rec
-from bench import store
-from bench.record import Device, Energy, Model, Peak, Record, RecordError, StepTime
+from bench.records import record as rec
+from bench.records import store
+from bench.records.record import Device, Energy, Model, Peak, Record, RecordError, StepTime
 
 ROOT = Path(__file__).resolve().parent.parent
 # the published results (results/<device>/), not a user's own results/local.jsonl
@@ -82,9 +82,9 @@ def test_failed_keeps_identity_and_drops_figures():
 
 
 def test_start_names_the_selected_backend_and_failed_keeps_it():
-    from bench import backends
+    from bench.backends import selection
 
-    selection = backends.select("cpu")
+    selection = selection.select("cpu")
     start = Record.start({"model": "tiny"}, selection, {"host": "h"}, {"k": "v"}, run_id="abc",
                          world_size=1)
     assert start.backend.to_json() == {"name": "cpu", "reason": selection.reason,
@@ -140,7 +140,7 @@ def test_schema_in_the_docs_is_generated():
                       re.S)
     assert found, "docs/methodology.md lacks the record-schema markers"
     assert found.group(1) == rec.schema(), \
-        "the record schema changed: paste `python -m bench.record --schema` into " \
+        "the record schema changed: paste `python -m bench.records.record --schema` into " \
         "docs/methodology.md between the record-schema markers"
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import report as report_pkg
-from bench import store
 from bench.energy.modelled import ModelledMeter
+from bench.records import store
+from bench.report import build as report_pkg
 from bench.report import derived, render, rows
 from tests.conftest import invoke, parse_tables, read_jsonl
 

@@ -11,8 +11,8 @@ import math
 import pandas as pd
 import pytest
 
-from bench import metrics, store
-from bench import report as report_pkg
+from bench.records import metrics, store
+from bench.report import build as report_pkg
 from bench.report import cells, render
 from tests.conftest import ROOT, parse_tables
 

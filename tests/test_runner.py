@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 
-from bench import backends, config, gemm_peak, runner
+from bench.backends import gemm_peak, selection
 from bench.backends.cpu import CpuBackend
-from bench.data import NOISE, SyntheticBatches, bigram_sequences
+from bench.inputs import config
+from bench.train import runner
+from bench.train.data import NOISE, SyntheticBatches, bigram_sequences
 
 
 def _cfg(**kw):
@@ -72,13 +74,13 @@ def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
 
 
 def test_auto_prefers_cuda_then_cpu_and_says_why():
-    selection = backends.select("auto")
+    chosen = selection.select("auto")
     if torch.cuda.is_available():
-        assert selection.backend.name == "cuda"
+        assert chosen.backend.name == "cuda"
     else:
-        assert selection.backend.name == "cpu"
-        assert selection.reason.startswith("auto chose cpu")
-        assert "skipped neuron (" in selection.reason and "cuda (" in selection.reason
+        assert chosen.backend.name == "cpu"
+        assert chosen.reason.startswith("auto chose cpu")
+        assert "skipped neuron (" in chosen.reason and "cuda (" in chosen.reason
 
 
 @pytest.mark.slow

@@ -11,8 +11,10 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from bench import cli, metrics, scaling, store
-from bench.record import Record
+from bench import cli
+from bench.launch import scaling
+from bench.records import metrics, store
+from bench.records.record import Record
 from tests.conftest import invoke, read_jsonl
 
 TINY = ("--model", "tiny", "--backend", "cpu", "--batch", "2", "--seq", "16", "--steps", "3",

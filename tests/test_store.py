@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import store
-from bench.record import Record
+from bench.records import store
+from bench.records.record import Record
 
 
 def _record(i: int, pad: int = 0, **fields) -> Record:

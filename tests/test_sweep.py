@@ -11,9 +11,12 @@ from dataclasses import replace
 
 import pytest
 
-from bench import config, environment, store, sweep
+from bench.backends import environment
 from bench.cli import build_parser, main
-from bench.record import Device, Record
+from bench.inputs import config
+from bench.launch import sweep
+from bench.records import store
+from bench.records.record import Device, Record
 from tests.conftest import read_jsonl
 
 TINY = 'model = "tiny"\nbackend = "cpu"\nbatch = 2\nsteps = 2\nwarmup = 1\n'

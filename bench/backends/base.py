@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bench import record
-from bench.config import PRECISION_DTYPES
-from bench.hardware import Figure, MemoryUnknown
+from bench.backends.hardware import Figure, MemoryUnknown
+from bench.inputs.config import PRECISION_DTYPES
+from bench.records import record
 
 if TYPE_CHECKING:
-    from bench.gemm_peak import WindowPeak
+    from bench.backends.gemm_peak import WindowPeak
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,8 @@ class Backend(ABC):
     def rank_memory(cls, per_node: int) -> Figure:
         """Memory of one rank's device when ``per_node`` ranks run on each node (bytes, with
         where it was read), for the memory plan's check before a run starts
-        (bench.memory_plan.check_run). Read without creating a device context in the calling
-        process; MemoryUnknown where it cannot be read (the run is then not checked)."""
+        (bench.parallel.memory_plan.check_run). Read without creating a device context in
+        the calling process; MemoryUnknown where it cannot be read (the run is then not checked)."""
         raise MemoryUnknown(f"the {cls.name} backend cannot read it")
 
     def _device(self) -> torch.device:
@@ -173,7 +173,7 @@ class Backend(ABC):
     def window_peak(self, precision: str) -> WindowPeak | None:
         """For a device whose peak is measured, not published (the CPU): a probe that
         measures it now, right before the timed window, and again after it
-        (``bench.gemm_peak.WindowPeak``); None elsewhere."""
+        (``bench.backends.gemm_peak.WindowPeak``); None elsewhere."""
         return None
 
     def synchronize(self) -> None:

@@ -1,4 +1,4 @@
-"""The host CPU. Its peak is a measured GEMM rate (see bench.gemm_peak), labelled measured."""
+"""The host CPU. Its peak is a measured GEMM rate (bench.backends.gemm_peak), labelled measured."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import resource
 
 import torch
 
-from bench import gemm_peak
+from bench.backends import gemm_peak
 from bench.backends.base import Backend, DeviceInfo, Memory, Probe
-from bench.environment import cpu_model, host_memory_bytes
-from bench.hardware import GIB, Figure
+from bench.backends.environment import cpu_model, host_memory_bytes
+from bench.backends.hardware import GIB, Figure
 
 
 class CpuBackend(Backend):

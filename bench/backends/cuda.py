@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch.nn.attention import SDPBackend
 
-from bench import hardware
+from bench.backends import hardware
 from bench.backends.accelerator import AcceleratorBackend
 from bench.backends.base import DeviceInfo, Probe
+from bench.backends.hardware import Figure, MemoryUnknown
 from bench.energy.base import SensorError
 from bench.energy.nvml import GpuRef, memory_totals
-from bench.hardware import Figure, MemoryUnknown
 
 FLASH_MIN_CAPABILITY = (8, 0)  # PyTorch's FlashAttention-2 kernels: Ampere (sm80) and newer
 

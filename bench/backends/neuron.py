@@ -15,11 +15,10 @@ from importlib import metadata
 
 import torch
 
-from bench import hardware
-from bench.backends import neuron_topology
+from bench.backends import hardware, neuron_topology
 from bench.backends.accelerator import AcceleratorBackend
 from bench.backends.base import DeviceInfo, Probe
-from bench.hardware import Figure
+from bench.backends.hardware import Figure
 
 NATIVE_MIN_VERSION = (2, 13)  # torch-neuronx 2.13.x/2.14.x are TorchNeuron; earlier are XLA
 

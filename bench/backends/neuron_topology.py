@@ -21,9 +21,9 @@ with Neuron 2.34", 16 October 2026). No example of the new object is published, 
 entries are found by their documented fields wherever the object holds them. The new flag is
 tried first, the old one after it.
 
-The generation is the one whose datasheet memory (bench.hardware) equals ``memory_size``; else
-trn1 when the chip has 2 physical cores (nc_count x LNC); else unknown (trn2 and trn3 both
-have 8).
+The generation is the one whose datasheet memory (bench.backends.hardware) equals
+``memory_size``; else trn1 when the chip has 2 physical cores (nc_count x LNC); else unknown
+(trn2 and trn3 both have 8).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench import hardware
+from bench.backends import hardware
 
 # device kind -> (generation, LNC, logical cores per chip)
 DEVICE_KINDS: dict[str, tuple[str, int, int]] = {

@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
-from bench import gemm_peak, hardware
-from bench.backends import neuron_topology
+from bench.backends import gemm_peak, hardware, neuron_topology
 from bench.backends.accelerator import WindowAverageTimer
 from bench.backends.base import Backend, CompileCount, DeviceInfo, Memory, Probe, StepTimer
-from bench.environment import cpu_model
-from bench.hardware import Figure
+from bench.backends.environment import cpu_model
+from bench.backends.hardware import Figure
 
 # AWS Neuron docs (torch-neuronx training): typical flags for transformer training
 DEFAULT_NEURON_CC_FLAGS = "--model-type transformer --distribution-strategy=llm-training"

@@ -7,7 +7,7 @@ unreadable sensor is a null reading with its reason and a warning, never an exce
 the run goes on.
 
 The record's energy part (``Reading.as_record``) derives J/token, tokens/kWh and average
-power over the meter's own open-to-close time (``bench.record.Energy.of``).
+power over the meter's own open-to-close time (``bench.records.record.Energy.of``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from bench.record import Energy
+from bench.records.record import Energy
 
 
 class SensorError(Exception):

@@ -2,14 +2,14 @@
 
     E = P_table x chips x t_window
 
-P is the device's power figure in ``bench.hardware`` with its label and source (GPU TDP,
+P is the device's power figure in ``bench.backends.hardware`` with its label and source (GPU TDP,
 datasheet; Trainium2 ~500 W, estimate). The method and scope say "modelled" wherever the
 figure appears. The CPU has no table power: null with the reason.
 """
 
 from __future__ import annotations
 
-from bench import hardware
+from bench.backends import hardware
 from bench.energy.base import Meter, Reading, SensorError
 
 
@@ -23,7 +23,7 @@ class ModelledMeter(Meter):
     def _open(self) -> None:
         spec = hardware.DEVICES.get(self.kind)
         if spec is None or spec.power_w is None:
-            what = "the CPU has none" if self.kind == "cpu" else "not in bench/hardware.py"
+            what = "the CPU has none" if self.kind == "cpu" else "not in bench/backends/hardware.py"
             raise SensorError(f"no table power for device kind {self.kind!r} ({what})")
         if not self.chips:
             raise SensorError("the number of chips in use is unknown")

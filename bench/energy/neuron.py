@@ -15,7 +15,7 @@ neuron_sysfs_metrics.c) publishes per device under ``<root>/neuronN/stats/power/
     the driver's own aggregate, the device's utilization is its largest die value.
 
 Watts = utilization x the chip's maximum power, which AWS does not publish: it comes from
-``bench.hardware`` (trn2 ~500 W, label estimate), and the scope says so.
+``bench.backends.hardware`` (trn2 ~500 W, label estimate), and the scope says so.
 
 With ``utilization_raw`` on every device the meter polls it every ``RAW_POLL_S`` and
 integrates (trapezoid). Otherwise it keeps each per-minute aggregate published while the
@@ -39,8 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.backends.hardware import Figure
 from bench.energy.base import Meter, Reading, Sampler, SensorError, fill_window, integrate
-from bench.hardware import Figure
 
 ROOT_ENV = "TRNBENCH_NEURON_SYSFS"
 DEFAULT_ROOTS = ("/sys/devices/virtual/neuron_device", "/sys/class/neuron_device")
@@ -130,7 +130,7 @@ class NeuronMeter(Meter):
                 raise SensorError(f"no power node (stats/power/utilization) under {d}")
             self._nodes[d.name] = node
         if self.max_power is None:
-            raise SensorError("no maximum chip power for this device in bench/hardware.py "
+            raise SensorError("no maximum chip power for this device in bench/backends/hardware.py "
                               "(AWS does not publish it), so utilization cannot become watts")
         self._raw = all((n / "utilization_raw").exists() for n in self._nodes.values())
         self._raw_samples: dict[str, list[tuple[float, float | None]]] = {

@@ -25,7 +25,7 @@ checkpointing, then data parallelism.
   compute and its gradients are reduced in fp32.
 
 ``--tp 1`` with ddp or fsdp, fp32 parameters and no checkpointing is the plain
-``bench.distributed.wrap`` path.
+``bench.train.distributed.wrap`` path.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import distributed
-from bench.config import RunConfig
+from bench.inputs.config import RunConfig
 from bench.parallel import layout as layouts
+from bench.train import distributed
 
 
 def tensor_parallel(model: nn.Module, tp_mesh: Any) -> None:
@@ -132,7 +132,7 @@ class Placement:
     layout: layouts.Layout
     distributed: bool
     ac: dict[str, Any]  # the record's ac block (ac_fields)
-    memory_predicted: dict[str, Any]  # bench.memory_plan.record_block
+    memory_predicted: dict[str, Any]  # bench.parallel.memory_plan.record_block
 
     @property
     def loss_parallel(self) -> bool:
@@ -157,7 +157,7 @@ def prepare_model(model: nn.Module, cfg: RunConfig, ctx: distributed.DistContext
                   ) -> tuple[nn.Module, Placement]:
     """The model to train (TP, AC and data parallelism applied) and its placement. Without
     ``ctx`` (one process) only AC applies."""
-    from bench import memory_plan
+    from bench.parallel import memory_plan
 
     layout = (layouts.for_world(cfg, ctx.local_world_size, ctx.world_size // ctx.local_world_size)
               if ctx else layouts.for_world(cfg, 1, 1))

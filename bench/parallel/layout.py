@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.config import ConfigError, RunConfig
+from bench.inputs.config import ConfigError, RunConfig
 
 XLA_BACKENDS = ("xla", "neuron-xla")
 SELECTIVE_EVERY = 2  # --ac selective: every 2nd block checkpointed (blocks 1, 3, 5, ...)

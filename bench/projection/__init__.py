@@ -1,12 +1,7 @@
 """Cluster-scale projection: time, chips, energy and power of a training run (docs/cli/project.md).
 
 Modules: ``workload`` (FLOPs and model shape), ``cluster`` (chip, node, cluster, power),
-``plan`` (memory and the TP/PP/DP/EP search), ``comm`` (communication and the bubble),
+``search`` (memory and the TP/PP/DP/EP plan search), ``comm`` (communication and the bubble),
 ``model`` (time, energy, power, sweep), ``presets`` (labelled data), ``measured`` (inputs
 from stored runs), ``render`` (tables, plot), ``command`` (the CLI verb), ``headline``.
 """
-
-from bench.projection.headline import headline
-from bench.projection.model import Projection, Scenario, project
-
-__all__ = ["Projection", "Scenario", "headline", "project"]

@@ -2,7 +2,7 @@
 
 Power scopes: chip power x ``server_overhead`` = IT load per chip (servers, network and
 storage around the accelerator); IT load x ``pue`` = facility power. A cluster preset's
-power cap is a facility (grid) figure. Chip figures come from ``bench/hardware.py``;
+power cap is a facility (grid) figure. Chip figures come from ``bench/backends/hardware.py``;
 nodes and clusters from ``presets``; any of them can be overridden (label ``user``).
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench import hardware, numbers
-from bench.config import ConfigError
-from bench.hardware import Figure
+from bench.backends import hardware
+from bench.backends.hardware import Figure
+from bench.inputs import numbers
+from bench.inputs.config import ConfigError
 from bench.projection import presets
 
 
@@ -51,7 +52,7 @@ _AT_LEAST_ONE = numbers.Limits(low=1)  # a power ratio: facility >= IT >= chip
 def check_number(value: float | None, field: str, limits: numbers.Limits = numbers.POSITIVE
                  ) -> None:
     """ConfigError naming ``field`` unless ``value`` is None or a number ``limits`` admits
-    (``bench.numbers.check``: the flags' own parser, for values given by the API)."""
+    (``bench.inputs.numbers.check``: the flags' own parser, for values given by the API)."""
     if value is not None:
         numbers.check(value, field, limits)
 

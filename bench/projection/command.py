@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench import console, labels
-from bench.config import ConfigError
-from bench.hardware import Figure
-from bench.numbers import FRACTION, POSITIVE, Limits, flag
-from bench.paths import output_file
+from bench.backends.hardware import Figure
+from bench.inputs.config import ConfigError
+from bench.inputs.numbers import FRACTION, POSITIVE, Limits, flag
+from bench.inputs.paths import output_file
 from bench.projection import cluster, measured, model, presets, render, workload
-from bench.record import Record
+from bench.records import labels
+from bench.records.record import Record
+from bench.report import console
 
 _COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from bench.config import ConfigError
+from bench.inputs.config import ConfigError
 from bench.projection import measured, presets
-from bench.record import Record
+from bench.records.record import Record
 
 
 def headline(record: Record, results_path: str | None = None,

@@ -1,15 +1,18 @@
-"""Inputs taken from stored runs (``bench.store.read``): a run's MFU and, if present, its J/token;
-a scaling series' efficiency at its largest process count (``bench.scaling``)."""
+"""Inputs taken from stored runs (``bench.records.store.read``): a run's MFU and, if present,
+its J/token; a scaling series' efficiency at its largest process count
+(``bench.launch.scaling``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bench import hardware, labels, scaling, store
-from bench.config import ConfigError
-from bench.hardware import Figure
-from bench.record import Energy, Peak, Record
+from bench.backends import hardware
+from bench.backends.hardware import Figure
+from bench.inputs.config import ConfigError
+from bench.launch import scaling
+from bench.records import labels, store
+from bench.records.record import Energy, Peak, Record
 
 
 def load_record(path: str | os.PathLike, run_id: str | None = None) -> Record:
@@ -77,7 +80,8 @@ def scaling_efficiency(path: str | os.PathLike, series: str | None = None, *,
                        chip: str = "", chip_name: str = "",
                        allow_other_device: bool = False) -> Figure:
     """The efficiency of ``series`` (default: the file's last) at its largest ok process
-    count against its baseline (``bench.scaling.summarize``), with its runs as the source.
+    count against its baseline (``bench.launch.scaling.summarize``), with its runs as the
+    source.
     A series of another device than ``chip`` is refused, or with ``allow_other_device``
     labelled ``assumption``."""
     p = Path(path)

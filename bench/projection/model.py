@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench.config import ConfigError
-from bench.hardware import Figure
-from bench.projection import comm, plan, presets
+from bench.backends.hardware import Figure
+from bench.inputs.config import ConfigError
+from bench.projection import comm, presets, search
 from bench.projection.cluster import Cluster
 from bench.projection.workload import Workload
 
@@ -64,13 +64,13 @@ class Scenario:
 @dataclass(frozen=True)
 class Projection:
     scenario: Scenario
-    plan: plan.Plan  # the fastest plan: the headline figures
+    plan: search.Plan  # the fastest plan: the headline figures
     mfu_at_scale: float
     seconds: float
     chip_power: Figure | None
     energy_j_chips: float | None
     notes: tuple[str, ...]
-    efficient: Projection | None = None  # the fewest chip-hours within plan.SLOWDOWN
+    efficient: Projection | None = None  # the fewest chip-hours within search.SLOWDOWN
 
     @property
     def chips(self) -> int:
@@ -269,18 +269,18 @@ def project(s: Scenario) -> Projection:
             return s.mfu.value, step_at(s.mfu.value)
         return implied_node_mfu(s.mfu.value, step_at)
 
-    plans = plan.search(
+    plans = search.search(
         w.shape, seq, chips=int(c.chips.value), chips_per_node=int(c.node.chips.value),
         intra_modelled=c.node.intra is not None or s.mode == "at-scale",
         memory_bytes=c.chip.memory.value, usable_share=s.memory_usable.value,
         global_batch_tokens=s.global_batch_tokens.value, micro_batch=int(s.micro_batch.value),
         vpp=int(s.vpp.value), step_fn=step_fn, **s.pins)
-    fast, eff = plan.fastest(plans), plan.efficient(plans)
+    fast, eff = search.fastest(plans), search.efficient(plans)
     headline = _on_plan(s, fast)
     return replace(headline, efficient=headline if eff is fast else _on_plan(s, eff))
 
 
-def _on_plan(s: Scenario, chosen: plan.Plan) -> Projection:
+def _on_plan(s: Scenario, chosen: search.Plan) -> Projection:
     w, c = s.workload, s.cluster
     mfu = s.mfu.value if s.mode == "at-scale" else chosen.mfu_at_scale
     seconds = training_seconds(w.flops.value, chosen.chips, c.chip.peak.value, mfu,
@@ -298,7 +298,7 @@ def _on_plan(s: Scenario, chosen: plan.Plan) -> Projection:
     return Projection(s, chosen, mfu, seconds, power, energy, _notes(s, chosen, power))
 
 
-def _notes(s: Scenario, p: plan.Plan, power: Figure | None) -> tuple[str, ...]:
+def _notes(s: Scenario, p: search.Plan, power: Figure | None) -> tuple[str, ...]:
     c, w = s.cluster, s.workload
     notes = list(s.notes)
     cluster_chips = int(c.chips.value)
@@ -380,7 +380,7 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         {"name": "FLOPs per token", "value": w.flops_per_token, "unit": "FLOP",
          "label": "derived", "source": "6N + 12LHQT" if w.attention_counted else "6N"},
         {"name": "chip", "value": f"{c.chip.name} ({c.chip.precision})", "unit": "",
-         "label": c.chip.peak.label, "source": "bench/hardware.py"},
+         "label": c.chip.peak.label, "source": "bench/backends/hardware.py"},
         row("peak per chip", c.chip.peak),
         row("memory per chip", c.chip.memory),
         row("chip power", c.chip.power, "not published: pass --chip-power-w"),
@@ -403,9 +403,9 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         row("DP overlap", s.dp_overlap),
         *([row("EP overlap", s.ep_overlap)] if sh.n_experts > 1 else []),
         row("usable memory share", s.memory_usable),
-        {"name": "plan tolerance", "value": plan.TOLERANCE, "unit": "", "label": "assumption",
+        {"name": "plan tolerance", "value": search.TOLERANCE, "unit": "", "label": "assumption",
          "source": "plans this close to the fastest count as equal; the fewest chips wins"},
-        {"name": "efficient plan's slowdown", "value": plan.SLOWDOWN, "unit": "",
+        {"name": "efficient plan's slowdown", "value": search.SLOWDOWN, "unit": "",
          "label": "assumption", "source": "the efficient plan (fewest chip-hours) may be "
          "this much slower than the fastest"},
     ]

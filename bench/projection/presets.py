@@ -8,7 +8,7 @@ so that it can be changed) and, at run time, ``user`` (given on the command line
 
 from __future__ import annotations
 
-from bench.hardware import Figure
+from bench.backends.hardware import Figure
 
 _EPOCH_MODELS = "Epoch AI, Notable AI Models (factor 2-3 uncertainty)"
 _LLAMA3 = "Llama 3 Herd, arXiv:2407.21783"
@@ -188,7 +188,7 @@ def default_help(key: str) -> str:
 
 def chip_power_help() -> str:
     """Every chip's default power with its label, for --help."""
-    from bench.hardware import DEVICES
+    from bench.backends.hardware import DEVICES
 
     return "; ".join(f"{k} {_short(d.power_w) if d.power_w else 'none published'}"
                      for k, d in DEVICES.items())

@@ -8,9 +8,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from bench.config import ConfigError
+from bench.inputs.config import ConfigError
 from bench.projection.model import Projection
-from bench.projection.plan import SLOWDOWN
+from bench.projection.search import SLOWDOWN
 
 _PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.config import ConfigError
-from bench.hardware import Figure
+from bench.backends.hardware import Figure
+from bench.inputs.config import ConfigError
 from bench.projection import presets
 
 

@@ -232,7 +232,7 @@ def notes(cv_threshold: float) -> list[tuple[str, str]]:
          "confidence interval of the mean (Student's t-interval, mean +- t(0.975, n-1) x s / "
          "sqrt(n), s the sample standard deviation), the range and the CV; the CSV keeps the "
          "olympic mean (MLPerf: best and worst run dropped). Per instance: x chips per AWS "
-         "instance (bench/prices.toml). $/M tokens: USD per instance-hour / (tokens/s per "
+         "instance (bench/report/prices.toml). $/M tokens: USD per instance-hour / (tokens/s per "
          "instance x 3600) x 1e6, the price's source and date under 'Runs and environment'. "
          "Speedup (with --baseline): tokens/s per chip / the baseline row's."),
         ("MFU", "derived: FLOPs per token (formula 6N+12LHQT, PaLM appendix B: N matmul "

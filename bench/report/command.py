@@ -8,11 +8,12 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from bench import console, metrics, store
-from bench.errors import ConfigError
-from bench.numbers import Limits, flag
-from bench.paths import path_arg, readable_files
-from bench.report import Report, build, cells, plots, render
+from bench.inputs.errors import ConfigError
+from bench.inputs.numbers import Limits, flag
+from bench.inputs.paths import path_arg, readable_files
+from bench.records import metrics, store
+from bench.report import cells, console, plots, render
+from bench.report.build import Report, build
 
 DEFAULT_OUT = Path("report")
 

@@ -1,6 +1,6 @@
 """Figures of a report row derived from its measurements and a sourced table: the 95%
 confidence interval of the repeat mean, tokens/s per instance and USD per million tokens
-(``bench/prices.toml``: chips per instance, on-demand price with its source and date), and
+(``bench/report/prices.toml``: chips per instance, on-demand price with its source and date), and
 the speedup over a baseline row named with ``report --baseline``.
 
     tokens/s per instance = tokens/s per chip x chips per instance
@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import metrics, prices
-from bench.errors import ConfigError
+from bench.inputs.errors import ConfigError
+from bench.records import metrics
+from bench.report import prices
 from bench.report.rows import present
 
 COLUMNS = ["tokens_per_s_per_chip_ci95_low", "tokens_per_s_per_chip_ci95_high", "ci_method",
@@ -34,7 +35,7 @@ def _instance(r: pd.Series, table: dict[str, prices.Instance]) -> dict[str, Any]
     inst = prices.for_device(table, str(r["device_kind"]), str(r["device"]))
     if inst is None:
         return {"instance_note": f"no AWS instance is known for device kind "
-                                 f"{r['device_kind']!r} (bench/prices.toml)"}
+                                 f"{r['device_kind']!r} (bench/report/prices.toml)"}
     out: dict[str, Any] = {"instance": inst.name, "chips_per_instance": inst.chips}
     per_chip = r["tokens_per_s_per_chip"]
     if present(per_chip):

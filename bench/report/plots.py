@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import ConfigError
+from bench.inputs.errors import ConfigError
 from bench.report import cells
 from bench.report.rows import present, unique
 

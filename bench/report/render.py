@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import Report, cells
+from bench.report import cells
+from bench.report.build import Report
 from bench.report.rows import present, unique
 
 CAPTIONS = {

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import labels, metrics
+from bench.records import labels, metrics
 
 KEY = ("config.model", "device.name", "config.precision", "config.backend", "config.batch",
        "config.seq", "world_size", "config.compile", "config.parallel", "energy.method",

@@ -9,16 +9,16 @@ settings run through
   implementation elsewhere), with ``--compile`` torch.compile of forward + loss (and of the
   optimizer step unless it is fused), ``--warmup`` steps, then ``--steps`` steps between two
   device synchronisations on the host clock; no timer, progress or loss bookkeeping;
-- the harness: ``bench.runner.measure`` on the cuda (or cpu) backend, with the CLI's progress
+- the harness: ``bench.train.runner.measure`` on the cuda (or cpu) backend, with the CLI's progress
   bar, exactly as ``trnbench run`` measures.
 
-tokens/s = batch x seq x steps / window seconds; MFU = ``bench.metrics.mfu`` with FLOPs/token by
-6N+12LHQT and the backend's peak (H100 bf16: 989.4 TFLOP/s dense, datasheet; CPU: the measured
-GEMM rate). harness/bare = median harness tokens/s / median bare tokens/s over the rounds (issue
-9's target: >= 0.98). Both sides describe their settings in the record's terms (``precision``,
-``optimizer``, ``attention``, ``compile``); a difference is reported, since the ratio would then
-compare two different programs. After the same steps on the same data both reach the same loss
-(equal in eager fp32 on the CPU); the JSON output holds both.
+tokens/s = batch x seq x steps / window seconds; MFU = ``bench.records.metrics.mfu`` with
+FLOPs/token by 6N+12LHQT and the backend's peak (H100 bf16: 989.4 TFLOP/s dense, datasheet; CPU:
+the measured GEMM rate). harness/bare = median harness tokens/s / median bare tokens/s over the
+rounds (issue 9's target: >= 0.98). Both sides describe their settings in the record's terms
+(``precision``, ``optimizer``, ``attention``, ``compile``); a difference is reported, since the
+ratio would then compare two different programs. After the same steps on the same data both
+reach the same loss (equal in eager fp32 on the CPU); the JSON output holds both.
 
     python scripts/gpu/bare_loop.py --model 1b --seq 2048 --batch 8 --compile --rounds 5
     python scripts/gpu/bare_loop.py --model 1b --seq 2048 --batch 8 --compile --sync-debug
@@ -41,10 +41,14 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bench import backends, config, console, metrics, runner
+from bench.backends import selection
 from bench.backends.base import Backend, optimizer_implementation
-from bench.config import ConfigError
-from bench.data import SyntheticBatches
+from bench.inputs import config
+from bench.inputs.config import ConfigError
+from bench.records import metrics
+from bench.report import console
+from bench.train import runner
+from bench.train.data import SyntheticBatches
 from models import flops, registry
 
 SETTINGS = ("precision", "optimizer", "attention", "compile")
@@ -251,16 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.sync_debug and args.device != "cuda":
             raise ConfigError("--sync-debug", "applies to --device cuda only")
         try:
-            selection = backends.select(args.device)
-        except backends.BackendUnavailable as e:
+            chosen = selection.select(args.device)
+        except selection.BackendUnavailable as e:
             raise ConfigError("--device", str(e)) from None
         layer = {k: getattr(args, k) for k in ("model", "batch", "seq", "steps", "warmup",
                                                "precision", "compile")}
-        cfg = config.resolve(selection.backend.name, layer)
+        cfg = config.resolve(chosen.backend.name, layer)
     except ConfigError as e:
         print(f"bare_loop: error: {e}", file=sys.stderr)
         return 2
-    out = compare(cfg, selection.backend(), args.rounds, args.sync_debug)
+    out = compare(cfg, chosen.backend(), args.rounds, args.sync_debug)
     if args.json:
         print(json.dumps(out))
     else:

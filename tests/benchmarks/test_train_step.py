@@ -1,5 +1,5 @@
 """Training-step benchmarks, timed by pytest-benchmark through the trnbench plugin's fixture
-``train_step_benchmark`` (bench/pytest_plugin.py)::
+``train_step_benchmark`` (bench/records/pytest_plugin.py)::
 
     pytest --benchmark-json=out.json tests/benchmarks    # --trnbench-backend cuda, neuron, ...
     trnbench ingest out.json                              # one record per benchmark

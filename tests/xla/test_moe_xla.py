@@ -9,9 +9,10 @@ import pytest
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 
-from bench import config, runner  # noqa: E402
 from bench.backends.cpu import CpuBackend  # noqa: E402
 from bench.backends.xla import XlaBackend  # noqa: E402
+from bench.inputs import config  # noqa: E402
+from bench.train import runner
 
 
 def test_moe_tiny_compiles_nothing_in_the_window_and_routes_as_on_cpu(cache_dir):

@@ -21,8 +21,10 @@ os.environ.setdefault("PJRT_DEVICE", "CPU")
 
 import torch_xla.core.xla_model as xm  # noqa: E402
 
-from bench import config, hardware, runner  # noqa: E402
+from bench.backends import hardware
 from bench.backends.xla import NeuronXlaBackend  # noqa: E402
+from bench.inputs import config  # noqa: E402
+from bench.train import runner
 from tests.device_fakes import TRN2_LNC2, fake_neuron_ls  # noqa: E402
 
 DOCUMENTED = {"bytes_used": 290816, "bytes_limit": 34088157184, "peak_bytes_used": 500816}

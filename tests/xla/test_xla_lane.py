@@ -14,10 +14,11 @@ import torch
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 
-from bench import config, runner  # noqa: E402
 from bench.backends.cpu import CpuBackend  # noqa: E402
 from bench.backends.xla import XlaBackend  # noqa: E402
-from bench.data import SyntheticBatches  # noqa: E402
+from bench.inputs import config  # noqa: E402
+from bench.train import runner
+from bench.train.data import SyntheticBatches  # noqa: E402
 
 LOSS_ATOL = 5e-5
 """fp32 losses of XLA:CPU vs eager CPU over 11 steps, same seed, same weights (built on the

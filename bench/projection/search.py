@@ -51,7 +51,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.config import ConfigError
+from bench.inputs.config import ConfigError
 from bench.projection.comm import BYTES_16BIT, StepTime
 from bench.projection.workload import Shape
 

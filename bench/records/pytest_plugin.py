@@ -16,11 +16,11 @@ pytest-benchmark's host timer. Into the benchmark's ``extra_info`` go, each with
 
     tokens/s  = tokens of all rounds / sum of round times
     MFU       = metrics.mfu(FLOPs/token (6N+12LHQT), tokens/s, backend.peak_flops, chips)
-    J/token   = joules from energy.make_meter over the span of all rounds / their tokens
+    J/token   = joules from meters.make_meter over the span of all rounds / their tokens
                 (the span also holds pytest-benchmark's bookkeeping between rounds)
 
 and, under ``extra_info["trnbench"]``, the run configuration, environment, backend and the
-record's metric fields, from which ``trnbench ingest`` (bench/ingest.py) makes records.
+record's metric fields, from which ``trnbench ingest`` (bench/records/ingest.py) makes records.
 Options: ``--trnbench-backend`` (default auto) and ``--trnbench-energy`` (default auto).
 The module imports only pytest at load time: the plugin is loaded by every pytest session.
 """
@@ -67,16 +67,19 @@ def measure(benchmark: Any, backend: str, rounds: int, steps_per_round: int,
             run_fields: dict[str, Any]) -> dict[str, Any] | None:
     """Warm up, time ``rounds`` rounds under ``benchmark.pedantic``, fill its extra_info.
     ``run_fields`` are fields of config.RunConfig (model, batch, seq, warmup, precision, ...)."""
-    from bench import backends, config, energy, environment, runner
-    from bench.record import Record
+    from bench.backends import environment, selection
+    from bench.energy import meters
+    from bench.inputs import config
+    from bench.records.record import Record
+    from bench.train import runner
 
     for name, value in (("rounds", rounds), ("steps_per_round", steps_per_round)):
         if not isinstance(value, int) or value < 1:
             raise config.ConfigError(name, f"must be an integer >= 1, got {value!r}")
-    if backend not in backends.names():
+    if backend not in selection.names():
         raise config.ConfigError("--trnbench-backend", f"unknown backend {backend!r}; "
-                                 f"accepted: {', '.join(backends.names())}")
-    selection = backends.select(backend)
+                                 f"accepted: {', '.join(selection.names())}")
+    selection = selection.select(backend)
     cfg = config.resolve(selection.backend.name,
                          {**run_fields, "steps": rounds * steps_per_round})
     be = selection.backend(0)
@@ -89,7 +92,7 @@ def measure(benchmark: Any, backend: str, rounds: int, steps_per_round: int,
             t.step(next(index))
         be.synchronize()
 
-    meter = energy.make_meter(cfg.energy, be, t.device)
+    meter = meters.make_meter(cfg.energy, be, t.device)
     meter.open()
     try:
         benchmark.pedantic(timed_round, rounds=rounds, iterations=1, warmup_rounds=0)

@@ -1,4 +1,4 @@
-"""JSONL persistence of records (bench.record) and pandas loading (docs/methodology.md,
+"""JSONL persistence of records (bench.records.record) and pandas loading (docs/methodology.md,
 "The record").
 
 One JSON object per run, one line per object. An append is one ``write`` of one complete
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from bench.paths import writable_problem  # noqa: F401 - the store's writers check with it
-from bench.record import STATUSES, Record, problem, upgrade
+from bench.inputs.paths import writable_problem  # noqa: F401 - the store's writers check with it
+from bench.records.record import STATUSES, Record, problem, upgrade
 
 DEFAULT_PATH = Path("results/local.jsonl")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.runner import Training
+    from bench.train.runner import Training
 
 NEURON_BACKENDS = ("neuron", "neuron-xla")
 

@@ -20,9 +20,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench import labels
-from bench.metrics import CV_FLAG
-from bench.record import Energy, Record
+from bench.records import labels
+from bench.records.metrics import CV_FLAG
+from bench.records.record import Energy, Record
 
 # a pipe or file gets wide lines instead of rich's 80-column default
 stdout = Console(width=None if sys.stdout.isatty() else 160)

@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.errors import ConfigError
+from bench.inputs.errors import ConfigError
 
 
 def path_arg(text: str) -> str:

@@ -1,6 +1,6 @@
 """AWS instances for `trnbench compare`: accelerators per instance and on-demand prices.
 
-The table is ``bench/prices.toml``; every price carries its region, date, label and source,
+The table is ``bench/report/prices.toml``; every price carries its region, date, label and source,
 and an instance whose price could not be sourced carries ``price_missing`` (the reason)
 instead. A user file (``--prices FILE.toml``) adds or overrides prices, labelled ``user``::
 
@@ -20,9 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench import numbers
-from bench.config import read_toml, tomllib
-from bench.errors import ConfigError
+from bench.inputs import numbers
+from bench.inputs.config import read_toml, tomllib
+from bench.inputs.errors import ConfigError
 
 USER_FIELDS = ("usd_per_hour", "date", "region", "source", "chips", "device")
 USD_PER_HOUR = numbers.Limits(low=0, low_open=True, high=1e6)
@@ -43,7 +43,7 @@ class Price:
 @dataclass(frozen=True)
 class Instance:
     name: str
-    device: str  # hardware key of its accelerator (bench/hardware.py)
+    device: str  # hardware key of its accelerator (bench/backends/hardware.py)
     chips: int
     chips_source: str
     price: Price | None
@@ -57,7 +57,7 @@ class Instance:
 
 def load(user_file: str | Path | None = None) -> dict[str, Instance]:
     """The instance table, with the prices of ``user_file`` (if any) applied over it."""
-    table = tomllib.loads(resources.files("bench").joinpath("prices.toml").read_text())
+    table = tomllib.loads(resources.files("bench.report").joinpath("prices.toml").read_text())
     instances = {name: _instance(name, entry) for name, entry in table["instances"].items()}
     if user_file is not None:
         instances.update(_user_prices(Path(user_file), instances))
@@ -106,8 +106,8 @@ def _user_prices(path: Path, known: dict[str, Instance]) -> dict[str, Instance]:
         if chips is not None:
             chips = _number(chips, "chips", where, CHIPS)
         if chips is None or not isinstance(e.get("device"), str) or not e["device"]:
-            raise ConfigError("--prices", f"{where}: an instance not in bench/prices.toml needs "
-                              f"chips (an integer >= 1) and device (its device kind); known: "
+            raise ConfigError("--prices", f"{where}: an instance not in bench/report/prices.toml "
+                              f"needs chips (an integer >= 1) and device (its device kind); known: "
                               f"{', '.join(known)}")
         out[name] = Instance(name, str(e["device"]), chips, f"user: {path}", price)
     return out

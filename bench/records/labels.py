@@ -9,7 +9,7 @@ Energy (``energy.method`` of a record -> label):
                utilisation x an assumed maximum power, with background (idle) power excluded
     modelled   no reading: a model of power x time (``--energy modelled``)
 
-Hardware and preset figures (``bench.hardware``, ``bench.projection.presets``): the label
+Hardware and preset figures (``bench.backends.hardware``, ``bench.projection.presets``): the label
 follows the kind of the source, by its publisher (``SOURCE_LABELS``):
     datasheet  the vendor's own document about the product (chip, instance, network)
     paper      a lab's published paper

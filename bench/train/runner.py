@@ -26,15 +26,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench import distributed, energy, environment, launch, store
-from bench import record as rec
-from bench.backends import Selection
+from bench.backends import environment
 from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
-from bench.config import RunConfig
-from bench.data import SyntheticBatches
-from bench.errors import signal_of
-from bench.hardware import Figure
+from bench.backends.hardware import Figure
+from bench.backends.selection import Selection
+from bench.energy import meters
+from bench.inputs.config import RunConfig
+from bench.inputs.errors import signal_of
+from bench.launch import launcher
 from bench.parallel import apply as parallel
+from bench.records import record as rec
+from bench.records import store
+from bench.train import distributed
+from bench.train.data import SyntheticBatches
 from models import flops, registry
 from models.moe import MoEConfig
 
@@ -241,7 +245,7 @@ def _execution(t: Training) -> dict[str, Any]:
 
 
 def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window_s: float,
-                  step_times: list[float], step_method: str, reading: energy.Reading,
+                  step_times: list[float], step_method: str, reading: meters.Reading,
                   notes: list[str] | None = None, spread_reason: str | None = None
                   ) -> rec.Record:
     """``record`` with the figures of a timed window of ``cfg.steps`` steps that ``t`` ran
@@ -296,7 +300,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,
         memory=rec.Memory(peak_bytes=memory.peak_bytes, method=memory.method,
-                          **placement.memory_predicted),  # per rank, bench.memory_plan
+                          **placement.memory_predicted),  # per rank, bench.parallel.memory_plan
         energy=reading.as_record(tokens),
         loss_first=(warm.losses or values)[0],
         loss_last=values[-1],
@@ -312,7 +316,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     """Run ``cfg`` on ``backend`` and return ``record`` (default: a new one of ``cfg``) with
     the figures of this rank (under torchrun: each data-parallel index trains on its own
     share of the data). ``profile_steps`` > 0: that many more steps after the window,
-    profiled (bench.profile)."""
+    profiled (bench.train.profile)."""
     if record is None:
         record = rec.Record.new(cfg.as_dict(), {})
     t = prepare(cfg, backend, ctx)
@@ -321,7 +325,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     probe = backend.window_peak(cfg.precision) if t.peak is not None else None
     # the timed window; the energy meter reads at exactly its two synchronised edges
     timer = backend.step_timer(cfg.steps)
-    meter = energy.make_meter(cfg.energy, backend, t.device)
+    meter = meters.make_meter(cfg.energy, backend, t.device)
     backend.synchronize()
     if ctx:
         distributed.barrier()  # every rank opens its window together
@@ -355,7 +359,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
                      f"({out.peak.value / 1e9:,.4g} GFLOP/s) is below what the run reached")
     out = replace(out, flags=flags)
     if profile_steps:  # after the window and its figures: nothing of it is timed
-        from bench import profile
+        from bench.train import profile
 
         out = replace(out, profile=profile.trace(
             t, cfg.warmup + cfg.steps, profile_steps,
@@ -369,13 +373,13 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
             profile_steps: int = 0) -> rec.Record:
     """Measure ``cfg`` and append its record (ok, failed or interrupted) to ``results_path``
     (None: keep it unstored); ``profile_steps``: a trace of that many steps after the window,
-    stored beside ``results_path`` (bench.profile).
+    stored beside ``results_path`` (bench.train.profile).
 
     A failure midway is stored with its error rather than raised; an interrupt is stored
     and re-raised. Under torchrun (``ctx``) rank 0 gathers every rank's figures and writes
     the one record. A failing rank prints one line naming itself and raises, so that
     torchrun stops the others; rank 0 stores the failure itself only when no launcher
-    (bench.launch, which passes ``run_id``) will: a rank that dies can't say it failed,
+    (bench.launch.launcher, which passes ``run_id``) will: a rank that dies can't say it failed,
     and the launcher sees every rank's exit.
     """
     record = rec.Record.start(cfg.as_dict(), selection, environment.capture(), tags,
@@ -388,12 +392,12 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
                                            ctx.world_size)
         trace = None
         if profile_steps and results_path is not None:
-            from bench.profile import trace_path
+            from bench.train.profile import trace_path
 
             trace = trace_path(results_path, record.run_id)
         measured = measure(cfg, backend, progress, ctx, profile_steps, trace, record)
         record = rec.Record.aggregate(distributed.gather(measured)) if ctx else measured
-    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (bench.errors.Interrupted)
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM (bench.inputs.errors.Interrupted)
         record = record.failed(f"interrupted by {signal_of(e).name}", "interrupted")
         if writes:
             store.append(results_path, record)
@@ -401,14 +405,14 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
         error = f"{type(e).__name__}: {e}"
         if ctx:
-            # one line per failing rank, in one write: bench.launch reads these to name it
-            sys.stderr.write(f"{launch.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}\n")
+            # one line per failing rank, in one write: bench.launch.launcher reads these to name it
+            sys.stderr.write(f"{launcher.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}\n")
             sys.stderr.flush()
             # the failed run's model (and the process group DDP holds) must not live on in
             # the traceback's frames past distributed.destroy()
             traceback.clear_frames(e.__traceback__)
             if not ctx.is_main or run_id is not None:
-                raise  # under bench.launch (run_id given) the launcher stores the failure
+                raise  # under bench.launch.launcher (run_id given) the launcher stores the failure
             error = f"rank {ctx.rank} failed: {error}"
         record = record.failed(error)
     finally:

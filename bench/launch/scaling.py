@@ -1,7 +1,7 @@
 """`trnbench scaling`: a weak-scaling series of data-parallel runs, one per process count.
 
 The series is a loop over its points: each is a torchrun launch of N ranks (DDP or FSDP2)
-through the launcher (``bench.launch.run``, as ``trnbench run --nproc N``) with the same
+through the launcher (``bench.launch.launcher.run``, as ``trnbench run --nproc N``) with the same
 resolved configuration and the tag ``scaling=<series id>``; the batch is per rank (weak
 scaling: every rank trains its own batch, the global batch grows with N), which is what
 data parallelism measures. A failed point is shown as failed (the launcher stores its
@@ -29,12 +29,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import console, launch, metrics, numbers, store
-from bench.config import ConfigError, RunConfig
-from bench.record import Record
+from bench.inputs import numbers
+from bench.inputs.config import ConfigError, RunConfig
+from bench.launch import launcher
+from bench.records import metrics, store
+from bench.records.record import Record
+from bench.report import console
 
 if TYPE_CHECKING:
-    from bench.backends import Selection
+    from bench.backends.selection import Selection
 
 TAG = "scaling"
 
@@ -104,7 +107,7 @@ def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | Non
         results: Path, tags: dict[str, str], as_json: bool) -> int:
     """Run the series, print its table (or JSON); 1 if any point failed."""
     nprocs = parse_nproc(nproc_spec)
-    from bench import memory_plan
+    from bench.parallel import memory_plan
 
     for n in nprocs:  # every point's layout exists (--tp divides it...) and fits, before any
         memory_plan.check_run(cfg, selection.backend, n, 1)
@@ -124,8 +127,8 @@ def run(cfg: RunConfig, selection: Selection, nproc_spec: str, series: str | Non
         task = bar.add_task("", total=len(nprocs))
         for n in nprocs:
             bar.update(task, description=f"nproc {n}")
-            point = launch.run(cfg, selection, results, {**tags, TAG: sid},
-                               torchrun=launch.Torchrun(n), env=env)
+            point = launcher.run(cfg, selection, results, {**tags, TAG: sid},
+                               torchrun=launcher.Torchrun(n), env=env)
             record = point.record
             assert record is not None  # one node, with a results file: always stored
             records.append(record)

@@ -20,9 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench import numbers
-from bench.energy import CHOICES as ENERGY_CHOICES
-from bench.errors import ConfigError
+from bench.inputs import numbers
+from bench.inputs.errors import ConfigError
 from models import registry
 
 try:
@@ -36,7 +35,9 @@ AC_MODES = ("none", "full", "selective")
 PARAM_DTYPES = ("fp32", "bf16")
 # `--backend` choices, the keys of bench.backends (whose classes import torch): "auto" first
 BACKEND_NAMES = ("auto", "neuron", "neuron-xla", "cuda", "cpu", "xla")
-DATA_KINDS = ("synthetic",)  # bench.data: seeded bigram sequences
+# `--energy` choices (bench.energy.meters makes the meter of each)
+ENERGY_CHOICES = ("auto", "nvml", "neuron", "rapl", "modelled", "none")
+DATA_KINDS = ("synthetic",)  # bench.train.data: seeded bigram sequences
 
 
 def __getattr__(name: str) -> Any:
@@ -46,7 +47,7 @@ def __getattr__(name: str) -> Any:
         import torch
 
         return {"fp32": torch.float32, "bf16": torch.bfloat16}
-    raise AttributeError(f"module 'bench.config' has no attribute {name!r}")
+    raise AttributeError(f"module 'bench.inputs.config' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ def to_argv(cfg: RunConfig) -> list[str]:
 
 def backend_defaults(backend: str) -> dict[str, Any]:
     """The embedded default run for ``backend`` (the cpu entry for backends without one)."""
-    table = tomllib.loads(resources.files("bench").joinpath("defaults.toml").read_text())
+    table = tomllib.loads(resources.files("bench.inputs").joinpath("defaults.toml").read_text())
     return dict(table.get(backend, table["cpu"]))
 
 

@@ -7,8 +7,8 @@ parallelism (DDP, or FSDP2 with ``fully_shard`` per block), measures like a sing
 process, and sends its record to rank 0, which writes the only record.
 
 Rank 0 turns the gathered per-rank records into the one record with
-``bench.record.Record.aggregate`` (tokens once per TP group, the slowest rank's window, chips
-per host on a CPU, each energy sensor once).
+``bench.records.record.Record.aggregate`` (tokens once per TP group, the slowest rank's window,
+chips per host on a CPU, each energy sensor once).
 """
 
 from __future__ import annotations

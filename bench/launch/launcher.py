@@ -38,12 +38,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from bench import config, store
-from bench.errors import Interrupted
-from bench.record import Record, RecordError, new_run_id
+from bench.inputs import config
+from bench.inputs.errors import Interrupted
+from bench.records import store
+from bench.records.record import Record, RecordError, new_run_id
 
 if TYPE_CHECKING:
-    from bench.backends import Selection
+    from bench.backends.selection import Selection
 
 RUN_ID_ENV = "TRNBENCH_RUN_ID"
 KILL_AFTER_S = 60.0  # after a forwarded signal: torchrun's own 30 s for its workers, and more
@@ -143,7 +144,7 @@ def _stand_in(cfg: config.RunConfig, selection: Selection, tags: dict[str, str],
               started: str, status: str, error: str, world_size: int) -> Record:
     """The record stored in place of the one a child did not store: its configuration,
     backend, tags, run id and start time, ``status`` (failed or interrupted) and ``error``."""
-    from bench import environment  # torch: only when a child failed
+    from bench.backends import environment  # torch: only when a child failed
 
     return Record.start(cfg.as_dict(), selection, environment.capture(), tags, run_id=run_id,
                         time=started).failed(error, status, world_size=world_size)

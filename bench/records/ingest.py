@@ -1,6 +1,6 @@
 """`trnbench ingest FILE.json`: the benchmarks of a pytest-benchmark JSON file as records.
 
-A benchmark timed with the ``train_step_benchmark`` fixture (bench/pytest_plugin.py) holds,
+A benchmark timed with the ``train_step_benchmark`` fixture (bench/records/pytest_plugin.py) holds,
 in ``extra_info["trnbench"]``, the run configuration, environment, backend and the metric
 fields of a record. Each becomes one record:
 
@@ -11,7 +11,7 @@ fields of a record. Each becomes one record:
 
 with ``time`` the file's ``datetime`` (when the benchmarks ran). Every benchmark is checked
 before the first append: a malformed file, a benchmark without trnbench extra_info or with a
-metric field of the wrong kind (``bench.record.problem``, the store readers' own check), is
+metric field of the wrong kind (``bench.records.record.problem``, the store readers' own check), is
 one error line (exit 2) and nothing is written. A benchmark
 already stored (same full name and time: the file ingested again) is skipped and counted.
 """
@@ -24,10 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import config, console, labels, store
-from bench.config import ConfigError
-from bench.paths import path_arg
-from bench.record import IDENTITY, Record, RecordError
+from bench.inputs import config
+from bench.inputs.config import ConfigError
+from bench.inputs.paths import path_arg
+from bench.records import labels, store
+from bench.records.record import IDENTITY, Record, RecordError
+from bench.report import console
 
 SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
 FIELDS = ("device", "model", "tokens", "window_s", "tokens_per_s", "tokens_per_s_per_chip",
@@ -69,7 +71,7 @@ def _record(bench: dict[str, Any], when: str, field: str) -> Record:
     tb = extra.get("trnbench") if isinstance(extra, dict) else None
     if not isinstance(tb, dict):
         raise ConfigError(field, f"benchmark {name!r} has no trnbench extra_info (time it with "
-                          "the train_step_benchmark fixture of bench.pytest_plugin)")
+                          "the train_step_benchmark fixture of bench.records.pytest_plugin)")
     where = f"benchmark {name!r}: extra_info.trnbench"
     missing = [k for k in SECTIONS if not isinstance(tb.get(k), dict)]
     missing += [f"fields.{k}" for k in FIELDS if not missing and k not in tb["fields"]]

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from bench.config import PRECISION_DTYPES
-from bench.environment import cpu_model
-from bench.hardware import Figure
+from bench.backends.environment import cpu_model
+from bench.backends.hardware import Figure
+from bench.inputs.config import PRECISION_DTYPES
 
 GEMM_N = 1024
 MIN_SECONDS = 0.5

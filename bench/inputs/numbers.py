@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.errors import ConfigError
+from bench.inputs.errors import ConfigError
 
 INT_MAX = 2**31 - 1  # the largest count a tensor dimension or a process count takes
 

@@ -13,11 +13,11 @@ Each side's figure is the median over its runs (``metrics.repeat_stats``); every
 target / baseline of:
 
     per chip      tokens/s per chip                                           measured
-    per instance  tokens/s per chip x chips per instance (bench/prices.toml)  derived
+    per instance  tokens/s per chip x chips per instance (bench/report/prices.toml)  derived
     per watt      tokens per joule = tokens / J of the timed window
                   = 1 / (J/token)                           the energy method's label
     per dollar    tokens per dollar = tokens/s per chip x chips per instance x 3600
-                  / on-demand USD per instance-hour (bench/prices.toml)       derived
+                  / on-demand USD per instance-hour (bench/report/prices.toml)       derived
 
 Per instance and per dollar assume the per-chip rate holds on every chip of the instance.
 A figure that cannot be formed (no per-chip rate, no energy, no instance, no price) is null
@@ -37,10 +37,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench import console, labels, metrics, prices, store
-from bench.errors import ConfigError
-from bench.paths import path_arg, readable_files
-from bench.report import cells
+from bench.inputs.errors import ConfigError
+from bench.inputs.paths import path_arg, readable_files
+from bench.records import labels, metrics, store
+from bench.report import cells, console, prices
 
 ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
            "precision": "config.precision", "backend": "backend.name", "device": "device.kind",
@@ -52,7 +52,7 @@ CONFIG_FIELDS = {"config.batch": "batch", "device.versions.threads": "threads pe
                  "world_size": "world size", "nodes": "nodes", "config.compile": "torch.compile",
                  "config.parallel": "data parallelism", "config.backend": "backend",
                  "energy.method": "energy method", "environment.torch": "torch version"}
-ENERGY_LABELS = labels.ENERGY  # the one map (bench.labels)
+ENERGY_LABELS = labels.ENERGY  # the one map (bench.records.labels)
 RATIO_LABELS = ("derived", "estimate", "modelled")  # a ratio takes the weakest of its inputs
 FIGURES = {
     "per_chip": ("tokens/s per chip", "the measured rate (median over runs)"),
@@ -358,7 +358,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
                    "model, sequence length or precision (with a warning)")
     p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
-                   "override bench/prices.toml, labelled user")
+                   "override bench/report/prices.toml, labelled user")
     p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
                    "(default: the instance of its device kind)")
     p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(result)
     if getattr(args, "out", None):
-        from bench import compare_files
+        from bench.report import compare_files
 
         written = compare_files.write(result, Path(args.out))
         console.stderr.print("wrote " + ", ".join(map(str, written)), markup=False,

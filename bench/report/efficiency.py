@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import metrics
+from bench.records import metrics
 from bench.report.rows import present, unique
 
 COLUMNS = ["series", "model", "device", "precision", "world_size", "nodes", "n",

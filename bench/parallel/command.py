@@ -1,6 +1,6 @@
 """`trnbench plan`: the memory plan of a run on named hardware, before renting it.
 
-Prints the per-rank memory of the requested layout by component (``bench.memory_plan``)
+Prints the per-rank memory of the requested layout by component (``bench.parallel.memory_plan``)
 and whether it fits; when it fits, the nearest layout that does not (one flag less), when
 it does not, the smallest change that would. Exit 0 when the requested layout fits, 1 when
 it does not, 2 on bad input.
@@ -12,11 +12,12 @@ import argparse
 import json
 from typing import Any
 
-from bench import config, memory_plan, numbers
-from bench.config import ConfigError, RunConfig
-from bench.numbers import COUNT, POSITIVE, flag
+from bench.inputs import config, numbers
+from bench.inputs.config import ConfigError, RunConfig
+from bench.inputs.numbers import COUNT, POSITIVE, flag
 from bench.parallel import layout as layouts
-from bench.projection.plan import GIB
+from bench.parallel import memory_plan
+from bench.projection.search import GIB
 
 PLAN_FIELDS = ("hardware", "nproc", "nnodes")  # a --config file's [plan] table
 # the RunConfig fields that change the plan, given as in `trnbench run` (precision: bf16

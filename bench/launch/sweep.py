@@ -1,6 +1,6 @@
 """`trnbench sweep FILE.toml`: a grid of runs, each repeated, each in its own subprocess.
 
-The file holds one ``[sweep]`` table. Any field of ``bench.config.RunConfig`` takes a value
+The file holds one ``[sweep]`` table. Any field of ``bench.inputs.config.RunConfig`` takes a value
 or a list of values; the points are the Cartesian product of the lists, the first field of
 RunConfig (model, backend, batch, seq, steps, warmup, precision, ...) varying slowest. A field
 left out resolves as in ``trnbench run`` (backend defaults, the model's batch and seq). Four
@@ -11,7 +11,7 @@ and ``timeout_s`` (a run still going after this many seconds is killed and store
 Every point is resolved and validated before anything runs; a bad file is one error line
 ``FILE:LINE: FIELD: message`` (the line of the key in the file; tomllib's line for a syntax
 error). The sweep is then a loop over its runs: each is a child process of the launcher
-(``bench.launch.run``: ``python -m bench run <the point's flags> ... --tag sweep=NAME --tag
+(``bench.launch.launcher.run``: ``python -m bench run <the point's flags> ... --tag sweep=NAME --tag
 sweep_file=PATH --tag sweep_id=ID --tag point=I --tag repeat=R``), so that an OOM kill or a
 crash ends that run only. The run stores its own record (ok, or failed with exit code 1);
 when it dies without storing one (a signal, ``timeout_s``), the launcher stores a failed
@@ -45,13 +45,16 @@ from rich.table import Table
 
 # torch-free at import (`trnbench sweep --help`): backends and environment import torch
 # and load in the functions that resolve and run points
-from bench import config, console, launch, metrics, numbers, store
-from bench.config import ConfigError, RunConfig, tomllib
-from bench.paths import path_arg
-from bench.record import Record
+from bench.inputs import config, numbers
+from bench.inputs.config import ConfigError, RunConfig, tomllib
+from bench.inputs.paths import path_arg
+from bench.launch import launcher
+from bench.records import metrics, store
+from bench.records.record import Record
+from bench.report import console
 
 if TYPE_CHECKING:
-    from bench.backends import Selection
+    from bench.backends.selection import Selection
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
@@ -161,7 +164,7 @@ def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
 
 def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
     """Every grid point resolved and validated (duplicates after resolution dropped)."""
-    from bench.backends import resolve_run
+    from bench.backends.selection import resolve_run
 
     fields = [f for f in config.OPTIONS if f in grid]
     points: list[Point] = []
@@ -324,7 +327,7 @@ def _outcome(task: Task, record: Record) -> str:
 
 def execute(sweep: Sweep, resume: bool) -> int:
     """Run the sweep: 0 when every run is ok, 1 when one failed."""
-    from bench import environment
+    from bench.backends import environment
 
     stored = stored_ok(sweep.results, environment.capture()) if resume else {}
     tasks, done = plan(sweep, stored)
@@ -343,7 +346,7 @@ def execute(sweep: Sweep, resume: bool) -> int:
                                              f"repeat {task.repeat}")
             tags = {"sweep": sweep.name, "sweep_file": str(sweep.path), "sweep_id": sweep_id,
                     "point": str(task.point.index), "repeat": str(task.repeat)}
-            record = launch.run(task.point.config, task.point.selection, sweep.results, tags,
+            record = launcher.run(task.point.config, task.point.selection, sweep.results, tags,
                                 timeout_s=sweep.timeout_s).record
             assert record is not None  # a results file: always stored
             records[task.point.index].append(record)
@@ -371,7 +374,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """`trnbench sweep FILE [--results PATH] [--resume] [--dry-run]`."""
-    from bench import environment
+    from bench.backends import environment
 
     sweep = load(args.file, args.results)
     if args.dry_run:

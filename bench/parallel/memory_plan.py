@@ -43,11 +43,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench import config, hardware
-from bench.config import ConfigError, RunConfig
-from bench.hardware import Figure
+from bench.backends import hardware
+from bench.backends.hardware import Figure
+from bench.inputs import config
+from bench.inputs.config import ConfigError, RunConfig
 from bench.parallel.layout import Layout, check_model, checkpointed_blocks, for_world
-from bench.projection.plan import ACT_BYTES_PER_LAYER, GIB
+from bench.projection.search import ACT_BYTES_PER_LAYER, GIB
 from models import registry
 from models.configs import LlamaConfig
 
@@ -240,7 +241,7 @@ def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
     when the memory per rank is unknown (no check; one dim line on stderr says why)."""
     from rich.markup import escape
 
-    from bench import console
+    from bench.report import console
 
     layout = for_world(cfg, per_node, nnodes)  # a layout error comes first, known memory or not
     try:

@@ -17,7 +17,7 @@ Derived figures, computed once here:
     tokens/kWh         = tokens / (joules / 3.6e6)
     average power W    = joules / interval seconds
 
-``python -m bench.record --schema`` prints the schema as a Markdown table (the one in
+``python -m bench.records.record --schema`` prints the schema as a Markdown table (the one in
 docs/methodology.md, between its marker comments).
 """
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
-from bench import metrics
+from bench.records import metrics
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "interrupted")
@@ -254,7 +254,7 @@ class Peak(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class StepTime(Part):
-    """Statistics of the timed steps (bench.metrics.step_stats)."""
+    """Statistics of the timed steps (bench.records.metrics.step_stats)."""
 
     n: int | None = doc("timed steps")
     median_s: float | None = doc("median step seconds")
@@ -305,8 +305,8 @@ class Memory(Part):
 
     peak_bytes: int | None = doc("measured peak bytes (under torchrun: the largest rank's)")
     method: str | None = doc("how the peak is measured")
-    predicted_peak_bytes: int | None = doc("predicted peak bytes per rank (bench.memory_plan)",
-                                           omit=True)
+    predicted_peak_bytes: int | None = doc(
+        "predicted peak bytes per rank (bench.parallel.memory_plan)", omit=True)
     predicted: dict[str, Any] | None = doc("the predicted peak's parts", omit=True)
 
     @staticmethod
@@ -440,7 +440,7 @@ class Record(Part):
     time: str = doc("UTC start time, ISO 8601 (seconds)", "")
     status: str = doc("ok, failed or interrupted", "ok")
     error: str | None = doc("why the run failed or was interrupted (null: ok)")
-    config: dict[str, Any] = doc("the full run configuration (bench.config.RunConfig)",
+    config: dict[str, Any] = doc("the full run configuration (bench.inputs.config.RunConfig)",
                                  factory=dict)
     environment: dict[str, Any] = doc("host, CPU, OS, Python, torch, trnbench version, git "
                                       "commit", factory=dict)
@@ -517,7 +517,7 @@ class Record(Part):
 
     def figures_json(self) -> dict[str, Any]:
         """The JSON of everything but the identity and the backend: what a pytest-benchmark
-        file carries as a run's fields (bench.pytest_plugin, bench.ingest)."""
+        file carries as a run's fields (bench.records.pytest_plugin, bench.records.ingest)."""
         return {k: v for k, v in self.to_json().items() if k not in (*IDENTITY, "backend")}
 
     def with_json(self, data: dict[str, Any], required: tuple[str, ...] = ()) -> Record:
@@ -715,7 +715,7 @@ def schema() -> str:
 
 def main(argv: list[str]) -> int:
     if argv != ["--schema"]:
-        print("usage: python -m bench.record --schema", file=sys.stderr)
+        print("usage: python -m bench.records.record --schema", file=sys.stderr)
         return 2
     sys.stdout.write(schema())
     return 0

@@ -1,0 +1,1 @@
+"""Configuration and input: the run config, its defaults, numbers, paths, errors."""

@@ -1,0 +1,1 @@
+"""Launching runs: the one launcher (subprocess or torchrun), sweeps, scaling series."""

@@ -1,0 +1,1 @@
+"""Execution of one run: the runner, data, torch.distributed workers, profiling."""
