@@ -10,41 +10,52 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
-import re
-import shutil
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any
 
 # torch-free imports only: `--help` and the verbs that read results start in well under a
-# second; the training stack (backends, runner, distributed) loads inside the verbs that run
-from bench.inputs import config
+# second; each verb's module, and the training stack with it, loads when that verb is parsed
 from bench.inputs.errors import ConfigError, raise_on_signals, signal_of
-from bench.inputs.numbers import COUNT, INDEX, flag
-from bench.inputs.paths import path_arg
-from bench.records import store
-from bench.records.record import new_run_id
-from bench.report import console
+from bench.records.store import StoreError
 
-if TYPE_CHECKING:
-    from bench.backends import selection
+# verb -> (its stage's command module, which has add_<verb>_args and cmd_<verb>; help)
+VERBS = {
+    "run": ("bench.train.command", "benchmark training steps of one model"),
+    "models": ("bench.train.command", "list the model registry"),
+    "env": ("bench.backends.command", "detected backends, devices and versions"),
+    "plan": ("bench.parallel.command", "per-rank memory of a run on named hardware, and the "
+             "smallest change of layout that fits"),
+    "sweep": ("bench.launch.command", "a grid of runs with repeats, one subprocess each"),
+    "scaling": ("bench.launch.command", "scaling efficiency over process counts (torchrun "
+                "runs)"),
+    "report": ("bench.report.command", "Markdown, CSV and HTML tables and plots of stored runs"),
+    "compare": ("bench.report.command", "ratios per chip, instance, watt and dollar of target "
+                "runs over baseline runs"),
+    "ingest": ("bench.records.command", "store the benchmarks of a pytest-benchmark JSON file "
+               "as records"),
+    "project": ("bench.projection.command", "project a training run onto a cluster"),
+}
+
+
+def command_module(verb: str) -> ModuleType:
+    return importlib.import_module(VERBS[verb][0])
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump) and exit code 2. ``flags_from``: the
-    module whose ``add_args(parser)`` adds this parser's flags, imported when the parser is
-    first used (parsing or help), so that a verb's parser lives next to its code."""
+    """argparse with one-line errors (no usage dump) and exit code 2. ``verb``: a verb's
+    parser, whose flags come from ``add_<verb>_args`` of its command module (``VERBS``),
+    imported when the parser is first used (parsing or help)."""
 
-    def __init__(self, *args: Any, flags_from: str | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, verb: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._flags_from = flags_from
+        self._verb = verb
 
     def _add_flags(self) -> None:
-        if self._flags_from:
-            module, self._flags_from = self._flags_from, None
-            importlib.import_module(module).add_args(self)
+        if self._verb:
+            verb, self._verb = self._verb, None
+            getattr(command_module(verb), f"add_{verb}_args")(self)
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         self._add_flags()
@@ -63,337 +74,14 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    """The flags of every RunConfig field (``config.add_flags``) and of the run's output."""
-    p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
-    config.add_flags(p)
-    p.add_argument("--results", metavar="PATH", type=path_arg,
-                   help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
-                        f"{store.DEFAULT_PATH})")
-    p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
-    p.add_argument("--no-projection", action="store_true",
-                   help="no projection line after the summary (never in --json)")
-    p.add_argument("--tag", action="append", metavar="KEY=VALUE",
-                   help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
-
-
-def _add_launch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nproc", type=flag(COUNT), metavar="N",
-                   help="processes per node, started by torchrun (one per GPU or NeuronCore)")
-    p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (with --rdzv-endpoint)")
-    p.add_argument("--node-rank", type=flag(INDEX), metavar="R", help="this node's rank (Slurm)")
-    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous")
-    p.add_argument("--precompile", action="store_true",
-                   help="neuron-xla: run under neuron_parallel_compile to fill the compile "
-                        "cache (no record is stored), then run again without it")
-
-
-def _add_profile_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", action="store_true", help="trace steps run after the timed "
-                   "window (never inside it): torch.profiler Chrome trace JSON beside the "
-                   "results file; on Neuron the runtime's device profile (NEURON_RT_INSPECT_*)")
-    p.add_argument("--profile-steps", type=flag(COUNT), default=3, metavar="N",
-                   help="steps to trace with --profile (default 3)")
-
-
 def build_parser() -> Parser:
-    """The top-level parser and the run verbs' flags (``run``, ``scaling``); each other verb's
-    flags come from the ``add_args`` of its own module, imported only when that verb is
-    parsed (``Parser.flags_from``): `--help` and the reading verbs load no training stack."""
+    """The top-level parser; each verb's flags are added when that verb is parsed."""
     parser = Parser(prog="trnbench", description="LLM training benchmarks for Trainium, "
                     "GPUs and CPUs: throughput, MFU, memory, with their methods.")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
-    run = verbs.add_parser("run", help="benchmark training steps of one model")
-    _add_run_args(run)
-    _add_launch_args(run)
-    _add_profile_args(run)
-    models = verbs.add_parser("models", help="list the model registry")
-    models.add_argument("--json", action="store_true")
-    env = verbs.add_parser("env", help="detected backends, devices and versions")
-    env.add_argument("--json", action="store_true")
-    verbs.add_parser("project", help="project a training run onto a cluster",
-                     flags_from="bench.projection.command")
-    scaling = verbs.add_parser("scaling", allow_abbrev=False,
-                               help="scaling efficiency over process counts (torchrun runs)")
-    _add_run_args(scaling)
-    scaling.add_argument("--nproc", required=True, metavar="N,N,...",
-                         help="process counts in ascending order, e.g. 1,2,4,8 (batch per rank)")
-    scaling.add_argument("--series", metavar="NAME",
-                         help="series id stored as the tag scaling=NAME (default: a new id)")
-    verbs.add_parser("sweep", help="a grid of runs with repeats, one subprocess each",
-                     flags_from="bench.launch.sweep")
-    verbs.add_parser("report", help="Markdown, CSV and HTML tables and plots of stored runs",
-                     flags_from="bench.report.command")
-    verbs.add_parser("compare", help="ratios per chip, instance, watt and dollar of target "
-                     "runs over baseline runs", flags_from="bench.report.compare")
-    verbs.add_parser("plan", help="per-rank memory of a run on named hardware, and the "
-                     "smallest change of layout that fits", flags_from="bench.parallel.command")
-    verbs.add_parser("ingest", help="store the benchmarks of a pytest-benchmark JSON file as "
-                     "records", flags_from="bench.records.ingest")
+    for verb, (_, help_text) in VERBS.items():
+        verbs.add_parser(verb, help=help_text, verb=verb, allow_abbrev=verb != "scaling")
     return parser
-
-
-def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
-    """Re-run this command, less ``--precompile``, under ``neuron_parallel_compile``.
-
-    The tool takes the command of a short trial run and precompiles the graphs it traces; with
-    ``--nproc`` that command launches the torchrun ranks, as in the documented
-    ``neuron_parallel_compile torchrun --nproc_per_node=N <script>`` ("PyTorch NeuronX
-    neuron_parallel_compile CLI", Neuron docs), so the graphs are those of the same world size.
-    """
-    if cfg.backend != "neuron-xla":
-        raise ConfigError("--precompile", f"applies to --backend neuron-xla only, not "
-                          f"{cfg.backend}")
-    exe = shutil.which("neuron_parallel_compile")
-    if exe is None:
-        raise ConfigError("--precompile", "neuron_parallel_compile is not on PATH (it comes "
-                          "with torch-neuronx; activate the Neuron environment)")
-    inner = ["run", *(a for a in argv if a != "--precompile")]  # argv: the verb's arguments
-    console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}")
-    os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
-
-
-def parse_tags(items: list[str] | None) -> dict[str, str]:
-    """``--tag KEY=VALUE`` flags as a dict (keys: letters, digits, '_', '-', '.')."""
-    tags: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
-            raise ConfigError("--tag", f"expected KEY=VALUE with a key of letters, digits, "
-                              f"'_', '-' or '.', got {item!r}")
-        tags[key] = value
-    return tags
-
-
-def _passed_flags(args: argparse.Namespace) -> list[str]:
-    """The flags of ``trnbench run`` that are neither configuration, launch, results nor
-    tags, as given: what a ``--nproc`` launch passes on to its ranks."""
-    flags = [flag for flag, given in (("--json", args.json),
-                                      ("--no-projection", args.no_projection)) if given]
-    if args.profile:
-        flags += ["--profile", "--profile-steps", str(args.profile_steps)]
-    return flags
-
-
-def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
-                    selection: selection.Selection, results: Path | None,
-                    tags: dict[str, str]) -> int:
-    """``--nproc``: hand the run to torchrun through the launcher (bench.launch.launcher), after
-    checking its flags; torchrun's output streams to ours."""
-    nnodes = args.nnodes or 1
-    if nnodes > 1 and not args.rdzv_endpoint:
-        raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
-                          "the rendezvous, e.g. the first node:29500)")
-    from bench.launch import launcher
-
-    torchrun = launcher.Torchrun(args.nproc, nnodes, args.node_rank, args.rdzv_endpoint)
-    outcome = launcher.run(cfg, selection, results, tags, torchrun=torchrun,
-                         flags=_passed_flags(args), stream=True)
-    record = outcome.record
-    if record is not None and record.status != "ok":
-        print(f"trnbench: run failed: {record.error} (stored in {results})", file=sys.stderr)
-        return 1
-    return 1 if outcome.returncode else 0
-
-
-def resolve_run(args: argparse.Namespace) -> tuple[config.RunConfig, selection.Selection]:
-    """The validated run configuration and backend of the run flags (``_add_run_args``)."""
-    from bench.backends import selection
-
-    file_layer = config.load_toml(args.config) if args.config else {}
-    return selection.resolve_run(args.backend or file_layer.get("backend", "auto"), file_layer,
-                                config.flag_layer(args))
-
-
-def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: selection.Selection,
-              results: Path | None, run_id: str | None) -> int:
-    """The steps to profile after the window (0 without --profile). On Neuron the runtime's
-    inspection variables go into this process's environment now, before any device work
-    (bench.train.profile); a user's own NEURON_RT_INSPECT_* settings are kept."""
-    if not args.profile:
-        return 0
-    if results is None:
-        raise ConfigError("--profile", "needs a results file to store the trace beside")
-    from bench.train import profile
-
-    if selection.backend.name in profile.NEURON_BACKENDS:
-        os.environ.update({k: v for k, v in profile.neuron_env(
-            results, run_id or "torchrun", cfg.warmup, cfg.steps).items() if k not in os.environ})
-    return args.profile_steps
-
-
-def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.launch import launcher
-    from bench.train import distributed, runner  # torch: only for the verbs that run
-
-    cfg, selection = resolve_run(args)
-    tags = parse_tags(args.tag)
-    ctx = distributed.from_env()
-    if ctx is None:  # before any process starts or anything is written (bench.parallel)
-        from bench.parallel import memory_plan
-
-        memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
-    if args.precompile:
-        precompile(cfg, argv)
-    # graph extraction under neuron_parallel_compile: the device runs stubs, nothing is stored
-    extracting = bool(os.environ.get("NEURON_EXTRACT_GRAPHS_ONLY"))
-    results = None if extracting else Path(args.results) if args.results else \
-        store.default_path()
-    problem = store.writable_problem(results) if results else None
-    if problem:
-        raise ConfigError("--results", f"cannot append records: {problem}")
-    if args.nproc is not None and ctx is None:
-        return launch_torchrun(args, cfg, selection, results, tags)
-    if extracting:
-        console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
-                             "stubs with zero outputs, so no record is stored")
-
-    run_id = os.environ.get(launcher.RUN_ID_ENV)
-    if args.profile and ctx is None and run_id is None:
-        run_id = new_run_id()  # names the trace before the run starts
-    profile_steps = profiling(args, cfg, selection, results, run_id)
-    main_rank = ctx is None or ctx.is_main
-    if main_rank:
-        console.stderr.print(f"[dim]{selection.reason}[/dim]")
-    # live progress on a terminal only; otherwise (a pipe, a sweep, --json) one line at the end
-    show_progress = main_rank and console.stderr.is_terminal and not args.json
-    with console.run_progress(show_progress, cfg.tokens_per_step) as progress:
-        record = runner.execute(cfg, selection, results, progress, ctx,
-                                run_id, tags, profile_steps)
-    if not main_rank:
-        return 0 if record.status == "ok" else 1
-    if not show_progress:
-        console.stderr.print(console.finished_line(record), markup=False, highlight=False,
-                             soft_wrap=True)
-    if args.json:
-        print(store.dumps(record))
-    else:
-        console.stdout.print(console.summary_table(record, str(results or "not stored")))
-        if results and not args.no_projection:  # no results: stub outputs
-            from bench.projection.headline import headline
-
-            line = headline(record, str(results))
-            if line:
-                console.stdout.print(line, highlight=False, soft_wrap=True)
-    if record.status != "ok":
-        where = f"stored in {results}" if results else "not stored"
-        print(f"trnbench: run failed: {record.error} ({where})", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_models(args: argparse.Namespace, argv: list[str]) -> int:
-    from models import flops, registry
-
-    rows: list[dict[str, Any]] = []
-    for name in registry.names():
-        spec = registry.get(name)
-        c = spec.config
-        rows.append({
-            "name": name, "params": flops.param_count(c),
-            "active_params": flops.active_param_count(c),
-            "matmul_params": flops.matmul_param_count(c),
-            "flops_per_token": flops.flops_per_token(c, spec.seq_len),
-            "hardware_flops_per_token": flops.hardware_flops_per_token(c, spec.seq_len),
-            "seq": spec.seq_len, "batch": spec.batch_size, "layers": c.n_layers,
-            "dim": c.dim, "heads": c.n_heads, "kv_heads": c.n_kv_heads,
-            "vocab": c.vocab_size, "max_seq": c.max_seq_len, "description": spec.description,
-        })
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    from rich.table import Table
-
-    t = Table(title=f"trnbench models (FLOPs/token by {flops.FORMULA} at the default seq)")
-    for col in ("name", "params", "active", "layers", "dim", "heads/kv", "vocab", "seq",
-                "batch", "GFLOP/token"):
-        t.add_column(col, justify="left" if col == "name" else "right")
-    for r in rows:
-        t.add_row(r["name"], f"{r['params']:,}", f"{r['active_params']:,}", str(r["layers"]),
-                  str(r["dim"]),
-                  f"{r['heads']}/{r['kv_heads']}", f"{r['vocab']:,}", str(r["seq"]),
-                  str(r["batch"]), f"{r['flops_per_token'] / 1e9:,.2f}")
-    console.stdout.print(t)
-    return 0
-
-
-def cmd_env(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.backends import environment, selection
-
-    probes = selection.probe_all()
-    info = {
-        "environment": environment.capture(),
-        "backends": [{"name": p.name, "available": p.available, "reason": p.reason}
-                     for p in probes],
-        "auto": selection.select("auto").reason,
-    }
-    if args.json:
-        print(json.dumps(info))
-        return 0
-    from rich.table import Table
-
-    t = Table(title="trnbench env", show_header=False)
-    t.add_column(style="bold")
-    t.add_column()
-    for key, value in info["environment"].items():
-        t.add_row(key, str(value))
-    for p in probes:
-        t.add_row(f"backend {p.name}", ("[green]yes[/green] " if p.available else
-                                        "[red]no[/red] ") + p.reason)
-    t.add_row("auto", info["auto"])
-    console.stdout.print(t)
-    return 0
-
-
-def cmd_project(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.projection import command
-
-    return command.run(args)
-
-
-def cmd_scaling(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.launch import scaling
-
-    cfg, selection = resolve_run(args)
-    results = Path(args.results) if args.results else store.default_path()
-    return scaling.run(cfg, selection, args.nproc, args.series, results, parse_tags(args.tag),
-                       args.json)
-
-
-def cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.launch import sweep
-
-    return sweep.command(args)
-
-
-def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.report import command
-
-    args.results = [*args.files, *(args.results or [])] or None
-    return command.run(args)
-
-
-def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.report import compare
-
-    return compare.run(args)
-
-
-def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.parallel import command
-
-    return command.run(args)
-
-
-def cmd_ingest(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench.records import ingest
-
-    return ingest.run(args)
-
-
-VERBS = {"run": cmd_run, "models": cmd_models, "env": cmd_env, "project": cmd_project,
-         "scaling": cmd_scaling, "sweep": cmd_sweep, "report": cmd_report,
-         "compare": cmd_compare, "ingest": cmd_ingest, "plan": cmd_plan}
 
 
 def torchrun_worker() -> bool:
@@ -408,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     signals = contextlib.nullcontext() if torchrun_worker() else raise_on_signals()
     try:
         with signals:
-            return VERBS[args.verb](args, argv[1:])
+            args.verb_argv = argv[1:]
+            return getattr(command_module(args.verb), f"cmd_{args.verb}")(args)
     except ConfigError as e:
         fail(str(e))
-    except store.StoreError as e:
+    except StoreError as e:
         print(f"trnbench: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:

@@ -189,10 +189,10 @@ def cli_main(cache_dir, tmp_path):
 def launches(monkeypatch) -> list:
     """The run configurations ``trnbench run --nproc N`` in this process hands to torchrun
     (every check before the launch passed), instead of launching them."""
-    from bench import cli
+    from bench.train import command
 
     launched: list = []
-    monkeypatch.setattr(cli, "launch_torchrun",
+    monkeypatch.setattr(command, "launch_torchrun",
                         lambda args, cfg, *rest: launched.append(cfg) or 0)
     return launched
 

@@ -80,6 +80,7 @@ def test_every_field_has_one_flag_in_run_and_scaling():
     parser = cli.build_parser()
     verbs = parser._subparsers._group_actions[0].choices  # argparse's subparser map
     for verb in ("run", "scaling"):
+        verbs[verb].format_help()  # a verb's flags are added when it is first used
         dests = {a.dest: a.option_strings for a in verbs[verb]._actions}
         for name, opt in config.OPTIONS.items():
             assert opt.flag in dests[name], (verb, name)

@@ -22,6 +22,7 @@ import pytest
 from bench import cli
 from bench.inputs import config
 from bench.launch import launcher
+from bench.train import command as run_command
 from tests.conftest import invoke, read_jsonl
 
 CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 16, "steps": 100000,
@@ -154,10 +155,10 @@ def test_run_nproc_passes_its_run_flags_on(tmp_path):
     args = parser.parse_args(["run", "--config", str(tmp_path / "run.toml"), "--nproc", "2",
                               "--json", "--profile", "--profile-steps", "2", "--tag", "a=b",
                               "--batch", "2"])
-    cfg, _ = cli.resolve_run(args)
-    argv = launcher._argv(cfg, tmp_path / "r.jsonl", {"a": "b"}, cli._passed_flags(args))
+    cfg, _ = run_command.resolve_run(args)
+    argv = launcher._argv(cfg, tmp_path / "r.jsonl", {"a": "b"}, run_command._passed_flags(args))
     child = parser.parse_args(["run", *argv])
-    assert cli.resolve_run(child)[0] == cfg and child.config is None and child.nproc is None
+    assert run_command.resolve_run(child)[0] == cfg and child.config is None and child.nproc is None
     assert (child.json, child.no_projection, child.profile, child.profile_steps) == (
         True, False, True, 2)
     assert (child.results, child.tag) == (str(tmp_path / "r.jsonl"), ["a=b"])

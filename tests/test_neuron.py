@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli
 from bench.backends import hardware, selection
 from bench.backends import neuron_topology as nt
 from bench.backends.base import Probe
@@ -27,6 +26,7 @@ from bench.backends.neuron import NeuronBackend, is_native
 from bench.backends.selection import Selection
 from bench.inputs import config
 from bench.parallel import memory_plan
+from bench.train import command as run_command
 from bench.train import runner
 from tests.conftest import read_jsonl
 from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
@@ -279,11 +279,11 @@ def test_precompile_wraps_the_whole_command_nproc_included(monkeypatch, tmp_path
     """As documented (``neuron_parallel_compile torchrun --nproc_per_node=N <script>``), the
     trial run is the command itself, with its torchrun launch: same world size, same graphs."""
     execs = []
-    monkeypatch.setattr(cli.shutil, "which", lambda name: f"/opt/bin/{name}")
-    monkeypatch.setattr(cli.os, "execv", lambda exe, args: execs.append(args))
+    monkeypatch.setattr(run_command.shutil, "which", lambda name: f"/opt/bin/{name}")
+    monkeypatch.setattr(run_command.os, "execv", lambda exe, args: execs.append(args))
     cfg = config.resolve("neuron-xla", {"model": "tiny"})
     argv = ["--backend", "neuron-xla", "--nproc", "32", "--precompile", "--model", "tiny"]
-    cli.precompile(cfg, argv)
+    run_command.precompile(cfg, argv)
     assert execs == [["/opt/bin/neuron_parallel_compile", sys.executable, "-m", "bench", "run",
                       "--backend", "neuron-xla", "--nproc", "32", "--model", "tiny"]]
 
@@ -298,9 +298,9 @@ def test_precompile_of_a_run_that_cannot_fit_is_refused_before_the_compiler_star
         lambda cls: Probe("neuron-xla", True, "stand-in: no Trainium")))
     _on_path(monkeypatch, fake_neuron_ls(tmp_path / "bin", TRN2_LNC2, "new"))
     execs, which = [], shutil.which
-    monkeypatch.setattr(cli.shutil, "which", lambda name: "/opt/bin/neuron_parallel_compile"
+    monkeypatch.setattr(run_command.shutil, "which", lambda name: "/opt/bin/neuron_parallel_compile"
                         if name == "neuron_parallel_compile" else which(name))
-    monkeypatch.setattr(cli.os, "execv", lambda exe, args: execs.append(args))
+    monkeypatch.setattr(run_command.os, "execv", lambda exe, args: execs.append(args))
     run = cli_main("run", "--backend", "neuron-xla", "--precision", "bf16", "--model",
                    "llama3-8b", "--nproc", "8", "--seq", "4096", "--precompile")
     assert (run.returncode, execs) == (2, []), run.stderr

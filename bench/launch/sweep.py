@@ -28,7 +28,6 @@ The git commit is not part of it either: a new commit does not invalidate a meas
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import os
@@ -47,7 +46,6 @@ from rich.table import Table
 # and load in the functions that resolve and run points
 from bench.inputs import config, numbers
 from bench.inputs.config import ConfigError, RunConfig, tomllib
-from bench.inputs.paths import path_arg
 from bench.launch import launcher
 from bench.records import metrics, store
 from bench.records.record import Record
@@ -359,28 +357,4 @@ def execute(sweep: Sweep, resume: bool) -> int:
                          f"records in {sweep.results} (tag sweep_id={sweep_id})")
     return 1 if failed else 0
 
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    """The flags of `trnbench sweep`."""
-    p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
-                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
-    p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
-                   "(default: the "
-                   f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
-    p.add_argument("--resume", action="store_true", help="skip repeats already stored (status "
-                   "ok) for the same configuration and environment")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved points; run nothing")
-
-
-def command(args: argparse.Namespace) -> int:
-    """`trnbench sweep FILE [--results PATH] [--resume] [--dry-run]`."""
-    from bench.backends import environment
-
-    sweep = load(args.file, args.results)
-    if args.dry_run:
-        done = plan(sweep, stored_ok(sweep.results, environment.capture()))[1] \
-            if args.resume else None
-        console.stdout.print(dry_run_table(sweep, done))
-        return 0
-    return execute(sweep, args.resume)
 

@@ -26,7 +26,7 @@ RUN_FIELDS = ("model", "batch", "seq", "tp", "dp_shard", "parallel", "ac", "para
               "precision")
 
 
-def add_args(p: argparse.ArgumentParser) -> None:
+def add_plan_args(p: argparse.ArgumentParser) -> None:
     p.description = ("The run flags are those of `trnbench run`; --precision defaults to bf16 "
                      "and --batch counts sequences per data-parallel rank.")
     p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
@@ -79,7 +79,7 @@ def _print(title: str, e: dict[str, Any]) -> None:
         print(f"  {part:<12} {value / GIB:>9,.2f} GiB")
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     run_table, plan_table = _file(args)
     for name in PLAN_FIELDS:
         if getattr(args, name) is None and name in plan_table:

@@ -17,7 +17,7 @@ from bench.report import console
 _COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
 
 
-def add_args(p: argparse.ArgumentParser) -> None:
+def add_project_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench project`."""
     w = p.add_argument_group("workload (one of)").add_mutually_exclusive_group()
     w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with --tokens")
@@ -187,7 +187,7 @@ def _sweep_counts(spec: str, s: model.Scenario) -> list[int]:
     return counts
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_project(args: argparse.Namespace) -> int:
     if args.plot is not None:
         output_file(args.plot, "--plot", ".png")
     s = scenario(args)

@@ -36,7 +36,7 @@ def headline(record: Record, results_path: str | None = None,
     from bench.projection import model
 
     parser = argparse.ArgumentParser(prog="trnbench project")
-    project_command.add_args(parser)
+    project_command.add_project_args(parser)
     try:
         p = model.project(project_command.scenario(parser.parse_args(argv[1:]), record))
     except ConfigError as e:

@@ -18,7 +18,6 @@ already stored (same full name and time: the file ingested again) is skipped and
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,10 +25,7 @@ from typing import Any
 
 from bench.inputs import config
 from bench.inputs.config import ConfigError
-from bench.inputs.paths import path_arg
-from bench.records import labels, store
 from bench.records.record import IDENTITY, Record, RecordError
-from bench.report import console
 
 SECTIONS = ("config", "environment", "backend", "fields", "benchmark")
 FIELDS = ("device", "model", "tokens", "window_s", "tokens_per_s", "tokens_per_s_per_chip",
@@ -107,48 +103,9 @@ def records(path: str | Path) -> list[Record]:
     return [_record(b, when, str(path)) for b in data["benchmarks"]]
 
 
-def _key(record: Record) -> tuple:
+def key(record: Record) -> tuple:
     """A benchmark's identity: its full name and when it ran."""
     bench = record.pytest_benchmark
     return (bench.get("fullname"), record.time) if isinstance(bench, dict) else ()
 
 
-def _stored_keys(results: Path) -> set[tuple]:
-    """The identities of the benchmarks already ingested into ``results``."""
-    if not results.exists():
-        return set()
-    return {_key(r) for r in store.read(results)} - {()}
-
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    """The flags of `trnbench ingest`."""
-    p.add_argument("file", metavar="FILE.json", help="pytest --benchmark-json output of "
-                   "benchmarks timed with the trnbench fixture")
-    p.add_argument("--results", metavar="PATH", type=path_arg, help=f"JSONL file to append "
-                   f"to (default $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")
-
-
-def run(args: argparse.Namespace) -> int:
-    results = Path(args.results) if args.results else store.default_path()
-    problem = store.writable_problem(results)
-    if problem:
-        raise ConfigError("--results", f"cannot append records: {problem}")
-    recs = records(args.file)
-    stored = _stored_keys(results)
-    new = [r for r in recs if _key(r) not in stored]
-    for record in new:
-        store.append(results, record)
-    for r in new:
-        mfu = "null" if r.mfu is None else f"{r.mfu:.2%}"
-        j = r.energy.j_per_token
-        console.stdout.print(
-            f"{r.run_id}  {r.pytest_benchmark['fullname']}: "
-            f"{r.tokens_per_s:,.1f} tokens/s, MFU {mfu}, "
-            f"J/token {'null' if j is None else f'{j:.4g}'} ({r.energy.method}, "
-            f"{labels.energy(r.energy.method)})",
-            highlight=False, markup=False, soft_wrap=True)
-    skipped = len(recs) - len(new)
-    console.stdout.print(f"ingested {len(new)} benchmark(s) from {args.file} into {results}"
-                         + (f"; skipped {skipped} already stored (same benchmark and time)"
-                            if skipped else ""), highlight=False, markup=False)
-    return 0

@@ -1,8 +1,9 @@
-"""The ``trnbench report`` verb: load records, check the input, write the files, summarise."""
+"""The ``trnbench report`` and ``trnbench compare`` verbs: their flags and what they do."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rich.markup import escape
@@ -13,6 +14,7 @@ from bench.inputs.numbers import Limits, flag
 from bench.inputs.paths import path_arg, readable_files
 from bench.records import metrics, store
 from bench.report import cells, console, plots, render
+from bench.report import compare as comparing
 from bench.report.build import Report, build
 
 DEFAULT_OUT = Path("report")
@@ -49,7 +51,7 @@ def summary(report: Report) -> Table:
     return t
 
 
-def add_args(p: argparse.ArgumentParser) -> None:
+def add_report_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench report`."""
     p.add_argument("files", nargs="*", metavar="FILE.jsonl", type=path_arg,
                    help="JSONL files to read (or with --results)")
@@ -66,7 +68,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
+    """`trnbench report`: tables, plots and pages of the stored runs."""
+    args.results = [*args.files, *(args.results or [])] or None
     sources = _sources(args.results)
     out = _out(args.out)
     plots.check()
@@ -90,4 +94,40 @@ def run(args: argparse.Namespace) -> int:
                              f"{f['error']}", markup=False, highlight=False, soft_wrap=True)
     console.stdout.print("wrote " + ", ".join(str(p) for p in written), markup=False,
                          highlight=False, soft_wrap=True)
+    return 0
+
+
+def add_compare_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `trnbench compare`."""
+    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
+    p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
+    p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
+    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
+                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
+                        f"{store.DEFAULT_PATH})")
+    p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
+                   "model, sequence length or precision (with a warning)")
+    p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
+                   "override bench/report/prices.toml, labelled user")
+    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
+                   "(default: the instance of its device kind)")
+    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
+    p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
+    p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
+                   "compare.html and the bar chart compare.png under DIR")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    df, where = comparing.load_records(args.results)
+    result = comparing.compare(df, where, args)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        comparing.render(result)
+    if getattr(args, "out", None):
+        from bench.report import compare_files
+
+        written = compare_files.write(result, Path(args.out))
+        console.stderr.print("wrote " + ", ".join(map(str, written)), markup=False,
+                             highlight=False, soft_wrap=True)
     return 0

@@ -31,14 +31,13 @@ data parallelism, backend, energy method, torch and device software versions) is
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench.inputs.errors import ConfigError
-from bench.inputs.paths import path_arg, readable_files
+from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
 from bench.report import cells, console, prices
 
@@ -347,37 +346,3 @@ def render(result: dict[str, Any]) -> None:
         console.stderr.print(f"[yellow]warning[/yellow]: {escape(w)}")
 
 
-def add_args(p: argparse.ArgumentParser) -> None:
-    """The flags of `trnbench compare`."""
-    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
-    p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
-    p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
-    p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
-                   help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
-                        f"{store.DEFAULT_PATH})")
-    p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
-                   "model, sequence length or precision (with a warning)")
-    p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
-                   "override bench/report/prices.toml, labelled user")
-    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
-                   "(default: the instance of its device kind)")
-    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
-    p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
-    p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
-                   "compare.html and the bar chart compare.png under DIR")
-
-
-def run(args: argparse.Namespace) -> int:
-    df, where = load_records(args.results)
-    result = compare(df, where, args)
-    if args.json:
-        print(json.dumps(result, default=str))
-    else:
-        render(result)
-    if getattr(args, "out", None):
-        from bench.report import compare_files
-
-        written = compare_files.write(result, Path(args.out))
-        console.stderr.print("wrote " + ", ".join(map(str, written)), markup=False,
-                             highlight=False, soft_wrap=True)
-    return 0
