@@ -1,24 +1,6 @@
 """Analytic parameter counts and training FLOPs per token.
 
-Formula ``6N+12LHQT`` (Chowdhery et al. 2022, PaLM, arXiv:2204.02311, appendix B): a training
-step costs 6 FLOPs per matmul parameter per token (2 forward, 4 backward) plus, per token,
-12 * L * H * Q * T for attention's two matmuls (QK^T and AV; 2 FLOPs per multiply-add, times
-3 for forward + backward), with L layers, H query heads, Q head dim and T sequence length.
-No causal discount (the full T x T square is counted) and no activation recompute.
-
-N counts the parameters that take part in matrix multiplies: every linear weight in the
-blocks and the output head. An untied input embedding is a lookup, not a matmul, and is
-left out; a tied embedding/head matrix counts once, as the head. Norm weights are left out.
-
-Model families plug in by registering their config type with ``param_count`` and
-``matmul_param_count`` (``functools.singledispatch``). A mixture-of-experts family returns
-the parameters active per token (routed experts in use plus the router) from
-``matmul_param_count``; ``flops_per_token`` only needs ``n_layers``, ``n_heads`` and
-``head_dim`` on the config. ``active_param_count`` is the parameters one token uses (all of
-them for a dense model) and ``hardware_flops_per_token`` the training FLOPs the implementation
-actually computes where that differs from the model FLOPs (MoE capacity dispatch,
-``models/moe.py``).
-"""
+Derivation: docs/models.md, "Parameters and FLOPs per token"."""
 
 from __future__ import annotations
 

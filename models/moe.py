@@ -1,45 +1,6 @@
 """Mixture-of-experts decoder with static-shape, capacity-based routing.
 
-Architecture as in Mixtral (Jiang et al. 2024, arXiv:2401.04088): the Llama block of
-``models/llama.py`` (RMSNorm, RoPE, GQA attention, embedding and head, imported, not copied)
-with the SwiGLU MLP replaced by ``n_experts`` SwiGLU experts and a linear router. Each token
-goes to its ``top_k`` experts; their outputs are weighted by the router softmax renormalised
-over those k (softmax in fp32): y = sum_{e in topk} p_e / (sum_{e' in topk} p_e') * E_e(x).
-
-Routing with static shapes, GShard style (Lepikhin et al. 2020, arXiv:2006.16668, sec. 2.2;
-Switch Transformer, Fedus et al. 2021, arXiv:2101.03961, sec. 2.2), so that XLA and Neuron
-compile one graph whatever the tokens are (no nonzero, boolean indexing or ``.item()``):
-
-- A group is one sequence of T tokens. Each expert has C = min(T, ceil(capacity_factor *
-  top_k * T / n_experts)) slots per sequence (``MoEConfig.capacity``).
-- The k assignments of every token are ranked per expert by a cumulative sum over the order
-  "all first choices in token order, then all second choices, ..." (first choices have
-  priority, as in GShard). Rank r <= C takes slot r; an assignment with r > C is dropped:
-  the token loses that expert's contribution and keeps its other experts and the residual.
-- dispatch[b, t, e, c] = 1 if token t of sequence b holds slot c of expert e (one-hot);
-  combine = dispatch * gate. Expert inputs x_e = einsum("btec,btd->becd", dispatch, x)
-  [B, E, C, D]; the experts run as batched matmuls over E; y = einsum("btec,becd->btd",
-  combine, y_e).
-
-What the hardware computes: every expert processes all C slots, filled or not, i.e. E*C/T
-(about capacity_factor * top_k) expert passes per token instead of top_k, plus the two
-dispatch/combine einsums (2*E*C*D FLOPs each per token forward). ``flops.flops_per_token``
-(the MFU basis) counts only the top_k active experts; ``flops.hardware_flops_per_token``
-counts what runs here. Mixtral itself routes without dropping; capacity_factor >=
-n_experts / top_k (C = T) reproduces that exactly, at n_experts / top_k times the expert cost.
-
-Load-balancing loss (Switch Transformer eq. 4): L_aux = n_experts * sum_e f_e * P_e, with
-f_e the fraction of the B*T*top_k assignments routed to e (before capacity) and P_e the mean
-router probability of e over the B*T tokens; it is 1 for perfectly balanced routing. The
-model's ``aux_loss()`` is the mean over layers; a trainer adds ``aux_loss_coef * aux_loss()``
-(Switch uses 0.01).
-
-Interface beyond ``Llama`` (``forward(tokens) -> logits``), about the last forward pass:
-``aux_loss()`` returns the differentiable scalar L_aux, and ``routing_stats()`` returns
-``{"dropped_fraction": ..., "aux_loss": ...}``, the fraction of assignments dropped over
-capacity and L_aux, means over layers, as detached scalars still on the device: reading them
-needs no host sync until the caller wants the values.
-"""
+Derivation: docs/models.md, "Mixture of experts"."""
 
 from __future__ import annotations
 

@@ -1,34 +1,6 @@
 """Trainium energy from the Neuron driver's power sysfs (method ``neuron-power-utilization``).
 
-No Neuron tool reports watts. The driver (aws-neuron-driver, neuron_power.c and
-neuron_sysfs_metrics.c) publishes per device under ``<root>/neuronN/stats/power/``:
-
-``utilization``
-    ``<status>,<unix time>,<min>,<max>,<avg>``: percent (0.00-100.00) of the device's
-    maximum power, with background power backed out, aggregated over the minute before
-    ``<unix time>``. ``POWER_STATUS_VALID`` needs >= 60 samples in that minute, otherwise
-    ``POWER_STATUS_NO_DATA`` or ``POWER_STATUS_INVALID``.
-``utilization_raw`` (driver of Neuron 2.31+)
-    live per-die readings, CSV: the header ``die,util_bips,counter``, then per die
-    ``<die>,<util_bips>,<counter>``, ``<die>,unavailable``, ``<die>,read_error`` or
-    ``<die>,bogus(<value>),<counter>``; util_bips in basis points (10000 = 100 %). As in
-    the driver's own aggregate, the device's utilization is its largest die value.
-
-Watts = utilization x the chip's maximum power, which AWS does not publish: it comes from
-``bench.backends.hardware`` (trn2 ~500 W, label estimate), and the scope says so.
-
-With ``utilization_raw`` on every device the meter polls it every ``RAW_POLL_S`` and
-integrates (trapezoid). Otherwise it keeps each per-minute aggregate published while the
-window is open and weights it by the overlap of its minute with the window. The window's
-energy is the mean covered power x the window's duration (which also fills uncovered
-time); ``coverage`` is the covered fraction, and a window shorter than the 60 s
-aggregation period gets a warning.
-
-The root is ``$TRNBENCH_NEURON_SYSFS`` (or the meter's ``root``), else the first of
-``DEFAULT_ROOTS`` that exists. Neuron 2.33 moved sysfs paths, so the power node is taken
-from ``stats/power`` where it is there and otherwise searched for under each device
-directory (a directory ``power`` holding ``utilization``; depth 3, no symlinks).
-"""
+Derivation: docs/energy.md, "Neuron power sysfs (Trainium)"."""
 
 from __future__ import annotations
 

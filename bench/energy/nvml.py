@@ -1,25 +1,6 @@
 """NVIDIA GPU energy through NVML (``pynvml`` from nvidia-ml-py, the ``gpu`` extra).
 
-``nvmlDeviceGetTotalEnergyConsumption`` is the board's cumulative energy in mJ (Volta and
-newer), read at the two window edges (method ``nvml-energy-counter``):
-
-    E = sum over GPUs of (c1 - c0) / 1000   [J]
-
-Alongside it a sampler polls ``nvmlDeviceGetPowerUsage`` (mW; on recent parts a ~1 s
-average) every ``POLL_S`` and integrates it with the trapezoid rule (method
-``nvml-power-polling``). Where both exist the record keeps both and their difference in
-``details``; where the counter is unsupported (``NVML_ERROR_NOT_SUPPORTED``), or reads less at
-the window's end than at its start (a driver reload or counter reset in between), the polled
-integral is the figure, with a warning saying why.
-
-The GPUs are those the process computes on. NVML numbers GPUs by PCI bus, CUDA by speed
-unless CUDA_DEVICE_ORDER=PCI_BUS_ID, and CUDA_VISIBLE_DEVICES renumbers them, so torch's
-device index is mapped to an NVML handle by UUID, else PCI bus id, else the
-CUDA_VISIBLE_DEVICES entry at that index (a plain index with a warning). The memory check
-before a run (``CudaBackend.rank_memory``, ``memory_totals``) has no torch device to ask (it
-opens no CUDA context): it takes CUDA_VISIBLE_DEVICES' entries, or plain indices, and where that
-order is uncertain on a host of unlike GPUs, the smallest memory of them all.
-"""
+Derivation: docs/energy.md, "NVML (NVIDIA GPUs)"."""
 
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
 """CPU package energy from Linux RAPL powercap counters (method ``rapl``).
 
-Each package zone ``<root>/intel-rapl:N`` holds ``energy_uj``, a cumulative counter in
-microjoules that wraps to 0 past ``max_energy_range_uj`` (Linux powercap sysfs ABI,
-Documentation/power/powercap/powercap.rst). Over the window, per zone:
-
-    dE = e1 - e0            (+ max_energy_range_uj when the counter wrapped)
-    E  = sum over package zones of dE / 1e6   [J]
-
-The counters measure the whole package, every process on it included (scope
-``cpu-package (all processes)``). Only package zones are added, each once: the sub-zones
-``intel-rapl:N:M`` (core, uncore, dram) are inside or beside the package, and ``psys``
-contains it. A sampler reads the
-counters every ``WRAP_GUARD_S`` so a window longer than one counter range (~17 min at
-250 W for a 262 kJ range) still counts every wrap. The root is ``$TRNBENCH_RAPL_ROOT``
-or /sys/class/powercap.
-"""
+Derivation: docs/energy.md, "RAPL (CPU packages)"."""
 
 from __future__ import annotations
 

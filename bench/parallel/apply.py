@@ -1,32 +1,6 @@
 """Apply a run's layout to a model with torch.distributed's own parallelism APIs.
 
-Order as in torchtitan's ``parallelize_llama``: tensor parallelism, then activation
-checkpointing, then data parallelism.
-
-- TP with sequence parallelism (``parallelize_module``; Korthikanti et al. 2022,
-  arXiv:2205.05198): the embedding is row-wise (vocabulary) sharded and leaves the residual
-  stream sharded on the sequence; RMSNorms run sequence-parallel; attention and MLP gather
-  the sequence (``PrepareModuleInput``), run wq/wk/wv and w1/w3 column-wise (a rank holds
-  n_heads / tp query heads, n_kv_heads / tp KV heads and ffn_dim / tp hidden units) and
-  wo/w2 row-wise with a reduce-scatter back onto the sequence; the output head is
-  column-wise and leaves its logits sharded on the vocabulary (a DTensor, ``Shard(-1)``):
-  loss parallelism, as torchtitan's Llama. A rank holds b T V / t logits; the step upcasts
-  its shard to fp32 and computes the cross-entropy under ``loss_parallel()``
-  (``torch.distributed.tensor.parallel``), whose log-softmax all-reduces each token's
-  maximum and sum of exponentials over the TP group instead of gathering whole logits.
-- Activation checkpointing (``checkpoint_wrapper``, non-reentrant): ``full`` every block,
-  ``selective`` every ``layout.SELECTIVE_EVERY``-th block (torchtitan's layer-selective mode);
-  a checkpointed block's forward runs again in backward.
-- Data parallelism over the ``dp`` mesh dimension(s): DDP (a whole replica per rank),
-  FSDP2 ``fully_shard`` per block and at the root, or HSDP (``fully_shard`` over the 2-D
-  ``(dp_replicate, dp_shard)`` mesh: sharded inside, replicated across). ``--param-dtype
-  bf16``: ``MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32)``: the sharded fp32
-  parameters are the master weights (AdamW states fp32), each block is gathered in bf16 for
-  compute and its gradients are reduced in fp32.
-
-``--tp 1`` with ddp or fsdp, fp32 parameters and no checkpointing is the plain
-``bench.train.distributed.wrap`` path.
-"""
+Derivation: docs/memory.md, "Applying a layout"."""
 
 from __future__ import annotations
 

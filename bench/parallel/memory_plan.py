@@ -1,39 +1,6 @@
 """Per-rank memory of a training run, predicted before it starts (``trnbench plan``, and the
-check inside ``trnbench run``), and the smallest change of layout that makes it fit.
 
-Bytes per rank, for a Llama (``models/llama.py``) with L layers, width D, MLP width F,
-vocabulary V, b sequences of T tokens per data-parallel rank, TP degree t, parameters
-sharded over s ranks (ddp 1, fsdp the data-parallel ranks, hsdp the shard group):
-
-    P             parameters a TP rank holds: L (D H Q + 2 D KV Q + H Q D + 3 D F) / t block
-                  matmuls + V D / t embedding + V D / t head (once if tied) + (2 L + 1) D norms
-    parameters    4 P / s          fp32 (the master weights; AdamW keeps them)
-    gradients     4 P / s          fp32
-    optimizer     8 P / s          AdamW exp_avg and exp_avg_sq, fp32
-    ddp buckets   4 P              DDP's gradient buckets (dp > 1; gradient_as_bucket_view off)
-    gathered      w (2 P_block + P_root)    FSDP/HSDP: two blocks unsharded (the current one
-                  and the prefetched one) and the root's embedding and head, w = 2 bytes with
-                  --param-dtype bf16, else 4
-    autocast      2 P_matmul       bf16 copies of the fp32 weights that autocast keeps for the
-                  forward (precision bf16 with fp32 parameters)
-    activations   per block 34 b T D / t bytes at 16 bits (Korthikanti et al. 2022,
-                  arXiv:2205.05198, with sequence parallelism, attention scores not stored as
-                  with flash attention: the projection's constant), x 2 at fp32; a
-                  checkpointed block keeps only its input, b T D / t residual values of r bytes
-                  (r = 2 with bf16 parameters, else 4: the residual stream is fp32 under
-                  autocast), and one block's working set is recomputed at a time
-    logits        b T V / t (a + 4 + 4 [a = 2])   the logits of a TP rank's vocabulary
-                  shard (loss parallelism: the head leaves them sharded), a = activation
-                  bytes, their fp32 copy and the log-softmax output of the loss
-
-The sum is compared with a usable share (``USABLE``, as the projection's default) of the
-memory per rank: a trn2 chip's 96 GiB over its 4 logical NeuronCores at LNC=2 (24 GiB), a
-GPU's memory, or this host's RAM over the ranks of the node. ``trnbench plan`` takes it from
-the chip's datasheet (``--hardware``); ``trnbench run`` asks the run's backend
-(``Backend.rank_memory``: NVML on cuda, neuron-ls on Neuron, /proc/meminfo on the CPU). All
-figures are estimates of the implementation's allocations; the record keeps the prediction
-beside the measured peak.
-"""
+Derivation: docs/memory.md, "Per-rank memory"."""
 
 from __future__ import annotations
 

@@ -1,59 +1,6 @@
 """Step time of one parallelism plan: compute, communication that does not overlap, bubble.
 
-Collectives over n ranks of S bytes at B bytes/s per rank, one direction (NCCL-tests
-PERFORMANCE.md, ring algorithms):
-
-    all-reduce                    t = (S / B) * 2 (n - 1) / n
-    reduce-scatter, all-gather    t = (S / B) * (n - 1) / n
-    all-to-all                    t = (S / B) * (n - 1) / n   (S: what each rank sends to
-                                  all n, itself included; bus bandwidth = algorithm
-                                  bandwidth x (n - 1) / n)
-
-Per micro-batch on one pipeline stage (the stage with the most layers, l = ceil(L / p)):
-
-    compute    t_c = (6N + 12LHQT) * b T / (t p * peak * node MFU) * l p / L
-    recompute  t_c / 3 with full activation recompute (the forward pass again:
-               2 of the 6 FLOPs per parameter; Korthikanti et al. 2022, arXiv:2205.05198)
-    TP         l * k all-reduces of b T d * 2 bytes over t ranks inside the node, k = 4
-               (2 forward, 2 backward; Megatron-LM, Narayanan et al. 2021, arXiv:2104.04473;
-               with sequence parallelism the same volume as all-gather + reduce-scatter),
-               k = 6 with full recompute; times (1 - TP overlap)
-    EP         a mixture of experts with e > 1 expert-parallel ranks: per MoE layer (every
-               layer of the registry's MoE shapes) a dispatch and a combine all-to-all over
-               the e ranks, forward and backward, k as for TP (4; 6 with full recompute);
-               each of b T k_e d * 2 / t bytes per rank: each token goes to its k_e routed
-               experts (GShard, Lepikhin et al. 2020, arXiv:2006.16668), and sequence
-               parallelism leaves b T / t tokens on each TP rank (Megatron-Core's token
-               dispatcher: S / TP x B local tokens); dropless, balanced routing;
-               on the intra-node link while t e ranks fit in a node, else EFA; times
-               (1 - EP overlap)
-    PP         with p > 1, a send of the activations forward and of their gradient back,
-               b T d * 2 / t bytes per rank each way per chunk, on the link between stages
-               (inside the node when a node holds several stages, else EFA); not overlapped
-
-Per step, with m micro-batches per DP replica and v interleaved chunks per stage:
-
-    pipeline   (t_c + recompute + TP + EP + PP) * (m + (p - 1) / v)   (GPipe / 1F1B; the
-               bubble is (p - 1) / (v m + p - 1) of it, Megatron-LM 2021 section 2.2)
-    DP         ZeRO-1: reduce-scatter of the gradients + all-gather of the parameters,
-               2-byte each, once a step: the dense N_d / (t p) parameters over the d
-               replicas, plus the experts' N_e / (t p e) over the d / e replicas that hold
-               the same experts;
-               FSDP (ZeRO-3): all-gather forward, all-gather backward, reduce-scatter,
-               every micro-batch (ZeRO, Rajbhandari et al. 2019, arXiv:1910.02054);
-               over EFA at (node EFA bandwidth / chips per node) per rank when the replicas
-               span nodes; times (1 - DP overlap)
-    DP, measured  in place of the above, a measured data-parallel scaling efficiency E
-               (``trnbench scaling``; ``metrics.scaling_efficiency``) as the share of the
-               step that DP leaves to the rest: DP = pipeline x (1 - E) / E, so that
-               pipeline / (pipeline + DP) = E
-
-    efficiency = m t_c / step time;  MFU at scale = node MFU x efficiency
-
-Not modelled: collective latency and congestion; for experts, capacity-factor padding of
-the dispatch (capacity-based routing sends about capacity factor x k_e slots per token, not
-k_e) and load imbalance across experts (the busiest expert sets the pace).
-"""
+Derivation: docs/projection.md, "Step time of a plan"."""
 
 from __future__ import annotations
 

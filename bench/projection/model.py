@@ -1,25 +1,6 @@
 """Time, chip-hours, energy and power of a training run on a cluster: a model, not a simulator.
 
-    MFU at scale  u = node MFU x efficiency E of the plan's step (``comm``): the node MFU
-                  given (``--node-mfu`` / ``--from-results``), the DP part of E modelled or
-                  taken from a scaling efficiency (``--scaling-from`` a measured series,
-                  ``--scaling-efficiency``; above 1 taken as 1); or u given (``--mfu``, as
-                  papers report it) and the node MFU x = u / E(x) it implies solved per
-                  plan: the step time is A / x + B (compute scales with 1 / x,
-                  communication does not), so x = u A / (c - u B) with c the compute at
-                  node MFU 1; only plans with x <= 1 (E at node MFU 1 >= u) can hold u
-    time          t = C / (chips x peak x MFU at scale x goodput)
-    chip-hours    chips x t
-    energy        chips:    chip power x chips x t (power drawn for the whole wall time,
-                            waits and restarts included), or with a measured J/token on
-                            the same chip: J/token / (FLOPs/token of that run) x C
-                            x node MFU / (MFU at scale x goodput)
-                  IT:       chips x server overhead
-                  facility: IT x PUE
-    power         average facility power = facility energy / t; share of the power cap;
-                  most chips the cap allows = cap / (chip power x overhead x PUE)
-    fits          a plan fits in memory (else refused) and the facility power <= the cap
-"""
+Derivation: docs/projection.md, "Time, energy and power"."""
 
 from __future__ import annotations
 

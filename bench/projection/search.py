@@ -1,48 +1,6 @@
 """The parallelism plan: TP x PP x DP (x EP) with ZeRO-1 or FSDP that fits in chip memory.
 
-Expert parallelism (a mixture of experts): the experts are split over e ranks inside the d
-data-parallel replicas (e divides d and the expert count; DeepSpeed-MoE, Rajbhandari et
-al. 2022, arXiv:2201.05596; Megatron-Core's EP inside DP), so d / e replicas hold the same
-experts. Dense parameters (attention, router, embedding, head) are replicated over d.
-
-Memory per chip, mixed-precision Adam at 16 bytes per parameter (2 weights, 2 gradients,
-12 fp32 master weights and moments; ZeRO, Rajbhandari et al. 2019, arXiv:1910.02054), with
-P_d = dense parameters / (t p) and P_e = expert parameters / (t p e) per chip (layers split
-evenly, experts split by TP like the dense layers, the embedding and head ignored; P_e = 0
-for a dense model):
-
-    ZeRO-1         P_d (4 + 12 / d)  +  P_e (4 + 12 / (d / e))
-    FSDP (ZeRO-3)  P_d 16 / d  +  P_e 16 / (d / e)  +  two layers of gathered 16-bit
-                   weights (prefetch), a layer's experts divided by e
-    activations    34 b T h / t bytes per layer and micro-batch (Korthikanti et al. 2022,
-                   arXiv:2205.05198: TP with sequence parallelism, attention scores not
-                   stored as with flash attention; an MoE layer counted as a dense one);
-                   with full recompute 2 b T h / t per layer (its input) plus one layer's
-                   34 b T h / t working set
-    in flight      ceil(L / p) layers x min(m, p) micro-batches on the first 1F1B stage,
-                   x (1 + (p - 1) / (p v)) with v interleaved chunks
-    fits           total <= usable share x chip memory
-
-Search: t in {1, 2, 4, 8, 16} inside a node and dividing the heads, p in 1..L,
-d = D / 2^k for k = 0..DP_HALVINGS with D = min(floor(chips / (t p)), floor(B / b)), B the
-global batch and b the micro-batch in sequences, m = floor(B / (d b)) micro-batches per
-step, e among the divisors of the expert count that divide d (1 for a dense model),
-sharding ZeRO-1 or FSDP, recompute off or full. Each plan's step is modelled at a node MFU
-(``step_fn``): the given one, or with an MFU at scale M given the node MFU x = M / E(x)
-the plan needs; a plan that would need x > 1 cannot hold M and is not searched.
-
-Two plans are reported, both with MFU at scale u = node MFU x step efficiency:
-  fastest    the most chips x u (time = C / (chips x peak x u x goodput)); plans within
-             TOLERANCE of it count as equal and the one with the fewest chips, then the
-             lowest node MFU, the least model parallelism, the least EP, ZeRO-1, no
-             recompute wins: chips that buy less than 1% are left idle
-  efficient  the fewest chip-hours (the highest u) among plans at most SLOWDOWN slower
-             than the fastest; plans within TOLERANCE of the fewest count as equal and the
-             fastest of them wins (with the MFU at scale given, every plan has the same
-             chip-hours and the efficient plan is the fastest)
---tp/--pp/--dp/--ep/--sharding/--recompute pin a dimension; a plan that cannot exist is
-refused with the reason.
-"""
+Derivation: docs/projection.md, "The plan search"."""
 
 from __future__ import annotations
 

@@ -1,19 +1,6 @@
 """The workload: total training FLOPs and the model shape the memory plan works with.
 
-Training FLOPs (PaLM, Chowdhery et al. 2022, appendix B, arXiv:2204.02311):
-
-    C = (6 N + 12 L H Q T) D      a known shape: N active matmul parameters, L layers,
-                                  H heads, Q head dim, T sequence length, D tokens
-    C = 6 N D                     ``--params N --tokens D`` (no shape, no attention term)
-    C given                       ``--flops C`` or a named preset; D = C / (6N + 12LHQT)
-                                  of the assumed shape
-
-For a mixture of experts N is the parameters active per token (``matmul_param_count``: the
-k routed experts and the D x E router of every layer, attention, the head) while memory
-holds all of them (``param_count``); of those, the experts' L E 3 D F (SwiGLU w1, w2, w3 of
-D x F each, ``models/flops.py``) can be split over expert-parallel ranks, the rest
-(attention, router, norms, embedding, head) is dense and replicated (``plan``).
-"""
+Derivation: docs/projection.md, "Training FLOPs"."""
 
 from __future__ import annotations
 

@@ -1,21 +1,6 @@
 """Throughput, MFU and step-time statistics: pure functions, the one place they are computed.
 
-Definitions (docs/methodology.md, "Figures of a run"):
-- tokens/s (global) = tokens processed in the timed window across all ranks / window seconds;
-  per chip = global / chips.
-- MFU = FLOPs per token x tokens/s / (peak dense FLOP/s of the precision in use x chips),
-  FLOPs per token by ``6N+12LHQT`` (PaLM, Chowdhery et al. 2022, appendix B).
-- step time: median, p90 (linear interpolation), min, max, mean and coefficient of
-  variation (population std / mean) over the timed steps.
-- repeats of one configuration: median, olympic mean (MLPerf training rules: the fastest
-  and the slowest of the runs dropped, the rest averaged; the plain mean below 3 runs),
-  min, max, CV; a CV above ``CV_FLAG`` marks the figure unstable; the 95% confidence
-  interval of the mean is Student's t-interval, mean +- t(0.975, n-1) x s / sqrt(n) with s
-  the sample standard deviation (``mean_ci95``; n >= 2).
-- scaling efficiency of a weak-scaling series (batch per rank fixed) at N ranks =
-  (global tokens/s at N / N) / (global tokens/s at b / b), b the smallest world size
-  measured (1 in a series with a 1-rank point: tokens/s per rank against one rank).
-"""
+Definitions: docs/methodology.md, "Statistics of steps, repeats and series"."""
 
 from __future__ import annotations
 

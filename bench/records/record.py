@@ -8,14 +8,9 @@ ranks of a torchrun job. ``to_json`` writes schema version 2; ``from_json`` read
 and upgrades version 1 (``upgrade``). A key this module does not know is kept as it was
 (``extra``), so that nothing stored is lost.
 
-Derived figures, computed once here:
-
-    tokens/s           = tokens / window seconds
-    tokens/s per chip  = tokens/s / chips
-    MFU (HFU)          = model (hardware) FLOPs per token x tokens/s / (peak x chips)
-    J/token            = joules / tokens
-    tokens/kWh         = tokens / (joules / 3.6e6)
-    average power W    = joules / interval seconds
+Derived figures: tokens/s, per chip, MFU and HFU by ``Throughput.of`` with the formulas of
+``bench.records.metrics`` (their one owner); J/token, tokens/kWh and average power by
+``Energy.of``.
 
 ``python -m bench.records.record --schema`` prints the schema as a Markdown table (the one in
 docs/methodology.md, between its marker comments).
@@ -394,7 +389,7 @@ class Rank(Part):
 
 @dataclass(frozen=True, kw_only=True)
 class Throughput:
-    """tokens/s, per chip, MFU and HFU of a window (the one place they are computed)."""
+    """tokens/s, per chip, MFU and HFU of a window (``bench.records.metrics``)."""
 
     tokens: int
     window_s: float
