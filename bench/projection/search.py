@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.inputs.config import ConfigError
-from bench.projection.comm import BYTES_16BIT, StepTime
+from bench.projection.comm import BYTES_16BIT, StepBreakdown
 from bench.projection.workload import Shape
 
 TP_CHOICES = (1, 2, 4, 8, 16)
@@ -96,7 +96,7 @@ class Plan:
     micro_batches: int  # m per DP replica per step
     vpp: int
     memory: Memory
-    step: StepTime
+    step: StepBreakdown
     ep: int = 1  # expert-parallel ranks inside DP
     node_mfu: float = 1.0  # the node MFU the step is modelled at
 
@@ -162,7 +162,7 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
     return Memory(states, acts, usable)
 
 
-StepFn = Callable[..., tuple[float | None, StepTime]]
+StepFn = Callable[..., tuple[float | None, StepBreakdown]]
 """step_fn(tp=, pp=, dp=, ep=, micro_batches=, sharding=, recompute=) -> (node MFU, step):
 the node MFU the step is modelled at, None (and the step at node MFU 1) when the plan
 cannot hold the MFU at scale it is given."""
