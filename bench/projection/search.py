@@ -69,8 +69,8 @@ def _n(count: int, noun: str, plural: str = "s") -> str:
 
 
 @dataclass(frozen=True)
-class Memory:
-    """Bytes per chip."""
+class ChipMemory:
+    """A plan's memory, bytes per chip."""
 
     states: float  # weights, gradients, optimizer states
     activations: float
@@ -95,7 +95,7 @@ class Plan:
     micro_batch: int  # sequences
     micro_batches: int  # m per DP replica per step
     vpp: int
-    memory: Memory
+    memory: ChipMemory
     step: StepBreakdown
     ep: int = 1  # expert-parallel ranks inside DP
     node_mfu: float = 1.0  # the node MFU the step is modelled at
@@ -144,7 +144,7 @@ class Plan:
 
 def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: str,
            recompute: bool, micro_batch: int, micro_batches: int, vpp: int,
-           usable: float, ep: int = 1) -> Memory:
+           usable: float, ep: int = 1) -> ChipMemory:
     """Bytes per chip of one plan (formulas in the module docstring)."""
     dense = shape.dense_params / (tp * pp)
     experts = shape.expert_params / (tp * pp * ep)
@@ -159,7 +159,7 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
     if vpp > 1:
         in_flight *= 1 + (pp - 1) / (pp * vpp)
     acts = math.ceil(shape.n_layers / pp) * in_flight * stored + (layer if recompute else 0)
-    return Memory(states, acts, usable)
+    return ChipMemory(states, acts, usable)
 
 
 StepFn = Callable[..., tuple[float | None, StepBreakdown]]
