@@ -271,7 +271,7 @@ class StepTime(Part):
            ) -> StepTime:
         """The statistics of ``times``; p90 and CV null, with ``spread_reason``, where the
         timer measured no per-step spread."""
-        stats = metrics.step_stats(times).as_dict()
+        stats = metrics.step_stats(times)
         if spread_reason:
             stats.update(p90_s=None, cv=None)
         return cls(**stats, method=method, spread_reason=spread_reason)
