@@ -379,9 +379,9 @@ def test_none_is_null_without_a_warning():
 
 
 def test_auto_takes_the_backends_sensor_and_never_models():
-    from bench.backends.base import DeviceInfo
+    from bench.records.record import Device
 
-    device = DeviceInfo("x", "trn2", 1, 1, 1)
+    device = Device(name="x", kind="trn2", device_count=1, devices_used=1, chips=1)
     picks = {}
     for name in ("cuda", "neuron", "neuron-xla", "cpu", "xla", "tpu"):
         backend = types.SimpleNamespace(name=name, device=types.SimpleNamespace(type="cpu"))

@@ -7,9 +7,10 @@ import resource
 import torch
 
 from bench.backends import gemm_peak
-from bench.backends.base import Backend, DeviceInfo, Memory, Probe
+from bench.backends.base import Backend, Memory, Probe
 from bench.backends.environment import cpu_model, host_memory_bytes
 from bench.backends.hardware import GIB, Figure
+from bench.records import record
 
 
 class CpuBackend(Backend):
@@ -28,8 +29,8 @@ class CpuBackend(Backend):
         return Figure(total / per_node, "B", "measured",
                       f"/proc/meminfo: {total / GIB:,.1f} GiB host RAM / {per_node} ranks")
 
-    def describe(self) -> DeviceInfo:
-        return DeviceInfo(
+    def describe(self) -> record.Device:
+        return record.Device(
             name=cpu_model(),
             kind="cpu",
             device_count=1,

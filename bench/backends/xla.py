@@ -23,9 +23,10 @@ import torch
 
 from bench.backends import gemm_peak, hardware, neuron_topology
 from bench.backends.accelerator import WindowAverageTimer
-from bench.backends.base import Backend, CompileCount, DeviceInfo, Memory, Probe, StepTimer
+from bench.backends.base import Backend, CompileCount, Memory, Probe, StepTimer
 from bench.backends.environment import cpu_model
 from bench.backends.hardware import Figure
+from bench.records import record
 
 # AWS Neuron docs (torch-neuronx training): typical flags for transformer training
 DEFAULT_NEURON_CC_FLAGS = "--model-type transformer --distribution-strategy=llm-training"
@@ -100,9 +101,9 @@ class XlaBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "torch-xla": _version("torch-xla") or "?"}
 
-    def describe(self) -> DeviceInfo:
-        return DeviceInfo(name=f"XLA:CPU on {cpu_model()}", kind="cpu", device_count=1,
-                          devices_used=1, chips=1, versions=self.versions())
+    def describe(self) -> record.Device:
+        return record.Device(name=f"XLA:CPU on {cpu_model()}", kind="cpu", device_count=1,
+                             devices_used=1, chips=1, versions=self.versions())
 
     def peak_flops(self, precision: str) -> Figure | None:
         """The host's measured GEMM rate: XLA:CPU computes on the same cores."""
@@ -159,11 +160,11 @@ class NeuronXlaBackend(XlaBackend):
                                                 DEFAULT_COMPILE_CACHE),
                 "lnc": str(topo.lnc), "topology_source": topo.source}
 
-    def describe(self) -> DeviceInfo:
+    def describe(self) -> record.Device:
         import torch_xla.runtime as xr
 
         topo = self._topology
-        return DeviceInfo(
+        return record.Device(
             name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
             kind=topo.generation or "unknown",
             device_count=xr.global_runtime_device_count(),

@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.backends import environment
-from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
+from bench.backends.base import Backend, CompileCount, sdpa_limit
 from bench.backends.hardware import Figure
 from bench.backends.selection import Selection
 from bench.energy import meters
@@ -141,7 +141,7 @@ class Training:
     cfg: RunConfig
     backend: Backend
     spec: registry.ModelSpec
-    device: DeviceInfo
+    device: rec.Device
     peak: Figure | None
     core: torch.nn.Module  # the model inside any data-parallel wrapper
     optimizer: torch.optim.Optimizer
@@ -286,7 +286,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
     parallelism = placement.parallelism
     return replace(
         record,
-        device=rec.Device(**asdict(device)),
+        device=device,
         world_size=1,
         model=model,
         moe=_moe(spec.config, cfg.seq, t.routing),
