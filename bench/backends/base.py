@@ -36,14 +36,6 @@ class Probe:
 
 
 @dataclass(frozen=True)
-class Memory:
-    """Peak memory of the run and how it was read."""
-
-    peak_bytes: int | None
-    method: str
-
-
-@dataclass(frozen=True)
 class CompileCount:
     """Graph compilations so far and their total compile time (lazy-tensor backends)."""
 
@@ -251,7 +243,9 @@ class Backend(ABC):
         """Start a fresh peak-memory measurement."""
 
     @abstractmethod
-    def peak_memory(self) -> Memory: ...
+    def peak_memory(self) -> record.Memory:
+        """Peak memory of the run and how it was read: the record's ``memory`` part, measured
+        (the runner adds the predicted peak)."""
 
 
 def _dtype(x: torch.Tensor | torch.dtype) -> str:

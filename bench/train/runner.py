@@ -299,8 +299,8 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         step_times_s=step_times,
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,
-        memory=rec.Memory(peak_bytes=memory.peak_bytes, method=memory.method,
-                          **placement.memory_predicted),  # per rank, bench.parallel.memory_plan
+        # measured, with the predicted peak per rank (bench.parallel.memory_plan)
+        memory=replace(memory, **placement.memory_predicted),
         energy=reading.as_record(tokens),
         loss_first=(warm.losses or values)[0],
         loss_last=values[-1],
