@@ -338,10 +338,15 @@ class Energy(Part):
     @classmethod
     def of(cls, tokens: int, **reading: Any) -> Energy:
         """The block of a reading over ``tokens`` tokens, with its derived figures."""
-        j, interval = reading.get("joules"), reading.get("interval_s")
-        return cls(**reading, j_per_token=j / tokens if j is not None and tokens else None,
-                   tokens_per_kwh=tokens / (j / JOULES_PER_KWH) if j else None,
-                   avg_power_w=j / interval if j is not None and interval else None)
+        return cls(**reading).with_tokens(tokens)
+
+    def with_tokens(self, tokens: int) -> Energy:
+        """This reading (a meter's, without derived figures) with J/token, tokens/kWh and
+        average power over ``tokens`` tokens and the meter's interval."""
+        j, interval = self.joules, self.interval_s
+        return replace(self, j_per_token=j / tokens if j is not None and tokens else None,
+                       tokens_per_kwh=tokens / (j / JOULES_PER_KWH) if j else None,
+                       avg_power_w=j / interval if j is not None and interval else None)
 
     @staticmethod
     def aggregate(parts: list[Energy | None], hosts: list[str], tokens: int, window_s: float

@@ -245,7 +245,7 @@ def _execution(t: Training) -> dict[str, Any]:
 
 
 def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window_s: float,
-                  step_times: list[float], step_method: str, reading: meters.Reading,
+                  step_times: list[float], step_method: str, reading: rec.Energy,
                   notes: list[str] | None = None, spread_reason: str | None = None
                   ) -> rec.Record:
     """``record`` with the figures of a timed window of ``cfg.steps`` steps that ``t`` ran
@@ -301,7 +301,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         compilation=compilation,
         # measured, with the predicted peak per rank (bench.parallel.memory_plan)
         memory=replace(memory, **placement.memory_predicted),
-        energy=reading.as_record(tokens),
+        energy=reading.with_tokens(tokens),
         loss_first=(warm.losses or values)[0],
         loss_last=values[-1],
         losses=warm.losses + values,
