@@ -12,12 +12,13 @@ import pytest
 
 from bench.backends import hardware
 from bench.energy import meters, neuron
-from bench.energy.base import Reading, integrate
+from bench.energy.base import integrate
 from bench.energy.modelled import ModelledMeter
 from bench.energy.neuron import NeuronMeter, parse_raw, parse_utilization
 from bench.energy.null import NoMeter
 from bench.energy.nvml import GpuRef, NvmlMeter
 from bench.energy.rapl import RaplMeter
+from bench.records.record import Energy
 from tests.conftest import rapl_zone, ticking_counter, write_atomic
 from tests.device_fakes import FakeGpu, fake_pynvml
 
@@ -25,7 +26,7 @@ TRN2_MAX = hardware.DEVICES["trn2"].power_w
 
 
 
-def _window(meter, during=None, seconds: float = 0.0) -> Reading:
+def _window(meter, during=None, seconds: float = 0.0) -> Energy:
     meter.open()
     if during:
         during()
@@ -36,11 +37,11 @@ def _window(meter, during=None, seconds: float = 0.0) -> Reading:
 # --- the reading and its derived figures -------------------------------------------------
 
 def test_record_block_derives_per_token_per_kwh_and_power():
-    block = Reading("rapl", 7.2e6, interval_s=3600.0).as_record(tokens=1000).to_json()
+    block = Energy(method="rapl", joules=7.2e6, interval_s=3600.0).with_tokens(1000).to_json()
     assert block["j_per_token"] == pytest.approx(7200)
     assert block["tokens_per_kwh"] == pytest.approx(500)  # 1000 tokens / 2 kWh
     assert block["avg_power_w"] == pytest.approx(2000)
-    null = Reading("nvml", None, reason="no GPU").as_record(tokens=1000).to_json()
+    null = Energy(method="nvml", joules=None, reason="no GPU").with_tokens(1000).to_json()
     assert null["joules"] is None and null["reason"] == "no GPU"
     assert null["j_per_token"] is None and null["tokens_per_kwh"] is None
 
@@ -330,7 +331,7 @@ def test_nvml_counter_going_backwards_falls_back_to_polling_with_a_warning(nvml)
     assert reading.details["nvml-energy-counter"]["joules"] is None
     assert any(w.startswith("the NVML energy counter went backwards over the window on "
                             "GPU-bbbb") and "polled every 0.02 s" in w for w in reading.warnings)
-    record = reading.as_record(tokens=100).to_json()
+    record = reading.with_tokens(100).to_json()
     assert record["warnings"] == reading.warnings and record["j_per_token"] > 0
 
 
@@ -379,9 +380,9 @@ def test_none_is_null_without_a_warning():
 
 
 def test_auto_takes_the_backends_sensor_and_never_models():
-    from bench.backends.base import DeviceInfo
+    from bench.records.record import Device
 
-    device = DeviceInfo("x", "trn2", 1, 1, 1)
+    device = Device(name="x", kind="trn2", device_count=1, devices_used=1, chips=1)
     picks = {}
     for name in ("cuda", "neuron", "neuron-xla", "cpu", "xla", "tpu"):
         backend = types.SimpleNamespace(name=name, device=types.SimpleNamespace(type="cpu"))

@@ -191,7 +191,7 @@ def test_modelled_energy_is_labelled_not_measured(report_records):
     meter.open()
     frame = store.load(report_records)
     ranks = frame["world_size"] == 2
-    block = meter.close().as_record(int(frame.loc[ranks, "tokens"].iloc[0])).to_json()
+    block = meter.close().with_tokens(int(frame.loc[ranks, "tokens"].iloc[0])).to_json()
     for key in ("method", "j_per_token", "tokens_per_kwh", "scope", "reason"):
         frame.loc[ranks, f"energy.{key}"] = block[key]
     built = report_pkg.build(frame, [str(report_records)], 0.05)

@@ -12,7 +12,8 @@ from types import ModuleType
 
 import torch
 
-from bench.backends.base import Backend, Memory, StepTimer
+from bench.backends.base import Backend, StepTimer
+from bench.records import record
 
 
 class DeviceEventTimer(StepTimer):
@@ -101,10 +102,11 @@ class AcceleratorBackend(Backend):
         if reset is not None:
             reset(self.device)
 
-    def peak_memory(self) -> Memory:
+    def peak_memory(self) -> record.Memory:
         name = self.module.__name__  # torch.cuda, torch.neuron
         read = getattr(self.module, "max_memory_allocated", None)
         if read is None:
-            return Memory(None, f"not reported by {name}")
-        return Memory(int(read(self.device)),
-                      f"{name}.max_memory_allocated (peak since the reset before warm-up)")
+            return record.Memory(peak_bytes=None, method=f"not reported by {name}")
+        return record.Memory(
+            peak_bytes=int(read(self.device)),
+            method=f"{name}.max_memory_allocated (peak since the reset before warm-up)")

@@ -12,7 +12,7 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -33,27 +33,6 @@ class Probe:
     name: str
     available: bool
     reason: str
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What a run executes on. Throughput and MFU per chip divide by ``chips``."""
-
-    name: str
-    kind: str  # hardware-table key ("h100", "trn2", ...) or "cpu"/"unknown"
-    device_count: int  # devices visible to the process (GPUs, logical NeuronCores)
-    devices_used: int  # devices this process computes on
-    chips: float | None  # chips this process computes on (a NeuronCore is a fraction of one);
-    # None when the runtime does not say (then per-chip figures and MFU are null)
-    versions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Peak memory of the run and how it was read."""
-
-    peak_bytes: int | None
-    method: str
 
 
 @dataclass(frozen=True)
@@ -164,7 +143,10 @@ class Backend(ABC):
         return torch.device(self.device_type)
 
     @abstractmethod
-    def describe(self) -> DeviceInfo: ...
+    def describe(self) -> record.Device:
+        """What the run executes on: the record's ``device`` part. Throughput and MFU per chip
+        divide by its ``chips`` (a NeuronCore is a fraction of a chip; None where the runtime
+        does not say: per-chip figures and MFU null)."""
 
     @abstractmethod
     def peak_flops(self, precision: str) -> Figure | None:
@@ -261,7 +243,9 @@ class Backend(ABC):
         """Start a fresh peak-memory measurement."""
 
     @abstractmethod
-    def peak_memory(self) -> Memory: ...
+    def peak_memory(self) -> record.Memory:
+        """Peak memory of the run and how it was read: the record's ``memory`` part, measured
+        (the runner adds the predicted peak)."""
 
 
 def _dtype(x: torch.Tensor | torch.dtype) -> str:

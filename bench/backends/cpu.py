@@ -7,9 +7,10 @@ import resource
 import torch
 
 from bench.backends import gemm_peak
-from bench.backends.base import Backend, DeviceInfo, Memory, Probe
+from bench.backends.base import Backend, Probe
 from bench.backends.environment import cpu_model, host_memory_bytes
 from bench.backends.hardware import GIB, Figure
+from bench.records import record
 
 
 class CpuBackend(Backend):
@@ -28,8 +29,8 @@ class CpuBackend(Backend):
         return Figure(total / per_node, "B", "measured",
                       f"/proc/meminfo: {total / GIB:,.1f} GiB host RAM / {per_node} ranks")
 
-    def describe(self) -> DeviceInfo:
-        return DeviceInfo(
+    def describe(self) -> record.Device:
+        return record.Device(
             name=cpu_model(),
             kind="cpu",
             device_count=1,
@@ -44,6 +45,7 @@ class CpuBackend(Backend):
     def window_peak(self, precision: str) -> gemm_peak.WindowPeak | None:
         return gemm_peak.WindowPeak(precision) if gemm_peak.has_matrix_units(precision) else None
 
-    def peak_memory(self) -> Memory:
+    def peak_memory(self) -> record.Memory:
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        return Memory(kib * 1024, "process max RSS (whole Python process, since start)")
+        return record.Memory(peak_bytes=kib * 1024,
+                             method="process max RSS (whole Python process, since start)")

@@ -18,10 +18,11 @@ from torch.nn.attention import SDPBackend
 
 from bench.backends import hardware
 from bench.backends.accelerator import AcceleratorBackend
-from bench.backends.base import DeviceInfo, Probe
+from bench.backends.base import Probe
 from bench.backends.hardware import Figure, MemoryUnknown
 from bench.energy.base import SensorError
 from bench.energy.nvml import GpuRef, memory_totals
+from bench.records import record
 
 FLASH_MIN_CAPABILITY = (8, 0)  # PyTorch's FlashAttention-2 kernels: Ampere (sm80) and newer
 
@@ -90,14 +91,14 @@ class CudaBackend(AcceleratorBackend):
                        "may number them otherwise than NVML; CUDA_DEVICE_ORDER=PCI_BUS_ID)")
         return Figure(float(total), "B", "measured", f"NVML: {name}{several}")
 
-    def describe(self) -> DeviceInfo:
+    def describe(self) -> record.Device:
         name = self.module.get_device_name(self.device)
         spec = hardware.lookup(name)
         versions = {"torch": torch.__version__, "cuda": str(torch.version.cuda)}
         driver = nvidia_driver_version()
         if driver:
             versions["driver"] = driver
-        return DeviceInfo(
+        return record.Device(
             name=name,
             kind=spec.key if spec else "unknown",
             device_count=self.module.device_count(),

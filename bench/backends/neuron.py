@@ -17,8 +17,9 @@ import torch
 
 from bench.backends import hardware, neuron_topology
 from bench.backends.accelerator import AcceleratorBackend
-from bench.backends.base import DeviceInfo, Probe
+from bench.backends.base import Probe
 from bench.backends.hardware import Figure
+from bench.records import record
 
 NATIVE_MIN_VERSION = (2, 13)  # torch-neuronx 2.13.x/2.14.x are TorchNeuron; earlier are XLA
 
@@ -75,9 +76,9 @@ class NeuronBackend(AcceleratorBackend):
         """Detected once per backend (neuron-ls is a subprocess)."""
         return neuron_topology.detect(self._device_name())
 
-    def describe(self) -> DeviceInfo:
+    def describe(self) -> record.Device:
         topo = self._topology
-        return DeviceInfo(
+        return record.Device(
             name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
             kind=topo.generation or "unknown",
             device_count=self.module.device_count(),

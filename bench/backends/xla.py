@@ -23,9 +23,10 @@ import torch
 
 from bench.backends import gemm_peak, hardware, neuron_topology
 from bench.backends.accelerator import WindowAverageTimer
-from bench.backends.base import Backend, CompileCount, DeviceInfo, Memory, Probe, StepTimer
+from bench.backends.base import Backend, CompileCount, Probe, StepTimer
 from bench.backends.environment import cpu_model
 from bench.backends.hardware import Figure
+from bench.records import record
 
 # AWS Neuron docs (torch-neuronx training): typical flags for transformer training
 DEFAULT_NEURON_CC_FLAGS = "--model-type transformer --distribution-strategy=llm-training"
@@ -100,16 +101,16 @@ class XlaBackend(Backend):
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "torch-xla": _version("torch-xla") or "?"}
 
-    def describe(self) -> DeviceInfo:
-        return DeviceInfo(name=f"XLA:CPU on {cpu_model()}", kind="cpu", device_count=1,
-                          devices_used=1, chips=1, versions=self.versions())
+    def describe(self) -> record.Device:
+        return record.Device(name=f"XLA:CPU on {cpu_model()}", kind="cpu", device_count=1,
+                             devices_used=1, chips=1, versions=self.versions())
 
     def peak_flops(self, precision: str) -> Figure | None:
         """The host's measured GEMM rate: XLA:CPU computes on the same cores."""
         return gemm_peak.measured_peak(precision)
 
-    def peak_memory(self) -> Memory:
-        return Memory(None, "not reported by XLA:CPU")
+    def peak_memory(self) -> record.Memory:
+        return record.Memory(peak_bytes=None, method="not reported by XLA:CPU")
 
 
 class NeuronXlaBackend(XlaBackend):
@@ -159,11 +160,11 @@ class NeuronXlaBackend(XlaBackend):
                                                 DEFAULT_COMPILE_CACHE),
                 "lnc": str(topo.lnc), "topology_source": topo.source}
 
-    def describe(self) -> DeviceInfo:
+    def describe(self) -> record.Device:
         import torch_xla.runtime as xr
 
         topo = self._topology
-        return DeviceInfo(
+        return record.Device(
             name=f"AWS {topo.generation or 'Trainium (generation unknown)'} NeuronCore",
             kind=topo.generation or "unknown",
             device_count=xr.global_runtime_device_count(),
@@ -176,11 +177,11 @@ class NeuronXlaBackend(XlaBackend):
         gen = self._topology.generation
         return hardware.peak_for(hardware.DEVICES.get(gen or ""), precision)
 
-    def peak_memory(self) -> Memory:
+    def peak_memory(self) -> record.Memory:
         return memory_from_info(self.device)
 
 
-def memory_from_info(device: torch.device) -> Memory:
+def memory_from_info(device: torch.device) -> record.Memory:
     """Device memory from ``xm.get_memory_info`` (torch-xla 2.9: ``bytes_used``, ``bytes_limit``
     and ``peak_bytes_used`` in bytes; torch-xla before 2.1: ``kb_free`` and ``kb_total`` in
     KiB). The peak where the runtime reports one (since the process started: torch-xla has no
@@ -190,18 +191,21 @@ def memory_from_info(device: torch.device) -> Memory:
     try:
         info: dict[str, Any] = dict(xm.get_memory_info(device))
     except Exception as e:  # noqa: BLE001 - not every runtime reports it (XLA:CPU raises)
-        return Memory(None, f"not reported by the runtime (xm.get_memory_info: {e})")
+        return record.Memory(peak_bytes=None, method="not reported by the runtime "
+                             f"(xm.get_memory_info: {e})")
     if info.get("peak_bytes_used") is not None:
-        return Memory(int(info["peak_bytes_used"]), "xm.get_memory_info peak_bytes_used "
-                      "(peak since the process started, model set-up included)")
+        return record.Memory(peak_bytes=int(info["peak_bytes_used"]),
+                             method="xm.get_memory_info peak_bytes_used (peak since the "
+                             "process started, model set-up included)")
     if info.get("bytes_used") is not None:
         used = int(info["bytes_used"])
     elif info.get("kb_total") is not None and info.get("kb_free") is not None:
         used = (int(info["kb_total"]) - int(info["kb_free"])) * 1024
     else:
-        return Memory(None, f"xm.get_memory_info gave no known field ({sorted(info)})")
-    return Memory(used, "xm.get_memory_info: in use after the window, not the peak (the "
-                  "runtime reports no peak)")
+        return record.Memory(peak_bytes=None, method="xm.get_memory_info gave no known field "
+                             f"({sorted(info)})")
+    return record.Memory(peak_bytes=used, method="xm.get_memory_info: in use after the window, "
+                         "not the peak (the runtime reports no peak)")
 
 
 def device_kind() -> str | None:

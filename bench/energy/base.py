@@ -1,4 +1,4 @@
-"""The meter interface and its reading: energy of exactly the timed window (docs/methodology.md).
+"""The meter interface: energy of exactly the timed window (docs/methodology.md).
 
 A meter is opened right after the synchronisation that opens the timed window and closed
 right after the one that closes it. It reads its sensor at those two edges and, where the
@@ -6,8 +6,9 @@ sensor needs it, in a sampler thread in between; never inside a step. An absent 
 unreadable sensor is a null reading with its reason and a warning, never an exception:
 the run goes on.
 
-The record's energy part (``Reading.as_record``) derives J/token, tokens/kWh and average
-power over the meter's own open-to-close time (``bench.records.record.Energy.of``).
+A meter's reading is the record's ``Energy`` part without its derived figures;
+``Energy.with_tokens`` adds J/token, tokens/kWh and average power over the meter's own
+open-to-close time.
 """
 
 from __future__ import annotations
@@ -16,34 +17,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from bench.records.record import Energy
 
 
 class SensorError(Exception):
     """A sensor is absent or unreadable; the message is the reason stored with null energy."""
-
-
-@dataclass
-class Reading:
-    """What a meter measured over the window, and how."""
-
-    method: str  # nvml-energy-counter, nvml-power-polling, neuron-power-utilization, rapl, ...
-    joules: float | None  # summed over the devices measured; None with ``reason``
-    reason: str | None = None
-    scope: str | None = None  # what the joules cover: "accelerators: ...", "cpu-package: ..."
-    sampling_period_s: float | None = None  # sensor period (null: a counter read at the edges)
-    coverage: float | None = None  # fraction of the window the sensor data cover
-    interval_s: float | None = None
-    device_joules: dict[str, float | None] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def as_record(self, tokens: int) -> Energy:
-        """The record's ``energy`` part, with J/token, tokens/kWh and average power."""
-        return Energy.of(tokens, **{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 class Meter(ABC):
@@ -61,22 +41,24 @@ class Meter(ABC):
             self._failure = str(e)
         self._t0 = time.perf_counter()
 
-    def close(self) -> Reading:
-        """Read the sensor at the window's end; a Reading with joules or with the reason."""
+    def close(self) -> Energy:
+        """Read the sensor at the window's end: what was measured over the window and how
+        (the record's ``Energy`` without its derived figures), with joules or with the
+        reason; joules summed over the devices measured."""
         interval = time.perf_counter() - self._t0
         if self._failure is None:
             try:
                 return self._close(interval)
             except SensorError as e:
                 self._failure = str(e)
-        return Reading(self.method, None, reason=self._failure,
-                       warnings=[f"energy is null: {self._failure}"])
+        return Energy(method=self.method, joules=None, reason=self._failure,
+                      warnings=[f"energy is null: {self._failure}"])
 
     @abstractmethod
     def _open(self) -> None: ...
 
     @abstractmethod
-    def _close(self, interval_s: float) -> Reading: ...
+    def _close(self, interval_s: float) -> Energy: ...
 
 
 class Sampler:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bench.backends import hardware
-from bench.energy.base import Meter, Reading
+from bench.energy.base import Meter
 from bench.energy.modelled import ModelledMeter
 from bench.energy.neuron import NeuronMeter
 from bench.energy.null import NoMeter
@@ -19,15 +19,16 @@ from bench.energy.rapl import RaplMeter
 from bench.inputs.config import ENERGY_CHOICES
 
 if TYPE_CHECKING:
-    from bench.backends.base import Backend, DeviceInfo
+    from bench.backends.base import Backend
+    from bench.records.record import Device
 
-__all__ = ["AUTO", "CHOICES", "Meter", "Reading", "make_meter"]
+__all__ = ["AUTO", "CHOICES", "Meter", "make_meter"]
 
 CHOICES = ENERGY_CHOICES
 AUTO = {"cuda": "nvml", "neuron": "neuron", "neuron-xla": "neuron", "cpu": "rapl", "xla": "rapl"}
 
 
-def make_meter(choice: str, backend: Backend, device: DeviceInfo) -> Meter:
+def make_meter(choice: str, backend: Backend, device: Device) -> Meter:
     """The meter for ``choice`` (one of CHOICES) on ``backend``'s device."""
     sensor = AUTO.get(backend.name) if choice == "auto" else choice
     if sensor is None:

@@ -10,7 +10,8 @@ figure appears. The CPU has no table power: null with the reason.
 from __future__ import annotations
 
 from bench.backends import hardware
-from bench.energy.base import Meter, Reading, SensorError
+from bench.energy.base import Meter, SensorError
+from bench.records.record import Energy
 
 
 class ModelledMeter(Meter):
@@ -29,11 +30,11 @@ class ModelledMeter(Meter):
             raise SensorError("the number of chips in use is unknown")
         self.power = spec.power_w
 
-    def _close(self, interval_s: float) -> Reading:
+    def _close(self, interval_s: float) -> Energy:
         p = self.power
         joules = p.value * self.chips * interval_s
-        return Reading(
-            self.method, joules,
+        return Energy(
+            method=self.method, joules=joules,
             scope=f"modelled: {p.value:g} W x {self.chips:g} chip(s) x window time "
                   f"[{p.label}: {p.source}]; not measured",
             interval_s=interval_s,

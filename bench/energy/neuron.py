@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.backends.hardware import Figure
-from bench.energy.base import Meter, Reading, Sampler, SensorError, fill_window, integrate
+from bench.energy.base import Meter, Sampler, SensorError, fill_window, integrate
+from bench.records.record import Energy
 
 ROOT_ENV = "TRNBENCH_NEURON_SYSFS"
 DEFAULT_ROOTS = ("/sys/devices/virtual/neuron_device", "/sys/class/neuron_device")
@@ -129,7 +130,7 @@ class NeuronMeter(Meter):
             elif value is not None:
                 self._aggregates[name][value.timestamp] = value
 
-    def _close(self, interval_s: float) -> Reading:
+    def _close(self, interval_s: float) -> Energy:
         self._sampler.stop()
         self._sample()
         window = (self._wall0, time.time())
@@ -176,9 +177,10 @@ class NeuronMeter(Meter):
             reason = ("no valid utilization_raw reading during the window" if self._raw else
                       f"no valid per-minute power aggregate covers the window ({interval_s:.1f} s"
                       f"; the driver publishes one per {AGGREGATION_S:.0f} s)")
-            return Reading(self.method, None, reason=reason,
-                           warnings=[f"energy is null: {reason}", *warnings], **common)
-        return Reading(self.method, math.fsum(per_device.values()), warnings=warnings, **common)
+            return Energy(method=self.method, joules=None, reason=reason,
+                          warnings=[f"energy is null: {reason}", *warnings], **common)
+        return Energy(method=self.method, joules=math.fsum(per_device.values()),
+                      warnings=warnings, **common)
 
     def _warnings(self, interval_s: float, coverage: float, invalid: int) -> list[str]:
         out = []

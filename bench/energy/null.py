@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.energy.base import Meter, Reading
+from bench.energy.base import Meter
+from bench.records.record import Energy
 
 
 class NoMeter(Meter):
@@ -18,6 +19,6 @@ class NoMeter(Meter):
     def _open(self) -> None:
         pass
 
-    def _close(self, interval_s: float) -> Reading:
+    def _close(self, interval_s: float) -> Energy:
         warnings = [f"energy is null: {self.reason}"] if self.warn else []
-        return Reading(self.method, None, reason=self.reason, warnings=warnings)
+        return Energy(method=self.method, joules=None, reason=self.reason, warnings=warnings)

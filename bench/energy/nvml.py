@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from bench.energy.base import Meter, Reading, Sampler, SensorError, fill_window, integrate
+from bench.energy.base import Meter, Sampler, SensorError, fill_window, integrate
+from bench.records.record import Energy
 
 if TYPE_CHECKING:
     import torch
@@ -206,7 +207,7 @@ class NvmlMeter(Meter):
     def _shutdown(self) -> None:
         close_nvml(self.nvml)
 
-    def _close(self, interval_s: float) -> Reading:
+    def _close(self, interval_s: float) -> Energy:
         self._sampler.stop()
         self._poll()
         try:
@@ -241,9 +242,9 @@ class NvmlMeter(Meter):
         scope = f"accelerators: {len(labels)} GPU board(s) ({names})"
         warnings = list(self._warnings)
         if counter_j is not None:
-            return Reading("nvml-energy-counter", counter_j, scope=scope, coverage=1.0,
-                           interval_s=interval_s, device_joules=counter, warnings=warnings,
-                           details=details)
+            return Energy(method="nvml-energy-counter", joules=counter_j, scope=scope,
+                          coverage=1.0, interval_s=interval_s, device_joules=counter,
+                          warnings=warnings, details=details)
         if polled_j is None:
             raise SensorError("neither the energy counter nor power readings were available")
         why = (f"the NVML energy counter went backwards over the window on {', '.join(backwards)}"
@@ -254,9 +255,10 @@ class NvmlMeter(Meter):
         if interval_s < POWER_AVERAGING_S:
             warnings.append(f"the window ({interval_s:.2f} s) is shorter than NVML's ~1 s power "
                             "averaging: the polled power includes time outside the window")
-        return Reading("nvml-power-polling", polled_j, scope=scope, sampling_period_s=self.poll_s,
-                       coverage=polled_coverage, interval_s=interval_s, device_joules=polled,
-                       warnings=warnings, details=details)
+        return Energy(method="nvml-power-polling", joules=polled_j, scope=scope,
+                      sampling_period_s=self.poll_s, coverage=polled_coverage,
+                      interval_s=interval_s, device_joules=polled, warnings=warnings,
+                      details=details)
 
 
 def _total(per_device: dict[str, float | None]) -> float | None:

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.energy.base import Meter, Reading, Sampler, SensorError
+from bench.energy.base import Meter, Sampler, SensorError
+from bench.records.record import Energy
 
 ROOT_ENV = "TRNBENCH_RAPL_ROOT"
 DEFAULT_ROOT = "/sys/class/powercap"
@@ -74,12 +75,12 @@ class RaplMeter(Meter):
         with contextlib.suppress(SensorError):
             self._advance()
 
-    def _close(self, interval_s: float) -> Reading:
+    def _close(self, interval_s: float) -> Energy:
         self._sampler.stop()
         self._advance()
         per_zone = {z.name: uj / 1e6 for z, uj in zip(self._zones, self._total_uj, strict=True)}
-        return Reading(
-            self.method, sum(per_zone.values()),
+        return Energy(
+            method=self.method, joules=sum(per_zone.values()),
             scope=f"cpu-package (all processes): {len(per_zone)} RAPL package zone(s) under "
                   f"{self.root}, whatever ran on the package; sub-zones (core, uncore, dram) "
                   "and psys not added",

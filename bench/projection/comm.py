@@ -31,7 +31,7 @@ def bubble_fraction(p: int, m: int, v: int = 1) -> float:
 
 
 @dataclass(frozen=True)
-class StepTime:
+class StepBreakdown:
     """Seconds per training step on the critical path, by cause."""
 
     compute_s: float  # model FLOPs at the node MFU (m t_c)
@@ -67,7 +67,7 @@ def step_time(*, flops_per_token: float, seq_len: int, micro_batch: int, micro_b
               peak: float, node_mfu: float, sharding: str, recompute: bool, vpp: int,
               tp_overlap: float, dp_overlap: float, links: Links,
               dp_efficiency: float | None = None, ep: int = 1, top_k: int = 1,
-              expert_params: float = 0.0, ep_overlap: float = 0.0) -> StepTime:
+              expert_params: float = 0.0, ep_overlap: float = 0.0) -> StepBreakdown:
     """The step-time breakdown of one plan (formulas in the module docstring);
     ``dp_efficiency`` (0, 1]: DP time from a measured scaling efficiency instead;
     ``ep``, ``top_k``, ``expert_params`` (of ``params``): a mixture of experts."""
@@ -100,7 +100,7 @@ def step_time(*, flops_per_token: float, seq_len: int, micro_batch: int, micro_b
                + reduce_scatter_s(experts, dp // ep, links.dp))
         t_dp = (2 * one if sharding == "zero1" else 3 * micro_batches * one) * (1 - dp_overlap)
     m = micro_batches
-    return StepTime(
+    return StepBreakdown(
         compute_s=m * t_avg, recompute_s=m * t_r, tp_s=m * t_tp, ep_s=m * t_ep, pp_s=m * t_pp,
         imbalance_s=m * (t_c - t_avg), bubble_s=pipeline - m * work,
         dp_s=t_dp, total_s=pipeline + t_dp)

@@ -210,9 +210,8 @@ def _check(s: Scenario) -> None:
                           f"EFA bandwidth is known for {node.name}")
 
 
-def implied_node_mfu(mfu_at_scale: float,
-                     step_at: Callable[[float], comm.StepTime]) -> tuple[float | None,
-                                                                       comm.StepTime]:
+def implied_node_mfu(mfu_at_scale: float, step_at: Callable[[float], comm.StepBreakdown]
+                     ) -> tuple[float | None, comm.StepBreakdown]:
     """The node MFU x with x E(x) = u and the step at it; None and the step at node MFU 1
     when x > 1. The step is A / x + B: two evaluations give A, B (module docstring)."""
     one, half = step_at(1.0), step_at(0.5)
@@ -234,8 +233,8 @@ def project(s: Scenario) -> Projection:
     seq = int(w.seq_len.value)
     dp_eff = None if s.dp_efficiency is None else min(s.dp_efficiency.value, 1.0)
 
-    def step_fn(**dims: Any) -> tuple[float | None, comm.StepTime]:
-        def step_at(node_mfu: float) -> comm.StepTime:
+    def step_fn(**dims: Any) -> tuple[float | None, comm.StepBreakdown]:
+        def step_at(node_mfu: float) -> comm.StepBreakdown:
             return comm.step_time(
                 flops_per_token=w.shape.flops_per_token(seq), seq_len=seq,
                 micro_batch=int(s.micro_batch.value), n_layers=w.shape.n_layers,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.inputs.config import ConfigError
-from bench.projection.comm import BYTES_16BIT, StepTime
+from bench.projection.comm import BYTES_16BIT, StepBreakdown
 from bench.projection.workload import Shape
 
 TP_CHOICES = (1, 2, 4, 8, 16)
@@ -27,8 +27,8 @@ def _n(count: int, noun: str, plural: str = "s") -> str:
 
 
 @dataclass(frozen=True)
-class Memory:
-    """Bytes per chip."""
+class ChipMemory:
+    """A plan's memory, bytes per chip."""
 
     states: float  # weights, gradients, optimizer states
     activations: float
@@ -53,8 +53,8 @@ class Plan:
     micro_batch: int  # sequences
     micro_batches: int  # m per DP replica per step
     vpp: int
-    memory: Memory
-    step: StepTime
+    memory: ChipMemory
+    step: StepBreakdown
     ep: int = 1  # expert-parallel ranks inside DP
     node_mfu: float = 1.0  # the node MFU the step is modelled at
 
@@ -102,7 +102,7 @@ class Plan:
 
 def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: str,
            recompute: bool, micro_batch: int, micro_batches: int, vpp: int,
-           usable: float, ep: int = 1) -> Memory:
+           usable: float, ep: int = 1) -> ChipMemory:
     """Bytes per chip of one plan (formulas in the module docstring)."""
     dense = shape.dense_params / (tp * pp)
     experts = shape.expert_params / (tp * pp * ep)
@@ -117,10 +117,10 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
     if vpp > 1:
         in_flight *= 1 + (pp - 1) / (pp * vpp)
     acts = math.ceil(shape.n_layers / pp) * in_flight * stored + (layer if recompute else 0)
-    return Memory(states, acts, usable)
+    return ChipMemory(states, acts, usable)
 
 
-StepFn = Callable[..., tuple[float | None, StepTime]]
+StepFn = Callable[..., tuple[float | None, StepBreakdown]]
 """step_fn(tp=, pp=, dp=, ep=, micro_batches=, sharding=, recompute=) -> (node MFU, step):
 the node MFU the step is modelled at, None (and the step at node MFU 1) when the plan
 cannot hold the MFU at scale it is given."""

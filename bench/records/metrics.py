@@ -9,35 +9,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 
-@dataclass(frozen=True)
-class StepStats:
-    n: int
-    median_s: float
-    p90_s: float
-    min_s: float
-    max_s: float
-    mean_s: float
-    cv: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def step_stats(times: Sequence[float]) -> StepStats:
-    """Statistics of per-step times in seconds (at least one)."""
+def step_stats(times: Sequence[float]) -> dict[str, float]:
+    """Statistics of per-step times in seconds (at least one): ``n``, ``median_s``, ``p90_s``,
+    ``min_s``, ``max_s``, ``mean_s`` and ``cv``, the fields of the record's ``StepTime``
+    (bench.records.record.StepTime.of)."""
     if not times:
         raise ValueError("step_stats needs at least one step time")
     ordered = sorted(times)
     mean = statistics.fmean(ordered)
-    return StepStats(
-        n=len(ordered),
-        median_s=statistics.median(ordered),
-        p90_s=percentile(ordered, 0.9),
-        min_s=ordered[0],
-        max_s=ordered[-1],
-        mean_s=mean,
-        cv=statistics.pstdev(ordered) / mean if mean > 0 else 0.0,
-    )
+    return {
+        "n": len(ordered),
+        "median_s": statistics.median(ordered),
+        "p90_s": percentile(ordered, 0.9),
+        "min_s": ordered[0],
+        "max_s": ordered[-1],
+        "mean_s": mean,
+        "cv": statistics.pstdev(ordered) / mean if mean > 0 else 0.0,
+    }
 
 
 CV_FLAG = 0.05

@@ -266,7 +266,7 @@ class StepTime(Part):
            ) -> StepTime:
         """The statistics of ``times``; p90 and CV null, with ``spread_reason``, where the
         timer measured no per-step spread."""
-        stats = metrics.step_stats(times).as_dict()
+        stats = metrics.step_stats(times)
         if spread_reason:
             stats.update(p90_s=None, cv=None)
         return cls(**stats, method=method, spread_reason=spread_reason)
@@ -333,10 +333,15 @@ class Energy(Part):
     @classmethod
     def of(cls, tokens: int, **reading: Any) -> Energy:
         """The block of a reading over ``tokens`` tokens, with its derived figures."""
-        j, interval = reading.get("joules"), reading.get("interval_s")
-        return cls(**reading, j_per_token=j / tokens if j is not None and tokens else None,
-                   tokens_per_kwh=tokens / (j / JOULES_PER_KWH) if j else None,
-                   avg_power_w=j / interval if j is not None and interval else None)
+        return cls(**reading).with_tokens(tokens)
+
+    def with_tokens(self, tokens: int) -> Energy:
+        """This reading (a meter's, without derived figures) with J/token, tokens/kWh and
+        average power over ``tokens`` tokens and the meter's interval."""
+        j, interval = self.joules, self.interval_s
+        return replace(self, j_per_token=j / tokens if j is not None and tokens else None,
+                       tokens_per_kwh=tokens / (j / JOULES_PER_KWH) if j else None,
+                       avg_power_w=j / interval if j is not None and interval else None)
 
     @staticmethod
     def aggregate(parts: list[Energy | None], hosts: list[str], tokens: int, window_s: float

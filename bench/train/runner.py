@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.backends import environment
-from bench.backends.base import Backend, CompileCount, DeviceInfo, sdpa_limit
+from bench.backends.base import Backend, CompileCount, sdpa_limit
 from bench.backends.hardware import Figure
 from bench.backends.selection import Selection
 from bench.energy import meters
@@ -141,7 +141,7 @@ class Training:
     cfg: RunConfig
     backend: Backend
     spec: registry.ModelSpec
-    device: DeviceInfo
+    device: rec.Device
     peak: Figure | None
     core: torch.nn.Module  # the model inside any data-parallel wrapper
     optimizer: torch.optim.Optimizer
@@ -245,7 +245,7 @@ def _execution(t: Training) -> dict[str, Any]:
 
 
 def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window_s: float,
-                  step_times: list[float], step_method: str, reading: meters.Reading,
+                  step_times: list[float], step_method: str, reading: rec.Energy,
                   notes: list[str] | None = None, spread_reason: str | None = None
                   ) -> rec.Record:
     """``record`` with the figures of a timed window of ``cfg.steps`` steps that ``t`` ran
@@ -286,7 +286,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
     parallelism = placement.parallelism
     return replace(
         record,
-        device=rec.Device(**asdict(device)),
+        device=device,
         world_size=1,
         model=model,
         moe=_moe(spec.config, cfg.seq, t.routing),
@@ -299,9 +299,9 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         step_times_s=step_times,
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,
-        memory=rec.Memory(peak_bytes=memory.peak_bytes, method=memory.method,
-                          **placement.memory_predicted),  # per rank, bench.parallel.memory_plan
-        energy=reading.as_record(tokens),
+        # measured, with the predicted peak per rank (bench.parallel.memory_plan)
+        memory=replace(memory, **placement.memory_predicted),
+        energy=reading.with_tokens(tokens),
         loss_first=(warm.losses or values)[0],
         loss_last=values[-1],
         losses=warm.losses + values,
