@@ -242,7 +242,7 @@ def test_parallel_runs_match_one_process(cli_main, tmp_path, one_process, flags,
 @pytest.mark.parametrize("mode", ["selective", "full"])
 def test_recomputed_flops_match_the_flop_counter(mode):
     """HFU's recomputation term against torch's FlopCounterMode on a real forward + backward
-    of ``tiny`` with checkpointed blocks (MATH attention: see tests/test_models.py for what
+    of ``tiny`` with checkpointed blocks (MATH attention: see tests/unit/test_models.py for what
     the counter counts): the extra FLOPs over the same step without checkpointing are
     ``flops.recompute_flops_per_token`` per token."""
     import torch

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
 
 # in a fresh interpreter: each command through bench.cli.main, then which heavy modules loaded
