@@ -5,6 +5,7 @@ report's tables as a Markdown reader sees them."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import io
 import json
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,47 +268,6 @@ def parse_tables(md: str) -> list[tuple[list[str], list[str], list[list[str]]]]:
     return tables
 
 
-# --- the report tests' records: real tiny CPU runs, made once per session -----------------
-
-REPORT_RUN = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
-REPORT_RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
-    "rep1": ("--batch", "2", "--tag", "scaling=s1"),
-    "rep2": ("--batch", "2"),
-    "rep3": ("--batch", "2"),
-    "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
-    "modelled": ("--batch", "2", "--energy", "modelled"),
-    "none": ("--batch", "4", "--energy", "none"),
-    "lr-fail": ("--batch", "2", "--lr", "1e6"),
-}
-
-
-@pytest.fixture(scope="session")
-def report_records(tmp_path_factory, cache_dir) -> Path:
-    """The results file of ``REPORT_RUNS``: repeats of one configuration, a 2-rank run and its
-    1-rank partner tagged as a scaling series, ``--energy modelled`` and ``none``, and a run
-    that fails (lr 1e6). Each run is ``trnbench run`` in-process; the 2-rank run's ranks are
-    real torchrun processes. The CPU package energy comes from a fake RAPL tree whose counter
-    ticks in the background, the stand-in for a sensor this machine does not expose."""
-    work = tmp_path_factory.mktemp("report-records")
-    counter = rapl_zone(work / "powercap", "intel-rapl:0", "package-0", 0)
-    env = {"TRNBENCH_CACHE_DIR": str(cache_dir), "TRNBENCH_RAPL_ROOT": str(work / "powercap")}
-    results = work / "results.jsonl"
-    with ticking_counter(counter, 500_000):  # ~50 W
-        for name, flags in REPORT_RUNS.items():
-            proc = invoke(*REPORT_RUN, *flags, "--results", str(results), cwd=work, env=env)
-            assert proc.returncode == (1 if name.endswith("fail") else 0), proc.stderr
-    return results
-
-
-@pytest.fixture(scope="session")
-def report_generated(report_records, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """``trnbench report`` of ``report_records`` (in-process): its output folder and result."""
-    out = tmp_path_factory.mktemp("report") / "out"
-    proc = invoke("report", "--results", str(report_records), "--out", str(out), cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
-
-
 # a valid ingest input: pytest-benchmark JSON with the trnbench plugin's extra_info
 OK_CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 32, "steps": 1, "warmup": 0,
              "precision": "fp32"}
@@ -324,3 +285,61 @@ def bench_json(**fields) -> str:
           "fields": {**OK_FIELDS, **fields}, "benchmark": {"rounds": 1}}
     return json.dumps({"datetime": "2026-01-01T00:00:00+00:00", "benchmarks": [
         {"name": "t", "fullname": "t.py::t", "extra_info": {"trnbench": tb}, "stats": {}}]})
+
+
+# --- `trnbench compare`'s records (tests/unit/test_compare.py, integration/test_compare_cli.py)
+
+COMPARE_RUN = ("run", "--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3",
+               "--warmup", "1", "--backend", "cpu", "--json")
+
+
+@pytest.fixture(scope="session")
+def compare_runs(cache_dir, tmp_path_factory) -> Path:
+    """Three real CPU runs (``trnbench run`` in-process): side=a and side=b at seq 16, side=c
+    at seq 32."""
+    path = tmp_path_factory.mktemp("compare") / "cpu.jsonl"
+    for side, seq in (("a", "16"), ("b", "16"), ("c", "32")):
+        args = [*COMPARE_RUN, "--tag", f"side={side}", "--results", str(path)]
+        args[args.index("--seq") + 1] = seq
+        proc = invoke(*args, cwd=path.parent)
+        assert proc.returncode == 0, proc.stderr
+    return path
+
+
+def device_record(template: dict, kind: str, name: str, per_chip: float, chips: float = 1,
+                  energy: tuple[str, float | None] = ("none", None)):
+    """A record of a device that cannot run here: a real record with its device,
+    throughput and energy blocks replaced."""
+    from bench.records.record import Record
+
+    r = copy.deepcopy(template)
+    r["run_id"] = uuid.uuid4().hex[:12]
+    r["tags"] = {}
+    r["device"].update(name=name, kind=kind, chips=chips)
+    r["tokens_per_s_per_chip"] = per_chip
+    r["tokens_per_s"] = per_chip * chips
+    method, j_per_token = energy
+    scope = "modelled: table power" if method == "modelled" else "accelerators: test"
+    r["energy"].update(method=method, j_per_token=j_per_token, scope=scope,
+                       joules=None if j_per_token is None else j_per_token * r["tokens"],
+                       reason=None if j_per_token is not None else "not measured")
+    return Record.from_json(r)
+
+
+@pytest.fixture(scope="session")
+def compare_devices(compare_runs, tmp_path_factory) -> Path:
+    """Hand-made H100, H200 and Trainium2 records of the tiny model: copies of a real record
+    with the device, throughput and energy blocks replaced (devices that cannot run here)."""
+    from bench.records import store
+
+    template = read_jsonl(compare_runs)[0]
+    path = tmp_path_factory.mktemp("compare") / "devices.jsonl"
+    for per_chip, j in ((1000.0, 0.5), (1200.0, 0.4), (1100.0, 0.45)):
+        store.append(path, device_record(template, "h100", "NVIDIA H100 80GB HBM3", per_chip,
+                                         energy=("nvml-energy-counter", j)))
+    for per_chip in (800.0, 900.0):
+        store.append(path, device_record(template, "trn2", "Trainium2 (NC_v3d)", per_chip, 0.25,
+                                         energy=("neuron-power-utilization", 0.3)))
+    store.append(path, device_record(template, "h200", "NVIDIA H200", 1500.0,
+                                     energy=("modelled", 0.6)))
+    return path

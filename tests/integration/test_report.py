@@ -1,9 +1,10 @@
 """`trnbench report` on records of real tiny CPU runs: Markdown, CSV, HTML and PNG outputs.
 
-The records are made once per session (``report_records`` in tests/conftest.py): repeats of
-one configuration, a 2-rank torchrun run and its 1-rank partner tagged as a scaling series,
-runs with ``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The
-report runs in-process; one test runs it as a real ``python -m bench`` subprocess.
+The records are made once per session (``report_records`` in tests/integration/conftest.py):
+repeats of one configuration, a 2-rank torchrun run and its 1-rank partner tagged as a scaling
+series, runs with ``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The
+report runs in-process; one test runs it as a real ``python -m bench`` subprocess. Its bad
+input, which needs no records: tests/unit/test_report_bad_input.py.
 """
 
 from __future__ import annotations
@@ -218,28 +219,6 @@ def test_unknown_peak_is_n_a_with_the_reason(report_records):
     mfu = [dict(zip(headers, r, strict=True))["MFU %"] for r in cells_]
     assert sum(m.startswith("n/a [") for m in mfu) == 1  # the other rows keep theirs
     assert all(float(m) > 0 for m in mfu if not m.startswith("n/a"))
-
-
-def _one_line_exit_2(proc: subprocess.CompletedProcess, field: str, out: Path) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and field in lines[0], proc.stderr
-    assert not out.exists()
-
-
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
-    out = tmp_path / "out"
-    _one_line_exit_2(report(tmp_path / "absent.jsonl", out), "--results", out)
-    (tmp_path / "empty.jsonl").write_text("\n")
-    proc = report(tmp_path / "empty.jsonl", out)
-    _one_line_exit_2(proc, "--results", out)
-    assert "no records" in proc.stderr
-    default = report(None, out, cwd=tmp_path)  # results/local.jsonl
-    _one_line_exit_2(default, "results/local.jsonl", out)
-    (tmp_path / "file").write_text("x")
-    _one_line_exit_2(report(tmp_path / "empty.jsonl", tmp_path / "file"), "--out",
-                     tmp_path / "nothing")
-    _one_line_exit_2(report(tmp_path / "empty.jsonl", out, "--cv-threshold", "-1"),
-                     "--cv-threshold", out)
 
 
 def test_failed_runs_only_still_report_them(tmp_path, records):

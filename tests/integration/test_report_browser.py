@@ -24,7 +24,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 @pytest.fixture(scope="module")
 def page_dir(report_generated) -> Path:
-    """The report of the session's records (tests/conftest.py), shared with test_report."""
+    """The report of the session's records (tests/integration/conftest.py), shared with
+    test_report."""
     return report_generated[0]
 
 
