@@ -1,6 +1,8 @@
-"""Shared fixtures and helpers: the CLI in-process (``invoke``, the ``trnbench`` fixture) or as
-a real subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the
-report's tables as a Markdown reader sees them."""
+"""Fixtures and helpers of tests/unit and tests/integration (and tests/xla): the suite on
+pytest-xdist workers; the CLI in-process (``invoke``, the ``cli_main`` fixture) or as a real
+subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the report's tables
+as a Markdown reader sees them; a valid `trnbench ingest` input; `trnbench compare`'s records.
+Fixtures of the integration tests alone: tests/integration/conftest.py."""
 
 from __future__ import annotations
 
@@ -26,27 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # `make test` runs as a second pytest session; the main environment has no torch_xla.
 collect_ignore_glob = [] if importlib.util.find_spec("torch_xla") else ["xla/*"]
 
-# fixtures that start processes importing torch (a verb as a subprocess, torchrun, a scaling
-# series, a Slurm job): a test using one is marked `slow`, which `make test-fast` leaves out;
-# other slow tests carry the mark themselves
-SLOW_FIXTURES = {"cli", "report_records", "series", "slurm"}
-
 # --- the suite on pytest-xdist workers ------------------------------------------------------
-# With pytest-xdist installed (the test extra), a plain `pytest` runs on one worker per CPU
-# (at most MAX_WORKERS; `-n 0` runs in this process, `-n N` picks N). Tests that share a
-# module- or session-scoped fixture which trains for real run on one worker, so that it is
-# computed once: SHARED_MODULES maps their module to a unit of work (the report's records
-# feed two modules), longest first; each other test is a unit of its own. The shared units
-# go out first, then the tests marked slow, then the rest, which evens out the end.
-# Timing benchmarks (--benchmark-json, --benchmark-only, ..., or tests/benchmarks alone) run in
-# this process: pytest-benchmark times nothing on a worker.
+# pyproject's addopts run the suite on pytest-xdist workers, `-n auto --dist loadfile`: one
+# worker per CPU, at most MAX_WORKERS (`-n 0` runs in this process, `-n N` on N workers). A
+# module runs whole on one worker, so that what its tests share is made once: the report's
+# records, a scaling series, the Slurm cluster (a fixture of tests/conftest.py, such as
+# compare_runs, is made once per worker that uses it). A run that times
+# benchmarks (--benchmark-json, --benchmark-only, ..., or tests/benchmarks alone) stays in this
+# process: pytest-benchmark times nothing on a worker.
 MAX_WORKERS = 4
-SHARED_MODULES = {
-    "tests/test_report.py": "report", "tests/test_report_browser.py": "report",
-    "tests/test_slurm.py": "slurm", "tests/test_scaling.py": "scaling",
-    "tests/test_parallel.py": "parallel", "tests/test_ingest.py": "ingest",
-    "tests/test_compare.py": "compare",
-}
 BENCHMARK_TIMING = ("benchmark_json", "benchmark_only", "benchmark_save", "benchmark_autosave",
                     "benchmark_enable", "benchmark_compare")
 
@@ -63,17 +53,6 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.env
         max(1, _usable_cpus() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Distribute over workers (``-n auto``, the grouping above) unless told otherwise."""
-    if (config.pluginmanager.hasplugin("xdist") and "PYTEST_XDIST_WORKER" not in os.environ
-            and config.option.numprocesses is None and config.option.dist == "no"
-            and not config.option.tx):
-        config.option.numprocesses = "auto"
-        config.option.dist = "loadscope"
-        config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
-
-
 def _times_benchmarks(config: pytest.Config) -> bool:
     """Whether the run asks for benchmark timings, or runs tests/benchmarks alone."""
     if any(config.getoption(name, None) for name in BENCHMARK_TIMING):
@@ -85,45 +64,13 @@ def _times_benchmarks(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """The number of workers of ``-n auto``."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist reads it
     if _times_benchmarks(config):
         return 0
     cpus = _usable_cpus()
     return min(cpus, MAX_WORKERS) if cpus > 1 else 0
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``--dist loadscope`` with the units of SHARED_MODULES (xdist's scheduler API)."""
-    if config.getvalue("dist") != "loadscope":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SharedFixtureScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return SHARED_MODULES.get(nodeid.split("::", 1)[0], nodeid)
-
-    return SharedFixtureScheduling(config, log)
-
-
-UNITS = list(dict.fromkeys(SHARED_MODULES.values()))
-
-
-def _unit_order(item: pytest.Item) -> int:
-    """Shared units in UNITS' order, then tests marked slow, then the rest."""
-    unit = SHARED_MODULES.get(item.nodeid.split("::", 1)[0])
-    if unit is not None:
-        return UNITS.index(unit)
-    return len(UNITS) + (0 if item.get_closest_marker("slow") else 1)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
-    items.sort(key=_unit_order)  # stable: file order within each rank of the order
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def test_two_gloo_ranks_write_one_aggregated_record(cli, tmp_path, parallel):
     _check_aggregate(record)
 
 
-@pytest.mark.slow  # real torchrun ranks; the launching trnbench runs in this process
+# real torchrun ranks; the launching trnbench runs in this process
 def test_a_rank_that_raises_fails_the_run(cli_main, tmp_path):
     results = tmp_path / "r.jsonl"
     proc = cli_main("run", *TINY, "--nproc", "2", "--lr", "1e6", "--results", str(results))

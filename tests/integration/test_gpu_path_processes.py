@@ -58,7 +58,6 @@ def _script(*args: str, cache_dir) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
 def test_bare_loop_script_compares_harness_and_bare_on_cpu(cache_dir):
     proc = _script("--device", "cpu", "--model", "tiny", "--steps", "3", "--warmup", "1",
                    "--rounds", "2", "--json", cache_dir=cache_dir)

@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from bench.inputs import config
 from bench.launch import launcher
 from tests.conftest import invoke, read_jsonl
@@ -96,7 +94,6 @@ def _invoke(cache_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProce
     return invoke(*args, cwd=cwd, env={"TRNBENCH_CACHE_DIR": str(cache_dir)})
 
 
-@pytest.mark.slow
 def test_a_child_that_dies_leaves_the_same_stand_in_from_every_verb(cache_dir, tmp_path):
     records = {}
     for name, (args, rank) in _verbs(tmp_path).items():
@@ -122,7 +119,6 @@ def test_a_child_that_dies_leaves_the_same_stand_in_from_every_verb(cache_dir, t
     assert sweep["error"].startswith("run subprocess killed by SIGKILL (the kernel's OOM")
 
 
-@pytest.mark.slow
 def test_sigint_to_a_sweep_reaches_its_run_once_and_stops_the_sweep(cache_dir, tmp_path):
     (args, _), results = _verbs(tmp_path)["sweep"], tmp_path / "sweep.jsonl"
     with _when_started(results, None, lambda pid: os.kill(os.getpid(), signal.SIGINT)) as hit:

@@ -57,7 +57,7 @@ def one_process(cache_dir):
     (("--nproc", "4", "--parallel", "hsdp", "--dp-shard", "2", "--batch", "1"),
      4, 1, 4, "fp32"),
 ], ids=["tp2", "tp2-fsdp-bf16", "hsdp-2x2"])
-@pytest.mark.slow  # real torchrun ranks; the launching trnbench runs in this process
+# real torchrun ranks; the launching trnbench runs in this process
 def test_parallel_runs_match_one_process(cli_main, tmp_path, one_process, flags, world, tp,
                                          dp, precision):
     results = tmp_path / "r.jsonl"

@@ -4,8 +4,6 @@ tests/unit/test_runner.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from bench.backends.cpu import CpuBackend
 from bench.inputs import config
 from bench.train import runner
@@ -16,7 +14,6 @@ def _cfg(**kw):
     return config.resolve("cpu", {**base, **kw})
 
 
-@pytest.mark.slow
 def test_compiled_step_trains(cache_dir):
     result = runner.measure(_cfg(steps=3, warmup=2, compile=True, seq=32, batch=4),
                             CpuBackend()).to_json()

@@ -70,7 +70,6 @@ def test_series_records_and_efficiency(series):
     assert f"{p2['efficiency']:.1%}" in text and f"{two['tokens_per_s']:,.1f}" in text
 
 
-@pytest.mark.slow
 def test_failed_points_are_shown_and_the_series_goes_on(cache_dir, tmp_path):
     results = tmp_path / "r.jsonl"
     proc = _scaling(cache_dir, tmp_path, *TINY, "--nproc", "1,2", "--lr", "1e6",

@@ -39,7 +39,6 @@ def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
     return run
 
 
-@pytest.mark.slow
 def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_sweep, tmp_path):
     path = write(tmp_path, TINY + 'seq = [16, 32]\nrepeats = 2\nname = "grid"\n')
     code, out, err = run_sweep(str(path))
@@ -82,7 +81,6 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
     assert read_jsonl(results) == resumed
 
 
-@pytest.mark.slow
 def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
     path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\n")
     code, out, err = run_sweep(str(path))
@@ -99,7 +97,6 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
     assert done == {0: [], 1: [Record.from_json(ok)]}
 
 
-@pytest.mark.slow
 def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
     path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\n")
     code, out, err = run_sweep(str(path))
