@@ -12,14 +12,17 @@ bench: $(VENV)/.installed
 
 test: lint test-main test-xla
 
+# tests/integration, tests/unit and tests/benchmarks (pyproject's testpaths); the browser
+# test needs chromium
 test-main: $(VENV)/.installed
 	scripts/setup-browser.sh
 	$(BIN)/python -m pytest
 
-# the edit loop: the main lane without the tests marked slow (subprocess and torchrun runs,
-# sweeps, scaling series, compiled steps); not a substitute for `make test`
+# the edit loop: the unit tests, which start no process (tests/integration has the
+# subprocesses, torchrun runs, sweeps, scaling series, Slurm and the browser); not a
+# substitute for `make test`
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -m "not slow" -x -q
+	$(BIN)/python -m pytest tests/unit -x -q
 
 # the Neuron XLA code path on XLA:CPU, in its own environment (torch 2.9 + torch-xla 2.9)
 test-xla: $(VENV_XLA)/.installed

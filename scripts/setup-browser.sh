@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install Debian's chromium for the browser test of the HTML report (tests/test_report_browser.py).
+# Install Debian's chromium for the browser test of the HTML report (the last test of
+# tests/integration/test_report.py).
 #
 # Playwright drives this system browser through its executable path; it never downloads a
 # browser of its own. Installs only when $CHROMIUM (default /usr/bin/chromium) is absent, so

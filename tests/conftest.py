@@ -1,10 +1,13 @@
-"""Shared fixtures and helpers: the CLI in-process (``invoke``, the ``trnbench`` fixture) or as
-a real subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the
-report's tables as a Markdown reader sees them."""
+"""Fixtures and helpers of tests/unit and tests/integration (and tests/xla): the suite on
+pytest-xdist workers; the CLI in-process (``invoke``, the ``cli_main`` fixture) or as a real
+subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the report's tables
+as a Markdown reader sees them; a valid `trnbench ingest` input; `trnbench compare`'s records.
+Fixtures of the integration tests alone: tests/integration/conftest.py."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import io
 import json
@@ -12,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,27 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # `make test` runs as a second pytest session; the main environment has no torch_xla.
 collect_ignore_glob = [] if importlib.util.find_spec("torch_xla") else ["xla/*"]
 
-# fixtures that start processes importing torch (a verb as a subprocess, torchrun, a scaling
-# series, a Slurm job): a test using one is marked `slow`, which `make test-fast` leaves out;
-# other slow tests carry the mark themselves
-SLOW_FIXTURES = {"cli", "report_records", "series", "slurm"}
-
 # --- the suite on pytest-xdist workers ------------------------------------------------------
-# With pytest-xdist installed (the test extra), a plain `pytest` runs on one worker per CPU
-# (at most MAX_WORKERS; `-n 0` runs in this process, `-n N` picks N). Tests that share a
-# module- or session-scoped fixture which trains for real run on one worker, so that it is
-# computed once: SHARED_MODULES maps their module to a unit of work (the report's records
-# feed two modules), longest first; each other test is a unit of its own. The shared units
-# go out first, then the tests marked slow, then the rest, which evens out the end.
-# Timing benchmarks (--benchmark-json, --benchmark-only, ..., or tests/benchmarks alone) run in
-# this process: pytest-benchmark times nothing on a worker.
+# pyproject's addopts run the suite on pytest-xdist workers, `-n auto --dist loadfile`: one
+# worker per CPU, at most MAX_WORKERS (`-n 0` runs in this process, `-n N` on N workers). A
+# module runs whole on one worker, so that what its tests share is made once: the report's
+# records, a scaling series, the Slurm cluster (a fixture of tests/conftest.py, such as
+# compare_runs, is made once per worker that uses it). A run that times
+# benchmarks (--benchmark-json, --benchmark-only, ..., or tests/benchmarks alone) stays in this
+# process: pytest-benchmark times nothing on a worker.
 MAX_WORKERS = 4
-SHARED_MODULES = {
-    "tests/test_report.py": "report", "tests/test_report_browser.py": "report",
-    "tests/test_slurm.py": "slurm", "tests/test_scaling.py": "scaling",
-    "tests/test_parallel.py": "parallel", "tests/test_ingest.py": "ingest",
-    "tests/test_compare.py": "compare",
-}
 BENCHMARK_TIMING = ("benchmark_json", "benchmark_only", "benchmark_save", "benchmark_autosave",
                     "benchmark_enable", "benchmark_compare")
 
@@ -61,17 +53,6 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.env
         max(1, _usable_cpus() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Distribute over workers (``-n auto``, the grouping above) unless told otherwise."""
-    if (config.pluginmanager.hasplugin("xdist") and "PYTEST_XDIST_WORKER" not in os.environ
-            and config.option.numprocesses is None and config.option.dist == "no"
-            and not config.option.tx):
-        config.option.numprocesses = "auto"
-        config.option.dist = "loadscope"
-        config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
-
-
 def _times_benchmarks(config: pytest.Config) -> bool:
     """Whether the run asks for benchmark timings, or runs tests/benchmarks alone."""
     if any(config.getoption(name, None) for name in BENCHMARK_TIMING):
@@ -83,45 +64,13 @@ def _times_benchmarks(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """The number of workers of ``-n auto``."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist reads it
     if _times_benchmarks(config):
         return 0
     cpus = _usable_cpus()
     return min(cpus, MAX_WORKERS) if cpus > 1 else 0
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``--dist loadscope`` with the units of SHARED_MODULES (xdist's scheduler API)."""
-    if config.getvalue("dist") != "loadscope":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SharedFixtureScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return SHARED_MODULES.get(nodeid.split("::", 1)[0], nodeid)
-
-    return SharedFixtureScheduling(config, log)
-
-
-UNITS = list(dict.fromkeys(SHARED_MODULES.values()))
-
-
-def _unit_order(item: pytest.Item) -> int:
-    """Shared units in UNITS' order, then tests marked slow, then the rest."""
-    unit = SHARED_MODULES.get(item.nodeid.split("::", 1)[0])
-    if unit is not None:
-        return UNITS.index(unit)
-    return len(UNITS) + (0 if item.get_closest_marker("slow") else 1)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
-    items.sort(key=_unit_order)  # stable: file order within each rank of the order
 
 
 @pytest.fixture(scope="session")
@@ -266,47 +215,6 @@ def parse_tables(md: str) -> list[tuple[list[str], list[str], list[list[str]]]]:
     return tables
 
 
-# --- the report tests' records: real tiny CPU runs, made once per session -----------------
-
-REPORT_RUN = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
-REPORT_RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
-    "rep1": ("--batch", "2", "--tag", "scaling=s1"),
-    "rep2": ("--batch", "2"),
-    "rep3": ("--batch", "2"),
-    "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
-    "modelled": ("--batch", "2", "--energy", "modelled"),
-    "none": ("--batch", "4", "--energy", "none"),
-    "lr-fail": ("--batch", "2", "--lr", "1e6"),
-}
-
-
-@pytest.fixture(scope="session")
-def report_records(tmp_path_factory, cache_dir) -> Path:
-    """The results file of ``REPORT_RUNS``: repeats of one configuration, a 2-rank run and its
-    1-rank partner tagged as a scaling series, ``--energy modelled`` and ``none``, and a run
-    that fails (lr 1e6). Each run is ``trnbench run`` in-process; the 2-rank run's ranks are
-    real torchrun processes. The CPU package energy comes from a fake RAPL tree whose counter
-    ticks in the background, the stand-in for a sensor this machine does not expose."""
-    work = tmp_path_factory.mktemp("report-records")
-    counter = rapl_zone(work / "powercap", "intel-rapl:0", "package-0", 0)
-    env = {"TRNBENCH_CACHE_DIR": str(cache_dir), "TRNBENCH_RAPL_ROOT": str(work / "powercap")}
-    results = work / "results.jsonl"
-    with ticking_counter(counter, 500_000):  # ~50 W
-        for name, flags in REPORT_RUNS.items():
-            proc = invoke(*REPORT_RUN, *flags, "--results", str(results), cwd=work, env=env)
-            assert proc.returncode == (1 if name.endswith("fail") else 0), proc.stderr
-    return results
-
-
-@pytest.fixture(scope="session")
-def report_generated(report_records, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """``trnbench report`` of ``report_records`` (in-process): its output folder and result."""
-    out = tmp_path_factory.mktemp("report") / "out"
-    proc = invoke("report", "--results", str(report_records), "--out", str(out), cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc
-
-
 # a valid ingest input: pytest-benchmark JSON with the trnbench plugin's extra_info
 OK_CONFIG = {"model": "tiny", "backend": "cpu", "batch": 2, "seq": 32, "steps": 1, "warmup": 0,
              "precision": "fp32"}
@@ -324,3 +232,61 @@ def bench_json(**fields) -> str:
           "fields": {**OK_FIELDS, **fields}, "benchmark": {"rounds": 1}}
     return json.dumps({"datetime": "2026-01-01T00:00:00+00:00", "benchmarks": [
         {"name": "t", "fullname": "t.py::t", "extra_info": {"trnbench": tb}, "stats": {}}]})
+
+
+# --- `trnbench compare`'s records (tests/unit/test_compare.py, integration/test_compare_cli.py)
+
+COMPARE_RUN = ("run", "--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3",
+               "--warmup", "1", "--backend", "cpu", "--json")
+
+
+@pytest.fixture(scope="session")
+def compare_runs(cache_dir, tmp_path_factory) -> Path:
+    """Three real CPU runs (``trnbench run`` in-process): side=a and side=b at seq 16, side=c
+    at seq 32."""
+    path = tmp_path_factory.mktemp("compare") / "cpu.jsonl"
+    for side, seq in (("a", "16"), ("b", "16"), ("c", "32")):
+        args = [*COMPARE_RUN, "--tag", f"side={side}", "--results", str(path)]
+        args[args.index("--seq") + 1] = seq
+        proc = invoke(*args, cwd=path.parent)
+        assert proc.returncode == 0, proc.stderr
+    return path
+
+
+def device_record(template: dict, kind: str, name: str, per_chip: float, chips: float = 1,
+                  energy: tuple[str, float | None] = ("none", None)):
+    """A record of a device that cannot run here: a real record with its device,
+    throughput and energy blocks replaced."""
+    from bench.records.record import Record
+
+    r = copy.deepcopy(template)
+    r["run_id"] = uuid.uuid4().hex[:12]
+    r["tags"] = {}
+    r["device"].update(name=name, kind=kind, chips=chips)
+    r["tokens_per_s_per_chip"] = per_chip
+    r["tokens_per_s"] = per_chip * chips
+    method, j_per_token = energy
+    scope = "modelled: table power" if method == "modelled" else "accelerators: test"
+    r["energy"].update(method=method, j_per_token=j_per_token, scope=scope,
+                       joules=None if j_per_token is None else j_per_token * r["tokens"],
+                       reason=None if j_per_token is not None else "not measured")
+    return Record.from_json(r)
+
+
+@pytest.fixture(scope="session")
+def compare_devices(compare_runs, tmp_path_factory) -> Path:
+    """Hand-made H100, H200 and Trainium2 records of the tiny model: copies of a real record
+    with the device, throughput and energy blocks replaced (devices that cannot run here)."""
+    from bench.records import store
+
+    template = read_jsonl(compare_runs)[0]
+    path = tmp_path_factory.mktemp("compare") / "devices.jsonl"
+    for per_chip, j in ((1000.0, 0.5), (1200.0, 0.4), (1100.0, 0.45)):
+        store.append(path, device_record(template, "h100", "NVIDIA H100 80GB HBM3", per_chip,
+                                         energy=("nvml-energy-counter", j)))
+    for per_chip in (800.0, 900.0):
+        store.append(path, device_record(template, "trn2", "Trainium2 (NC_v3d)", per_chip, 0.25,
+                                         energy=("neuron-power-utilization", 0.3)))
+    store.append(path, device_record(template, "h200", "NVIDIA H200", 1500.0,
+                                     energy=("modelled", 0.6)))
+    return path

@@ -1,8 +1,8 @@
 """Shared code of accelerators that have a torch device module (``torch.cuda``,
 ``torch.neuron``): device selection, synchronisation, device events for per-step
 times, peak memory. The cuda and neuron backends differ in what they add on top; both are
-tested through stand-in device modules of the torch.cuda shape (tests/test_gpu_path.py,
-tests/test_neuron.py).
+tested through stand-in device modules of the torch.cuda shape (tests/unit/test_gpu_path.py,
+tests/unit/test_neuron.py, tests/integration/test_neuron_ls.py).
 """
 
 from __future__ import annotations

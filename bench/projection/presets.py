@@ -170,7 +170,7 @@ DEFAULTS: dict[str, Figure] = {
 }
 
 # The best MFU among the published runs the projection is calibrated against
-# (tests/test_projection.py): an implied node MFU above it is flagged.
+# (tests/unit/test_projection.py): an implied node MFU above it is flagged.
 BEST_NODE_MFU = Figure(0.43, "", "paper",
                        _LLAMA3 + ", Table 4: 43% on 8,192 H100 (TP 8, PP 16, DP 64)")
 

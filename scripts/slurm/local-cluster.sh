@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node Slurm on localhost for testing the batch scripts (tests/test_slurm.py):
+# A one-node Slurm on localhost for testing the batch scripts (tests/integration/test_slurm.py):
 # slurmctld and slurmd on this host, one partition of 2 CPUs, a munge daemon with a key of
 # its own. Every file (configuration, key, sockets, pid files, logs, state) lives in DIR.
 #

@@ -1,15 +1,18 @@
 """`trnbench report` on records of real tiny CPU runs: Markdown, CSV, HTML and PNG outputs.
 
-The records are made once per session (``report_records`` in tests/conftest.py): repeats of
-one configuration, a 2-rank torchrun run and its 1-rank partner tagged as a scaling series,
-runs with ``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The
-report runs in-process; one test runs it as a real ``python -m bench`` subprocess.
+The records are made once, for the whole module (``report_records``): repeats of one
+configuration, a 2-rank torchrun run and its 1-rank partner tagged as a scaling series, runs
+with ``--energy modelled`` and ``--energy none``, and a run that fails (lr 1e6). The report runs
+in-process; one test runs it as a real ``python -m bench`` subprocess, and one opens report.html
+in Debian's chromium (Playwright). Its bad input, which needs no records:
+tests/unit/test_report_bad_input.py.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -23,7 +26,7 @@ from bench.energy.modelled import ModelledMeter
 from bench.records import store
 from bench.report import build as report_pkg
 from bench.report import derived, render, rows
-from tests.conftest import invoke, parse_tables, read_jsonl
+from tests.conftest import ROOT, invoke, parse_tables, rapl_zone, read_jsonl, ticking_counter
 
 
 def report(records: Path | None, out: Path, *flags: str, cwd: Path | None = None
@@ -33,9 +36,43 @@ def report(records: Path | None, out: Path, *flags: str, cwd: Path | None = None
     return invoke("report", *args, "--out", str(out), *flags, cwd=cwd or out.parent)
 
 
+REPORT_RUN = ("run", "--model", "tiny", "--seq", "16", "--steps", "3", "--warmup", "1", "--json")
+REPORT_RUNS = {  # name -> extra flags; a name ending in "fail" is expected to fail
+    "rep1": ("--batch", "2", "--tag", "scaling=s1"),
+    "rep2": ("--batch", "2"),
+    "rep3": ("--batch", "2"),
+    "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
+    "modelled": ("--batch", "2", "--energy", "modelled"),
+    "none": ("--batch", "4", "--energy", "none"),
+    "lr-fail": ("--batch", "2", "--lr", "1e6"),
+}
+
+
 @pytest.fixture(scope="module")
-def generated(report_generated) -> tuple[Path, subprocess.CompletedProcess]:
-    return report_generated
+def report_records(tmp_path_factory, cache_dir) -> Path:
+    """The results file of ``REPORT_RUNS``: repeats of one configuration, a 2-rank run and its
+    1-rank partner tagged as a scaling series, ``--energy modelled`` and ``none``, and a run
+    that fails (lr 1e6). Each run is ``trnbench run`` in-process; the 2-rank run's ranks are
+    real torchrun processes. The CPU package energy comes from a fake RAPL tree whose counter
+    ticks in the background, the stand-in for a sensor this machine does not expose."""
+    work = tmp_path_factory.mktemp("report-records")
+    counter = rapl_zone(work / "powercap", "intel-rapl:0", "package-0", 0)
+    env = {"TRNBENCH_CACHE_DIR": str(cache_dir), "TRNBENCH_RAPL_ROOT": str(work / "powercap")}
+    results = work / "results.jsonl"
+    with ticking_counter(counter, 500_000):  # ~50 W
+        for name, flags in REPORT_RUNS.items():
+            proc = invoke(*REPORT_RUN, *flags, "--results", str(results), cwd=work, env=env)
+            assert proc.returncode == (1 if name.endswith("fail") else 0), proc.stderr
+    return results
+
+
+@pytest.fixture(scope="module")
+def generated(report_records, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``trnbench report`` of ``report_records`` (in-process): its output folder and result."""
+    out = tmp_path_factory.mktemp("report") / "out"
+    proc = invoke("report", "--results", str(report_records), "--out", str(out), cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
 
 
 @pytest.fixture(scope="module")
@@ -220,28 +257,6 @@ def test_unknown_peak_is_n_a_with_the_reason(report_records):
     assert all(float(m) > 0 for m in mfu if not m.startswith("n/a"))
 
 
-def _one_line_exit_2(proc: subprocess.CompletedProcess, field: str, out: Path) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and field in lines[0], proc.stderr
-    assert not out.exists()
-
-
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
-    out = tmp_path / "out"
-    _one_line_exit_2(report(tmp_path / "absent.jsonl", out), "--results", out)
-    (tmp_path / "empty.jsonl").write_text("\n")
-    proc = report(tmp_path / "empty.jsonl", out)
-    _one_line_exit_2(proc, "--results", out)
-    assert "no records" in proc.stderr
-    default = report(None, out, cwd=tmp_path)  # results/local.jsonl
-    _one_line_exit_2(default, "results/local.jsonl", out)
-    (tmp_path / "file").write_text("x")
-    _one_line_exit_2(report(tmp_path / "empty.jsonl", tmp_path / "file"), "--out",
-                     tmp_path / "nothing")
-    _one_line_exit_2(report(tmp_path / "empty.jsonl", out, "--cv-threshold", "-1"),
-                     "--cv-threshold", out)
-
-
 def test_failed_runs_only_still_report_them(tmp_path, records):
     path = tmp_path / "failed.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records if r["status"] != "ok"))
@@ -269,3 +284,79 @@ def test_several_results_files_and_a_corrupt_line(tmp_path, records):
     failed = pd.read_csv(tmp_path / "out" / "failed.csv")
     assert list(failed["source_file"]) == [str(bad)] and failed["error"][0].startswith("NonFinite")
     assert f"from {ok}, {bad}:" in (tmp_path / "out" / "report.md").read_text()
+
+
+# --- report.html in a real browser: Debian's chromium, headless, driven by Playwright ----------
+# The browser is part of the test set-up (scripts/setup-browser.sh, run by `make test-main`);
+# Playwright only drives it (``executable_path``) and never downloads one. The page must render
+# its tables and decode its charts with no page error, no console error and no network request
+# at all. A full-page screenshot is kept as an artifact in ``$TRNBENCH_ARTIFACTS`` (default
+# ``artifacts/``, git-ignored).
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page_dir(generated) -> Path:
+    """The report of the session's records, as the tests above read it."""
+    return generated[0]
+
+
+def _browser(playwright):
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is absent: the browser test needs Debian's chromium; run "
+                    f"scripts/setup-browser.sh (make test runs it first) or set $CHROMIUM")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+
+
+def test_report_renders_in_chromium_without_errors_or_requests(page_dir):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: it comes with the test extra (pip install -e "
+                    "'.[test]')")
+    url = (page_dir / "report.html").as_uri()
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        def console(message) -> None:
+            if message.type == "error":
+                problems.append(f"console: {message.text}")
+
+        page.on("console", console)
+        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url, wait_until="load")
+        results = page.locator("#results + table tbody tr")
+        cells = page.eval_on_selector_all("#results + table tbody tr",
+                                          "rows => rows.map(r => r.cells.length)")
+        headers = page.eval_on_selector_all("#results + table th", "h => h.map(e => e.textContent)")
+        images = page.eval_on_selector_all(
+            "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        failed_rows = page.locator("#failed + table tbody tr").count()
+        scaling_rows = page.locator("#scaling + table tbody tr").count()
+        methods = page.locator("#methods + dl dt").all_text_contents()
+        flagged_text = page.locator("tr.flagged").all_text_contents()
+        artifacts = Path(os.environ.get("TRNBENCH_ARTIFACTS", ROOT / "artifacts"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shot = artifacts / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        rendered_rows = results.count()
+        browser.close()
+
+    assert problems == []
+    assert [u for u in requests if not u.startswith("data:")] == [url]  # the page itself only
+    csv = pd.read_csv(page_dir / "report.csv")
+    assert rendered_rows == len(csv) == 4
+    assert set(cells) == {len(headers)} and "MFU %" in headers and "tokens/J" in headers
+    assert len(images) == len(list(page_dir.glob("*.png"))) == 4
+    assert all(done and w > 0 and h > 0 for done, w, h in images), images
+    assert failed_rows == 1 and scaling_rows == 2
+    assert "How each figure was made" not in methods and "MFU" in methods
+    assert all("flagged [" in t for t in flagged_text)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000

@@ -1,8 +1,8 @@
-"""Trainium on a machine without Trainium: topology from the documented device kinds and
-neuron-ls output, the native backend through a stand-in ``torch.neuron`` with a fake neuron-ls
-and a fake driver sysfs (a whole run), the memory check before a run from neuron-ls (as
-``trnbench plan`` computes it), ``--precompile``, and the Neuron backends reporting themselves
-unavailable here with the reason.
+"""Trainium on a machine without Trainium, with a stand-in neuron-ls on PATH (an executable of
+tests/device_fakes.py, run as a real process): the new flag first, then the old one; the native
+backend through a stand-in ``torch.neuron`` with that neuron-ls and a fake driver sysfs (a whole
+run); the memory check before a run from neuron-ls (as ``trnbench plan`` computes it), also
+before ``--precompile``. The rest of the Neuron path: tests/unit/test_neuron.py.
 
 The neuron-ls fixtures (tests/device_fakes.py) are the JSON example of the Neuron LS User Guide,
 Neuron 2.29, nothing added.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from bench.backends import hardware, selection
 from bench.backends import neuron_topology as nt
 from bench.backends.base import Probe
 from bench.backends.hardware import MemoryUnknown
-from bench.backends.neuron import NeuronBackend, is_native
+from bench.backends.neuron import NeuronBackend
 from bench.backends.selection import Selection
 from bench.inputs import config
 from bench.parallel import memory_plan
@@ -30,69 +29,6 @@ from bench.train import command as run_command
 from bench.train import runner
 from tests.conftest import read_jsonl
 from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
-
-# --- topology --------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("kind", "gen", "lnc", "per_chip"), [
-    ("NC_v2", "trn1", 1, 2), ("NC_v3", "trn2", 1, 8), ("NC_v3d", "trn2", 2, 4),
-])
-def test_device_kinds(kind, gen, lnc, per_chip):
-    topo = nt.from_device_kind(kind)
-    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == (gen, lnc, per_chip)
-    assert topo.chips(per_chip) == 1.0
-    assert topo.chips(64) == 64 / per_chip  # a trn2.48xlarge at LNC=2: 64 ranks, 16 chips
-
-
-def test_unknown_kind_is_none():
-    assert nt.from_device_kind("NC_v9") is None
-
-
-@pytest.mark.parametrize(("devices", "lnc", "per_chip"), [(TRN2_LNC2, 2, 4), (trn2_lnc1(), 1, 8)])
-def test_documented_neuron_ls_json_gives_generation_lnc_and_cores_per_chip(devices, lnc,
-                                                                           per_chip):
-    topo = nt.from_neuron_ls(devices, environ={})
-    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", lnc, per_chip)
-    assert topo.chips(1) == 1 / per_chip
-
-
-def test_neuron_ls_object_format_finds_the_device_entries_by_their_fields():
-    """Neuron 2.34's object: instance-wide fields at the top, per-device entries inside. No
-    example is published, so the key holding the entries is deliberately arbitrary here."""
-    payload = {"unpublished_key": TRN2_LNC2, "another": {"x": 1}}
-    topo = nt.from_neuron_ls(payload, environ={})
-    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 2, 4)
-
-
-def test_neuron_ls_without_devices_is_none():
-    assert nt.from_neuron_ls({"something": 1}) is None
-    assert nt.from_neuron_ls([]) is None
-    assert nt.from_neuron_ls([{"neuron_device": 0}]) is None  # no nc_count
-
-
-def test_neuron_ls_of_unknown_memory_and_8_cores_has_no_generation():
-    """trn2 and trn3 both have 8 physical cores: without a known memory size, no guess."""
-    devices = [{**TRN2_LNC2[0], "memory_size": 1}]
-    topo = nt.from_neuron_ls(devices, environ={})
-    assert topo.generation is None and topo.logical_cores_per_chip == 4
-
-
-def test_lnc_from_compiler_flag():
-    assert nt.lnc_from_env({"NEURON_CC_FLAGS": "--model-type transformer --lnc=1"}) == 1
-    assert nt.lnc_from_env({"NEURON_CC_FLAGS": "-O1 -lnc 2"}) == 2
-    assert nt.lnc_from_env({}) is None
-
-
-def test_device_name_naming_the_generation():
-    assert nt.from_device_name("Trainium2", environ={}).logical_cores_per_chip == 4
-    topo = nt.from_device_name("trn2", environ={"NEURON_LOGICAL_NC_CONFIG": "1"})
-    assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 1, 8)
-    assert nt.from_device_name("neuron") is None
-
-
-def test_undetectable_topology_has_no_chips():
-    topo = nt.NeuronTopology(None, None, None, None, "unknown")
-    assert topo.chips(1) is None
-
 
 # --- a fake neuron-ls on PATH ----------------------------------------------------------------
 
@@ -108,12 +44,6 @@ def test_neuron_ls_new_flag_first_then_the_old_one(tmp_path, monkeypatch, releas
     assert (topo.generation, topo.lnc, topo.logical_cores_per_chip) == ("trn2", 2, 4)
     assert topo.source == "neuron-ls " + calls[-1]
     assert (bin_dir / "calls.log").read_text().splitlines() == calls
-
-
-def test_no_neuron_ls_and_no_known_name_is_unknown(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    topo = nt.detect("neuron")
-    assert topo.generation is None and topo.chips(1) is None
 
 
 # --- the native backend through a stand-in torch.neuron -------------------------------------
@@ -275,19 +205,6 @@ def test_without_neuron_ls_the_run_is_not_checked(neuron_ls, why, tmp_path, monk
 
 # --- --precompile ------------------------------------------------------------------------------
 
-def test_precompile_wraps_the_whole_command_nproc_included(monkeypatch, tmp_path):
-    """As documented (``neuron_parallel_compile torchrun --nproc_per_node=N <script>``), the
-    trial run is the command itself, with its torchrun launch: same world size, same graphs."""
-    execs = []
-    monkeypatch.setattr(run_command.shutil, "which", lambda name: f"/opt/bin/{name}")
-    monkeypatch.setattr(run_command.os, "execv", lambda exe, args: execs.append(args))
-    cfg = config.resolve("neuron-xla", {"model": "tiny"})
-    argv = ["--backend", "neuron-xla", "--nproc", "32", "--precompile", "--model", "tiny"]
-    run_command.precompile(cfg, argv)
-    assert execs == [["/opt/bin/neuron_parallel_compile", sys.executable, "-m", "bench", "run",
-                      "--backend", "neuron-xla", "--nproc", "32", "--model", "tiny"]]
-
-
 def test_precompile_of_a_run_that_cannot_fit_is_refused_before_the_compiler_starts(
         tmp_path, monkeypatch, cli_main):
     """The memory check comes before ``--precompile`` hands the command to
@@ -305,19 +222,3 @@ def test_precompile_of_a_run_that_cannot_fit_is_refused_before_the_compiler_star
                    "llama3-8b", "--nproc", "8", "--seq", "4096", "--precompile")
     assert (run.returncode, execs) == (2, []), run.stderr
     assert run.stderr.startswith("trnbench: error: plan: needs ")
-
-
-# --- here, without Trainium ------------------------------------------------------------------
-
-def test_native_version_split():
-    assert is_native("2.13.3.0") and is_native("2.14.3.0")
-    assert not is_native("2.9.0.2.11.19965")
-
-
-def test_neuron_backends_unavailable_here_with_reasons():
-    probes = {p.name: p for p in selection.probe_all()}
-    for name in ("neuron", "neuron-xla"):
-        assert not probes[name].available and probes[name].reason
-    assert selection.AUTO_ORDER == ("neuron", "neuron-xla", "cuda", "cpu")
-    with pytest.raises(selection.BackendUnavailable, match="neuron is not available here"):
-        selection.select("neuron")

@@ -1,5 +1,6 @@
 """Runs through torchrun: 2 real gloo ranks on this CPU, DDP and FSDP2, their aggregation,
-and a rank that raises (a rank that dies: test_launch.py)."""
+and a rank that raises (a rank that dies: test_launch_processes.py; the rank context read
+from torchrun's environment: tests/unit/test_distributed_context.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import sys
 
 import pytest
 
-from bench.train import distributed
 from tests.conftest import read_jsonl
 
 TINY = ("--model", "tiny", "--batch", "4", "--seq", "32", "--warmup", "2", "--steps", "4")
@@ -48,7 +48,7 @@ def test_two_gloo_ranks_write_one_aggregated_record(cli, tmp_path, parallel):
     _check_aggregate(record)
 
 
-@pytest.mark.slow  # real torchrun ranks; the launching trnbench runs in this process
+# real torchrun ranks; the launching trnbench runs in this process
 def test_a_rank_that_raises_fails_the_run(cli_main, tmp_path):
     results = tmp_path / "r.jsonl"
     proc = cli_main("run", *TINY, "--nproc", "2", "--lr", "1e6", "--results", str(results))
@@ -75,10 +75,3 @@ def test_multi_node_needs_a_rendezvous(cli):
     proc = cli("run", *TINY, "--nproc", "2", "--nnodes", "2")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--rdzv-endpoint: is required with --nnodes > 1" in proc.stderr
-
-
-def test_context_from_torchrun_environment():
-    assert distributed.from_env({}) is None
-    ctx = distributed.from_env({"RANK": "9", "WORLD_SIZE": "16", "LOCAL_RANK": "1",
-                                "LOCAL_WORLD_SIZE": "8", "GROUP_RANK": "1"})
-    assert (ctx.rank, ctx.local_rank, ctx.node_rank, ctx.is_main) == (9, 1, 1, False)

@@ -1,19 +1,18 @@
 """Bad input over every verb: exit 2, one line on stderr naming the field, no traceback, and
 the results file byte for byte as it was. In-process (``bench.cli.main``), so the table costs
-seconds; ``test_entry_point`` keeps a few cases on the real ``python -m bench``."""
+seconds; tests/integration/test_bad_input_entry_point.py keeps a few cases on the real
+``python -m bench``."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from bench import cli
 from bench.records import store
 from bench.records.record import Device, Record
-from tests.conftest import OK_CONFIG, ROOT, bench_json
+from tests.conftest import OK_CONFIG, bench_json
 
 BAD_UTF8 = b"[run]\nmodel = \"tiny\"\n# caf\xe9\n"
 # files the cases refer to, created in the case's working directory
@@ -187,19 +186,3 @@ def test_bad_input(workdir, capsys, argv, field):
 
 def test_there_are_enough_cases():
     assert len(CASES) >= 60 and len({tuple(c[0]) for c in CASES}) == len(CASES)
-
-
-@pytest.mark.parametrize(("argv", "field"), [
-    (["run", "--lr", "inf"], "--lr"),
-    (["sweep", "s-timeout-inf.toml"], "timeout_s"),
-    (["report", "fifo"], "--results"),
-    ([*CMP, "--prices", "p-nan.toml"], "usd_per_hour"),
-])
-def test_entry_point(workdir, argv, field):
-    """The real command: the same one line and exit 2 from a fresh interpreter."""
-    before = workdir.read_bytes()
-    done = subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 2, done.stderr
-    assert len(done.stderr.splitlines()) == 1 and field in done.stderr, done.stderr
-    assert workdir.read_bytes() == before

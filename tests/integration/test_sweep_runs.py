@@ -1,22 +1,20 @@
 """`trnbench sweep`: real sweeps of the tiny model on the CPU, every run a real subprocess.
 
 The sweep itself runs in-process through ``cli.main`` (its runs are `python -m bench run`
-subprocesses all the same); one test runs the whole command as a subprocess.
+subprocesses all the same); one test runs the whole command as a subprocess. What needs no
+run: tests/unit/test_sweep.py.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 
 import pytest
 
 from bench.backends import environment
-from bench.cli import build_parser, main
-from bench.inputs import config
+from bench.cli import main
 from bench.launch import sweep
-from bench.records import store
-from bench.records.record import Device, Record
+from bench.records.record import Record
 from tests.conftest import read_jsonl
 
 TINY = 'model = "tiny"\nbackend = "cpu"\nbatch = 2\nsteps = 2\nwarmup = 1\n'
@@ -41,7 +39,6 @@ def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
     return run
 
 
-@pytest.mark.slow
 def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_sweep, tmp_path):
     path = write(tmp_path, TINY + 'seq = [16, 32]\nrepeats = 2\nname = "grid"\n')
     code, out, err = run_sweep(str(path))
@@ -84,7 +81,6 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
     assert read_jsonl(results) == resumed
 
 
-@pytest.mark.slow
 def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
     path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\n")
     code, out, err = run_sweep(str(path))
@@ -101,21 +97,6 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
     assert done == {0: [], 1: [Record.from_json(ok)]}
 
 
-def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
-    env = environment.capture()
-    record = Record.new({"model": "tiny"}, env, world_size=1, tokens_per_s=1.0,
-                        device=Device(name="cpu", kind="cpu"))  # an ok record readers use
-    other = replace(record, environment={**env, "host": "elsewhere"})
-    ranks = replace(record, world_size=2)
-    path = tmp_path / "r.jsonl"
-    path.write_text("".join(store.dumps(r) + "\n" for r in (record, other, ranks)))
-    stored = Record.from_json(record.to_json())
-    assert dict(sweep.stored_ok(path, env)) == {(("model", "tiny"),): [stored]}
-    assert dict(sweep.stored_ok(path, {**env, "git_commit": "another"})) == {
-        (("model", "tiny"),): [stored]}
-
-
-@pytest.mark.slow
 def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
     path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\n")
     code, out, err = run_sweep(str(path))
@@ -125,57 +106,6 @@ def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_swee
     for r in records:
         assert r["status"] == "failed" and "timeout_s of 0.5 s" in r["error"]
         assert r["backend"]["name"] == "cpu" and r["environment"]["host"]
-
-
-def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
-    path = write(tmp_path, 'model = "tiny"\nbackend = ["auto", "cpu"]\nprecision = ["fp32", '
-                           '"bf16"]\nrepeats = 3\n')
-    code, out, err = run_sweep(str(path), "--dry-run")
-    assert code == 0, err
-    assert "2 point(s) x 3 repeat(s)" in out  # auto resolves to cpu: duplicates dropped
-    rows = [line for line in out.splitlines() if line.startswith("│ ")]
-    assert len(rows) == 2 and "fp32" in rows[0] and "bf16" in rows[1]
-    assert "│     8 │  64 │" in rows[0]  # the tiny model's own batch and seq
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]
-
-
-def test_run_flags_resolve_to_the_point(tmp_path):
-    path = write(tmp_path, 'model = "tiny"\nbackend = "cpu"\ncompile = true\nlr = 1\nseed = 3\n'
-                           'energy = "none"\nseq = 48\n')
-    (point,) = sweep.load(path).points
-    assert point.config.lr == 1.0 and isinstance(point.config.lr, float)
-    args = build_parser().parse_args(["run", *config.to_argv(point.config)])
-    for field, value in point.config.as_dict().items():
-        assert getattr(args, field) == value, field
-
-
-MALFORMED = [
-    ('model = "tiny"\nbatch = [2,\n', 4, "batch", "malformed TOML"),
-    ('model = tiny\nseq = 16\n', 3, "model", "malformed TOML: Invalid value (at line 3"),
-    ('model = "tiny"\nbatchsize = 2\n', 4, "batchsize", "unknown field; accepted: model, "),
-    ('model = "tiny"\n\n# comment\nbatch = [2, 0]\n', 6, "batch",
-     "must be an integer >= 1 and <= 2147483647, got 0"),
-    ('model = ["tiny", "nope"]\n', 3, "model", "unknown model 'nope'; accepted: tiny, "),
-    ('model = "tiny"\nseq = [16, 4096]\n', 4, "seq", "above the maximum of tiny"),
-    ('backend = "tpu"\n', 3, "backend", "unknown backend 'tpu'; accepted: auto"),
-    ('repeats = 0\n', 3, "repeats", "must be an integer >= 1"),
-    ('model = []\n', 3, "model", "an empty list gives no points"),
-    ('[extra]\nx = 1\n', 3, "extra", "a sweep file holds one [sweep] table"),
-]
-
-
-@pytest.mark.parametrize(("body", "line", "field", "message"), MALFORMED)
-def test_malformed_file_is_one_line_with_file_line_and_field(run_sweep, tmp_path, capsys, body,
-                                                           line, field, message):
-    path = write(tmp_path, body, "bad.toml")
-    with pytest.raises(SystemExit) as exit_:
-        run_sweep(str(path))
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith(f"trnbench: error: {path}:{line}: {field}: "), err
-    assert message in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # nothing written
 
 
 def test_malformed_file_from_the_command_line(cli, tmp_path):

@@ -1,33 +1,26 @@
 """`trnbench compare` end to end: real CPU runs, and hand-made GPU/Trainium records.
 
 The CPU records come from real `trnbench run` calls of the CLI's entry point (in this process,
-to save two CPU cores the interpreter start-ups); the exit code, the one-line error and the
-text output are checked on real `python -m bench` subprocesses. Cross-device ratios need records
-of an H100, an H200 and a Trainium2, which cannot be measured here: those are copies of a real
-record with the device, throughput and energy blocks replaced (the same schema the runner
-writes), and every expected ratio is computed by hand from the numbers put in.
+to save two CPU cores the interpreter start-ups: ``compare_runs`` in tests/conftest.py); the
+exit code, the one-line error and the text output are checked on real `python -m bench`
+subprocesses in tests/integration/test_compare_cli.py. Cross-device ratios need records of an
+H100, an H200 and a Trainium2, which cannot be measured here: those are copies of a real record
+with the device, throughput and energy blocks replaced (``compare_devices``, the same schema the
+runner writes), and every expected ratio is computed by hand from the numbers put in.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
-import uuid
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from bench.cli import main
 from bench.inputs.config import ConfigError
-from bench.records import store
-from bench.records.record import Record
 from bench.report import prices
 from tests.conftest import read_jsonl
-
-TINY = ("--model", "tiny", "--batch", "2", "--seq", "16", "--steps", "3", "--warmup", "1",
-        "--backend", "cpu", "--json")
 
 
 def trnbench(*args: str) -> int:
@@ -37,51 +30,6 @@ def trnbench(*args: str) -> int:
         return main(list(args))
     except SystemExit as e:
         return e.code
-
-
-@pytest.fixture(scope="module")
-def real(cache_dir, tmp_path_factory) -> Path:
-    """Three real CPU runs: side=a and side=b at seq 16, side=c at seq 32."""
-    path = tmp_path_factory.mktemp("compare") / "cpu.jsonl"
-    for side, seq in (("a", "16"), ("b", "16"), ("c", "32")):
-        args = [*TINY, "--tag", f"side={side}", "--results", str(path)]
-        args[args.index("--seq") + 1] = seq
-        assert trnbench("run", *args) == 0
-    return path
-
-
-def device_record(template: dict, kind: str, name: str, per_chip: float, chips: float = 1,
-                  energy: tuple[str, float | None] = ("none", None)) -> Record:
-    """A record of a device that cannot run here: a real record with its device,
-    throughput and energy blocks replaced."""
-    r = copy.deepcopy(template)
-    r["run_id"] = uuid.uuid4().hex[:12]
-    r["tags"] = {}
-    r["device"].update(name=name, kind=kind, chips=chips)
-    r["tokens_per_s_per_chip"] = per_chip
-    r["tokens_per_s"] = per_chip * chips
-    method, j_per_token = energy
-    scope = "modelled: table power" if method == "modelled" else "accelerators: test"
-    r["energy"].update(method=method, j_per_token=j_per_token, scope=scope,
-                       joules=None if j_per_token is None else j_per_token * r["tokens"],
-                       reason=None if j_per_token is not None else "not measured")
-    return Record.from_json(r)
-
-
-@pytest.fixture(scope="module")
-def devices(real, tmp_path_factory) -> Path:
-    """Hand-made H100, H200 and Trainium2 records of the tiny model (see the module doc)."""
-    template = read_jsonl(real)[0]
-    path = tmp_path_factory.mktemp("compare") / "devices.jsonl"
-    for per_chip, j in ((1000.0, 0.5), (1200.0, 0.4), (1100.0, 0.45)):
-        store.append(path, device_record(template, "h100", "NVIDIA H100 80GB HBM3", per_chip,
-                                         energy=("nvml-energy-counter", j)))
-    for per_chip in (800.0, 900.0):
-        store.append(path, device_record(template, "trn2", "Trainium2 (NC_v3d)", per_chip, 0.25,
-                                         energy=("neuron-power-utilization", 0.3)))
-    store.append(path, device_record(template, "h200", "NVIDIA H200", 1500.0,
-                                     energy=("modelled", 0.6)))
-    return path
 
 
 def compare_json(capsys, *args: str) -> dict:
@@ -96,10 +44,10 @@ def by_name(result: dict) -> dict[str, dict]:
     return {r["name"]: r for r in result["ratios"]}
 
 
-def test_real_runs_per_chip_ratio_is_the_ratio_of_measured_rates(capsys, real):
-    a, b, _ = read_jsonl(real)
+def test_real_runs_per_chip_ratio_is_the_ratio_of_measured_rates(capsys, compare_runs):
+    a, b, _ = read_jsonl(compare_runs)
     result = compare_json(capsys, "--baseline", "tags.side=a", "--target", "side=b",
-                          "--results", str(real))
+                          "--results", str(compare_runs))
     r = by_name(result)
     assert r["per_chip"]["ratio"] == pytest.approx(
         b["tokens_per_s_per_chip"] / a["tokens_per_s_per_chip"])
@@ -115,16 +63,16 @@ def test_real_runs_per_chip_ratio_is_the_ratio_of_measured_rates(capsys, real):
             a["energy"]["j_per_token"] / b["energy"]["j_per_token"])
     # a run id selects the same runs
     by_id = compare_json(capsys, "--baseline", a["run_id"], "--target", b["run_id"],
-                         "--results", str(real))
+                         "--results", str(compare_runs))
     assert by_name(by_id)["per_chip"]["ratio"] == r["per_chip"]["ratio"]
 
 
-def test_cross_device_ratios_match_a_hand_computation(capsys, devices, tmp_path):
+def test_cross_device_ratios_match_a_hand_computation(capsys, compare_devices, tmp_path):
     user = tmp_path / "prices.toml"
     user.write_text('[prices."trn2.48xlarge"]\nusd_per_hour = 40.0\ndate = "2026-10-01"\n'
                     'source = "test price"\n')
     result = compare_json(capsys, "--baseline", "device.kind=h100", "--target", "device=trn2",
-                          "--results", str(devices), "--prices", str(user))
+                          "--results", str(compare_devices), "--prices", str(user))
     r = by_name(result)
     h100 = statistics.median([1000.0, 1200.0, 1100.0])  # median over the three runs
     trn2 = statistics.median([800.0, 900.0])
@@ -148,22 +96,9 @@ def test_cross_device_ratios_match_a_hand_computation(capsys, devices, tmp_path)
     assert not any("energy scopes" in w for w in result["warnings"])  # both accelerators
 
 
-def test_text_output_prints_every_ratio_with_its_inputs_and_labels(cli, devices):
-    proc = cli("compare", "--baseline", "device=h100", "--target", "device=trn2",
-               "--results", str(devices))
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
-    for text in ("per chip", "per instance", "per watt", "per dollar", "p5.48xlarge",
-                 "trn2.48xlarge", "55.04", "2026-09-10", "us-east-1", "datasheet", "measured",
-                 "nvml-energy-counter", "neuron-power-utilization", "chips per instance"):
-        assert text in out, text
-    # trn2.48xlarge has no sourced price: per dollar is null with the reason
-    assert "no verifiable AWS on-demand price" in " ".join(out.split())
-
-
-def test_modelled_energy_is_labelled_modelled(capsys, devices):
+def test_modelled_energy_is_labelled_modelled(capsys, compare_devices):
     result = compare_json(capsys, "--baseline", "device=h100", "--target", "device=h200",
-                          "--results", str(devices))
+                          "--results", str(compare_devices))
     per_watt = by_name(result)["per_watt"]
     assert per_watt["label"] == "modelled"
     assert per_watt["ratio"] == pytest.approx((1 / 0.6) / statistics.median(
@@ -173,32 +108,25 @@ def test_modelled_energy_is_labelled_modelled(capsys, devices):
     assert result["target"]["instance"]["name"] == "p5en.48xlarge"  # the on-demand H200
 
 
-def test_instance_override_and_unpriced_instance(capsys, devices):
+def test_instance_override_and_unpriced_instance(capsys, compare_devices):
     result = compare_json(capsys, "--baseline", "device=h100", "--target", "device=h200",
-                          "--target-instance", "p5e.48xlarge", "--results", str(devices))
+                          "--target-instance", "p5e.48xlarge", "--results", str(compare_devices))
     r = by_name(result)
     assert result["target"]["instance"]["how"] == "--target-instance"
     assert r["per_instance"]["ratio"] == pytest.approx(1500.0 / 1100.0)  # 8 chips each
     assert r["per_dollar"]["ratio"] is None
     assert "p5e.48xlarge" in r["per_dollar"]["reason"]
     code = trnbench("compare", "--baseline", "device=h100", "--target", "device=h200",
-                    "--target-instance", "x9.huge", "--results", str(devices))
+                    "--target-instance", "x9.huge", "--results", str(compare_devices))
     assert code == 2 and "--target-instance" in capsys.readouterr().err
 
 
-def test_mismatched_runs_are_refused(cli, real):
-    proc = cli("compare", "--baseline", "side=a", "--target", "side=c", "--results", str(real))
-    assert proc.returncode == 2 and proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "config.seq" in lines[0] and "16" in lines[0] and "32" in lines[0]
-
-def test_allow_mismatch_compares_with_a_warning(capsys, real):
+def test_allow_mismatch_compares_with_a_warning(capsys, compare_runs):
     warnings = compare_json(capsys, "--baseline", "side=a", "--target", "side=c", "--results",
-                            str(real), "--allow-mismatch")["warnings"]
+                            str(compare_runs), "--allow-mismatch")["warnings"]
     assert any("config.seq" in w and "16" in w and "32" in w for w in warnings)
     code = trnbench("compare", "--baseline", "side=a", "--target", "side=c", "--results",
-                    str(real), "--allow-mismatch")
+                    str(compare_runs), "--allow-mismatch")
     assert code == 0 and "config.seq differs" in capsys.readouterr().err
 
 
@@ -208,18 +136,18 @@ def test_allow_mismatch_compares_with_a_warning(capsys, real):
     (["--baseline", "side=a,", "--target", "side=b"], "--baseline"),
     (["--baseline", "model=tiny", "--target", "side=b"], "config.seq"),  # a, b (16), c (32)
 ])
-def test_bad_queries_are_one_line_exit_2(capsys, real, args, field):
+def test_bad_queries_are_one_line_exit_2(capsys, compare_runs, args, field):
     capsys.readouterr()
-    code = trnbench("compare", *args, "--results", str(real))
+    code = trnbench("compare", *args, "--results", str(compare_runs))
     out = capsys.readouterr()
     assert code == 2 and out.out == ""
     lines = out.err.strip().splitlines()
     assert len(lines) == 1 and field in lines[0]
 
 
-def test_a_side_on_several_devices_is_refused(capsys, real, devices):
+def test_a_side_on_several_devices_is_refused(capsys, compare_runs, compare_devices):
     code = trnbench("compare", "--baseline", "seq=16", "--target", "device=h100",
-                    "--results", str(real), str(devices))
+                    "--results", str(compare_runs), str(compare_devices))
     err = capsys.readouterr().err
     assert code == 2 and "--baseline" in err and "several devices" in err
 

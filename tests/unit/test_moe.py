@@ -268,7 +268,6 @@ class AotEagerCpu(CpuBackend):
         return torch.compile(fn, backend="aot_eager")
 
 
-@pytest.mark.slow
 def test_compiled_moe_run_records_routing(cache_dir) -> None:
     """A compiled training step: the router's statistics, set as module attributes in the
     compiled forward, still reach the record."""

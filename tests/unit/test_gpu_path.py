@@ -1,8 +1,9 @@
-"""The GPU path, as far as it runs without a GPU: the bare-loop comparison script (for real on the
-CPU), --compile's scope and compile accounting, the SDPA kernel choice and its enforcement, the
-record's precision/optimizer/attention blocks, the H100 runbook and sweep file, a whole run of
-the cuda backend through a device module of the torch.cuda shape (tests/device_fakes.py), and
-the memory check before a run through a pynvml stand-in.
+"""The GPU path, as far as it runs without a GPU and in this process: the bare-loop comparison
+script's input checks, --compile's scope, the SDPA kernel choice and its enforcement, the
+record's precision/optimizer/attention blocks, the H100 sweep file, a whole run of the cuda
+backend through a device module of the torch.cuda shape (tests/device_fakes.py), and the memory
+check before a run through a pynvml stand-in. The script and the runbook run for real, and a
+compiled run's accounting, in tests/integration/test_gpu_path_processes.py.
 
 CPU stand-ins take the cuda backend's policies (fused AdamW, FlashAttention only in bf16) onto
 CPU kernels: PyTorch has a CPU FlashAttention kernel and a CPU fused AdamW.
@@ -10,10 +11,7 @@ CPU kernels: PyTorch has a CPU FlashAttention kernel and a CPU fused AdamW.
 
 from __future__ import annotations
 
-import json
-import os
 import runpy
-import subprocess
 import sys
 import time
 
@@ -147,104 +145,15 @@ def test_compile_leaves_a_fused_optimizer_eager_and_compiles_another():
     assert be.compiles_optimizer_step(torch.optim.AdamW(params, foreach=True))
 
 
-def test_compiled_run_on_cpu_compiles_in_warmup_only(cache_dir):
-    """One real torch.compile run: forward+loss and the (unfused) optimizer step compiled, the
-    graphs counted in warm-up and none in the window, FlashAttention enforced as on cuda."""
-    r = runner.measure(_cfg(compile=True, warmup=2, steps=2, precision="bf16"),
-                       _kernel_backend(SDPBackend.FLASH_ATTENTION)()).to_json()
-    assert r["compile"] == {"scope": "forward+loss", "optimizer_step": "compiled",
-                            "backend": "inductor", "dynamic": False}
-    c = r["compilation"]
-    assert c["warmup_graphs"] >= 2 and c["warmup_compile_s"] > 0 and "Dynamo" in c["method"]
-    assert r["compilation"]["timed_graphs"] == 0 and not any("compiled" in w for w in r["warnings"])
-    assert r["attention"]["sdpa_backends"] == ["FLASH_ATTENTION"]
-    assert r["loss_last"] < r["loss_first"]
-
-
 # --- scripts/gpu ------------------------------------------------------------------------------
 
-def _script(*args: str, cache_dir) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)}
-    return subprocess.run([sys.executable, "scripts/gpu/bare_loop.py", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
-@pytest.mark.slow
-def test_bare_loop_script_compares_harness_and_bare_on_cpu(cache_dir):
-    proc = _script("--device", "cpu", "--model", "tiny", "--steps", "3", "--warmup", "1",
-                   "--rounds", "2", "--json", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    bare, harness = out["bare"], out["harness"]
-    assert len(bare["per_round"]) == len(harness["per_round"]) == 2
-    assert min(bare["per_round"] + harness["per_round"]) > 0
-    assert out["ratio"] == pytest.approx(harness["tokens_per_s"]["median"]
-                                         / bare["tokens_per_s"]["median"])
-    assert out["peak"]["label"] == "measured" and bare["mfu"] > 0 and harness["mfu"] > 0
-    # the same program: same settings, and the same loss after the same steps on the same data
-    assert out["settings_differ"] == [] and bare["settings"] == harness["settings"]
-    assert bare["loss_last"] == pytest.approx(harness["loss_last"], rel=1e-5)
-    assert harness["step_time_method"] == "host-clock"
-    assert "round 2/2" in proc.stderr
-
-
 def test_bare_loop_script_rejects_bad_input(capsys):
-    """The script's ``main`` in-process (the test above starts the script itself)."""
+    """The script's ``main`` in-process (test_gpu_path_processes.py starts the script)."""
     main = runpy.run_path(str(ROOT / "scripts/gpu/bare_loop.py"), run_name="bare_loop")["main"]
     assert main(["--device", "cpu", "--model", "tiny", "--rounds", "0"]) == 2
     out = capsys.readouterr()
     assert out.out == ""
     assert out.err.strip().splitlines() == ["bare_loop: error: --rounds: must be >= 1, got 0"]
-
-
-def test_h100_runbook_is_shellcheck_clean_and_prints_its_commands():
-    script = ROOT / "scripts/gpu/run-h100.sh"
-    shellcheck = ROOT / ".venv/bin/shellcheck"
-    check = subprocess.run([str(shellcheck), "-s", "bash", str(script)], capture_output=True,
-                           text=True)
-    assert check.returncode == 0, check.stdout
-    proc = subprocess.run(["bash", str(script), "--dry-run", "--batches", "8 16"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    runs = [line for line in lines if " -m bench run " in line]
-    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "BEST", "BEST", "BEST"]
-    assert all("--model 1b --seq 2048 --precision bf16 --compile" in r for r in runs)
-    assert any("bare_loop.py --device cuda" in line and "--json >" in line for line in lines)
-    assert any("--sync-debug" in line for line in lines)
-    assert any("sweep scripts/gpu/sweep-h100.toml" in line for line in lines)
-    assert lines[-1].startswith("+ .venv/bin/python -m bench report --results results/h100/")
-
-
-def test_h100_batch_search_ends_at_the_first_batch_that_does_not_fit(tmp_path):
-    """The runbook for real, in a copy of the repository layout, with a stand-in for the Python
-    it is given: batch 16 is refused by the memory plan (exit code 2, as ``trnbench run``
-    refuses a run that does not fit), so 32 is never tried and the runbook goes on with 8."""
-    script = tmp_path / "scripts/gpu/run-h100.sh"
-    script.parent.mkdir(parents=True)
-    script.write_text((ROOT / "scripts/gpu/run-h100.sh").read_text())
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'name, memory.total'\n")
-    py = bin_dir / "python"
-    py.write_text(f"""#!/usr/bin/env bash
-[ "$1" = -c ] && exec {sys.executable} "$@"
-echo "$*" >> calls.log
-case "$*" in
-  *" run "*"--batch 16 "*) echo "trnbench: error: plan: needs 90.1 GiB per rank" >&2; exit 2 ;;
-  *" run "*--json*) echo '{{"tokens_per_s": 1000.0}}' ;;
-esac
-""")
-    for exe in (py, bin_dir / "nvidia-smi"):
-        exe.chmod(0o755)
-    proc = subprocess.run(["bash", str(script), "--python", str(py), "--batches", "8 16 32"],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
-    assert proc.returncode == 0, proc.stderr
-    assert "batch 16 refused (does not fit; nothing stored); search ends" in proc.stdout
-    runs = [line for line in (tmp_path / "calls.log").read_text().splitlines()
-            if line.startswith("-m bench run ")]
-    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "8", "8", "8"]
 
 
 def test_h100_sweep_file_resolves_to_its_grid(monkeypatch, tmp_path):

@@ -16,7 +16,7 @@ from bench.records import record as rec
 from bench.records import store
 from bench.records.record import Device, Energy, Model, Peak, Record, RecordError, StepTime
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # the published results (results/<device>/), not a user's own results/local.jsonl
 PUBLISHED = sorted((ROOT / "results").glob("*/**/*.jsonl"))
 

@@ -1,5 +1,7 @@
 """The verbs that do not train start without torch: `--help` of every verb, `models`,
-`project`, `report` and `compare` (start-up times: scripts/startup_bench.py)."""
+`project`, `report` and `compare` (start-up times: scripts/startup_bench.py), in a fresh
+interpreter. The CLI's backend names, which it keeps so as not to import the backends, match
+their registry: tests/unit/test_startup_names.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
 
 # in a fresh interpreter: each command through bench.cli.main, then which heavy modules loaded
@@ -45,10 +47,3 @@ def test_non_run_verbs_import_no_torch(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
     assert (tmp_path / "report" / "report.md").exists()
-
-
-def test_backend_choices_match_the_registry():
-    from bench.backends import selection
-    from bench.inputs import config
-
-    assert tuple(selection.names()) == config.BACKEND_NAMES

@@ -1,11 +1,10 @@
-"""`trnbench project`: calibration against published runs, the model's parts, the CLI."""
+"""`trnbench project`: calibration against published runs, the model's parts, the CLI (its
+exit code as a real subprocess: tests/integration/test_projection_exit_code.py)."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -267,13 +266,6 @@ BAD = [
 @pytest.mark.parametrize(("args", "field"), BAD, ids=[f for _, f in BAD])
 def test_bad_input_one_line_exit_2(capsys, args, field):
     assert field in refused(capsys, *args)
-
-
-def test_subprocess_exit_code(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bench", "project", *RAINIER, "--mfu", "9"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
-    assert "--mfu" in proc.stderr
 
 
 def test_headline_is_the_projection_of_the_stored_record(capsys, tmp_path):

@@ -1,0 +1,27 @@
+"""`trnbench compare` as a real `python -m bench` subprocess (the ``cli`` fixture): the text
+output, and the exit code and one-line error of a refused comparison. The records are those
+of tests/unit/test_compare.py (``compare_runs``, ``compare_devices`` in tests/conftest.py)."""
+
+from __future__ import annotations
+
+
+def test_text_output_prints_every_ratio_with_its_inputs_and_labels(cli, compare_devices):
+    proc = cli("compare", "--baseline", "device=h100", "--target", "device=trn2",
+               "--results", str(compare_devices))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for text in ("per chip", "per instance", "per watt", "per dollar", "p5.48xlarge",
+                 "trn2.48xlarge", "55.04", "2026-09-10", "us-east-1", "datasheet", "measured",
+                 "nvml-energy-counter", "neuron-power-utilization", "chips per instance"):
+        assert text in out, text
+    # trn2.48xlarge has no sourced price: per dollar is null with the reason
+    assert "no verifiable AWS on-demand price" in " ".join(out.split())
+
+
+def test_mismatched_runs_are_refused(cli, compare_runs):
+    proc = cli("compare", "--baseline", "side=a", "--target", "side=c", "--results",
+               str(compare_runs))
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "config.seq" in lines[0] and "16" in lines[0] and "32" in lines[0]
