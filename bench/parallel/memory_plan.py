@@ -225,4 +225,4 @@ def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
 def record_block(cfg: RunConfig, layout: Layout) -> dict[str, Any]:
     """The record's predicted memory (per rank, without the usable limit)."""
     pred = predict(cfg, layout, 0.0)
-    return {"predicted_peak_bytes": pred.total, "predicted": pred.parts}
+    return {"predicted_peak_bytes": round(pred.total), "predicted": pred.parts}

@@ -39,6 +39,8 @@ def _read(path: Path) -> dict[str, Any]:
     field = str(path)
     try:
         data = json.loads(config.read_text(path, "FILE.json"))
+    except RecursionError:
+        raise ConfigError(field, "not valid JSON (nested too deeply)") from None
     except json.JSONDecodeError as e:
         raise ConfigError(field, f"not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):

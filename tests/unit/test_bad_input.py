@@ -44,6 +44,9 @@ FILES = {
     "i-energy.json": bench_json(energy=None).encode(),
     "i-nan.json": bench_json(window_s=float("nan")).encode(),
     "i-utf8.json": b"{\"benchmarks\": [\"\xff\"]}",
+    "i-nested-nan.json": bench_json(step_time={"median_s": float("nan")}).encode(),
+    "i-inf-joules.json": bench_json(energy={"method": "rapl", "joules": float("inf")}).encode(),
+    "i-deep.json": b"[" * 100_000 + b"]" * 100_000,
 }
 RUN = ["run", "--model", "tiny", "--backend", "cpu"]
 PROJECT = ["project", "--workload", "claude-2", "--cluster", "rainier", "--mfu", "0.4"]
@@ -148,6 +151,9 @@ CASES = [
     (["ingest", "i-energy.json"], "energy"),
     (["ingest", "i-nan.json"], "window_s"),
     (["ingest", "i-utf8.json"], "i-utf8.json"),
+    (["ingest", "i-nested-nan.json"], "step_time.median_s must be a finite number"),
+    (["ingest", "i-inf-joules.json"], "energy.joules must be a finite number"),
+    (["ingest", "i-deep.json"], "nested too deeply"),
     (["ingest", "missing.json"], "missing.json"),
     (["ingest", "i-str.json", "--results", ""], "--results"),
 ]

@@ -13,6 +13,7 @@ from bench.inputs import config
 from bench.records.record import Record
 from bench.report import rows
 from bench.train import runner
+from tests.conftest import OK_CONFIG
 
 
 def _cfg() -> config.RunConfig:
@@ -44,9 +45,11 @@ def test_a_loaded_cpu_during_the_peak_measurement_is_flagged(monkeypatch, tmp_pa
 
 def test_an_mfu_above_1_is_flagged(monkeypatch, tmp_path):
     _stub_measure(monkeypatch, tmp_path, [1e6, 1e6, 1e6])
-    fields = runner.measure(_cfg(), CpuBackend()).to_json()
+    fields = runner.measure(_cfg(), CpuBackend()).checked().to_json()  # as stored
     assert fields["mfu"] > 1 and fields["peak"]["window"]["spread"] == 0
-    assert len(fields["flags"]) == 1 and "is above 1" in fields["flags"][0]
+    assert [f.split()[0] for f in fields["flags"]] == ["mfu", "hfu"]  # HFU >= MFU
+    assert all("is above 1: the peak is below what the run reached" in f
+               for f in fields["flags"])
 
 
 def test_the_host_cache_is_only_a_lower_bound(monkeypatch, tmp_path):
@@ -60,7 +63,7 @@ def test_the_host_cache_is_only_a_lower_bound(monkeypatch, tmp_path):
 
 def test_ranks_on_one_cpu_are_one_chip():
     """Two ranks on one host: one chip, whose per-chip throughput is the whole CPU's."""
-    rank = Record.new({"model": "tiny"}, {"host": "h"}).with_json({
+    rank = Record.new(OK_CONFIG, {"host": "h"}).with_json({
         "device": {"name": "cpu", "kind": "cpu", "chips": 1}, "tokens": 100,
         "window_s": 1.0, "tokens_per_s": 100.0, "peak": {"value": 1e9},
         "model": {"flops_per_token": 1e6, "hardware_flops_per_token": 1e6},

@@ -10,7 +10,7 @@ import json
 from bench import cli
 from bench.launch import launcher
 from bench.train import command as run_command
-from tests.conftest import read_jsonl
+from tests.conftest import OK_CONFIG, read_jsonl
 
 
 def test_torchrun_command():
@@ -69,7 +69,7 @@ def test_an_unusable_record_of_the_child_is_found_and_not_stored_twice(tmp_path)
     readers cannot use is reported as failed, and no stand-in is appended beside it."""
     results = tmp_path / "runs.jsonl"
     results.write_text(json.dumps({"schema_version": 2, "run_id": "abc", "status": "ok",
-                                   "config": {"model": "tiny"}, "world_size": 0}) + "\n")
+                                   "config": OK_CONFIG, "world_size": 0}) + "\n")
     found = launcher._find(results, "abc")
     assert (found.run_id, found.status) == ("abc", "failed")
     assert "its stored record is unusable: world_size must be" in found.error

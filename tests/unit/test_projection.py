@@ -187,7 +187,8 @@ def test_custom_chip_and_params(capsys):
 
 
 def _record(mfu: float, device: str, energy: dict | None = None) -> Record:
-    return Record.new({"model": "1b", "precision": "bf16"}, {"host": "test"}).with_json({
+    return Record.new({"model": "1b", "precision": "bf16", "backend": "neuron", "batch": 1,
+                       "seq": 2048}, {"host": "test"}).with_json({
         "device": {"name": device, "kind": device, "chips": 1},
         "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},
         "model": {"flops_per_token": 1e10}, "mfu": mfu, "tokens_per_s": 1e4, "energy": energy,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bench.records import record as rec
 from bench.records import store
 from bench.records.record import Device, Energy, Model, Peak, Record, RecordError, StepTime
+from tests.conftest import OK_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 # the published results (results/<device>/), not a user's own results/local.jsonl
@@ -95,7 +96,7 @@ def test_start_names_the_selected_backend_and_failed_keeps_it():
 
 
 def test_unknown_keys_survive_and_bad_ones_are_named():
-    r = Record.new({"model": "tiny"}, {}, tokens_per_s=1.0, extra={"later_field": [1]})
+    r = Record.new(OK_CONFIG, {}, tokens_per_s=1.0, extra={"later_field": [1]})
     data = {**r.to_json(), "device": {"name": "d", "kind": "cpu", "new": 1}}
     back = Record.from_json(data)
     assert back.extra == {"later_field": [1]} and back.device.extra == {"new": 1}
@@ -115,14 +116,16 @@ def test_energy_and_throughput_figures():
 
 finite = st.just(0.0) | st.floats(1e-6, 1e12)  # no float overflows to inf in a ratio
 maybe = st.none() | finite
+counts = st.integers(1, 2**62)  # a record's numbers stay below 2^63
 records = st.builds(
-    Record.new, config=st.fixed_dictionaries({"model": st.text(min_size=1)}),
+    Record.new, config=st.fixed_dictionaries({**{k: st.just(v) for k, v in OK_CONFIG.items()},
+                                              "model": st.text(min_size=1)}),
     environment=st.dictionaries(st.text(), st.text(), max_size=2),
     tags=st.dictionaries(st.text(), st.text(), max_size=2),
-    status=st.sampled_from(["ok"]), tokens_per_s=finite, mfu=maybe, tokens=st.integers(0),
-    device=st.builds(Device, name=st.text(), kind=st.text(), chips=st.none() | st.integers(1)),
+    status=st.sampled_from(["ok"]), tokens_per_s=finite, mfu=maybe, tokens=counts,
+    device=st.builds(Device, name=st.text(), kind=st.text(), chips=st.none() | counts),
     step_time=st.none() | st.builds(StepTime, median_s=maybe, method=st.text()),
-    energy=st.none() | st.builds(Energy.of, st.integers(1), method=st.text(), joules=maybe,
+    energy=st.none() | st.builds(Energy.of, counts, method=st.text(), joules=maybe,
                                  interval_s=maybe),
     warnings=st.none() | st.lists(st.text(), max_size=3))
 
@@ -196,7 +199,7 @@ def test_aggregate_modelled_energy_sums_ranks_and_null_stays_null():
 
 
 def test_a_v1_line_without_a_precision_block_keeps_its_precision_mode():
-    line = {"schema_version": 1, "run_id": "early", "status": "ok", "config": {"model": "tiny"},
+    line = {"schema_version": 1, "run_id": "early", "status": "ok", "config": OK_CONFIG,
             "device": {"name": "cpu", "kind": "cpu"}, "tokens_per_s": 1.0,
             "precision_mode": "fp32: fp32 parameters and compute"}
     r = Record.from_json(line)

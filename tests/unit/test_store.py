@@ -17,12 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.records import store
-from bench.records.record import Record
+from bench.records.record import Device, Record
+from tests.conftest import OK_CONFIG
 
 
 def _record(i: int, pad: int = 0, **fields) -> Record:
-    return Record.new({"model": "tiny", "i": i}, {"host": "h"}, tokens_per_s=float(i),
-                      extra={"blob": "x" * pad}, **fields)
+    return Record.new({**OK_CONFIG, "i": i}, {"host": "h"}, tokens_per_s=float(i),
+                      device=Device(name="cpu", kind="cpu"), extra={"blob": "x" * pad},
+                      **fields)
 
 
 def test_round_trip_and_flat_dataframe(tmp_path):
