@@ -164,9 +164,9 @@ class Model(Part):
     params: int | None = doc("parameters", low=0)
     active_params: int | None = doc("parameters active per token (MoE: top-k experts)", low=0)
     matmul_params: int | None = doc("N: matmul parameters of one token's forward", low=0)
-    flops_per_token: float | None = doc("model FLOPs per token (the formula's)", low=0)
+    flops_per_token: float | None = doc("model FLOPs per token (the formula's)", low=1)
     hardware_flops_per_token: float | None = doc("FLOPs per token with recomputation and "
-                                                 "dropped/padded MoE slots", low=0)
+                                                 "dropped/padded MoE slots", low=1)
     flops_formula: str | None = doc("the FLOPs formula, as text")
 
 
@@ -258,7 +258,7 @@ class Ac(Part):
 class Peak(Part):
     """The peak FLOP/s per chip behind MFU, with its label and source."""
 
-    value: float | None = doc("peak FLOP/s per chip", low=0)
+    value: float | None = doc("peak FLOP/s per chip", low=1)
     unit: str | None = doc("FLOP/s")
     label: str | None = doc("published, measured or estimate")
     source: str | None = doc("where the figure comes from")
@@ -307,10 +307,12 @@ class Compilation(Part):
 
     method: str | None = doc("what is counted: Dynamo graphs, XLA graphs")
     warmup_graphs: int | None = doc("graphs compiled in the warm-up (version 1 also: "
-                                    "compiles_warmup)", low=0)
+                                    "compiles_warmup)", low=0,
+                                    needs=("compilation.timed_graphs",))  # counted together
     warmup_compile_s: float | None = doc("seconds compiling in the warm-up", low=0)
     timed_graphs: int | None = doc("graphs compiled in the timed window, 0 when sound "
-                                   "(version 1 also: compiles_timed)", low=0)
+                                   "(version 1 also: compiles_timed)", low=0,
+                                   needs=("compilation.warmup_graphs",))
     timed_compile_s: float | None = doc("seconds compiling in the timed window", low=0)
 
 
@@ -355,7 +357,7 @@ class Energy(Part):
     """Energy of exactly the timed window (docs/methodology.md, "Energy per token")."""
 
     method: str | None = doc("the meter: nvml-energy-counter, rapl, neuron-power-utilization, "
-                             "modelled, null, ...")
+                             "modelled, null, ...", required=OK)
     joules: float | None = doc("joules over the window (null, with reason: not measured)",
                                low=0)
     reason: str | None = doc("why joules is null")
@@ -508,9 +510,11 @@ class Record(Part):
     tokens_per_s_per_chip: float | None = doc("tokens_per_s / device.chips", omit="failed",
                                               low=0)
     mfu: float | None = doc("model FLOPs utilisation (null: no known peak)", omit="failed",
-                            low=0, plausible=(None, 1, MFU_ABOVE_1))
+                            low=0, plausible=(None, 1, MFU_ABOVE_1),
+                            needs=("peak.value", "model.flops_per_token"))
     hfu: float | None = doc("hardware FLOPs utilisation (recomputation included)",
-                            omit="failed", low=0, plausible=(None, 1, MFU_ABOVE_1))
+                            omit="failed", low=0, plausible=(None, 1, MFU_ABOVE_1),
+                            needs=("peak.value", "model.hardware_flops_per_token"))
     peak: Peak | None = doc("the peak block (null: no known peak)", omit="failed")
     step_time: StepTime | None = doc("the step-time block (under torchrun: the slowest "
                                      "rank's)", omit="failed")

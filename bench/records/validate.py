@@ -35,7 +35,8 @@ class Rule:
     statuses whose records must hold it (not null; True: every record); ``keys``: a
     dataclass whose annotations type the keys of a dict (unknown keys pass) and whose field
     metadata ``option.limits`` bound them; ``required_keys``: keys every record's dict holds,
-    ``ok_keys``: keys an ok record's holds."""
+    ``ok_keys``: keys an ok record's holds; ``needs``: dotted paths of the record that must
+    not be null where this field is not (the figures it was derived from)."""
 
     low: float | None = None
     high: float | None = None
@@ -46,6 +47,7 @@ class Rule:
     keys: type | None = None
     required_keys: tuple[str, ...] = ()
     ok_keys: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
 
     @staticmethod
     def of(f: dataclasses.Field) -> Rule:
@@ -75,6 +77,8 @@ class Rule:
             parts.append("flagged: " + (self.plausible.__doc__ or "").strip().rstrip("."))
         if self.keys is not None:
             parts.append(f"keys typed as {self.keys.__name__}")
+        if self.needs:
+            parts.append("needs " + ", ".join(self.needs))
         if self.required_keys or self.ok_keys:
             parts.append("holds " + ", ".join([*self.required_keys,
                                                *(f"{k} (ok)" for k in self.ok_keys)]))
@@ -100,7 +104,7 @@ def hints(cls: type) -> dict[str, Any]:
     return {f.name: found[f.name] for f in fields(cls)}
 
 
-def _optional(tp: Any) -> tuple[bool, tuple[Any, ...]]:
+def optional(tp: Any) -> tuple[bool, tuple[Any, ...]]:
     """Whether ``tp`` admits None, and its other members."""
     if typing.get_origin(tp) in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -110,7 +114,7 @@ def _optional(tp: Any) -> tuple[bool, tuple[Any, ...]]:
 
 def dataclass_of(tp: Any) -> type | None:
     """The dataclass of a field typed ``X``, ``X | None`` or ``list[X]``, else None."""
-    _, members = _optional(tp)
+    _, members = optional(tp)
     tp = members[0] if len(members) == 1 else None
     if typing.get_origin(tp) is list:
         (tp,) = typing.get_args(tp)
@@ -119,7 +123,7 @@ def dataclass_of(tp: Any) -> type | None:
 
 def describe(tp: Any) -> str:
     """A type in words: "an integer", "a list of numbers or null", ..."""
-    nullable, members = _optional(tp)
+    nullable, members = optional(tp)
     words = " or ".join(_word(m) for m in members)
     return words + (" or null" if nullable else "")
 
@@ -162,13 +166,17 @@ class Checker:
                                      "need it)")
                 continue
             self.value(known[f.name], value, here, rule)
+            missing = next((p for p in rule.needs if value_at(self.root, p) is None), None)
+            if missing:
+                raise Impossible(f"{here} is {show(value)} but {missing} is missing or null "
+                                 "(it is derived from it)")
         for key, value in data.items():
             if key not in known:
                 self.any(value, f"{where}.{key}" if where else key, 1)
 
     def value(self, tp: Any, value: Any, where: str, rule: Rule = NO_RULE) -> None:
         """``value`` against its type ``tp`` and its field's ``rule``."""
-        nullable, members = _optional(tp)
+        nullable, members = optional(tp)
         if value is None:
             if not nullable and tp is not Any:
                 raise Impossible(f"{where} must be {describe(tp)}, got null")
@@ -194,6 +202,7 @@ class Checker:
             if rule.keys is not None:
                 self.keyed(rule, value, where)
             for k, v in value.items():
+                self.scalar(str, k, f"a key of {where}", NO_RULE)
                 if rule.keys is None or k not in hints(rule.keys):
                     self.value(item, v, f"{where}.{k}", _items(rule))
         else:
@@ -236,6 +245,9 @@ class Checker:
                     (rule.high is not None and value > rule.high):
                 raise Impossible(f"{where} must be {describe(tp)}{_range(rule)}{or_null}, "
                                  f"got {show(value)}")
+        if tp is str and not _unicode(value):
+            raise Impossible(f"{where} must be Unicode text, got {show(value)} (a lone "
+                             "surrogate)")
         if rule.values and value not in rule.values:
             raise Impossible(f"{where} must be one of {', '.join(map(repr, rule.values))}, got "
                              f"{show(value)}")
@@ -265,14 +277,34 @@ class Checker:
             v, here, level = stack.pop()
             if level > MAX_DEPTH:
                 raise Impossible(f"{where} nests deeper than {MAX_DEPTH} levels")
+            if isinstance(v, str) and not _unicode(v):
+                raise Impossible(f"{here} must be Unicode text, got {show(v)}")
             if isinstance(v, float) and not math.isfinite(v):
                 raise Impossible(f"{here} must be a finite number, got {show(v)}")
             if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= MAX_MAGNITUDE:
                 raise Impossible(f"{here} must be below 2^63 in magnitude, got {show(v)}")
             if isinstance(v, dict):
+                stack += [(k, f"{here} (a key)", level + 1) for k in v]
                 stack += [(x, f"{here}.{k}", level + 1) for k, x in v.items()]
             elif isinstance(v, list):
                 stack += [(x, f"{here}[{i}]", level + 1) for i, x in enumerate(v)]
+
+
+def value_at(data: Any, path: str) -> Any:
+    """The value at dotted ``path`` of nested objects, None where any step is missing."""
+    for key in path.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _unicode(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (JSON's \\ud800 escapes decode to lone surrogates,
+    which no file or font takes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _items(rule: Rule) -> Rule:

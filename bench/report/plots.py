@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -94,7 +95,11 @@ def _bars(table: pd.DataFrame, values: pd.Series, xlabel: str, title: str,
     return to_png(fig)
 
 
-def throughput(table: pd.DataFrame) -> bytes:
+def throughput(table: pd.DataFrame) -> bytes | None:
+    """None when no row has a per-chip figure (chips unknown: the table says why)."""
+    table = table[table["tokens_per_s_per_chip"].map(present)]
+    if table.empty:
+        return None
     med = table["tokens_per_s_per_chip"]
     errors = [list(med - table["tokens_per_s_per_chip_min"]),
               list(table["tokens_per_s_per_chip_max"] - med)]
@@ -171,7 +176,9 @@ def draw(table: pd.DataFrame, groups: dict[str, pd.DataFrame],
     """File name -> PNG for each chart that has data (none without ok rows)."""
     if table.empty:
         return {}
-    charts = {"throughput.png": throughput(table), "energy.png": energy(table),
-              "step_times.png": step_times(table, groups),
-              "scaling.png": scaling(series) if series is not None else None}
+    with warnings.catch_warnings():  # a name in a script the font lacks is drawn as boxes
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        charts = {"throughput.png": throughput(table), "energy.png": energy(table),
+                  "step_times.png": step_times(table, groups),
+                  "scaling.png": scaling(series) if series is not None else None}
     return {name: png for name, png in charts.items() if png is not None}

@@ -19,9 +19,11 @@ GOOD = {"schema_version": 1, "time": "2026-01-01T00:00:00+00:00", "status": "ok"
                                   "backend": "cpu"},
         "environment": {"host": "h"}, "tags": {}, "device": {"kind": "cpu", "name": "cpu"},
         "tokens_per_s": 100.0, "tokens_per_s_per_chip": 100.0, "mfu": 0.1,
-        "peak": {"precision": "fp32"}, "energy": None}
+        "peak": {"precision": "fp32", "value": 1e9}, "model": {"flops_per_token": 1e6},
+        "energy": None}
 ODD = [  # (record, the reason a reader gives, or None: readable, rendered with n/a)
     ({**GOOD, "run_id": "nochip", "tokens_per_s_per_chip": None, "mfu": None,
+      "peak": {"precision": "fp32"},
       "device": {"kind": "cpu", "name": "cpu-b"}}, None),
     ({**GOOD, "run_id": "nodevice", "device": None}, "device is missing or null"),
     ({**GOOD, "run_id": "text", "tokens_per_s": "123"}, "tokens_per_s must be a number >= 0"),
@@ -30,7 +32,8 @@ ODD = [  # (record, the reason a reader gives, or None: readable, rendered with 
      "config must be an object"),
     ({"schema_version": 2, "status": "failed"}, "run_id is missing or null"),
     ({**GOOD, "run_id": "strdevice", "device": "cpu"}, "device must be an object"),
-    ({**GOOD, "run_id": "badj", "energy": {"j_per_token": "1"}}, "energy.j_per_token"),
+    ({**GOOD, "run_id": "badj", "energy": {"method": "rapl", "j_per_token": "1"}},
+     "energy.j_per_token"),
     ({**GOOD, "run_id": "badrank", "ranks": [{"rank": 0, "step_time": 5}]},
      "ranks[0].step_time must be an object"),
     ({**GOOD, "run_id": "noranks", "world_size": 0}, "world_size must be an integer >= 1"),
@@ -47,7 +50,8 @@ ODD = [  # (record, the reason a reader gives, or None: readable, rendered with 
     ({**GOOD, "run_id": "manyranks", "world_size": 1e30}, "world_size must be an integer"),
     ({**GOOD, "run_id": "v99", "schema_version": 99}, "schema_version must be one of 2"),
     ({**GOOD, "run_id": "v2text", "schema_version": "2"}, "schema_version must be an integer"),
-    ({**GOOD, "run_id": "negj", "energy": {"joules": -5.0}}, "energy.joules must be a number"),
+    ({**GOOD, "run_id": "negj", "energy": {"method": "rapl", "joules": -5.0}},
+     "energy.joules must be a number >= 0"),
 ]
 DEEP = "[" * 100_000 + "]" * 100_000  # json.loads: RecursionError
 

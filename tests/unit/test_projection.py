@@ -215,7 +215,8 @@ def test_from_results(capsys, tmp_path):
 
 def test_from_results_other_device_is_noted(capsys, tmp_path):
     path = tmp_path / "runs.jsonl"
-    store.append(path, _record(0.2, "Intel Xeon", {"j_per_token": 3.0, "scope": "cpu-package"}))
+    store.append(path, _record(0.2, "Intel Xeon", {"method": "rapl", "j_per_token": 3.0,
+                                                   "scope": "cpu-package"}))
     d = project(capsys, *RAINIER, "--from-results", str(path))
     assert d["chip_power_w"] == 500  # the CPU's J/token says nothing about a trn2
     assert any("not used" in n for n in d["notes"])

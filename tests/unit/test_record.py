@@ -123,10 +123,12 @@ records = st.builds(
     environment=st.dictionaries(st.text(), st.text(), max_size=2),
     tags=st.dictionaries(st.text(), st.text(), max_size=2),
     status=st.sampled_from(["ok"]), tokens_per_s=finite, mfu=maybe, tokens=counts,
+    peak=st.just(Peak(value=1e15)), model=st.just(Model(flops_per_token=1e9)),
     device=st.builds(Device, name=st.text(), kind=st.text(), chips=st.none() | counts),
     step_time=st.none() | st.builds(StepTime, median_s=maybe, method=st.text()),
-    energy=st.none() | st.builds(Energy.of, counts, method=st.text(), joules=maybe,
-                                 interval_s=maybe),
+    # tokens/kWh of up to 1e9 tokens on 1 mJ: 3.6e18, below 2^63
+    energy=st.none() | st.builds(Energy.of, st.integers(1, 10**9), method=st.text(),
+                                 joules=st.none() | st.floats(1e-3, 1e12), interval_s=maybe),
     warnings=st.none() | st.lists(st.text(), max_size=3))
 
 
