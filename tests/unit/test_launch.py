@@ -16,11 +16,17 @@ from tests.conftest import OK_CONFIG, read_jsonl
 def test_torchrun_command():
     cmd = launcher.Torchrun(8, 2, 1, "h:1").command(["--json"])
     assert cmd[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=8"]
-    assert "--rdzv-endpoint=h:1" in cmd and "--node-rank=1" in cmd and "--standalone" not in cmd
+    assert "--rdzv-endpoint=h:1" in cmd and "--standalone" not in cmd
+    assert not any(a.startswith("--node-rank") for a in cmd)  # c10d ignores it
     assert cmd[-4:] == ["-m", "bench", "run", "--json"]
     assert "--standalone" in launcher.Torchrun(2).command([])
     assert launcher.Torchrun(8, 2, 1, "h:1").world_size == 16
-    assert not launcher.Torchrun(8, 2, 1, "h:1").leader and launcher.Torchrun(2).leader
+    # the node that ran global rank 0 stores the record, whatever its --node-rank says
+    assert launcher.Torchrun(8, 2, 1, "h:1").stores_record({0, 1})
+    assert not launcher.Torchrun(8, 2, 0, "h:1").stores_record({2, 3})
+    # no worker started here: the node given --node-rank 0 (or none) stands in
+    assert launcher.Torchrun(2).stores_record(set())
+    assert not launcher.Torchrun(8, 2, 1, "h:1").stores_record(set())
 
 
 def test_run_nproc_passes_its_run_flags_on(tmp_path):
