@@ -3,10 +3,10 @@
 
 `sbatch scripts/slurm/gpu.sbatch` runs 2 gloo ranks of the tiny model on this CPU, on one
 node or one per node; the launch body it execs (launch.sh) is the one trn2.sbatch execs too,
-whose Neuron/EFA lines test_scripts.py checks in dry run. The cluster starts once per session, only when these
-tests run, and stops afterwards. A machine that cannot host Slurm (not root, no apt-get,
-the install fails: the script's exit status 77) skips them with the script's reason; any
-other failure to start is an error.
+whose Neuron/EFA lines test_scripts.py checks in dry run. The cluster starts once per
+session, only when these tests run, and stops afterwards. A machine that cannot host Slurm
+(not root, no apt-get, the install fails: the script's exit status 77) skips them with the
+script's reason; any other failure to start is an error.
 """
 
 from __future__ import annotations
