@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import replace
 
 import pandas as pd
@@ -13,7 +15,7 @@ from bench.inputs import config
 from bench.records.record import Record
 from bench.report import rows
 from bench.train import runner
-from tests.conftest import OK_CONFIG
+from tests.conftest import OK_CONFIG, invoke, read_jsonl
 
 
 def _cfg() -> config.RunConfig:
@@ -75,3 +77,41 @@ def test_ranks_on_one_cpu_are_one_chip():
     assert out.mfu == pytest.approx(200 * 1e6 / 2e9)
     two_hosts = Record.aggregate([rank, replace(rank, environment={"host": "g"})])
     assert two_hosts.device.chips == 2
+
+
+CORRUPT = {  # what a cache file may hold: each is ignored with one warning
+    "a list": "[1, 2]", "a string": '"fast"', "not JSON": "{", "no flops": None,
+    "flops 1e300": 1e300, "flops text": "9e10", "flops negative": -1.0, "flops NaN": "NaN"}
+
+
+@pytest.mark.parametrize("case", [*CORRUPT, "a FIFO"])
+def test_an_odd_cpu_peak_cache_is_ignored_with_one_warning(monkeypatch, tmp_path, capsys, case):
+    left = _stub_measure(monkeypatch, tmp_path, [40e9])
+    path = gemm_peak.cache_path()
+    if case == "a FIFO":
+        os.mkfifo(path)  # reading it would block forever
+    elif case in ("a list", "a string", "not JSON"):
+        path.write_text(CORRUPT[case])
+    else:  # this host's entry is odd
+        entry = {} if CORRUPT[case] is None else {"flops": CORRUPT[case]}
+        text = json.dumps({gemm_peak._cache_key("fp32"): entry})
+        path.write_text(text.replace('"NaN"', "NaN") if case == "flops NaN" else text)
+    peak = gemm_peak.measured_peak("fp32")
+    assert peak.value == 40e9 and not left  # measured afresh, as with no cache
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"trnbench: warning: CPU peak cache {path} "
+                                                "ignored: ")
+    if case != "a FIFO":  # rewritten with the fresh rate (a FIFO is left as it is)
+        assert gemm_peak.measured_peak("fp32").value == 40e9 and not capsys.readouterr().err
+
+
+def test_a_run_with_a_corrupt_cpu_peak_cache_is_ok(cache_dir, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "cpu_peak.json").write_text("[]")
+    proc = invoke("run", "--backend", "cpu", "--model", "tiny", "--batch", "1", "--seq", "8",
+                  "--steps", "1", "--warmup", "0", "--results", str(tmp_path / "r.jsonl"),
+                  cwd=tmp_path, env={"TRNBENCH_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    [record] = read_jsonl(tmp_path / "r.jsonl")
+    assert record["status"] == "ok" and 1e8 < record["peak"]["value"] < 1e16
