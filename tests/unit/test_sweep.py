@@ -36,6 +36,16 @@ def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
     return run
 
 
+def test_resume_counts_a_line_copied_twice_once(tmp_path, cache_dir):
+    env = environment.capture()
+    record = Record.new(OK_CONFIG, env, world_size=1, tokens_per_s=1.0,
+                        device=Device(name="cpu", kind="cpu"))
+    path = tmp_path / "r.jsonl"
+    path.write_text((store.dumps(record) + "\n") * 2)
+    [(key, runs)] = sweep.stored_ok(path, env).items()
+    assert runs == [Record.from_json(record.to_json())]
+
+
 def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
     env = environment.capture()
     record = Record.new(OK_CONFIG, env, world_size=1, tokens_per_s=1.0,
