@@ -86,10 +86,16 @@ def predict(cfg: RunConfig, layout: Layout, memory_per_rank: float) -> Predictio
     return Prediction(parts, USABLE * memory_per_rank)
 
 
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` in ascending order (up to sqrt(n) steps, not n)."""
+    low = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return low + [n // d for d in reversed(low) if d * d != n]
+
+
 def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
     """Layouts one may try instead of ``cfg``, each with the number of flags it changes."""
     out = []
-    tps = [t for t in range(1, per_node + 1) if per_node % t == 0]
+    tps = divisors(per_node)
     parallels = [cfg.parallel] + [p for p in ("fsdp", "ddp") if p != cfg.parallel]
     dtypes = [cfg.param_dtype] + (["bf16", "fp32"] if cfg.precision == "bf16" else [])
     for tp in tps:
