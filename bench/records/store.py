@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from bench.inputs.paths import writable_problem  # noqa: F401 - the store's writers check with it
+from bench.inputs.paths import (
+    env_path,
+    writable_problem,  # noqa: F401 - the store's writers check with it
+)
 from bench.records import record as rec
 from bench.records.record import Record, upgrade
 
@@ -29,8 +32,9 @@ DEFAULT_PATH = Path("results/local.jsonl")
 
 
 def default_path() -> Path:
-    """``$TRNBENCH_RESULTS`` or ``results/local.jsonl`` (git-ignored) under the cwd."""
-    return Path(os.environ.get("TRNBENCH_RESULTS", DEFAULT_PATH))
+    """``$TRNBENCH_RESULTS`` or ``results/local.jsonl`` (git-ignored) under the cwd; set but
+    empty is a ConfigError."""
+    return env_path("TRNBENCH_RESULTS", DEFAULT_PATH)
 
 
 def dumps(record: Record) -> str:

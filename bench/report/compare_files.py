@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.inputs.paths import write_file
 from bench.report import cells, render
 
 CSV_COLUMNS = ["figure", "unit", "baseline", "target", "speedup", "label", "formula", "reason"]
@@ -149,17 +150,19 @@ def page(result: dict[str, Any], png: bytes | None) -> str:
             + "\n</body></html>\n")
 
 
+OUTPUTS = ("compare.md", "compare.csv", "compare.html", "compare.png")
+
+
 def write(result: dict[str, Any], out: Path) -> list[Path]:
-    """compare.md, compare.csv, compare.html (and compare.png when a ratio exists)."""
+    """compare.md, compare.csv, compare.html (and compare.png when a ratio exists), each
+    whole and never through a symbolic link (``paths.write_file``)."""
     out.mkdir(parents=True, exist_ok=True)
     png = chart(result)
-    files = {"compare.md": markdown(result, png is not None),
-             "compare.csv": render.csv(frame(result)), "compare.html": page(result, png)}
-    written = []
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-        written.append(out / name)
+    files: dict[str, str | bytes] = {
+        "compare.md": markdown(result, png is not None),
+        "compare.csv": render.csv(frame(result)), "compare.html": page(result, png)}
     if png:
-        (out / "compare.png").write_bytes(png)
-        written.append(out / "compare.png")
-    return written
+        files["compare.png"] = png
+    for name, data in files.items():
+        write_file(out / name, data)
+    return [out / name for name in files]

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from bench.inputs import config
 from bench.inputs.errors import ConfigError
-from bench.inputs.numbers import COUNT, INDEX, flag
+from bench.inputs.numbers import COUNT, INDEX, PER_NODE, flag
 from bench.inputs.paths import path_arg
 from bench.records import store
 from bench.records.record import new_run_id
@@ -46,7 +48,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
     """torchrun's flags: processes, nodes, rendezvous; Neuron precompilation."""
-    p.add_argument("--nproc", type=flag(COUNT), metavar="N",
+    p.add_argument("--nproc", type=flag(PER_NODE), metavar="N",
                    help="processes per node, started by torchrun (one per GPU or NeuronCore)")
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (with --rdzv-endpoint)")
     p.add_argument("--node-rank", type=flag(INDEX), metavar="R", help="this node's rank (Slurm)")
@@ -81,7 +83,8 @@ def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
         raise ConfigError("--precompile", "neuron_parallel_compile is not on PATH (it comes "
                           "with torch-neuronx; activate the Neuron environment)")
     inner = ["run", *(a for a in argv if a != "--precompile")]  # argv: the verb's arguments
-    console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}")
+    console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}",
+                         markup=False, highlight=False)
     os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
 
 
@@ -224,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile_steps = profiling(args, cfg, selection, results, run_id)
     main_rank = ctx is None or ctx.is_main
     if main_rank:
-        console.stderr.print(f"[dim]{selection.reason}[/dim]")
+        console.stderr.print(f"[dim]{escape(selection.reason)}[/dim]")
     # live progress on a terminal only; otherwise (a pipe, a sweep, --json) one line at the end
     show_progress = main_rank and console.stderr.is_terminal and not args.json
     with console.run_progress(show_progress, cfg.tokens_per_step) as progress:
@@ -244,7 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             line = headline(record, str(results))
             if line:
-                console.stdout.print(line, highlight=False, soft_wrap=True)
+                console.stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     if record.status != "ok":
         where = f"stored in {results}" if results else "not stored"
         print(f"trnbench: run failed: {record.error} ({where})", file=sys.stderr)
