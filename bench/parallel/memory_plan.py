@@ -128,19 +128,20 @@ def _moe_estimate(cfg: RunConfig, layout: Layout, m: MoEConfig,
     constant of Korthikanti et al.; the derivation does not cover its routing tensors."""
     s, tokens = layout.shards, cfg.batch * cfg.seq
     p = flops.param_count(m)
-    block = (p - m.vocab_size * m.dim * (1 if m.tie_embeddings else 2)) / m.n_layers
+    root = m.vocab_size * m.dim * (1 if m.tie_embeddings else 2)
+    block = (p - root) / m.n_layers
     act = 2 if cfg.precision == "bf16" else 4
     parts = {"parameters": 4 * p / s, "gradients": 4 * p / s, "optimizer": 8 * p / s}
     if layout.parallel == "ddp" and layout.dp > 1:
         parts["ddp_buckets"] = 4 * p
     if layout.parallel != "ddp":
-        parts["gathered"] = (2 if cfg.param_dtype == "bf16" else 4) * (2 * block + m.vocab_size
-                                                                       * m.dim * 2)
+        parts["gathered"] = (2 if cfg.param_dtype == "bf16" else 4) * (2 * block + root)
     if cfg.precision == "bf16" and cfg.param_dtype == "fp32":
-        parts["autocast"] = 2 * flops.matmul_param_count(m)
+        parts["autocast"] = 2 * (p - (0 if m.tie_embeddings else m.vocab_size * m.dim))
     layer = ACT_BYTES_PER_LAYER * act / 2 * tokens * m.dim
+    resid = 2 if cfg.param_dtype == "bf16" else 4
     ckpt = len(checkpointed_blocks(cfg.ac, m.n_layers))
-    parts["activations"] = ((m.n_layers - ckpt) * layer + ckpt * 4 * tokens * m.dim
+    parts["activations"] = ((m.n_layers - ckpt) * layer + ckpt * resid * tokens * m.dim
                             + (layer if ckpt else 0))
     parts["logits"] = tokens * m.vocab_size * (act + 4 + (4 if act == 2 else 0))
     return Prediction(parts, USABLE * memory_per_rank, "all parts at once",
