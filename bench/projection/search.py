@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.inputs.config import ConfigError
+from bench.parallel import activations
 from bench.projection.comm import BYTES_16BIT, StepBreakdown
 from bench.projection.workload import Shape
 
@@ -18,7 +19,7 @@ SHARDING = {"zero1": "ZeRO-1", "fsdp": "FSDP"}
 TOLERANCE = 0.01  # plans this close to the fastest count as equally fast
 SLOWDOWN = 0.15  # the efficient plan may be this much slower than the fastest
 DP_HALVINGS = 6  # DP searched at D, D / 2, ..., D / 2^6
-ACT_BYTES_PER_LAYER = 34  # x b T h / t (Korthikanti et al. 2022, with sequence parallelism)
+ACT_BYTES_PER_LAYER = 34  # x b T h / t: an MoE layer (Korthikanti et al. 2022; an estimate)
 GIB = 2**30
 
 
@@ -111,13 +112,25 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
     else:
         gathered = (shape.dense_params + shape.expert_params / ep) / shape.n_layers / tp
         states = dense * 16 / dp + experts * 16 / (dp // ep) + 2 * gathered * BYTES_16BIT
-    layer = ACT_BYTES_PER_LAYER * micro_batch * seq_len * shape.dim / tp
+    layer = layer_activations(shape, micro_batch * seq_len, seq_len, tp)
     stored = 2 * micro_batch * seq_len * shape.dim / tp if recompute else layer
     in_flight = min(micro_batches, pp)
     if vpp > 1:
         in_flight *= 1 + (pp - 1) / (pp * vpp)
     acts = math.ceil(shape.n_layers / pp) * in_flight * stored + (layer if recompute else 0)
     return ChipMemory(states, acts, usable)
+
+
+def layer_activations(shape: Shape, tokens: float, seq_len: int, tp: int) -> float:
+    """Bytes one layer keeps for backward for ``tokens`` tokens: what this code's Llama saves
+    with bf16 parameters, TP with sequence parallelism and a flash kernel
+    (bench.parallel.activations); an MoE layer by Korthikanti's 34 h / t bytes a token."""
+    if shape.n_experts > 1:
+        return ACT_BYTES_PER_LAYER * tokens * shape.dim / tp
+    s = activations.Shape(shape.dim, shape.ffn, shape.n_heads, shape.kv_heads, 0,
+                          shape.n_layers, gated=shape.gated)
+    return (tokens * activations.layer_saved_per_token(s, "bf16p", tp, "flash", seq_len)
+            + activations.rope_saved(s, "bf16p", seq_len))
 
 
 StepFn = Callable[..., tuple[float | None, StepBreakdown]]

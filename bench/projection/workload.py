@@ -29,11 +29,22 @@ class Shape:
     n_experts: int = 1  # > 1: a mixture of experts (params counts all, matmul_params the active)
     top_k: int = 1  # experts per token
     expert_params: float = 0.0  # of params: all experts of all layers, L E 3 D F
+    n_kv_heads: int = 0  # 0: as many as n_heads
+    ffn_dim: int = 0  # the MLP's width; 0: 4 D
+    gated: bool = False  # a gated MLP (SwiGLU: three D x F matrices) or a plain one (two)
 
     @property
     def dense_params(self) -> float:
         """Parameters that every rank of a DP group holds: all but the experts."""
         return self.params - self.expert_params
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def ffn(self) -> int:
+        return self.ffn_dim or 4 * self.dim
 
     def flops_per_token(self, seq_len: int) -> float:
         """6 N + 12 L H Q T (PaLM appendix B)."""
@@ -80,7 +91,8 @@ def get_shape(name: str, field: str) -> Shape:
     return Shape(name, flops.param_count(c), flops.matmul_param_count(c), c.n_layers, c.dim,
                  c.n_heads, c.head_dim, spec.seq_len, "registry",
                  f"models/registry.py: {spec.description}, exact counts", experts, top_k,
-                 c.n_layers * experts * 3 * c.dim * c.ffn_dim if experts > 1 else 0.0)
+                 c.n_layers * experts * 3 * c.dim * c.ffn_dim if experts > 1 else 0.0,
+                 n_kv_heads=c.n_kv_heads, ffn_dim=c.ffn_dim, gated=True)
 
 
 def _positive(value: float | None, field: str) -> float | None:
@@ -137,7 +149,7 @@ def resolve(*, model: str | None = None, workload: str | None = None,
         note = ("--shape" if shape else "assumption: nearest shape to N in the registry") + \
             "; sets layers, width and heads for activations and TP traffic, N sets the weights"
         s = Shape(s.name, params, params, s.n_layers, s.dim, s.n_heads, s.head_dim, s.seq_len,
-                  "user", note)
+                  "user", note, n_kv_heads=s.n_kv_heads, ffn_dim=s.ffn_dim, gated=s.gated)
         t = _seq(seq, s)
         return Workload(
             f"N={params:.3g}, {tokens:.3g} tokens",
