@@ -150,6 +150,15 @@ def test_memory_per_rank_passes_over_devices_that_give_no_integers(tmp_path, mon
     assert nt.detect(None).logical_cores_per_chip is None
 
 
+def test_neuron_ls_off_path_is_found_where_the_tools_package_installs_it(tmp_path, monkeypatch):
+    """A shell that never put /opt/aws/neuron/bin on PATH still gets the memory check."""
+    bin_dir = fake_neuron_ls(tmp_path / "opt-aws-neuron-bin", TRN2_LNC2, "new")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(nt, "NEURON_BIN", str(bin_dir))
+    assert nt.neuron_ls() == str(bin_dir / "neuron-ls")
+    assert NeuronBackend.rank_memory(per_node=64).value == 24 * 2**30
+
+
 @pytest.fixture
 def neuron_here(monkeypatch) -> None:
     """The neuron backend available (its probe a stand-in), no memory override."""
@@ -187,7 +196,7 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize(("neuron_ls", "why"), [
-    (None, "neuron-ls is not on PATH"),
+    (None, "neuron-ls is neither on PATH nor in /opt/aws/neuron/bin"),
     ("#!/bin/sh\necho 'neuron-ls: no Neuron driver' >&2\nexit 1\n",
      "neuron-ls failed or timed out"),
 ], ids=["absent", "failing"])

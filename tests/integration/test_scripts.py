@@ -30,18 +30,78 @@ def test_shellcheck_clean():
     assert proc.returncode == 0, proc.stdout
 
 
-def test_trn2_setup_dry_run_both_sdk_lines():
-    native = _sh("scripts/trn2/setup.sh", "--dry-run", "--install-sdk")
-    assert native.returncode == 0, native.stderr
-    assert "aws-neuronx-dkms aws-neuronx-runtime-lib aws-neuronx-collectives" in native.stdout
-    assert "torch-neuronx==2.13.*" in native.stdout and "make setup" in native.stdout
-    xla = _sh("scripts/trn2/setup.sh", "--sdk", "xla", "--dry-run", "--install-sdk")
-    assert "torch-xla==2.9.*" in xla.stdout and "torch-neuronx==2.9.*" in xla.stdout
-    dlami = _sh("scripts/trn2/setup.sh", "--dry-run", "--python", "/opt/venv/bin/python")
+DLAMI_PYTHON = "/opt/aws_neuronx_venv_torch_neuronx_2_14_0/bin/python"
+TORCHNEURON_PIP = ("python -m pip install --upgrade torch-neuronx==2.14.* neuronx-cc==2.* nki "
+                   "--extra-index-url https://pip.repos.neuron.amazonaws.com "
+                   "--extra-index-url https://download.pytorch.org/whl/cpu")
+
+
+def test_trn2_setup_dry_run_on_the_torchneuron_dlami():
+    """The DLAMI "Deep Learning AMI Neuron torch-neuronx 2.14.0": its venv is the default
+    interpreter; nothing is installed from apt or pip into it."""
+    proc = _sh("scripts/trn2/setup.sh", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"+ env PYTHON={DLAMI_PYTHON} make setup",
+                                        "+ .venv/bin/trnbench env",
+                                        "+ /opt/aws/neuron/bin/neuron-ls"]
+
+
+@pytest.mark.parametrize(("release", "codename"), [("24.04", "noble"), ("26.04", "resolute")])
+def test_trn2_setup_dry_run_on_plain_ubuntu(release, codename):
+    proc = _sh("scripts/trn2/setup.sh", "--dry-run", "--install-sdk", "--ubuntu", release)
+    assert proc.returncode == 0, proc.stderr
+    keyring = "/etc/apt/keyrings/neuron.gpg"
+    assert proc.stdout.splitlines() == [
+        "+ sudo install -m 0755 -d /etc/apt/keyrings",
+        "+ sudo sh -c wget -qO - https://apt.repos.neuron.amazonaws.com/"
+        f"GPG-PUB-KEY-AMAZON-AWS-NEURON.PUB | gpg --batch --yes --dearmor -o {keyring}",
+        f"+ sudo sh -c echo 'deb [signed-by={keyring}] https://apt.repos.neuron.amazonaws.com "
+        f"{codename} main' > /etc/apt/sources.list.d/neuron.list",
+        "+ sudo apt-get update -y",
+        "+ sudo apt-get install -y linux-headers-$(uname -r) git python3-venv g++",
+        "+ sudo apt-get install -y aws-neuronx-dkms aws-neuronx-runtime-lib "
+        "aws-neuronx-collectives aws-neuronx-tools",
+        "+ sudo sh -c echo 'export PATH=/opt/aws/neuron/bin:$PATH' > "
+        "/etc/profile.d/aws-neuron.sh",
+        "+ python3 -m venv .venv-neuron-native",
+        "+ .venv-neuron-native/bin/python -m pip install --upgrade pip",
+        f"+ .venv-neuron-native/bin/{TORCHNEURON_PIP}",
+        "+ env PYTHON=.venv-neuron-native/bin/python make setup",
+        "+ .venv/bin/trnbench env",
+        "+ /opt/aws/neuron/bin/neuron-ls",
+    ]
+    # 2.33's standalone wheels are for 26.04 only: on 24.04 the script says so
+    assert ("Ubuntu 26.04 only" in proc.stderr) == (release == "24.04")
+
+
+def test_trn2_setup_legacy_xla_line_and_bad_input():
+    xla = _sh("scripts/trn2/setup.sh", "--sdk", "xla", "--dry-run", "--install-sdk",
+              "--ubuntu", "24.04")
+    assert xla.returncode == 0, xla.stderr
+    assert "torch==2.9.* torch-xla==2.9.* torch-neuronx==2.9.* neuronx-cc==2.*" in xla.stdout
+    dlami = _sh("scripts/trn2/setup.sh", "--sdk", "xla", "--dry-run", "--python",
+                "/opt/venv/bin/python")
     assert "apt-get" not in dlami.stdout and "PYTHON=/opt/venv/bin/python make setup" in \
         dlami.stdout
-    bad = _sh("scripts/trn2/setup.sh", "--sdk", "tpu", "--dry-run")
-    assert bad.returncode == 2 and "--sdk must be native or xla" in bad.stderr
+    for args, message in [
+        (["--sdk", "tpu"], "setup.sh: --sdk must be native or xla, got tpu\n"),
+        (["--sdk", "xla"], "setup.sh: --sdk xla needs --python (the python of an existing "
+                           "torch-neuronx 2.9 venv: no PyTorch/XLA DLAMI is published after "
+                           "Neuron 2.31) or --install-sdk\n"),
+        (["--install-sdk", "--ubuntu", "22.04"], "setup.sh: --install-sdk --sdk native "
+         "supports Ubuntu 24.04 and 26.04 (--ubuntu), got 22.04"),
+    ]:
+        bad = _sh("scripts/trn2/setup.sh", "--dry-run", *args)
+        assert bad.returncode == 2 and bad.stderr.startswith(message) and not bad.stdout
+
+
+def test_no_stale_neuron_names_in_the_set_up():
+    """The SDK users have now: no venv of a DLAMI Neuron no longer publishes, no apt-key."""
+    files = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("scripts/**/*.sh")]
+    for f in files:
+        text = f.read_text()
+        for stale in ("aws_neuronx_venv_pytorch_", "apt-key add", "torch-neuronx==2.13"):
+            assert stale not in text, (f, stale)
 
 
 def test_trn2_node_run_dry_run():
