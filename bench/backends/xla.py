@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from bench.backends import gemm_peak, hardware, neuron_topology
+from bench.backends import gemm_peak, hardware, neuron_runtime, neuron_topology
 from bench.backends.accelerator import WindowAverageTimer
 from bench.backends.base import Backend, CompileCount, Probe, StepTimer
 from bench.backends.environment import cpu_model
@@ -165,7 +165,8 @@ class NeuronXlaBackend(XlaBackend):
                 "NEURON_CC_FLAGS": os.environ.get("NEURON_CC_FLAGS", ""),
                 "compile_cache": os.environ.get("NEURON_COMPILE_CACHE_URL",
                                                 DEFAULT_COMPILE_CACHE),
-                "lnc": str(topo.lnc), "topology_source": topo.source}
+                "lnc": str(topo.lnc), "topology_source": topo.source,
+                **neuron_runtime.settings()}
 
     def describe(self) -> record.Device:
         import torch_xla.runtime as xr

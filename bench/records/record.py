@@ -295,6 +295,91 @@ class Compilation(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CompileCache(Part):
+    """A persistent compile cache over the run: TorchNeuron's NEFF cache (null elsewhere).
+    Cold and warm time to the first step: ``warmup.first_step_s`` with ``first_step``."""
+
+    dir: str | None = doc("the cache directory (null: not known)")
+    method: str | None = doc("what is counted as a compiled graph")
+    entries_before: int | None = doc("compiled graphs in the cache before the warm-up")
+    first_step_graphs: int | None = doc("graphs the first warm-up step added (compiled)")
+    warmup_graphs: int | None = doc("graphs the whole warm-up added, first step included")
+    timed_graphs: int | None = doc("graphs added in the timed window (0 when sound)")
+    first_step: str | None = doc("cold: the first step compiled graphs; warm: it compiled "
+                                 "none, every graph came from the cache")
+    hits: int | None = doc("graphs loaded from the cache in warm-up and window")
+    misses: int | None = doc("graphs not in the cache (compiled) in warm-up and window")
+    reason: str | None = doc("why the graph counts are null")
+    hits_reason: str | None = doc("why hits and misses are null")
+
+    @classmethod
+    def of(cls, start: Any, first: Any, warm: Any, end: Any) -> CompileCache:
+        """The block from a cache's states (``bench.backends.base.CacheState``) at the start
+        of the warm-up, after its first step, after it, after the window. A directory that
+        holds no graph after a step ran is not where the cache is: not counted."""
+        reason = start.reason or next((s.reason for s in (first, warm, end) if s.reason), None)
+        if reason is None and not first.entries:
+            reason = (f"no compiled graph ({start.method}) after the first step: the cache is "
+                      "not there, or its files are named otherwise; not counted")
+        counted = reason is None
+        first_graphs = first.entries - start.entries if counted else None
+
+        def added(a: Any, b: Any) -> int | None:
+            return b.entries - a.entries if counted else None
+
+        hits_reason = next((s.counters_reason for s in (start, end) if s.counters_reason), None)
+        hits = misses = None
+        if hits_reason is None:
+            hits, misses = end.hits - start.hits, end.misses - start.misses
+            if counted and misses < (added(start, end) or 0):
+                hits_reason = (f"the runtime counted {misses} miss(es) for {added(start, end)} "
+                               "graph(s) added: counters not used")
+                hits = misses = None
+        return cls(dir=start.dir, method=start.method,
+                   entries_before=start.entries if counted else None,
+                   first_step_graphs=first_graphs, warmup_graphs=added(start, warm),
+                   timed_graphs=added(warm, end),
+                   first_step=None if first_graphs is None else "cold" if first_graphs else "warm",
+                   hits=hits, misses=misses, reason=reason, hits_reason=hits_reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuFallbacks(Part):
+    """Operator calls the device runtime ran on the host CPU instead of the device, without
+    failing (TorchNeuron; null elsewhere). Any call flags the run: not a device-only figure."""
+
+    method: str | None = doc("how they are counted")
+    warmup: int | None = doc("calls run on the CPU in the warm-up (null: reason)")
+    timed: int | None = doc("calls run on the CPU in the timed window (under torchrun: the "
+                            "largest rank's)")
+    ops: list[str] | None = doc("the operators that ran on the CPU")
+    reason: str | None = doc("why the counts are null")
+
+    @classmethod
+    def of(cls, warm: Any, end: Any) -> CpuFallbacks:
+        """From the backend's ``Fallbacks`` after the warm-up and after the window."""
+        if warm.ops is None or end.ops is None:
+            return cls(method=warm.method, reason=warm.reason or end.reason)
+        return cls(method=warm.method, warmup=len(warm.ops), timed=len(end.ops) - len(warm.ops),
+                   ops=sorted(set(end.ops)))
+
+    @property
+    def count(self) -> int:
+        return (self.warmup or 0) + (self.timed or 0)
+
+    @staticmethod
+    def aggregate(parts: list[CpuFallbacks | None]) -> CpuFallbacks | None:
+        """Over ranks: the largest rank's counts, every rank's operators; null counts if any
+        rank has none."""
+        first = parts[0]
+        if first is None or any(p is None or p.warmup is None for p in parts):
+            return first
+        return replace(first, warmup=max(p.warmup for p in parts),
+                       timed=max(p.timed for p in parts),
+                       ops=sorted({op for p in parts for op in p.ops or []}))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Memory(Part):
     """Peak device memory, measured and predicted (per rank)."""
 
@@ -432,7 +517,8 @@ class Record(Part):
         "backend": Backend, "device": Device, "model": Model, "moe": Moe,
         "precision": Precision, "optimizer": Optimizer, "attention": Attention,
         "compile": Compile, "parallelism": Parallelism, "ac": Ac, "peak": Peak,
-        "step_time": StepTime, "warmup": Warmup, "compilation": Compilation, "memory": Memory,
+        "step_time": StepTime, "warmup": Warmup, "compilation": Compilation,
+        "compile_cache": CompileCache, "cpu_fallbacks": CpuFallbacks, "memory": Memory,
         "energy": Energy, "data": Data, "ranks": Rank}
     schema_version: int = doc("2 (a version-1 line is upgraded when read)", SCHEMA_VERSION)
     run_id: str | None = doc("12 hex digits (null only in a stand-in for a run that stored "
@@ -473,6 +559,9 @@ class Record(Part):
     step_times_s: list[float] | None = doc("every timed step's seconds", omit="failed")
     warmup: Warmup | None = doc("the warm-up block", omit="failed")
     compilation: Compilation | None = doc("the compilation block", omit="failed")
+    compile_cache: CompileCache | None = doc("the persistent compile cache block (TorchNeuron)",
+                                             omit=True)
+    cpu_fallbacks: CpuFallbacks | None = doc("the CPU fallback block (TorchNeuron)", omit=True)
     memory: Memory | None = doc("the memory block", omit="failed")
     energy: Energy | None = doc("the energy block", omit="failed")
     loss_first: float | None = doc("first loss (under torchrun: mean over ranks)", omit="failed")
@@ -540,8 +629,9 @@ class Record(Part):
           the slowest rank's; tokens/s, per chip, MFU and HFU from those (``Throughput``);
         - chips = sum over ranks; a CPU is one chip however many ranks share it: chips per
           host (MFU still divides by every rank's share, each rank's peak being its own);
-        - step time the slowest rank's; losses the mean over ranks (per step too); memory
-          and energy by ``Memory.aggregate`` and ``Energy.aggregate``;
+        - step time the slowest rank's; losses the mean over ranks (per step too); memory,
+          energy and CPU fallbacks by ``Memory.aggregate``, ``Energy.aggregate`` and
+          ``CpuFallbacks.aggregate``; the compile cache rank 0's (the ranks share it);
         - warnings and flags: the union; every rank's own figures under ``ranks``."""
         first = per_rank[0]
         n = len(per_rank)
@@ -564,6 +654,7 @@ class Record(Part):
             loss_last=sum(r.loss_last for r in per_rank) / n,
             losses=[sum(s) / n for s in zip(*(r.losses for r in per_rank), strict=True)],
             memory=Memory.aggregate([r.memory for r in per_rank]),
+            cpu_fallbacks=CpuFallbacks.aggregate([r.cpu_fallbacks for r in per_rank]),
             energy=Energy.aggregate([r.energy for r in per_rank], hosts, tokens,
                                     slowest.window_s),
             warnings=sorted({w for r in per_rank for w in r.warnings or []}),
