@@ -30,6 +30,8 @@ VERBS = {
     "sweep": ("bench.launch.command", "a grid of runs with repeats, one subprocess each"),
     "scaling": ("bench.launch.command", "scaling efficiency over process counts (torchrun "
                 "runs)"),
+    "suite": ("bench.launch.command", "the measurement suite of a machine: plan, batch "
+              "search, repeats (scripts/suite.toml)"),
     "report": ("bench.report.command", "Markdown, CSV and HTML tables and plots of stored runs"),
     "compare": ("bench.report.command", "ratios per chip, instance, watt and dollar of target "
                 "runs over baseline runs"),

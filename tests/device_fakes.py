@@ -286,8 +286,9 @@ def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str,
                    top: dict | None = None) -> Path:
     """An executable ``neuron-ls``: ``new`` (Neuron >= 2.34) knows only ``--output-format json``
     (and prints an object, with the instance-wide fields ``top`` beside the devices), ``old``
-    only ``--json-output``; an unknown flag exits 2, as argparse-style tools do. Each call is
-    logged to ``calls.log``."""
+    only ``--json-output``; an unknown flag exits 2, as argparse-style tools do. Without
+    arguments it prints the text table's header (the guide's columns). Each call is logged to
+    ``calls.log``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     payload = {**(top or {}), "unpublished_key": devices} if release == "new" else devices
     (bin_dir / "payload.json").write_text(json.dumps(payload))
@@ -299,6 +300,10 @@ from pathlib import Path
 here = Path(__file__).parent
 with open(here / "calls.log", "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
+if not sys.argv[1:]:
+    print("| NEURON DEVICE | NEURON CORES | NEURON CORE IDS | NEURON MEMORY | CONNECTED DEVICES "
+          "| PCI BDF | CPU AFFINITY | NUMA NODE |")
+    sys.exit(0)
 if sys.argv[1:] != {accepted!r}:
     sys.stderr.write("neuron-ls: error: unrecognized arguments: " + " ".join(sys.argv[1:]) + "\\n")
     sys.exit(2)

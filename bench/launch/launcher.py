@@ -280,6 +280,14 @@ def _argv(cfg: config.RunConfig, results: Path | None, tags: dict[str, str],
     return argv
 
 
+def command(cfg: config.RunConfig, results: Path | None, tags: dict[str, str],
+            torchrun: Torchrun | None = None, flags: Sequence[str] = ()) -> list[str]:
+    """The child's command line: ``python -m bench run`` or torchrun of ``cfg`` (every field
+    given), ``flags``, the results file and the tags."""
+    inner = _argv(cfg, results, tags, flags)
+    return torchrun.command(inner) if torchrun else [sys.executable, "-m", "bench", "run", *inner]
+
+
 def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
         tags: dict[str, str], *, torchrun: Torchrun | None = None,
         timeout_s: float | None = None, flags: Sequence[str] = (),
@@ -298,8 +306,7 @@ def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
     (its interrupted record stored)."""
     run_id = new_run_id()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    inner = _argv(cfg, results, tags, [*flags, *(() if stream else ("--json",))])
-    cmd = torchrun.command(inner) if torchrun else [sys.executable, "-m", "bench", "run", *inner]
+    cmd = command(cfg, results, tags, torchrun, [*flags, *(() if stream else ("--json",))])
     if stream:
         print(f"launching: {shlex.join(cmd)}", file=sys.stderr)
     timed_out = False

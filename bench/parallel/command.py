@@ -19,14 +19,12 @@ from bench.parallel import layout as layouts
 from bench.parallel import memory_plan
 from bench.projection.search import GIB
 
+BACKENDS = memory_plan.HARDWARE_BACKENDS
+
 PLAN_FIELDS = ("hardware", "nproc", "nnodes")  # a --config file's [plan] table
 # the RunConfig fields that change the plan, given and defaulted as in `trnbench run`
 RUN_FIELDS = ("model", "batch", "seq", "tp", "dp_shard", "parallel", "ac", "param_dtype",
               "precision")
-# the backends that run on each node kind, the first its default (TorchNeuron supports trn2
-# and trn3; trn1 has the legacy XLA line only)
-HARDWARE_BACKENDS = {"trn1": ("neuron-xla",), "trn2": ("neuron", "neuron-xla"),
-                     "h100": ("cuda",), "h200": ("cuda",), "a100": ("cuda",)}
 
 
 def add_plan_args(p: argparse.ArgumentParser) -> None:
@@ -43,7 +41,7 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (default 1)")
     p.add_argument("--backend", choices=config.BACKEND_NAMES[1:], help="the backend whose "
                    "embedded default run (bench/inputs/defaults.toml) the other flags override "
-                   "(default: " + ", ".join(f"{b[0]} on {h}" for h, b in HARDWARE_BACKENDS.items())
+                   "(default: " + ", ".join(f"{b[0]} on {h}" for h, b in BACKENDS.items())
                    + "; neuron with --memory-gib alone)")
     config.add_flags(p, RUN_FIELDS)
     p.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
@@ -61,20 +59,6 @@ def _file(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     return config.load_toml(args.config), table
 
 
-def backend_of(hardware: str | None, backend: str | None) -> str:
-    """The backend a plan resolves its run with: ``backend`` when it runs on ``hardware``
-    (ConfigError naming the ones that do when not), else the hardware's default."""
-    if hardware is None:
-        return backend or "neuron"
-    accepted = HARDWARE_BACKENDS[hardware]
-    if backend is None:
-        return accepted[0]
-    if backend not in accepted:
-        raise ConfigError("--backend", f"{backend} does not run on {hardware}; accepted: "
-                          f"{', '.join(accepted)}")
-    return backend
-
-
 def _config(args: argparse.Namespace, run_table: dict[str, Any]) -> RunConfig:
     """The run as `trnbench run` would resolve it: the backend's embedded default, the
     --config file's [run] table, the flags. The backend: --backend, else the file's where it
@@ -82,10 +66,10 @@ def _config(args: argparse.Namespace, run_table: dict[str, Any]) -> RunConfig:
     backend = args.backend
     if backend is None:
         named = run_table.get("backend")
-        runs_here = args.hardware is None or named in HARDWARE_BACKENDS[args.hardware]
+        runs_here = args.hardware is None or named in BACKENDS[args.hardware]
         backend = named if isinstance(named, str) and runs_here else None
     run_table = {k: v for k, v in run_table.items() if k != "backend"}
-    return config.resolve(backend_of(args.hardware, backend), run_table,
+    return config.resolve(memory_plan.backend_for(args.hardware, backend), run_table,
                           config.flag_layer(args))
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 
 SCRIPTS = sorted([*ROOT.glob("scripts/*.sh"), *ROOT.glob("scripts/trn2/*.sh"),
-                  *ROOT.glob("scripts/slurm/*")])
+                  *ROOT.glob("scripts/gpu/*.sh"), *ROOT.glob("scripts/slurm/*")])
 
 
 def _sh(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -104,16 +104,34 @@ def test_no_stale_neuron_names_in_the_set_up():
             assert stale not in text, (f, stale)
 
 
-def test_trn2_node_run_dry_run():
-    native = _sh("scripts/trn2/run-node.sh", "--dry-run", "--", "--model", "1b")
-    assert native.returncode == 0, native.stderr
-    lines = native.stdout.splitlines()
-    assert lines == ["+ .venv/bin/trnbench run --backend neuron --nproc 64 --model 1b"]
-    xla = _sh("scripts/trn2/run-node.sh", "--sdk", "xla", "--nproc", "32", "--dry-run")
-    assert xla.stdout.splitlines() == [
-        "+ .venv/bin/trnbench run --backend neuron-xla --nproc 32 --precompile",
-        "+ .venv/bin/trnbench run --backend neuron-xla --nproc 32",
-    ]
+def test_trn2_node_run_dry_run_prints_every_step():
+    """Checks, the suite with each run the plan allows, report, tarball, copy-back, publish."""
+    proc = _sh("scripts/trn2/run-node.sh", "--dry-run", "--python", sys.executable,
+               "--cache-dir", "/nvme/tb")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    steps = [line.split()[1:4] for line in lines if line.startswith("+ ")]
+    assert steps[:4] == [["mkdir", "-p", "results/trn2"], [sys.executable, "-m", "bench"],
+                         ["neuron-ls"], ["df", "-h", "/nvme/tb"]]
+    assert lines[0] == "# NEFF cache /nvme/tb/neff, LNC 2, records results/trn2/" + \
+        lines[0].split("results/trn2/")[1]
+    suite = next(line for line in lines if " -m bench suite " in line)
+    assert "suite scripts/suite.toml --hardware trn2 --backend neuron --results results/trn2/" \
+        in suite and "--summary" in suite and suite.endswith("--resume")
+    runs = [line for line in lines if line.startswith("    + ")]
+    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["1", "2", "BEST", "1", "BEST"]
+    assert any(line.startswith("    # batch 4 refused by the memory plan") for line in lines)
+    assert any("sbatch --nodes=4 scripts/slurm/trn2.sbatch" in line for line in lines)
+    assert any(" -m bench report --results results/trn2/" in line for line in lines)
+    tar = next(line for line in lines if line.startswith("+ tar -czf results/trn2/"))
+    assert tar.endswith("-suite.json " + tar.split()[-1]) and ".jsonl" in tar
+    assert any(line.startswith("#   scp -i KEY.pem ubuntu@") for line in lines)
+    assert any("trnbench compare --results results/h100/DAY.jsonl" in line for line in lines)
+    xla = _sh("scripts/trn2/run-node.sh", "--sdk", "xla", "--dry-run", "--python", sys.executable)
+    assert "--backend neuron-xla" in xla.stdout, xla.stderr
+    bad = _sh("scripts/trn2/run-node.sh", "--sdk", "tpu")
+    assert bad.returncode == 2 and bad.stderr == "run-node.sh: --sdk must be native or xla, " \
+                                                 "got tpu\n"
 
 
 @pytest.mark.parametrize("script", ["trn2.sbatch", "gpu.sbatch"])
