@@ -105,14 +105,14 @@ class RunConfig:
     """Everything that defines one benchmark run (stored whole in the record)."""
 
     model: str = option(choices=tuple(registry.names()), noun="model", metavar="NAME",
-                        help="registry name (see `trnbench models`)")
+                        help="registry name (see `trnbench models`; default: the backend's)")
     backend: str = option(choices=BACKEND_NAMES, noun="backend",
                           help="device family (default auto)")
     batch: int = option(limits=numbers.COUNT, metavar="B",
                         help="sequences per step of each data-parallel rank (a TP group "
                              "shares them; default: the backend's, else the model's)")
-    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: "
-                      "model's)")
+    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: the "
+                      "backend's, else the model's)")
     steps: int = option(limits=numbers.COUNT, metavar="N", help="timed steps")
     warmup: int = option(limits=numbers.INDEX,
                          metavar="W", help="warm-up steps before the window")

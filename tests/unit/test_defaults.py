@@ -8,11 +8,16 @@ import json
 
 import pytest
 
+from bench.backends import selection
 from bench.inputs import config
 from bench.parallel import memory_plan
 from bench.projection.search import GIB
 
-BACKENDS = config.BACKEND_NAMES[1:]  # auto selects one of these
+BACKENDS = list(selection.BACKENDS)  # every backend class; auto selects one of these
+
+
+def test_the_backend_flag_names_every_backend():
+    assert ("auto", *BACKENDS) == config.BACKEND_NAMES
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
