@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import os
 import re
 import shlex
@@ -251,16 +252,18 @@ class _Stderr:
     """A child's stderr, read in a thread: echoed to ours when ``echo``; its last
     ``TAIL_LINES`` lines kept, and every failing rank's line however long the output."""
 
-    def __init__(self, stream: IO[str], echo: bool):
+    def __init__(self, stream: IO[bytes], echo: bool):
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.rank_lines: list[str] = []
         self.thread = threading.Thread(target=self._read, args=(stream, echo), daemon=True)
         self.thread.start()
 
-    def _read(self, stream: IO[str], echo: bool) -> None:
-        for line in stream:
+    def _read(self, stream: IO[bytes], echo: bool) -> None:
+        # a carriage return ends a line and stays in it: a progress bar redraws in place
+        for line in io.TextIOWrapper(stream, errors="replace", newline=""):
             if echo:
                 sys.stderr.write(line)
+                sys.stderr.flush()
             self.tail.append(line)
             if line.startswith(RANK_ERROR_PREFIX):
                 self.rank_lines.append(line)
@@ -317,8 +320,8 @@ def launch(verb: str, inner: Sequence[str], cfg: dict[str, Any], selection: Sele
     timed_out = False
     with _Forward() as forward, subprocess.Popen(
             cmd, env={**os.environ, **(env or {}), RUN_ID_ENV: run_id},
-            stdout=None if stream else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            errors="replace", start_new_session=True) as proc:
+            stdout=None if stream else subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True) as proc:
         forward.attach(proc)
         assert proc.stderr is not None
         stderr = _Stderr(proc.stderr, echo=stream)
