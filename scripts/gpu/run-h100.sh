@@ -3,7 +3,8 @@
 # results/h100/, named after the date (results/h100/DATE.jsonl, DATE-bare-loop.json, DATE/).
 #
 # usage: scripts/gpu/run-h100.sh [--python PATH] [--batches "4 8 12 16 24 32"] [--dry-run]
-#   1. trnbench env and nvidia-smi: the GPU, driver and torch the records will name
+#   1. trnbench env and nvidia-smi: the GPU, driver and torch the records will name; on a
+#      machine of 2 or more GPUs, trnbench comm over all of them (the fabric, before training)
 #   2. 1b, seq 2048, bf16, --compile at each batch of --batches, smallest first, until one does
 #      not fit (refused by the memory plan: nothing stored; or out of memory: stored as failed);
 #      the batch with the most tokens/s is the headline
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --python) py=$2; shift 2 ;;
     --batches) batches=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run-h100.sh: unknown argument $1 (accepted: --python PATH, --batches \"B B ...\", --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +40,15 @@ run() {
 run mkdir -p results/h100
 run "${trnbench[@]}" env
 run nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version --format=csv
+# the node's fabric before any training step: collectives over every GPU (one GPU has none)
+gpus=GPUS
+if [ "$dry_run" = 0 ]; then gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l); fi
+if [ "$gpus" = GPUS ] || [ "$gpus" -ge 2 ]; then
+  run "${trnbench[@]}" comm --backend cuda --nproc "$gpus" --sizes 1K:1G --results "$records" \
+    --tag series=fabric
+else
+  echo "one GPU: no fabric to measure (trnbench comm needs 2 ranks); skipped"
+fi
 
 # 2. batch search, until a batch does not fit: exit code 1 = the run failed midway (out of
 # memory) and was stored as failed; exit code 2 = the memory plan refused it before it

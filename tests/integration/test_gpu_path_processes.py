@@ -88,6 +88,10 @@ def test_h100_runbook_is_shellcheck_clean_and_prints_its_commands():
     lines = proc.stdout.splitlines()
     runs = [line for line in lines if " -m bench run " in line]
     assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "BEST", "BEST", "BEST"]
+    # the fabric first, over every GPU of the machine
+    [comm] = [i for i, line in enumerate(lines) if " -m bench comm --backend cuda --nproc GPUS "
+              "--sizes 1K:1G" in line]
+    assert comm < lines.index(runs[0])
     assert all("--model 1b --seq 2048 --precision bf16 --compile" in r for r in runs)
     assert any("bare_loop.py --device cuda" in line and "--json >" in line for line in lines)
     assert any("--sync-debug" in line for line in lines)
@@ -121,6 +125,7 @@ esac
                           env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
     assert proc.returncode == 0, proc.stderr
     assert "batch 16 refused (does not fit; nothing stored); search ends" in proc.stdout
+    assert "one GPU: no fabric to measure" in proc.stdout  # the stand-in nvidia-smi: one line
     runs = [line for line in (tmp_path / "calls.log").read_text().splitlines()
             if line.startswith("-m bench run ")]
     assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "8", "8", "8"]

@@ -73,3 +73,13 @@ def test_slurm_dry_run(script):
     else:
         assert "--nproc 8" in run and "--backend cuda" in run
         assert "FI_PROVIDER" not in proc.stdout
+
+
+def test_slurm_dry_run_of_the_comm_verb():
+    env = {"SLURM_JOB_NODELIST": "node[07-08]", "SLURM_NNODES": "2", "SLURM_NODEID": "0",
+           "DRY_RUN": "1", "TRNBENCH_VERB": "comm", "TRNBENCH_ARGS": "--sizes 1K:1G"}
+    proc = _sh("scripts/slurm/gpu.sbatch", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].endswith(
+        "trnbench comm --nproc 8 --nnodes 2 --node-rank 0 --rdzv-endpoint node07:29500 "
+        "--sizes 1K:1G")
