@@ -1,7 +1,7 @@
 """`trnbench comm` in this process: sizes and ops as given, the bytes each op moves, the
 timing window's order of events, the check of a result on a one-rank gloo group, the record
 of gathered ranks by hand arithmetic, and bad input refused before anything starts (the
-real torchrun ranks: tests/integration/test_comm.py)."""
+real torchrun ranks: tests/integration/test_comm_processes.py)."""
 
 from __future__ import annotations
 
