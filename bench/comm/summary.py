@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench.records import bandwidth
+from bench.records.bandwidth import size_text
 from bench.records.record import Record
 from bench.report import console
 
@@ -43,27 +43,11 @@ def progress(enabled: bool, out: Console | None = None) -> Iterator[Any]:
         yield update
 
 
-def size_text(size: int) -> str:
-    """Bytes as nccl-tests' users read them: 1 KiB, 4 MiB, 1 GiB."""
-    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= factor:
-            return f"{size / factor:g} {unit}"
-    return f"{size} B"
-
-
-def plateaus(record: Record) -> dict[str, tuple[float, list[int]]]:
-    """op -> (large-message busbw, the sizes it is the median of) (bench.records.bandwidth)."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for p in record.comm.points:
-        out.setdefault(p.op, []).append((p.size_bytes, p.busbw_gbs))
-    return {op: bandwidth.plateau(points) for op, points in out.items()}
-
-
 def finished_line(record: Record) -> str:
     head = f"comm {record.run_id} {record.status}"
     if record.status != "ok":
         return f"{head}: {record.error}"
-    best = ", ".join(f"{op} {gbs:,.3g} GB/s" for op, (gbs, _) in plateaus(record).items())
+    best = ", ".join(f"{op} {gbs:,.3g} GB/s" for op, (gbs, _) in record.comm.plateaus().items())
     return f"{head}: {len(record.comm.points)} points on {record.world_size} ranks; busbw " \
            f"plateau {best}"
 
@@ -86,7 +70,7 @@ def summary_table(record: Record, path: str) -> Table:
               f"{c.warmup} warm-up + {c.iters} timed iterations per point")
     t.add_row("method", escape(c.method))
     ref = c.reference
-    for op, (gbs, sizes) in plateaus(r).items():
+    for op, (gbs, sizes) in r.comm.plateaus().items():
         vs = "" if ref is None else f" = {gbs / ref.gbs:.1%} of the {ref.link} datasheet " \
                                     f"{ref.gbs:,.4g} GB/s"
         t.add_row(f"{op} plateau", f"{gbs:,.4g} GB/s busbw (median of {size_text(sizes[0])}"

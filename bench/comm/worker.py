@@ -24,12 +24,12 @@ from bench.backends.base import Backend
 from bench.backends.selection import Selection
 from bench.comm import collectives, result
 from bench.comm.config import CommConfig, point_bytes
-from bench.comm.summary import size_text
 from bench.inputs.config import PRECISION_DTYPES
 from bench.inputs.errors import signal_of
 from bench.launch import launcher
 from bench.records import record as rec
 from bench.records import store
+from bench.records.bandwidth import size_text
 from bench.train import distributed
 
 Progress = Callable[[int, int, str], None]

@@ -53,3 +53,11 @@ def plateau(points: Sequence[tuple[int, float]]) -> tuple[float, list[int]]:
         by_size.setdefault(int(size), []).append(float(busbw))
     sizes = sorted(by_size)[-PLATEAU_SIZES:]
     return statistics.median(statistics.median(by_size[s]) for s in sizes), sizes
+
+
+def size_text(size: int) -> str:
+    """Bytes as nccl-tests' users read them: 1 KiB, 4 MiB, 1 GiB."""
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} B"

@@ -48,7 +48,6 @@ def add_ingest_args(p: argparse.ArgumentParser) -> None:
 def _collectives(args: argparse.Namespace, fmt: str, results: Path) -> int:
     """nccl-tests output or an nccom-test report: one record per test, each stored once."""
     from bench.comm import ingest as tools
-    from bench.comm.summary import plateaus
 
     given = tools.Given(**{k: getattr(args, k) for k in TOOL_FLAGS})
     recs = tools.records(args.file, fmt, given)
@@ -58,7 +57,7 @@ def _collectives(args: argparse.Namespace, fmt: str, results: Path) -> int:
         store.append(results, record)
     for r in new:
         c = r.comm
-        best = ", ".join(f"{gbs:,.4g} GB/s" for gbs, _ in plateaus(r).values())
+        best = ", ".join(f"{gbs:,.4g} GB/s" for gbs, _ in r.comm.plateaus().values())
         console.stdout.print(
             f"{r.run_id}  {c.tool}: {c.ops[0]} on {c.ranks} ranks, {c.nodes} node(s), "
             f"{r.device.name}: {len(c.points)} points, busbw plateau {best}",

@@ -448,6 +448,14 @@ class Comm(Part):
     tool_avg_busbw_gbs: float | None = doc("the ingested tool's 'Avg bus bandwidth'", omit=True)
     source_file: str | None = doc("the ingested file", omit=True)
 
+    def plateaus(self) -> dict[str, tuple[float, list[int]]]:
+        """op -> its large-message busbw and the sizes it is the median of
+        (``bandwidth.plateau``)."""
+        by_op: dict[str, list[tuple[int, float]]] = {}
+        for p in self.points or []:
+            by_op.setdefault(p.op, []).append((p.size_bytes, p.busbw_gbs))
+        return {op: bandwidth.plateau(points) for op, points in by_op.items()}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Throughput:

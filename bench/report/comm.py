@@ -75,13 +75,6 @@ def plateaus(pts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _bytes(size: int) -> str:
-    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= factor:
-            return f"{size / factor:g} {unit}"
-    return f"{size} B"
-
-
 def text(table: pd.DataFrame) -> cells.TextTable:
     """The plateau table as text cells; a line without a datasheet figure says why."""
     out = cells.TextTable(pd.DataFrame())
@@ -89,8 +82,8 @@ def text(table: pd.DataFrame) -> cells.TextTable:
         "op": r["op"], "device": r["device"], "tool": r["tool"], "ranks": str(r["ranks"]),
         "nodes": str(r["nodes"]), "dtype": r["dtype"], "link": r["link"],
         "runs": str(r["runs"]), "plateau busbw GB/s": cells.num(r["plateau_busbw_gbs"]),
-        "plateau sizes": f"{_bytes(r['plateau_from_bytes'])} .. "
-                         f"{_bytes(r['plateau_to_bytes'])}",
+        "plateau sizes": f"{bandwidth.size_text(r['plateau_from_bytes'])} .. "
+                         f"{bandwidth.size_text(r['plateau_to_bytes'])}",
         "max busbw GB/s": cells.num(r["max_busbw_gbs"]),
         "datasheet GB/s": cells.num(r["reference_gbs"]) if present(r["reference_gbs"]) else
         out.note(f"no datasheet {r['link']} bandwidth for {r['device']} (a CPU host, or a "
@@ -123,7 +116,7 @@ def plot(pts: pd.DataFrame, table: pd.DataFrame) -> bytes:
     ax.set_yscale("log")
     sizes = sorted(set(pts["size_bytes"]))
     ticks = sizes[::max(1, len(sizes) // 10)]
-    ax.set_xticks(ticks, [_bytes(s) for s in ticks], fontsize=7, rotation=30)
+    ax.set_xticks(ticks, [bandwidth.size_text(s) for s in ticks], fontsize=7, rotation=30)
     ax.set_xlabel("message size S")
     ax.set_ylabel("bus bandwidth, GB/s (measured; median over runs)")
     ax.set_title("Collectives: busbw = S / time x the op's factor (nccl-tests' definition)",
