@@ -88,3 +88,11 @@ def test_a_record_of_one_point_has_a_plateau_of_it():
     frame = pd.json_normalize([r.to_json()], sep=".")
     table = comm.plateaus(comm.points(frame))
     assert table["plateau_busbw_gbs"].tolist() == [pytest.approx(0.064)]
+
+
+def test_compare_leaves_collectives_records_out(cli_main, comm_results):
+    """They have no throughput: a query that selects only them selects no run."""
+    proc = cli_main("compare", "--results", str(comm_results), "--baseline", "device.kind=cpu",
+                    "--target", "device.kind=h100")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--baseline: 'device.kind=cpu' selects no ok runs" in proc.stderr
