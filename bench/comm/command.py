@@ -165,9 +165,7 @@ def cmd_comm(args: argparse.Namespace) -> int:
                                              or os.environ.get(PROGRESS_ENV) == "bar")
     if ctx.is_main:
         console.stderr.print(f"[dim]{sel.reason}[/dim]")
-    out = console.stderr if console.stderr.is_terminal else type(console.stderr)(
-        stderr=True, force_terminal=True)
-    with summary.progress(bar, out) as update:
+    with summary.progress(bar) as update:
         record = worker.execute(cfg, sel, results, ctx, run_id, tags, update)
     if not ctx.is_main:
         return 0 if record.status == "ok" else 1

@@ -25,15 +25,18 @@ from bench.report import console
 
 
 @contextlib.contextmanager
-def progress(enabled: bool, out: Console | None = None) -> Iterator[Any]:
+def progress(enabled: bool) -> Iterator[Any]:
     """A callback ``update(done, total, text)``: one bar over the run's points with an ETA
-    and the last point's bandwidth; None when not ``enabled``."""
+    and the last point's bandwidth, on stderr (drawn as on a terminal when stderr is the
+    launcher's pipe to one); None when not ``enabled``."""
     if not enabled:
         yield None
         return
+    out = console.stderr if console.stderr.is_terminal else Console(stderr=True,
+                                                                    force_terminal=True)
     bar = Progress(TextColumn("comm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-                   console=out or console.stderr, refresh_per_second=4)
+                   console=out, refresh_per_second=4)
     task = bar.add_task("comm", total=None, last="")
 
     def update(done: int, total: int, text: str) -> None:

@@ -10,11 +10,12 @@ import re
 import pytest
 import torch
 import torch.distributed as dist
+from rich.console import Console
 
 from bench.backends.cpu import CpuBackend
 from bench.backends.cuda import CudaBackend
 from bench.backends.selection import Selection
-from bench.comm import collectives, config, worker
+from bench.comm import collectives, config, summary, worker
 from bench.inputs.errors import ConfigError
 from bench.records.record import Record
 from tests.device_fakes import FakeDeviceModule
@@ -166,3 +167,31 @@ def test_more_ranks_than_devices_is_refused(cli_main, tmp_path, monkeypatch):
     why = _refused(cli_main, tmp_path, "--backend", "cuda", "--nproc", "9")
     assert why == "--nproc: 9 ranks per node, but this host has 8 cuda device(s): one rank per " \
                   "device"
+
+
+def test_the_summary_shows_every_point_and_each_plateau(one_rank):
+    cfg = config.make("cpu", "all_reduce", "1K:4K", "fp32", 1, 10, 10.0)
+    start = Record.start(cfg.as_dict(), Selection(CpuBackend, "cpu as asked"), {"host": "a"},
+                         run_id="abc")
+    gathered = [{"host": "a", "points": [
+        {"op": "all_reduce", "size_bytes": s, "count": s // 4, "window_s": 0.001, "wrong": 0}
+        for s in (1024, 2048, 4096)]} for _ in range(2)]
+    r = worker.assemble(cfg, start, CpuBackend(), gathered)
+    console = Console(width=200, record=True)
+    console.print(summary.points_table(r))
+    console.print(summary.summary_table(r, "r.jsonl"))
+    text = console.export_text()
+    # 4 KiB in 100 us (0.001 s / 10): 0.04096 GB/s x 2(2-1)/2; the median of the 3 sizes
+    assert "all_reduce plateau │ 0.02048 GB/s busbw (median of 1 KiB..4 KiB)" in text
+    assert "0.04096" in text and "100.00" in text
+    assert summary.finished_line(r) == ("comm abc ok: 3 points on 2 ranks; busbw plateau "
+                                        "all_reduce 0.0205 GB/s")
+
+
+def test_the_bar_draws_through_a_pipe_as_on_a_terminal(capsys):
+    with summary.progress(True) as update:
+        update(1, 4, "all_reduce 1 KiB: busbw 0.1 GB/s (rank 0)")
+    err = capsys.readouterr().err
+    assert "1/4" in err and "all_reduce 1 KiB" in err and "\x1b[" in err  # terminal codes
+    with summary.progress(False) as none:
+        assert none is None
