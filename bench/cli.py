@@ -35,8 +35,10 @@ VERBS = {
     "report": ("bench.report.command", "Markdown, CSV and HTML tables and plots of stored runs"),
     "compare": ("bench.report.command", "ratios per chip, instance, watt and dollar of target "
                 "runs over baseline runs"),
-    "ingest": ("bench.records.command", "store the benchmarks of a pytest-benchmark JSON file "
-               "as records"),
+    "comm": ("bench.comm.command", "collective bandwidth (all-reduce, all-gather, ...) "
+             "through torch.distributed, the nccl-tests way"),
+    "ingest": ("bench.records.command", "store the benchmarks of a pytest-benchmark JSON file, "
+               "or nccl-tests or nccom-test output, as records"),
     "project": ("bench.projection.command", "project a training run onto a cluster"),
 }
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
-from bench.records import metrics
+from bench.records import bandwidth, metrics
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "interrupted")
 JOULES_PER_KWH = 3.6e6
+COMM_KIND = "comm"  # config.kind of a collectives record
 FLAG_PREFIX = "flagged: "  # version 1 repeated each flag in ``warnings`` with this prefix
 
 P = TypeVar("P", bound="Part")
@@ -76,7 +77,8 @@ class Part:
     def to_json(self) -> dict[str, Any]:
         """The part as a JSON object, keys in field order, then the kept unknown keys."""
         out: dict[str, Any] = {}
-        failed = getattr(self, "status", "ok") != "ok"
+        # a failed run's figures, or the training figures of a collectives record: absent
+        failed = getattr(self, "status", "ok") != "ok" or getattr(self, "is_comm", False)
         for f in fields(self):
             if f.name == "extra":
                 continue
@@ -478,6 +480,69 @@ class Rank(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CommPoint(Part):
+    """One op at one message size (bench.records.bandwidth: S, algbw, busbw)."""
+
+    op: str | None = doc("all_reduce, all_gather, reduce_scatter, all_to_all or send_recv")
+    size_bytes: int | None = doc("S: the bytes the bandwidths divide (bench.records.bandwidth)")
+    count: int | None = doc("elements of S")
+    time_us: float | None = doc("microseconds per op: the slowest rank's mean over the timed "
+                                "iterations (ingested: the tool's time)")
+    algbw_gbs: float | None = doc("S / time_us, GB/s (1e9 B/s)")
+    busbw_gbs: float | None = doc("algbw_gbs x the op's bus-bandwidth factor, GB/s")
+    rank_time_us: list[float] | None = doc("each rank's microseconds per op (trnbench)",
+                                           omit=True)
+    wrong: int | None = doc("elements wrong in the check after the timed iterations "
+                            "(nccl-tests: #wrong)", omit=True)
+    in_place_time_us: float | None = doc("nccl-tests: the in-place time", omit=True)
+    tool_algbw_gbs: float | None = doc("the ingested tool's own algbw", omit=True)
+    tool_busbw_gbs: float | None = doc("the ingested tool's own busbw", omit=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkReference(Part):
+    """The datasheet bandwidth of the link the collectives crossed (the report's reference
+    line)."""
+
+    link: str | None = doc("intra-node (per chip, one way) or inter-node (per node, one way)")
+    gbs: float | None = doc("GB/s")
+    label: str | None = doc("datasheet or assumption")
+    source: str | None = doc("where the figure comes from")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comm(Part):
+    """A collective benchmark (``trnbench comm``, or nccl-tests / nccom-test ingested)."""
+
+    NESTED: ClassVar[dict[str, type[Part]]] = {"points": CommPoint, "reference": LinkReference}
+    tool: str | None = doc("what measured it: trnbench, nccl-tests or nccom-test")
+    method: str | None = doc("how the times were taken")
+    dtype: str | None = doc("element type")
+    ranks: int | None = doc("ranks in the collectives")
+    nodes: int | None = doc("hosts the ranks ran on")
+    one_node: bool | None = doc("whether every rank was in one node (intra-node link)")
+    warmup: int | None = doc("warm-up iterations per op and size")
+    iters: int | None = doc("timed iterations per op and size")
+    ops: list[str] | None = doc("the ops measured")
+    api: dict[str, str] | None = doc("the torch.distributed call of each op (trnbench)",
+                                     omit=True)
+    points: list[CommPoint] | None = doc("one per op and size")
+    reference: LinkReference | None = doc("the link's datasheet bandwidth (null: none known)")
+    tool_version: str | None = doc("the ingested tool's version, where it prints one",
+                                   omit=True)
+    tool_avg_busbw_gbs: float | None = doc("the ingested tool's 'Avg bus bandwidth'", omit=True)
+    source_file: str | None = doc("the ingested file", omit=True)
+
+    def plateaus(self) -> dict[str, tuple[float, list[int]]]:
+        """op -> its large-message busbw and the sizes it is the median of
+        (``bandwidth.plateau``)."""
+        by_op: dict[str, list[tuple[int, float]]] = {}
+        for p in self.points or []:
+            by_op.setdefault(p.op, []).append((p.size_bytes, p.busbw_gbs))
+        return {op: bandwidth.plateau(points) for op, points in by_op.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Throughput:
     """tokens/s, per chip, MFU and HFU of a window (``bench.records.metrics``)."""
 
@@ -519,7 +584,7 @@ class Record(Part):
         "compile": Compile, "parallelism": Parallelism, "ac": Ac, "peak": Peak,
         "step_time": StepTime, "warmup": Warmup, "compilation": Compilation,
         "compile_cache": CompileCache, "cpu_fallbacks": CpuFallbacks, "memory": Memory,
-        "energy": Energy, "data": Data, "ranks": Rank}
+        "energy": Energy, "data": Data, "ranks": Rank, "comm": Comm}
     schema_version: int = doc("2 (a version-1 line is upgraded when read)", SCHEMA_VERSION)
     run_id: str | None = doc("12 hex digits (null only in a stand-in for a run that stored "
                              "no record)")
@@ -568,6 +633,8 @@ class Record(Part):
     loss_last: float | None = doc("last loss", omit="failed")
     losses: list[float] | None = doc("every step's loss, warm-up included", omit="failed")
     data: Data | None = doc("the data block", omit="failed")
+    comm: Comm | None = doc("the collectives block (trnbench comm and ingested nccl-tests or "
+                            "nccom-test; their records have no training figures)", omit=True)
     warnings: list[str] | None = doc("what to know about the figures", omit="failed")
     flags: list[str] | None = doc("what makes a figure doubtful (a report flags the row)",
                                   omit="failed")
@@ -576,6 +643,11 @@ class Record(Part):
                                          omit=True)
     pytest_benchmark: dict[str, Any] | None = doc("the pytest-benchmark timing (ingested "
                                                   "records)", omit=True)
+
+    @property
+    def is_comm(self) -> bool:
+        """A collectives record (``config.kind`` "comm"): no model, no training figures."""
+        return is_comm({"config": self.config})
 
     @classmethod
     def new(cls, config: dict[str, Any], environment: dict[str, Any],
@@ -706,6 +778,12 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_comm(data: dict[str, Any]) -> bool:
+    """Whether a record's JSON is a collectives record (``config.kind`` "comm")."""
+    config = data.get("config")
+    return isinstance(config, dict) and config.get("kind") == COMM_KIND
+
+
 OBJECTS = ("config", "environment", "tags", *Record.NESTED)
 NUMBERS = ("tokens_per_s_per_chip", "mfu", "hfu", "window_s", "world_size", "loss_first",
            "loss_last")  # numbers or null
@@ -756,13 +834,16 @@ def problem(data: dict[str, Any]) -> str | None:
     ranks = data.get("world_size")
     if ranks is not None and (not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1):
         return f"world_size must be an integer >= 1 or null, got {ranks!r}"
-    if not isinstance((data.get("config") or {}).get("model"), str):
+    comm = is_comm(data)
+    if not comm and not isinstance((data.get("config") or {}).get("model"), str):
         return "config.model is missing"
     if data["status"] != "ok":
         return None
     device = data.get("device") or {}
     if not all(isinstance(device.get(k), str) for k in ("name", "kind")):
         return "an ok record needs device.name and device.kind"
+    if comm:
+        return _comm_problem(data.get("comm"))
     if not _is_number(data.get("tokens_per_s")) or data["tokens_per_s"] < 0:
         return f"tokens_per_s must be a number >= 0, got {data.get('tokens_per_s')!r}"
     bad = next((k for k in NUMBERS if data.get(k) is not None and not _is_number(data[k])),
@@ -783,6 +864,26 @@ def problem(data: dict[str, Any]) -> str | None:
         j = energy.get("j_per_token")
         if j is not None and (not _is_number(j) or j < 0):
             return f"energy.j_per_token must be a number >= 0 or null, got {j!r}"
+    return None
+
+
+def _comm_problem(comm: Any) -> str | None:
+    """Why an ok collectives record's ``comm`` block is not one readers can plot, or None."""
+    if not isinstance(comm, dict):
+        return "an ok collectives record needs its comm block"
+    points = comm.get("points")
+    if not isinstance(points, list) or not points:
+        return "comm.points must be a non-empty list"
+    ranks = comm.get("ranks")
+    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 2:
+        return f"comm.ranks must be an integer >= 2, got {ranks!r}"
+    for i, point in enumerate(points):
+        where = f"comm.points[{i}]"
+        if point.get("op") not in bandwidth.OPS:
+            return f"{where}.op must be one of {', '.join(bandwidth.OPS)}, got {point.get('op')!r}"
+        for key in ("size_bytes", "time_us", "algbw_gbs", "busbw_gbs"):
+            if not _is_number(point.get(key)) or point[key] < 0:
+                return f"{where}.{key} must be a number >= 0, got {point.get(key)!r}"
     return None
 
 

@@ -5,7 +5,8 @@
 # DATE-bare-loop.json, DATE/).
 #
 # usage: scripts/gpu/run-h100.sh [--python PATH] [--hardware h100|h200] [--suite FILE] [--dry-run]
-#   1. trnbench env and nvidia-smi: the GPUs, driver and torch the records will name
+#   1. trnbench env and nvidia-smi: the GPUs, driver and torch the records will name; on a
+#      machine of 2 or more GPUs, trnbench comm over all of them (the fabric, before training)
 #   2. the suite: trnbench suite FILE --hardware h100 --nproc-per-node <GPUs>: per case the
 #      layout the memory plan chooses, a batch search that stops where the plan refuses (or a
 #      run fails out of memory, stored as failed), 3 repeats at the best batch; a case that
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --hardware) hardware=${2:-}; shift 2 ;;
     --suite) suite=${2:-}; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run-h100.sh: unknown argument $1 (accepted: --python PATH, --hardware h100|h200, --suite FILE, --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +53,13 @@ run "${trnbench[@]}" env
 run nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version --format=csv
 gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l || true)
 [ "$gpus" -gt 0 ] || gpus=8
+# the node's fabric before any training step: collectives over every GPU (one GPU has none)
+if [ "$gpus" -ge 2 ]; then
+  run "${trnbench[@]}" comm --backend cuda --nproc "$gpus" --sizes 1K:1G --results "$records" \
+    --tag series=fabric
+else
+  echo "one GPU: no fabric to measure (trnbench comm needs 2 ranks); skipped"
+fi
 
 # 2. the suite (resumable: run the script again after an interruption)
 suite_cmd=("${trnbench[@]}" suite "$suite" --hardware "$hardware" --nproc-per-node "$gpus"

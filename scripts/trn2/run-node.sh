@@ -2,7 +2,8 @@
 # The Trainium2 measurement of the suite both runbooks share (scripts/suite.toml), on one
 # trn2.48xlarge, end to end; docs/runbooks/trn2.md. With stem=results/trn2/<UTC date>:
 #   1. checks: trnbench env (neuron must say yes), neuron-ls (the devices, their memory, the
-#      LNC: the memory plan reads it), the NEFF cache on local NVMe
+#      LNC: the memory plan reads it), the NEFF cache on local NVMe; then the node's fabric,
+#      trnbench comm over every NeuronCore, before any training step (native line only)
 #   2. the suite: trnbench suite FILE --hardware trn2: per case the layout the memory plan
 #      chooses, a batch search that stops where the plan refuses (or a run fails), 3 repeats
 #      at the best batch; the multi-node case printed as a Slurm command. Records in
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --cache-dir) cache_dir=${2:-}; shift 2 ;;
     --nproc-per-node) nproc=${2:-}; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run-node.sh: unknown argument $1 (accepted: --python PATH, --sdk native|xla, --suite FILE, --cache-dir DIR, --nproc-per-node N, --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +70,7 @@ export NEURON_LOGICAL_NC_CONFIG=${NEURON_LOGICAL_NC_CONFIG:-2}
 say "# NEFF cache $TORCH_NEURONX_NEFF_CACHE_DIR, LNC $NEURON_LOGICAL_NC_CONFIG, records $records"
 
 # 1. checks
+status=0
 run mkdir -p results/trn2 "$TORCH_NEURONX_NEFF_CACHE_DIR"
 run "${trnbench[@]}" env
 if [ "$dry_run" = 0 ] && ! neuron-ls; then
@@ -77,12 +79,20 @@ if [ "$dry_run" = 0 ] && ! neuron-ls; then
 fi
 [ "$dry_run" = 1 ] && run neuron-ls
 run df -h "$cache_dir" /
+ranks=${nproc:-64}
+if [ "$backend" = neuron-xla ]; then
+  say "# fabric: trnbench comm does not run on the XLA line; nccom-test and trnbench ingest do (docs/runbooks/trn2.md)"
+elif [ "$ranks" -lt 2 ]; then
+  say "# fabric: one rank has no fabric to measure (trnbench comm needs 2); skipped"
+else
+  run "${trnbench[@]}" comm --backend neuron --nproc "$ranks" --sizes 1K:1G --dtype bf16 \
+    --results "$records" --tag series=fabric || status=1
+fi
 
 # 2. the suite
 suite_cmd=("${trnbench[@]}" suite "$suite" --hardware trn2 --backend "$backend"
            --results "$records" --summary "$summary" --resume)
 [ -n "$nproc" ] && suite_cmd+=(--nproc-per-node "$nproc")
-status=0
 if [ "$dry_run" = 1 ]; then
   run "${suite_cmd[@]}"
   "${suite_cmd[@]:0:5}" --hardware trn2 --backend "$backend" --results "$records" \

@@ -85,8 +85,13 @@ def test_h100_runbook_prints_its_commands():
                                + os.pathsep + "/usr/bin:/bin"})  # no nvidia-smi: 8 GPUs
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert any(" -m bench suite scripts/suite.toml --hardware h100 --nproc-per-node 8 " in line
-               and "--summary results/h100/" in line for line in lines)
+    [suite] = [i for i, line in enumerate(lines)
+               if " -m bench suite scripts/suite.toml --hardware h100 --nproc-per-node 8 " in line
+               and "--summary results/h100/" in line]
+    # the fabric first, over every GPU of the machine
+    [comm] = [i for i, line in enumerate(lines)
+              if " -m bench comm --backend cuda --nproc 8 --sizes 1K:1G" in line]
+    assert comm < suite
     runs = [line for line in lines if " -m bench run " in line and "--model 1b" in line]
     assert [r.split("--batch ")[1].split()[0] for r in runs] == ["1", "2", "4", "8", "BEST"]
     assert all("--seq 2048 --steps 30 --warmup 10 --precision bf16 --compile" in r for r in runs)
@@ -131,3 +136,4 @@ esac
     bare = [c for c in calls if "bare_loop.py" in c]
     assert bare and all("--model 1b --seq 2048 --batch 8 " in c for c in bare)
     assert calls[-1].startswith("-m bench report --results results/h100/")
+    assert "one GPU: no fabric to measure" in proc.stdout  # the stand-in nvidia-smi: one line

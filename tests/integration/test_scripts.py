@@ -115,6 +115,10 @@ def test_trn2_node_run_dry_run_prints_every_step():
                          ["neuron-ls"], ["df", "-h", "/nvme/tb"]]
     assert lines[0] == "# NEFF cache /nvme/tb/neff, LNC 2, records results/trn2/" + \
         lines[0].split("results/trn2/")[1]
+    # the fabric before any training step, over every NeuronCore
+    comm = next(i for i, line in enumerate(lines) if " -m bench comm --backend neuron --nproc 64 "
+                "--sizes 1K:1G --dtype bf16 " in line)
+    assert comm < next(i for i, line in enumerate(lines) if " -m bench suite " in line)
     suite = next(line for line in lines if " -m bench suite " in line)
     assert "suite scripts/suite.toml --hardware trn2 --backend neuron --results results/trn2/" \
         in suite and "--summary" in suite and suite.endswith("--resume")
@@ -151,3 +155,13 @@ def test_slurm_dry_run(script):
     else:
         assert "--nproc 8" in run and "--backend cuda" in run
         assert "FI_PROVIDER" not in proc.stdout
+
+
+def test_slurm_dry_run_of_the_comm_verb():
+    env = {"SLURM_JOB_NODELIST": "node[07-08]", "SLURM_NNODES": "2", "SLURM_NODEID": "0",
+           "DRY_RUN": "1", "TRNBENCH_VERB": "comm", "TRNBENCH_ARGS": "--sizes 1K:1G"}
+    proc = _sh("scripts/slurm/gpu.sbatch", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].endswith(
+        "trnbench comm --nproc 8 --nnodes 2 --node-rank 0 --rdzv-endpoint node07:29500 "
+        "--sizes 1K:1G")
