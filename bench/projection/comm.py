@@ -59,6 +59,12 @@ class StepBreakdown:
     def as_dict(self) -> dict:
         return {**asdict(self), "efficiency": self.efficiency}
 
+    @staticmethod
+    def at(node_mfu: float, one: StepBreakdown, half: StepBreakdown) -> StepBreakdown:
+        """The step at ``node_mfu`` from the steps at 1 and 0.5: every part is a / x + b."""
+        f1, f2 = asdict(one), asdict(half)
+        return StepBreakdown(**{k: (f2[k] - f1[k]) / node_mfu + 2 * f1[k] - f2[k] for k in f1})
+
 
 @dataclass(frozen=True)
 class Links:
@@ -88,7 +94,8 @@ def busiest_stage(n_layers: int, pp: int, head: float) -> tuple[int, float]:
     if pp == 1:
         return n_layers, n_layers + head
     best: tuple[int, float] | None = None
-    for k in range(math.ceil(n_layers / pp), math.ceil(n_layers / (pp - 1)) + 1):
+    # past (L + head) / p a stage of k layers is the busiest, and more k only adds to it
+    for k in range(math.ceil(n_layers / pp), math.ceil((n_layers + head) / pp) + 2):
         last = max(0, n_layers - (pp - 1) * k)  # layers left for the last stage
         load = max(k, last + head)
         if best is None or load < best[1]:

@@ -138,6 +138,13 @@ def _figure(value: float | None, default: str, flag: str, unit: str = "") -> Fig
     return Figure(value, unit or d.unit, "user", flag) if value is not None else d
 
 
+def _constants(args: argparse.Namespace) -> comm.Constants:
+    """The step model's constants from the flags and their defaults."""
+    return comm.Constants(**{k: _figure(getattr(args, k), k, "--" + k.replace("_", "-")).value
+                             for k in ("tp_overlap", "dp_overlap", "link_efficiency",
+                                       "elementwise_bytes", "ep_overlap")})
+
+
 _BINARY = {"K": 2**10, "M": 2**20, "G": 2**30}
 
 
@@ -179,7 +186,12 @@ def scenario(args: argparse.Namespace, record: Record | None = None) -> model.Sc
         mode, mfu = "node", Figure(args.node_mfu, "", "user", "--node-mfu")
     elif args.from_results is not None:
         record = record or measured.load_record(args.from_results, args.run_id)
-        mode, mfu = "node", measured.node_mfu(record, args.from_results)
+        mode = "node"
+        mfu, why = measured.node_mfu(
+            record, args.from_results, peak=c.chip.peak.value,
+            hbm=None if c.chip.hbm is None else c.chip.hbm.value, node=c.node,
+            constants=_constants(args))
+        notes.append(why)
         if measured.device_key(record) != c.chip.key:
             notes.append(f"assumes the {c.chip.name} reaches the MFU that "
                          f"{record.device.name} reached of its own "

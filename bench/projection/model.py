@@ -246,9 +246,9 @@ def implied_node_mfu(mfu_at_scale: float, step_at: Callable[[float], comm.StepBr
     denominator = one.compute_s - mfu_at_scale * b
     x = mfu_at_scale * a / denominator if denominator > 0 else math.inf
     if x > cap + 1e-12:
-        return None, step_at(cap)
+        return None, comm.StepBreakdown.at(cap, one, half)
     x = min(x, cap)
-    return x, step_at(x)
+    return x, comm.StepBreakdown.at(x, one, half)
 
 
 def project(s: Scenario) -> Projection:
