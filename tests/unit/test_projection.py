@@ -284,6 +284,7 @@ def test_headline_is_the_projection_of_the_stored_record(capsys, tmp_path):
     assert f"take {d['days']:,.1f} days on {d['chips']:,} chips" in line
     assert d["plans"]["fastest"]["plan"] in line and f"--run-id {record.run_id}" in line
     assert f"{d['energy_mwh_facility']:,.0f} MWh facility" in line
+    assert d["calibration"]["text"] in line  # the step model's held-out error
     cpu = _record(0.25, "Intel Xeon")
     cpu = replace(cpu, peak=replace(cpu.peak, label="measured"))
     pointer = headline(cpu, str(path))
