@@ -39,6 +39,7 @@ import pandas as pd
 from bench.inputs.errors import ConfigError
 from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
+from bench.records.record import COMM_KIND
 from bench.report import cells, console, prices
 
 ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
@@ -85,12 +86,14 @@ def _equals(column: pd.Series, value: str) -> pd.Series:
 
 
 def select(df: pd.DataFrame, query: str, flag: str, where: str) -> pd.DataFrame:
-    """The ok records that satisfy every term of ``query`` (syntax: module docstring)."""
+    """The ok training records that satisfy every term of ``query`` (syntax: module
+    docstring); collectives records (``trnbench comm``) have no throughput to compare."""
     terms = [t.strip() for t in query.split(",")]
     if not all(terms):
         raise ConfigError(flag, f"empty term in {query!r}; expected KEY=VALUE[,KEY=VALUE...] "
                           "or a run id")
-    mask = df["status"] == "ok"
+    mask = (df["status"] == "ok") & (df.get("config.kind", pd.Series(index=df.index,
+                                                                     dtype=object)) != COMM_KIND)
     for term in terms:
         key, sep, value = (part.strip() for part in term.partition("="))
         column = ALIASES.get(key, key) if sep else "run_id"
