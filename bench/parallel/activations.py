@@ -9,12 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 
-MODES = ("fp32", "bf16", "bf16p")  # fp32; bf16 autocast over fp32 parameters; FSDP2 bf16
-KERNELS = ("cpu_flash", "flash", "efficient")  # what SDPA saves: CPU flash, CUDA flash/mem-eff
-ADAMW = ("for-loop", "fused")
 CKPT_RNG = 5056  # bytes of torch.get_rng_state() a non-reentrant checkpoint keeps per block
-PHASES = ("forward_loss", "forward_head", "backward_loss", "backward_blocks", "backward_end",
-          "optimizer")
 PARTS = ("activations", "autocast", "logits", "gradients", "gathered", "transient")
 
 
@@ -44,13 +39,13 @@ class Step:
     shape: Shape
     batch: int
     seq: int
-    mode: str = "fp32"
+    mode: str = "fp32"  # fp32; bf16: autocast over fp32 parameters; bf16p: FSDP2 bf16 ones
     checkpointed: frozenset[int] = frozenset()
     tp: int = 1
     fsdp: bool = False
     shards: int = 1
-    kernel: str = "cpu_flash"
-    adamw: str = "for-loop"
+    kernel: str = "cpu_flash"  # what SDPA saves: cpu_flash; CUDA's flash or efficient
+    adamw: str = "for-loop"  # or fused
 
     @property
     def tokens(self) -> int:
@@ -195,7 +190,7 @@ def phases(r: Step) -> dict[str, dict[str, float]]:
     sizes = param_sizes(s, t)
     blocks, casts = kept(r), casts_kept(r)
     acts, autocast = sum(blocks) + head_saved(r), sum(casts) + head_cast(r)
-    grad = 2 if r.mode == "bf16p" else 4  # FSDP2's unsharded gradients: the parameter dtype
+    grad = 2 if r.mode == "bf16p" else 4  # unsharded gradients: the parameters' dtype
     w = (2 if r.mode == "bf16p" else 4) if r.fsdp else 0  # gathered parameter bytes
     p_blk = block_matmul_params(s, t) + 2 * s.dim  # elements, the norms' weights too
     p_root = s.vocab * s.dim * (1 if s.tied else 2) / t + s.dim
@@ -238,7 +233,7 @@ def _backward_blocks(r: Step, blocks: list[float], casts: list[float], p_blk: fl
     below, casts_below = [0.0, *accumulate(blocks)], [0.0, *accumulate(casts)]
     cast = 2 * block_matmul_params(s, t) if r.mode == "bf16" else 0.0
     mlp_out = s.dim * s.ffn / t  # w2's weight gradient
-    head_grad = (grad if r.fsdp else 4) * (s.vocab * s.dim / t + s.dim)
+    head_grad = grad * (s.vocab * s.dim / t + s.dim)
     done_grad = 4 * p_blk / r.shards if r.fsdp else 4 * p_blk
     best: dict[str, float] = {}
     for k in range(s.layers - 1, -1, -1):
@@ -248,7 +243,7 @@ def _backward_blocks(r: Step, blocks: list[float], casts: list[float], p_blk: fl
                 (blocks[k] if r.mode == "bf16p" else CKPT_RNG) if ckpt else 0),
             "autocast": casts_below[k] + cast,
             "gradients": head_grad + (s.layers - 1 - k) * done_grad
-            + (grad if r.fsdp else 4) * mlp_out,
+            + grad * mlp_out,
             "gathered": (root + w * p_blk * (2 if k > 0 else 1)
                          + (4 * p_blk if k < s.layers - 1 else 0)) if r.fsdp else 0.0,
             "transient": r.stream * n * s.dim / t + 2 * r.act * n * s.ffn / t

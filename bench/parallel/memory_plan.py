@@ -61,7 +61,7 @@ class Prediction:
 
     parts: dict[str, float]
     usable: float
-    phase: str  # the phase of the step at the peak (activations.PHASES)
+    phase: str  # the phase of the step at the peak (a key of activations.phases)
     saved: dict[str, float]  # what the forward leaves for backward (activations.saved_for_backward)
     basis: tuple[str, str]  # (measured | derived | estimate, what was or was not measured)
 
