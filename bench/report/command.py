@@ -41,9 +41,10 @@ def summary(report: Report) -> Table:
                     f"run{'' if failed == 1 else 's'}",
               caption="\n".join(f"[{i}] {n}" for i, n in enumerate(text.footnotes, 1)),
               caption_justify="left")
-    columns = [c for c in text.frame.columns if c in (
-        "row", "model", "device", "precision", "threads", "ranks", "n", "tokens/s per chip",
-        "95% CI", "MFU %", "tokens/J", "step p50 ms", "flag") or c.startswith("speedup")]
+    shown = ("row", "model", "device", "precision", "threads", "ranks", "layout", "batch",
+             "seq", *cells.varying(report.table).values(), "n", "tokens/s per chip", "95% CI",
+             "MFU %", "tokens/J", "step p50 ms", "peak mem GiB", "flag")
+    columns = [c for c in text.frame.columns if c in shown or c.startswith("speedup")]
     for c in columns:
         t.add_column(escape(c), overflow="fold", justify="right" if c in text.numeric else "left")
     for _, r in text.frame.iterrows():
@@ -65,7 +66,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
     p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
-                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
+                   "its id (R1) or a query in the language of compare that selects runs of one "
+                   "row, e.g. model=tiny,threads=1,world_size=1 (default: no speedup column)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -89,6 +91,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     written = render.write(report, out)
     if not report.table.empty:
         console.stdout.print(summary(report))
+    for warning in cells.few_runs(report.table) if not report.table.empty else []:
+        console.stderr.print(f"[yellow]warning[/yellow]: {escape(warning)}")
     for _, f in cells.failed(report.failed).iterrows():
         console.stdout.print(f"failed run {f['run id']} ({f['model']}, {f['backend']}): "
                              f"{f['error']}", markup=False, highlight=False, soft_wrap=True)

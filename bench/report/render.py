@@ -40,6 +40,8 @@ th { background: #eef1f5; }
 th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.flagged td { background: #fff4d6; }
 .na { color: #8a4b00; }
+p.warning { background: #fff4d6; border-left: 4px solid #d29b00; padding: 6px 10px;
+            font-size: 12px; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption, .meta, ul.notes { color: #555; font-size: 12px; }
 ul.notes { list-style: none; padding-left: 0; margin-top: 2px; }
@@ -116,8 +118,9 @@ def md_table(frame: pd.DataFrame, numeric: set[str] | frozenset[str] = frozenset
 
 def md_text_table(table: cells.TextTable) -> str:
     notes = [f"[{i}] {md_cell(n)}" for i, n in enumerate(table.footnotes, 1)]
-    return md_table(table.frame, table.numeric) + ("\n\n" + "<br>\n".join(notes)
-                                                   if notes else "")
+    warnings = [f"**Warning**: {md_cell(w)}" for w in table.warnings]
+    return md_table(table.frame, table.numeric) + "".join(
+        "\n\n" + "<br>\n".join(lines) for lines in (notes, warnings) if lines)
 
 
 def markdown(report: Report) -> str:
@@ -165,8 +168,10 @@ def html_table(frame: pd.DataFrame, flagged: list[bool] | None = None,
 
 def html_text_table(table: cells.TextTable, flagged: list[bool] | None = None) -> str:
     notes = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(table.footnotes, 1))
+    warnings = "".join(f"<p class='warning'><strong>Warning</strong>: {html.escape(w)}</p>"
+                       for w in table.warnings)
     return html_table(table.frame, flagged, table.numeric, "figures") + (
-        f"<ul class='notes'>{notes}</ul>" if notes else "")
+        f"<ul class='notes'>{notes}</ul>" if notes else "") + warnings
 
 
 def _figure(name: str, png: bytes) -> str:

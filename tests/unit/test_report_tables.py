@@ -5,15 +5,19 @@ escaped, formula-leading text neutralised). Built in-process from the stored CPU
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
+import shlex
 
 import pandas as pd
 import pytest
 
+from bench.inputs import config
 from bench.records import metrics, store
 from bench.report import build as report_pkg
-from bench.report import cells, render
+from bench.report import cells, render, rows
+from bench.train import command as run_command
 from tests.conftest import ROOT, parse_tables
 
 RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
@@ -104,9 +108,31 @@ def test_header_names_when_what_and_how_to_reproduce(built):
     assert header["sweeps"].startswith("cpu-baseline")
     assert header["reproduce this report"] == built.command
     prov = cells.provenance(built.table).set_index("row")
-    assert prov.loc["R5", "reproduce"] == ("trnbench run --backend cpu --model tiny --precision "
-                                           "fp32 --batch 2 --seq 256 --nproc 2 --parallel ddp "
-                                           "--energy rapl")
+    assert prov.loc["R5", "reproduce"] == (
+        "trnbench run --model tiny --backend cpu --batch 2 --seq 256 --steps 10 --warmup 2 "
+        "--precision fp32 --no-compile --lr 0.0003 --seed 0 --data synthetic --energy auto "
+        "--parallel ddp --tp 1 --dp-shard 0 --ac none --param-dtype fp32 --dist-timeout 600.0 "
+        "--nproc 2")
+
+
+def test_reproduce_line_resolves_to_the_stored_configuration(built):
+    """Every row's `trnbench run` line, parsed by run's own flags, gives back exactly the
+    configuration its records hold (the older records lack the fields added since: those ran
+    with the defaults the line names)."""
+    prov = cells.provenance(built.table).set_index("row")
+    records = {r["run_id"]: r for r in store.iter_records(RESULTS)}
+    for row, g in built.groups.items():
+        argv = shlex.split(prov.loc[row, "reproduce"])
+        assert argv[:2] == ["trnbench", "run"]
+        parser = argparse.ArgumentParser()
+        run_command.add_run_args(parser)
+        args = parser.parse_args(argv[2:])
+        stored = records[g.iloc[0]["run_id"]]["config"]
+        resolved = config.resolve(args.backend, config.flag_layer(args)).as_dict()
+        assert {k: v for k, v in resolved.items() if k in stored} == stored
+        added = set(resolved) - set(stored)  # --tp, --ac, ... came after these records
+        assert added and all(resolved[k] == rows.DEFAULTS[f"config.{k}"] for k in added)
+        assert (args.nproc or 1) == g.iloc[0]["world_size"]
 
 
 def test_text_cells_are_safe_to_paste(built):
