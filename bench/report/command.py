@@ -103,7 +103,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_compare_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench compare`."""
-    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
+    q = ("comma-separated KEY=VALUE terms (e.g. device=h100,model=1b,ac=full; the language "
+         "of report --baseline) or a run id")
     p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
     p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
     p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,

@@ -1,13 +1,8 @@
 """`trnbench compare`: ratios of a target set of runs over a baseline set.
 
-A query selects stored records with status ``ok`` (``store.load``: one flat row per record,
-nested keys joined by '.'). It is comma-separated terms that must all hold:
-
-    KEY=VALUE   the record field KEY equals VALUE (numbers compare as numbers): any column,
-                e.g. device.kind=h100, config.model=1b, tags.sweep=s1; short keys: model,
-                seq, batch, precision, backend, device (device.kind), device_name, host, run;
-                any other key names a --tag label (side=a is tags.side=a)
-    RUN_ID      a term without '=' selects the run with that id
+Each side is a query over the records with status ``ok``, in the language of `trnbench report
+--baseline` (``bench.report.query``: KEY=VALUE terms, short keys such as model, device, ac, or
+a run id).
 
 Each side's figure is the median over its runs (``metrics.repeat_stats``); every ratio is
 target / baseline of:
@@ -40,10 +35,8 @@ from bench.inputs.errors import ConfigError
 from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
 from bench.report import cells, console, prices
+from bench.report import query as queries
 
-ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
-           "precision": "config.precision", "backend": "backend.name", "device": "device.kind",
-           "device_name": "device.name", "host": "environment.host", "run": "run_id"}
 MATCH_FIELDS = ("config.model", "config.seq", "config.precision")
 # configuration fields that may differ between the sides (a warning each), with their names;
 # every device.versions.* field (SDK, driver, runtime versions) is checked as well
@@ -73,34 +66,9 @@ def load_records(paths: list[str] | None) -> tuple[pd.DataFrame, str]:
     return df, where
 
 
-def _equals(column: pd.Series, value: str) -> pd.Series:
-    if value.lower() in ("true", "false"):
-        return column.astype(str).str.lower() == value.lower()
-    as_text = column.astype(str) == value
-    try:
-        number = float(value)
-    except ValueError:
-        return as_text
-    return as_text | (pd.to_numeric(column, errors="coerce") == number)
-
-
 def select(df: pd.DataFrame, query: str, flag: str, where: str) -> pd.DataFrame:
-    """The ok records that satisfy every term of ``query`` (syntax: module docstring)."""
-    terms = [t.strip() for t in query.split(",")]
-    if not all(terms):
-        raise ConfigError(flag, f"empty term in {query!r}; expected KEY=VALUE[,KEY=VALUE...] "
-                          "or a run id")
-    mask = df["status"] == "ok"
-    for term in terms:
-        key, sep, value = (part.strip() for part in term.partition("="))
-        column = ALIASES.get(key, key) if sep else "run_id"
-        if column not in df.columns and f"tags.{key}" in df.columns:
-            column = f"tags.{key}"  # a user's --tag label by its own name
-        if column not in df.columns:
-            raise ConfigError(flag, f"unknown key {key!r}; accepted: {', '.join(ALIASES)}, "
-                              "or any record field such as device.kind, config.model, tags.NAME")
-        mask &= _equals(df[column], value if sep else term)
-    runs = df[mask]
+    """The ok records that satisfy every term of ``query`` (``bench.report.query``)."""
+    runs = df[(df["status"] == "ok") & queries.matches(df, query, flag)]
     if runs.empty:
         raise ConfigError(flag, f"{query!r} selects no ok runs in {where}")
     return runs
