@@ -145,10 +145,18 @@ def _instance(runs: pd.DataFrame, role: str, table: dict[str, prices.Instance],
     """The instance a side's device runs in, and how it was chosen (or why there is none)."""
     kind, device = runs["device.kind"].iloc[0], runs["device.name"].iloc[0]
     if name:
+        flag = f"--{role}-instance"
         if name not in table:
-            raise ConfigError(f"--{role}-instance", f"unknown instance {name!r}; accepted: "
+            raise ConfigError(flag, f"unknown instance {name!r}; accepted: "
                               f"{', '.join(table)} (or add it with --prices FILE.toml)")
-        return table[name], f"--{role}-instance"
+        if table[name].device != kind:
+            holding = [i for i, inst in table.items() if inst.device == kind]
+            raise ConfigError(flag, f"{name} holds {table[name].device} accelerators but the "
+                              f"{role} runs are on {device} (device kind {kind}); accepted: "
+                              + (", ".join(holding) if holding else
+                                 f"none known for {kind} (add one with --prices FILE.toml, "
+                                 f'device = "{kind}")'))
+        return table[name], flag
     inst = prices.for_device(table, kind, device)
     if inst is None:
         return None, (f"{role}: no AWS instance is known for device kind {kind!r} "

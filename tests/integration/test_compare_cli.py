@@ -25,3 +25,13 @@ def test_mismatched_runs_are_refused(cli, compare_runs):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "config.seq" in lines[0] and "16" in lines[0] and "32" in lines[0]
+
+
+def test_an_instance_of_another_device_is_refused(cli, compare_devices):
+    """An H100 instance named for Trainium2 runs: exit 2, one line, nothing on stdout."""
+    proc = cli("compare", "--baseline", "device=h100", "--target", "device=trn2",
+               "--target-instance", "p5.48xlarge", "--results", str(compare_devices))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("trnbench: error: --target-instance: p5.48xlarge holds h100 "
+                           "accelerators but the target runs are on Trainium2 (NC_v3d) (device "
+                           "kind trn2); accepted: trn2.48xlarge\n")

@@ -121,6 +121,22 @@ def test_instance_override_and_unpriced_instance(capsys, compare_devices):
     assert code == 2 and "--target-instance" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("args", "device"), [
+    (["--baseline", "device=h100", "--target", "device=trn2", "--target-instance",
+      "p5.48xlarge"], "Trainium2 (NC_v3d) (device kind trn2); accepted: trn2.48xlarge"),
+    (["--baseline", "side=a", "--target", "side=b", "--target-instance", "trn2.48xlarge"],
+     "(device kind cpu); accepted: none known for cpu"),  # a CPU priced as a trn2.48xlarge
+])
+def test_an_instance_that_does_not_hold_the_device_is_refused(capsys, compare_runs,
+                                                               compare_devices, args, device):
+    capsys.readouterr()
+    code = trnbench("compare", *args, "--results", str(compare_runs), str(compare_devices))
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert code == 2 and out.out == "" and len(lines) == 1
+    assert lines[0].startswith("trnbench: error: --target-instance: ") and device in lines[0]
+
+
 def test_allow_mismatch_compares_with_a_warning(capsys, compare_runs):
     warnings = compare_json(capsys, "--baseline", "side=a", "--target", "side=c", "--results",
                             str(compare_runs), "--allow-mismatch")["warnings"]
