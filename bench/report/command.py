@@ -13,7 +13,7 @@ from bench.inputs.errors import ConfigError
 from bench.inputs.numbers import Limits, flag
 from bench.inputs.paths import path_arg, readable_files
 from bench.records import metrics, store
-from bench.report import cells, console, plots, render
+from bench.report import cells, console, losses, plots, render
 from bench.report import compare as comparing
 from bench.report.build import Report, build
 
@@ -113,13 +113,19 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
                    "model, sequence length or precision (with a warning)")
     p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
-                   "override bench/report/prices.toml, labelled user")
-    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
-                   "(default: the instance of its device kind)")
-    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
+                   "override bench/report/prices.toml, labelled user (default: none)")
+    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline, "
+                   "one that holds its device (default: the instance of its device kind)")
+    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target, one "
+                   "that holds its device (default: the instance of its device kind)")
+    p.add_argument("--loss-tolerance", type=flag(Limits(low=0)), default=losses.TOLERANCE,
+                   metavar="FRACTION", help="flag loss curves of matching runs whose largest "
+                   "relative difference is above this (default "
+                   f"{losses.TOLERANCE:g}; docs/methodology.md)")
     p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
     p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
-                   "compare.html and the bar chart compare.png under DIR")
+                   "compare.html, the ratio chart compare.png and the loss curves loss.png "
+                   "under DIR (default: none)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

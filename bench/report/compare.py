@@ -34,7 +34,7 @@ import pandas as pd
 from bench.inputs.errors import ConfigError
 from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
-from bench.report import cells, console, prices
+from bench.report import cells, console, losses, prices
 from bench.report import query as queries
 
 MATCH_FIELDS = ("config.model", "config.seq", "config.precision")
@@ -222,6 +222,10 @@ def side(runs: pd.DataFrame, role: str, query: str, table: dict[str, prices.Inst
     return {
         "query": query, "runs": len(runs), "run_ids": runs["run_id"].tolist(),
         "device": {"kind": first["device.kind"], "name": first["device.name"]},
+        "hosts": _values(runs, "environment.host"),
+        "measured": [str(runs["time"].min()), str(runs["time"].max())],
+        "commits": list(dict.fromkeys(str(c)[:12] for c in
+                                      _values(runs, "environment.git_commit"))),
         "model": first["config.model"], "seq": int(first["config.seq"]),
         "precision": first["config.precision"],
         "batch": [int(b) for b in _values(runs, "config.batch")],
@@ -265,8 +269,14 @@ def compare(df: pd.DataFrame, where: str, args: argparse.Namespace) -> dict[str,
         if st and st["flagged"]:
             warnings.append(f"{s['query']!r}: tokens/s per chip varies over its {st['n']} runs "
                             f"(CV {st['cv']:.1%} > {metrics.CV_FLAG:.0%})")
+        if s["runs"] < metrics.MIN_REPEATS:
+            warnings.append(f"{s['query']!r}: {s['runs']} run{'' if s['runs'] == 1 else 's'}, "
+                            f"fewer than {metrics.MIN_REPEATS}: too few to publish (repeat the "
+                            f"configuration at least {metrics.MIN_REPEATS} times)")
+    loss = losses.check(base_runs, target_runs, args.loss_tolerance)
+    warnings += losses.warnings(loss)
     return {"baseline": base, "target": target, "ratios": ratios(base, target),
-            "warnings": warnings, "results": where}
+            "losses": loss, "warnings": warnings, "results": where}
 
 
 def _num(value: float | None) -> str:
@@ -318,7 +328,25 @@ def render(result: dict[str, Any]) -> None:
                 inputs.add_row(role, i["name"], value, i["label"],
                                escape("; ".join(x for x in (where, i["source"]) if x)))
     console.stdout.print(inputs)
+    console.stdout.print(loss_table(result["losses"]))
     for w in result["warnings"]:
         console.stderr.print(f"[yellow]warning[/yellow]: {escape(w)}")
 
 
+
+
+def loss_table(loss: dict[str, Any]) -> Any:
+    """The loss-curve check on the terminal: one row per pairing, or the reason for none."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"loss curves: largest relative difference, tolerance "
+                        f"{loss['tolerance']:.0%}", caption=escape(loss["reason"] or ""))
+    for col in ("configuration", "runs", "steps", "largest difference", "at step", "flag"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    for p in loss["pairs"]:
+        table.add_row(escape(losses.describe(p["configuration"])),
+                      f"{p['baseline']['runs']} / {p['target']['runs']}", str(p["steps"]),
+                      f"{p['max_relative_difference']:.2%}", str(p["at_step"]),
+                      "[yellow]above tolerance[/yellow]" if p["flagged"] else "")
+    return table

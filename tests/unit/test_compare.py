@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
 from bench.cli import main
 from bench.inputs.config import ConfigError
-from bench.report import prices
-from tests.conftest import read_jsonl
+from bench.records import store
+from bench.records.record import Record
+from bench.report import losses, prices
+from tests.conftest import device_record, read_jsonl
 
 
 def trnbench(*args: str) -> int:
@@ -135,6 +138,40 @@ def test_an_instance_that_does_not_hold_the_device_is_refused(capsys, compare_ru
     lines = out.err.strip().splitlines()
     assert code == 2 and out.out == "" and len(lines) == 1
     assert lines[0].startswith("trnbench: error: --target-instance: ") and device in lines[0]
+
+
+def test_loss_curves_of_matching_runs_are_compared(capsys, compare_runs):
+    """Two real CPU runs of one configuration: the same curve, step for step (difference 0)."""
+    a, b, _ = read_jsonl(compare_runs)
+    loss = compare_json(capsys, "--baseline", "side=a", "--target", "side=b", "--results",
+                        str(compare_runs))["losses"]
+    [pair] = loss["pairs"]
+    assert pair["configuration"] == {"model": "tiny", "seq": "16", "global batch": "2",
+                                     "lr": "0.0003", "seed": "0", "data": "synthetic"}
+    assert pair["steps"] == len(a["losses"]) == 4  # 1 warm-up + 3 timed steps
+    assert pair["baseline"]["losses"] == a["losses"] and pair["target"]["losses"] == b["losses"]
+    assert pair["max_relative_difference"] == 0 and not pair["flagged"]
+    assert loss["tolerance"] == losses.TOLERANCE and loss["reason"] is None
+
+
+def test_loss_curves_that_differ_are_flagged(capsys, compare_runs, tmp_path):
+    """A device whose losses are 8% above the CPU's at every step: flagged above the default
+    tolerance, with the step; not with --loss-tolerance 0.1."""
+    a = read_jsonl(compare_runs)[0]
+    path = tmp_path / "runs.jsonl"
+    store.append(path, Record.from_json(a))
+    other = device_record(a, "h100", "NVIDIA H100 80GB HBM3", 1000.0)
+    store.append(path, replace(other, losses=[v * 1.08 for v in a["losses"]]))
+    result = compare_json(capsys, "--baseline", "device=cpu", "--target", "device=h100",
+                          "--results", str(path))
+    [pair] = result["losses"]["pairs"]
+    assert pair["max_relative_difference"] == pytest.approx(0.08) and pair["flagged"]
+    assert any(w.startswith("loss curves differ: largest relative difference 8.0% at step ")
+               and "above the tolerance 5%" in w for w in result["warnings"])
+    relaxed = compare_json(capsys, "--baseline", "device=cpu", "--target", "device=h100",
+                           "--results", str(path), "--loss-tolerance", "0.1")
+    assert not relaxed["losses"]["pairs"][0]["flagged"]
+    assert not any(w.startswith("loss curves") for w in relaxed["warnings"])
 
 
 def test_allow_mismatch_compares_with_a_warning(capsys, compare_runs):
