@@ -285,7 +285,8 @@ def scaling(table: pd.DataFrame) -> TextTable:
         "against ranks": str(r["baseline_world_size"]), "run ids": r["run_ids"],
     } for _, r in table.iterrows()])
     out.numeric = SCALING_NUMERIC
-    out.warnings = few_runs(table, lambda r: f"{r['series']} at {r['world_size']} ranks") \
+    out.warnings = few_runs(table, lambda r: f"{r['series']}, {r['world_size']} rank"
+                                             f"{'' if r['world_size'] == 1 else 's'}") \
         if not table.empty else []
     return out
 

@@ -138,6 +138,8 @@ def loss_chart(result: dict[str, Any]) -> bytes | None:
     if not pairs:
         return None
     plt = plots.pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 3.2 * len(pairs)), squeeze=False)
     names = {role: f"{role}: {result[role]['device']['name']}" for role in ("baseline", "target")}
     for (curve, diff), p in zip(axes, pairs, strict=True):
@@ -165,6 +167,7 @@ def loss_chart(result: dict[str, Any]) -> bytes | None:
         diff.set_ylabel("|target - baseline| / baseline, %", fontsize=8)
         diff.legend(fontsize=7)
         for ax in (curve, diff):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.3)
     fig.suptitle("Loss curves: did both sides train the same thing?", fontsize=10)

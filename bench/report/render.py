@@ -22,10 +22,13 @@ from bench.report.build import Report
 from bench.report.rows import present, unique
 
 CAPTIONS = {
-    "throughput.png": "Throughput: tokens/s per chip (measured), median over runs, whiskers "
-                      "min-max, by configuration (log axis when values span more than 10x).",
-    "energy.png": "Energy per token by configuration, method in brackets; hatched bars "
-                  "are modelled (table power x time), not measured.",
+    "throughput.png": "Throughput: tokens/s per chip (measured) by configuration, a point at "
+                      "the median over runs, whiskers the 95% t-interval of the mean (3 or more "
+                      "runs); a log axis only when values span more than 10x and every "
+                      "interval stays above 0.",
+    "energy.png": "Energy per token by configuration, method in brackets, whiskers the 95% "
+                  "t-interval of the mean; hollow points are modelled (table power x time), "
+                  "not measured.",
     "step_times.png": "Step-time distribution of each configuration (all timed steps of its "
                       "runs), with the timing method; each panel on its own scale.",
     "scaling.png": "Scaling efficiency against ranks of each scaling series (100% = linear).",
@@ -46,6 +49,8 @@ figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd;
 figcaption, .meta, ul.notes { color: #555; font-size: 12px; }
 ul.notes { list-style: none; padding-left: 0; margin-top: 2px; }
 table.figures td { white-space: nowrap; }
+table.provenance td { min-width: 9em; }
+table.provenance td:last-child { min-width: 32em; font-family: ui-monospace, monospace; }
 dt { font-weight: 600; margin-top: 6px; }
 """
 
@@ -201,7 +206,7 @@ def page(report: Report) -> str:
                  else "<p>None.</p>")
     if not report.table.empty:
         parts += ["<h2 id='provenance'>Runs and environment</h2>",
-                  html_table(cells.provenance(report.table))]
+                  html_table(cells.provenance(report.table), css="provenance")]
     parts.append("<h2 id='methods'>How each figure was made</h2><dl>")
     parts += [f"<dt>{e(figure)}</dt><dd>{e(how)}</dd>"
               for figure, how in cells.notes(report.cv_threshold)]
