@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -26,7 +25,8 @@ from bench.energy.modelled import ModelledMeter
 from bench.records import store
 from bench.report import build as report_pkg
 from bench.report import derived, render, rows
-from tests.conftest import ROOT, invoke, parse_tables, rapl_zone, read_jsonl, ticking_counter
+from tests.conftest import invoke, parse_tables, rapl_zone, read_jsonl, ticking_counter
+from tests.integration.browser import open_page
 
 
 def report(records: Path | None, out: Path, *flags: str, cwd: Path | None = None
@@ -319,77 +319,44 @@ def test_several_results_files_and_a_corrupt_line(tmp_path, records):
     assert f"from {ok}, {bad}:" in (tmp_path / "out" / "report.md").read_text()
 
 
-# --- report.html in a real browser: Debian's chromium, headless, driven by Playwright ----------
-# The browser is part of the test set-up (scripts/setup-browser.sh, run by `make test-main`);
-# Playwright only drives it (``executable_path``) and never downloads one. The page must render
-# its tables and decode its charts with no page error, no console error and no network request
-# at all. A full-page screenshot is kept as an artifact in ``$TRNBENCH_ARTIFACTS`` (default
-# ``artifacts/``, git-ignored).
-
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# --- report.html in a real browser (tests/integration/conftest.py: Debian's chromium, headless,
+# driven by Playwright) ---------------------------------------------------------------------------
+# The page must render its tables and decode its charts with no page error, no console error and
+# no network request at all; its full-page screenshot is kept as an artifact.
 
 
-@pytest.fixture(scope="module")
-def page_dir(generated) -> Path:
-    """The report of the session's records, as the tests above read it."""
-    return generated[0]
+def _read_report(page) -> dict:
+    return {
+        "rows": page.locator("#results + table tbody tr").count(),
+        "cells": page.eval_on_selector_all("#results + table tbody tr",
+                                           "rows => rows.map(r => r.cells.length)"),
+        "headers": page.eval_on_selector_all("#results + table th",
+                                             "h => h.map(e => e.textContent)"),
+        "failed": page.locator("#failed + table tbody tr").count(),
+        "scaling": page.locator("#scaling + table tbody tr").count(),
+        "methods": page.locator("#methods + dl dt").all_text_contents(),
+        "flagged": page.locator("tr.flagged").all_text_contents(),
+        "warnings": page.locator("p.warning").all_text_contents(),
+    }
 
 
-def _browser(playwright):
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is absent: the browser test needs Debian's chromium; run "
-                    f"scripts/setup-browser.sh (make test runs it first) or set $CHROMIUM")
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-
-
-def test_report_renders_in_chromium_without_errors_or_requests(page_dir):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: it comes with the test extra (pip install -e "
-                    "'.[test]')")
-    url = (page_dir / "report.html").as_uri()
-    problems: list[str] = []
-    requests: list[str] = []
-    with sync_playwright() as p:
-        browser = _browser(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        def console(message) -> None:
-            if message.type == "error":
-                problems.append(f"console: {message.text}")
-
-        page.on("console", console)
-        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(url, wait_until="load")
-        results = page.locator("#results + table tbody tr")
-        cells = page.eval_on_selector_all("#results + table tbody tr",
-                                          "rows => rows.map(r => r.cells.length)")
-        headers = page.eval_on_selector_all("#results + table th", "h => h.map(e => e.textContent)")
-        images = page.eval_on_selector_all(
-            "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        failed_rows = page.locator("#failed + table tbody tr").count()
-        scaling_rows = page.locator("#scaling + table tbody tr").count()
-        methods = page.locator("#methods + dl dt").all_text_contents()
-        flagged_text = page.locator("tr.flagged").all_text_contents()
-        artifacts = Path(os.environ.get("TRNBENCH_ARTIFACTS", ROOT / "artifacts"))
-        artifacts.mkdir(parents=True, exist_ok=True)
-        shot = artifacts / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        rendered_rows = results.count()
-        browser.close()
-
-    assert problems == []
-    assert [u for u in requests if not u.startswith("data:")] == [url]  # the page itself only
+def test_report_renders_in_chromium_without_errors_or_requests(generated):
+    page_dir = generated[0]
+    opened = open_page(page_dir / "report.html", "report.png", _read_report)
+    assert opened.problems == []
+    assert [u for u in opened.requests if not u.startswith("data:")] == [opened.url]
     csv = pd.read_csv(page_dir / "report.csv")
-    assert rendered_rows == len(csv) == 5
-    assert set(cells) == {len(headers)} and "MFU %" in headers and "tokens/J" in headers
-    assert len(images) == len(list(page_dir.glob("*.png"))) == 4
-    assert all(done and w > 0 and h > 0 for done, w, h in images), images
-    assert failed_rows == 1 and scaling_rows == 2
-    assert "How each figure was made" not in methods and "MFU" in methods
-    assert all("flagged [" in t for t in flagged_text)
+    read = opened.read
+    assert read["rows"] == len(csv) == 5
+    assert set(read["cells"]) == {len(read["headers"])}
+    assert {"MFU %", "tokens/J", "layout", "peak mem GiB"} <= set(read["headers"])
+    assert len(opened.images) == len(list(page_dir.glob("*.png"))) == 4
+    assert all(done and w > 0 and h > 0 for done, w, h in opened.images), opened.images
+    assert read["failed"] == 1 and read["scaling"] == 2
+    assert "How each figure was made" not in read["methods"] and "MFU" in read["methods"]
+    assert all("flagged [" in t for t in read["flagged"])
+    results, scaling = read["warnings"]  # under the results and the scaling table
+    assert results.startswith("Warning: fewer than 3 runs: R")
+    assert scaling.startswith("Warning: fewer than 3 runs: s1, 1 rank (n = 1), s1, 2 ranks")
+    shot = opened.screenshot
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
