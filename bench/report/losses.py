@@ -56,6 +56,15 @@ def _mean(curves_: list[list[float]], steps: int) -> list[float]:
     return [sum(c[k] for c in curves_) / len(curves_) for k in range(steps)]
 
 
+def largest_difference(base: list[float], target: list[float]) -> tuple[float, int]:
+    """max over steps k of |target(k) - base(k)| / base(k) over the steps both have, and its
+    step (from 1)."""
+    diffs = [abs(t - b) / abs(b) if b else float("inf") for b, t in zip(base, target,
+                                                                          strict=False)]
+    worst = max(range(len(diffs)), key=diffs.__getitem__)
+    return diffs[worst], worst + 1
+
+
 def check(base: pd.DataFrame, target: pd.DataFrame, tolerance: float = TOLERANCE
           ) -> dict[str, Any]:
     """The loss curves of each pairing on both sides, the largest relative difference and
@@ -67,13 +76,12 @@ def check(base: pd.DataFrame, target: pd.DataFrame, tolerance: float = TOLERANCE
         target_curves = t[key][1]
         steps = min(len(c) for c in (*base_curves, *target_curves))
         lb, lt = _mean(base_curves, steps), _mean(target_curves, steps)
-        diffs = [abs(y - x) / abs(x) if x else float("inf") for x, y in zip(lb, lt, strict=True)]
-        worst = max(range(steps), key=diffs.__getitem__)
+        largest, at = largest_difference(lb, lt)
         pairs.append({"configuration": configuration, "steps": steps,
                       "baseline": {"runs": len(base_curves), "losses": lb},
                       "target": {"runs": len(target_curves), "losses": lt},
-                      "max_relative_difference": diffs[worst], "at_step": worst + 1,
-                      "flagged": diffs[worst] > tolerance})
+                      "max_relative_difference": largest, "at_step": at,
+                      "flagged": largest > tolerance})
     reason = None
     if not pairs:
         reason = (_why_none(b, t) if b and t else

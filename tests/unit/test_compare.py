@@ -23,7 +23,7 @@ from bench.inputs.config import ConfigError
 from bench.records import store
 from bench.records.record import Record
 from bench.report import losses, prices
-from tests.conftest import device_record, read_jsonl
+from tests.conftest import ROOT, device_record, read_jsonl
 
 
 def trnbench(*args: str) -> int:
@@ -172,6 +172,31 @@ def test_loss_curves_that_differ_are_flagged(capsys, compare_runs, tmp_path):
                            "--results", str(path), "--loss-tolerance", "0.1")
     assert not relaxed["losses"]["pairs"][0]["flagged"]
     assert not any(w.startswith("loss curves") for w in relaxed["warnings"])
+
+
+LOSS_CURVES = ROOT / "results" / "cpu" / "2026-12-05-loss-curves.jsonl"
+
+
+def test_the_loss_tolerance_lies_between_design_and_a_run_that_does_not_train():
+    """The measurement behind losses.TOLERANCE (docs/methodology.md, "Loss curves across
+    devices"), recomputed from its records: runs that differ only in precision or in seed stay
+    under the tolerance over 35 steps, a run that does not train (lr 1e-9) is far over it."""
+    runs = {(r["config"]["model"], r["config"]["precision"], r["config"]["seed"],
+             r["config"]["lr"]): r["losses"] for r in read_jsonl(LOSS_CURVES)}
+    assert {len(c) for c in runs.values()} == {35}
+    precision, seed, untrained = [], [], []
+    for model in ("tiny", "moe-tiny"):
+        def curve(p: str, s: int, lr: float = 3e-4, m: str = model) -> list[float]:
+            return runs[(m, p, s, lr)]
+
+        precision += [losses.largest_difference(curve("fp32", s), curve("bf16", s))[0]
+                      for s in (0, 1)]
+        seed += [losses.largest_difference(curve(p, 0), curve(p, 1))[0] for p in ("fp32", "bf16")]
+        untrained.append(losses.largest_difference(curve("fp32", 0), curve("fp32", 0, 1e-9)))
+    assert max(precision) == pytest.approx(0.0003, abs=5e-5)  # the table's 0.03%
+    assert max(seed) == pytest.approx(0.0312, abs=5e-4)  # 3.1%
+    assert [(round(d, 3), at) for d, at in untrained] == [(0.497, 35), (0.502, 35)]
+    assert max(precision + seed) < losses.TOLERANCE < min(d for d, _ in untrained) / 5
 
 
 def test_allow_mismatch_compares_with_a_warning(capsys, compare_runs):
