@@ -18,8 +18,9 @@ Per instance and per dollar assume the per-chip rate holds on every chip of the 
 A figure that cannot be formed (no per-chip rate, no energy, no instance, no price) is null
 with the reason; a modelled energy makes its ratio ``modelled``. Runs that differ in model,
 sequence length or precision are refused unless ``--allow-mismatch``; every other
-configuration field that differs (batch, threads per process, world size, torch.compile,
-data parallelism, backend, energy method, torch and device software versions) is a warning.
+configuration field that differs (batch, threads per process, world size, nodes, every other
+run flag such as tp, ac, steps or seed, energy method, torch and device software versions) is
+a warning.
 ``--out DIR`` writes compare.md/.csv/.html and the bar chart compare.png (``compare_files``).
 """
 
@@ -34,16 +35,19 @@ import pandas as pd
 from bench.inputs.errors import ConfigError
 from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
-from bench.report import cells, console, losses, prices
+from bench.report import cells, console, losses, prices, rows
 from bench.report import query as queries
 
 MATCH_FIELDS = ("config.model", "config.seq", "config.precision")
-# configuration fields that may differ between the sides (a warning each), with their names;
-# every device.versions.* field (SDK, driver, runtime versions) is checked as well
+# configuration fields that may differ between the sides (a warning each), with their names:
+# these, every other run flag (config.*) and every device.versions.* field (SDK, driver,
+# runtime versions)
 CONFIG_FIELDS = {"config.batch": "batch", "device.versions.threads": "threads per process",
                  "world_size": "world size", "nodes": "nodes", "config.compile": "torch.compile",
                  "config.parallel": "data parallelism", "config.backend": "backend",
                  "energy.method": "energy method", "environment.torch": "torch version"}
+CONFIG_FIELDS |= {c: c.removeprefix("config.").replace("_", " ") for c in rows.CONFIG
+                  if c not in (*CONFIG_FIELDS, *MATCH_FIELDS)}
 ENERGY_LABELS = labels.ENERGY  # the one map (bench.records.labels)
 RATIO_LABELS = ("derived", "estimate", "modelled")  # a ratio takes the weakest of its inputs
 FIGURES = {
@@ -108,6 +112,7 @@ def config_differences(base: pd.DataFrame, target: pd.DataFrame) -> list[str]:
     fields = {**CONFIG_FIELDS, **{c: c.removeprefix("device.versions.") + " version"
                                   for c in versions}}
     base, target = _counts_as_ints(base), _counts_as_ints(target)
+    base, target = _with_defaults(base), _with_defaults(target)
     out = []
     for field, name in fields.items():
         b, t = _values(base, field), _values(target, field)
@@ -120,6 +125,13 @@ def _counts_as_ints(runs: pd.DataFrame) -> pd.DataFrame:
     """world_size and nodes as ints (a single-process record may lack them: 1)."""
     return runs.assign(**{c: runs[c].fillna(1).astype(int) for c in ("world_size", "nodes")
                           if c in runs})
+
+
+def _with_defaults(runs: pd.DataFrame) -> pd.DataFrame:
+    """A run flag a record lacks (written before the flag existed) as its default, as the
+    report groups it (``rows.DEFAULTS``)."""
+    return runs.assign(**{c: runs[c].map(lambda v, d=d: v if rows.present(v) else d)
+                          if c in runs else d for c, d in rows.DEFAULTS.items()})
 
 
 def _show(values: list[Any]) -> str:

@@ -174,6 +174,25 @@ def test_loss_curves_that_differ_are_flagged(capsys, compare_runs, tmp_path):
     assert not any(w.startswith("loss curves") for w in relaxed["warnings"])
 
 
+def test_every_run_flag_that_differs_is_a_warning(capsys, compare_runs, tmp_path):
+    """A target stored with --ac full beside a run with --ac none, and an older record without
+    the ac field (it ran with the default, none): a warning for the first pair only."""
+    a = read_jsonl(compare_runs)[0]
+    path = tmp_path / "runs.jsonl"
+    old = {**a, "run_id": "old0", "tags": {"side": "old"},
+           "config": {k: v for k, v in a["config"].items() if k != "ac"}}
+    full = {**a, "run_id": "full0", "tags": {"side": "full"}, "config": {**a["config"],
+                                                                         "ac": "full"}}
+    for r in (a, old, full):
+        store.append(path, Record.from_json(r))
+    warned = compare_json(capsys, "--baseline", "side=a", "--target", "side=full",
+                          "--results", str(path))["warnings"]
+    assert "ac differs (config.ac): baseline none, target full" in warned
+    assert not any("differs" in w for w in compare_json(
+        capsys, "--baseline", "side=a", "--target", "side=old", "--results", str(path))[
+        "warnings"])
+
+
 LOSS_CURVES = ROOT / "results" / "cpu" / "2026-12-05-loss-curves.jsonl"
 
 
