@@ -33,6 +33,24 @@ NODES = {
     "h200": (8, 1, "8-GPU node"),
     "a100": (8, 1, "8-GPU node"),
 }
+# the backends that run on each node kind, the first its default (TorchNeuron supports trn2
+# and trn3; trn1 has the legacy XLA line only)
+HARDWARE_BACKENDS = {"trn1": ("neuron-xla",), "trn2": ("neuron", "neuron-xla"),
+                     "h100": ("cuda",), "h200": ("cuda",), "a100": ("cuda",)}
+
+
+def backend_for(hardware: str | None, backend: str | None) -> str:
+    """The backend a run on ``hardware`` resolves with: ``backend`` when it runs there
+    (ConfigError naming the ones that do when not), else the hardware's default."""
+    if hardware is None:
+        return backend or "neuron"
+    accepted = HARDWARE_BACKENDS[hardware]
+    if backend is None:
+        return accepted[0]
+    if backend not in accepted:
+        raise ConfigError("--backend", f"{backend} does not run on {hardware}; accepted: "
+                          f"{', '.join(accepted)}")
+    return backend
 
 
 @dataclass(frozen=True)

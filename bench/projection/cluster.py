@@ -3,18 +3,23 @@
 Power scopes: chip power x ``server_overhead`` = IT load per chip (servers, network and
 storage around the accelerator); IT load x ``pue`` = facility power. A cluster preset's
 power cap is a facility (grid) figure. Chip figures come from ``bench/backends/hardware.py``;
-nodes and clusters from ``presets``; any of them can be overridden (label ``user``).
+nodes and clusters from ``presets``; any of them can be overridden (label ``user``), and a
+node's links by bandwidths measured with collectives (``--comm-from``, label ``measured``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bench.backends import hardware
 from bench.backends.hardware import Figure
 from bench.inputs import numbers
 from bench.inputs.config import ConfigError
 from bench.projection import presets
+
+if TYPE_CHECKING:
+    from bench.projection.measured import CommLinks
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Node:
     chips: Figure  # chips per node: the tensor-parallel domain
     intra: Figure | None  # B/s per chip, one direction, inside the node
     inter: Figure | None  # B/s per node, one direction, EFA
+    runs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # intra/inter -> the
+    # collectives records a measured link comes from
 
 
 @dataclass(frozen=True)
@@ -95,11 +102,19 @@ def resolve_chip(hardware_key: str | None, *, precision: str | None = None,
 
 
 def resolve_node(chip: Chip, preset_node: str | None, *, chips_per_node: float | None = None,
-                 intra_gbs: float | None = None, inter_gbps: float | None = None) -> Node:
-    """The preset's node, else the chip's default node, else a bare one; flags override."""
+                 intra_gbs: float | None = None, inter_gbps: float | None = None,
+                 measured: CommLinks | None = None) -> Node:
+    """The preset's node, else the chip's default node, else a bare one; flags override,
+    and ``measured`` links replace the datasheet's (a link given twice is refused)."""
     check_number(chips_per_node, "--chips-per-node", numbers.COUNT)
     check_number(intra_gbs, "--intra-node-gbs")
     check_number(inter_gbps, "--inter-node-gbps")
+    if measured is not None:
+        for given, fig, flag in ((intra_gbs, measured.intra, "--intra-node-gbs"),
+                                 (inter_gbps, measured.inter, "--inter-node-gbps")):
+            if given is not None and fig is not None:
+                raise ConfigError(flag, f"and --comm-from both give this link's bandwidth "
+                                  f"(--comm-from: {fig.source}); give one")
     name = preset_node or presets.DEFAULT_NODE.get(chip.key)
     data = presets.NODES[name] if name else {"chips": 1, "intra": None, "inter": None}
     chips = (Figure(int(chips_per_node), "chips", "user", "--chips-per-node")
@@ -110,7 +125,11 @@ def resolve_node(chip: Chip, preset_node: str | None, *, chips_per_node: float |
              if intra_gbs is not None else data["intra"])
     inter = (Figure(inter_gbps * 1e9 / 8, "B/s", "user", "--inter-node-gbps")
              if inter_gbps is not None else data["inter"])
-    return Node(name or f"{chip.name} node (none published)", chips, intra, inter)
+    runs: dict[str, tuple[str, ...]] = {}
+    if measured is not None:
+        intra, inter = measured.intra or intra, measured.inter or inter
+        runs = dict(measured.runs)
+    return Node(name or f"{chip.name} node (none published)", chips, intra, inter, runs)
 
 
 def resolve(*, cluster: str | None = None, hardware_key: str | None = None,
@@ -119,8 +138,9 @@ def resolve(*, cluster: str | None = None, hardware_key: str | None = None,
             precision: str | None = None, peak_tflops: float | None = None,
             chip_power_w: float | None = None, chip_memory_gb: float | None = None,
             chips_per_node: float | None = None, intra_gbs: float | None = None,
-            inter_gbps: float | None = None) -> Cluster:
-    """The cluster from a preset and/or flags (flags win; each keeps its label)."""
+            inter_gbps: float | None = None, measured: CommLinks | None = None) -> Cluster:
+    """The cluster from a preset and/or flags (flags win; each keeps its label), its links
+    ``measured`` by collectives where given."""
     preset: dict = {}
     if cluster is not None:
         if cluster not in presets.CLUSTERS:
@@ -137,7 +157,7 @@ def resolve(*, cluster: str | None = None, hardware_key: str | None = None,
     same_chip = preset.get("hardware") == chip.key
     node = resolve_node(chip, preset.get("node") if same_chip else None,
                         chips_per_node=chips_per_node, intra_gbs=intra_gbs,
-                        inter_gbps=inter_gbps)
+                        inter_gbps=inter_gbps, measured=measured)
     if chips is not None:
         count = Figure(int(chips), "chips", "user", "--chips")
     elif preset:

@@ -58,6 +58,10 @@ def add_project_args(p: argparse.ArgumentParser) -> None:
                    help="NeuronLink/NVLink GB/s per chip, one way")
     c.add_argument("--inter-node-gbps", type=flag(POSITIVE),
                    help="EFA Gbit/s per node, one way")
+    c.add_argument("--comm-from", metavar="PATH", help="results file whose collectives "
+                   "records (trnbench comm, ingested nccl-tests/nccom-test) give the measured "
+                   "large-message busbw inside a node (all-reduce first) and across nodes "
+                   "(reduce-scatter first), in place of the datasheet links (default: none)")
     e = p.add_argument_group("efficiency (one of)").add_mutually_exclusive_group()
     e.add_argument("--mfu", type=flag(FRACTION),
                    help="MFU at scale (as papers report it): only plans "
@@ -74,7 +78,9 @@ def add_project_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--scaling-efficiency", type=flag(FRACTION), metavar="E",
                    help="data-parallel scaling efficiency, (0, 1]")
     p.add_argument("--allow-other-device", action="store_true",
-                   help="use a --scaling-from series of another device, labelled assumption")
+                   help="use a --scaling-from series of another device, labelled assumption, "
+                        "or --comm-from records of another device, labelled measured with a "
+                        "note")
     p.add_argument("--series", help="the series in --scaling-from (default: the last one)")
     for name, limits, help_ in (
             ("goodput", FRACTION, "share of wall time that trains"),
@@ -109,13 +115,20 @@ def scenario(args: argparse.Namespace, record: Record | None = None) -> model.Sc
     ``record``: the run of ``--from-results`` when the caller holds it (not read again)."""
     w = workload.resolve(model=args.model, workload=args.workload, params=args.params,
                          flops=args.flops, tokens=args.tokens, seq=args.seq, shape=args.shape)
-    c = cluster.resolve(
+    given = dict(
         cluster=args.cluster, hardware_key=args.hardware, chips=args.chips,
         power_cap_mw=args.power_cap_mw, pue=args.pue, server_overhead=args.server_overhead,
         precision=args.precision, peak_tflops=args.peak_tflops, chip_power_w=args.chip_power_w,
         chip_memory_gb=args.chip_memory_gb, chips_per_node=args.chips_per_node,
         intra_gbs=args.intra_node_gbs, inter_gbps=args.inter_node_gbps)
+    c = cluster.resolve(**given)
     notes: list[str] = []
+    if args.comm_from is not None:  # the chip and its node first: the records are checked
+        links = measured.comm_links(args.comm_from, chip=c.chip.key, chip_name=c.chip.name,
+                                    chips_per_node=int(c.node.chips.value),
+                                    allow_other_device=args.allow_other_device)
+        c = cluster.resolve(**given, measured=links)
+        notes += links.notes
     j_per_flop = None
     if args.mfu is not None:
         mode, mfu = "at-scale", Figure(args.mfu, "", "user", "--mfu (MFU at scale)")
@@ -147,8 +160,8 @@ def scenario(args: argparse.Namespace, record: Record | None = None) -> model.Sc
             notes.append(f"the scaling efficiency was measured on another device than the "
                          f"{c.chip.name} (--allow-other-device): assumed to hold on it, "
                          "over its network")
-    elif args.allow_other_device:
-        raise ConfigError("--allow-other-device", "applies to --scaling-from")
+    elif args.allow_other_device and args.comm_from is None:
+        raise ConfigError("--allow-other-device", "applies to --scaling-from and --comm-from")
     elif args.scaling_efficiency is not None:
         dp_efficiency = Figure(args.scaling_efficiency, "", "user", "--scaling-efficiency")
     if args.series is not None and args.scaling_from is None:
@@ -200,6 +213,7 @@ def cmd_project(args: argparse.Namespace) -> int:
                     None if cap is None else cap.value / 1e6)
     if args.json:
         out = p.as_dict()
+        out["bandwidths"] = render.bandwidths(s.cluster.node)
         if rows is not None:
             out["sweep"] = rows
         if args.plot:

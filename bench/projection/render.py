@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.inputs.config import ConfigError
+from bench.projection.cluster import Node
 from bench.projection.model import Projection
 from bench.projection.search import SLOWDOWN
 
@@ -39,6 +40,27 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
+def bandwidths(node: Node) -> dict[str, dict[str, Any] | None]:
+    """The node's two links as the step model prices them (B/s, one way: intra-node per chip,
+    inter-node per node), each with its label, source and the records it was measured by."""
+    return {link: None if fig is None else {**fig.as_dict(), "runs": list(node.runs.get(link, ()))}
+            for link, fig in (("intra", node.intra), ("inter", node.inter))}
+
+
+def links_text(node: Node) -> str:
+    """Which bandwidths were measured: one line for the headline."""
+    parts = []
+    for link, name, per, fig in (("intra", "intra-node", "per chip", node.intra),
+                                 ("inter", "inter-node", "per node", node.inter)):
+        if fig is None:
+            parts.append(f"{name} unknown")
+            continue
+        runs = node.runs.get(link)
+        how = f"measured: run {', '.join(runs)}" if runs else fig.label
+        parts.append(f"{name} {fmt(fig.value, 'B/s')} {per} [{how}]")
+    return "; ".join(parts)
+
+
 def inputs_table(p: Projection) -> Table:
     t = Table(title="trnbench project: inputs (projection, not a measurement)")
     for col in ("input", "value", "label", "source"):
@@ -58,6 +80,7 @@ def results_table(p: Projection) -> Table:
     plan = p.plan
     mem = plan.memory
     t.add_row("plan", plan.describe())
+    t.add_row("links", escape(links_text(s.cluster.node)))
     t.add_row("memory per chip", f"{mem.states / 2**30:,.1f} GiB states + "
               f"{mem.activations / 2**30:,.1f} GiB activations = {mem.total / 2**30:,.1f} GiB "
               f"of {mem.usable / 2**30:,.1f} GiB usable")

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
-from bench.records import metrics
+from bench.records import bandwidth, metrics
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "interrupted")
 JOULES_PER_KWH = 3.6e6
+COMM_KIND = "comm"  # config.kind of a collectives record
 FLAG_PREFIX = "flagged: "  # version 1 repeated each flag in ``warnings`` with this prefix
 
 P = TypeVar("P", bound="Part")
@@ -76,7 +77,8 @@ class Part:
     def to_json(self) -> dict[str, Any]:
         """The part as a JSON object, keys in field order, then the kept unknown keys."""
         out: dict[str, Any] = {}
-        failed = getattr(self, "status", "ok") != "ok"
+        # a failed run's figures, or the training figures of a collectives record: absent
+        failed = getattr(self, "status", "ok") != "ok" or getattr(self, "is_comm", False)
         for f in fields(self):
             if f.name == "extra":
                 continue
@@ -295,6 +297,91 @@ class Compilation(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CompileCache(Part):
+    """A persistent compile cache over the run: TorchNeuron's NEFF cache (null elsewhere).
+    Cold and warm time to the first step: ``warmup.first_step_s`` with ``first_step``."""
+
+    dir: str | None = doc("the cache directory (null: not known)")
+    method: str | None = doc("what is counted as a compiled graph")
+    entries_before: int | None = doc("compiled graphs in the cache before the warm-up")
+    first_step_graphs: int | None = doc("graphs the first warm-up step added (compiled)")
+    warmup_graphs: int | None = doc("graphs the whole warm-up added, first step included")
+    timed_graphs: int | None = doc("graphs added in the timed window (0 when sound)")
+    first_step: str | None = doc("cold: the first step compiled graphs; warm: it compiled "
+                                 "none, every graph came from the cache")
+    hits: int | None = doc("graphs loaded from the cache in warm-up and window")
+    misses: int | None = doc("graphs not in the cache (compiled) in warm-up and window")
+    reason: str | None = doc("why the graph counts are null")
+    hits_reason: str | None = doc("why hits and misses are null")
+
+    @classmethod
+    def of(cls, start: Any, first: Any, warm: Any, end: Any) -> CompileCache:
+        """The block from a cache's states (``bench.backends.base.CacheState``) at the start
+        of the warm-up, after its first step, after it, after the window. A directory that
+        holds no graph after a step ran is not where the cache is: not counted."""
+        reason = start.reason or next((s.reason for s in (first, warm, end) if s.reason), None)
+        if reason is None and not first.entries:
+            reason = (f"no compiled graph ({start.method}) after the first step: the cache is "
+                      "not there, or its files are named otherwise; not counted")
+        counted = reason is None
+        first_graphs = first.entries - start.entries if counted else None
+
+        def added(a: Any, b: Any) -> int | None:
+            return b.entries - a.entries if counted else None
+
+        hits_reason = next((s.counters_reason for s in (start, end) if s.counters_reason), None)
+        hits = misses = None
+        if hits_reason is None:
+            hits, misses = end.hits - start.hits, end.misses - start.misses
+            if counted and misses < (added(start, end) or 0):
+                hits_reason = (f"the runtime counted {misses} miss(es) for {added(start, end)} "
+                               "graph(s) added: counters not used")
+                hits = misses = None
+        return cls(dir=start.dir, method=start.method,
+                   entries_before=start.entries if counted else None,
+                   first_step_graphs=first_graphs, warmup_graphs=added(start, warm),
+                   timed_graphs=added(warm, end),
+                   first_step=None if first_graphs is None else "cold" if first_graphs else "warm",
+                   hits=hits, misses=misses, reason=reason, hits_reason=hits_reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuFallbacks(Part):
+    """Operator calls the device runtime ran on the host CPU instead of the device, without
+    failing (TorchNeuron; null elsewhere). Any call flags the run: not a device-only figure."""
+
+    method: str | None = doc("how they are counted")
+    warmup: int | None = doc("calls run on the CPU in the warm-up (null: reason)")
+    timed: int | None = doc("calls run on the CPU in the timed window (under torchrun: the "
+                            "largest rank's)")
+    ops: list[str] | None = doc("the operators that ran on the CPU")
+    reason: str | None = doc("why the counts are null")
+
+    @classmethod
+    def of(cls, warm: Any, end: Any) -> CpuFallbacks:
+        """From the backend's ``Fallbacks`` after the warm-up and after the window."""
+        if warm.ops is None or end.ops is None:
+            return cls(method=warm.method, reason=warm.reason or end.reason)
+        return cls(method=warm.method, warmup=len(warm.ops), timed=len(end.ops) - len(warm.ops),
+                   ops=sorted(set(end.ops)))
+
+    @property
+    def count(self) -> int:
+        return (self.warmup or 0) + (self.timed or 0)
+
+    @staticmethod
+    def aggregate(parts: list[CpuFallbacks | None]) -> CpuFallbacks | None:
+        """Over ranks: the largest rank's counts, every rank's operators; null counts if any
+        rank has none."""
+        first = parts[0]
+        if first is None or any(p is None or p.warmup is None for p in parts):
+            return first
+        return replace(first, warmup=max(p.warmup for p in parts),
+                       timed=max(p.timed for p in parts),
+                       ops=sorted({op for p in parts for op in p.ops or []}))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Memory(Part):
     """Peak device memory, measured and predicted (per rank)."""
 
@@ -393,6 +480,69 @@ class Rank(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CommPoint(Part):
+    """One op at one message size (bench.records.bandwidth: S, algbw, busbw)."""
+
+    op: str | None = doc("all_reduce, all_gather, reduce_scatter, all_to_all or send_recv")
+    size_bytes: int | None = doc("S: the bytes the bandwidths divide (bench.records.bandwidth)")
+    count: int | None = doc("elements of S")
+    time_us: float | None = doc("microseconds per op: the slowest rank's mean over the timed "
+                                "iterations (ingested: the tool's time)")
+    algbw_gbs: float | None = doc("S / time_us, GB/s (1e9 B/s)")
+    busbw_gbs: float | None = doc("algbw_gbs x the op's bus-bandwidth factor, GB/s")
+    rank_time_us: list[float] | None = doc("each rank's microseconds per op (trnbench)",
+                                           omit=True)
+    wrong: int | None = doc("elements wrong in the check after the timed iterations "
+                            "(nccl-tests: #wrong)", omit=True)
+    in_place_time_us: float | None = doc("nccl-tests: the in-place time", omit=True)
+    tool_algbw_gbs: float | None = doc("the ingested tool's own algbw", omit=True)
+    tool_busbw_gbs: float | None = doc("the ingested tool's own busbw", omit=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkReference(Part):
+    """The datasheet bandwidth of the link the collectives crossed (the report's reference
+    line)."""
+
+    link: str | None = doc("intra-node (per chip, one way) or inter-node (per node, one way)")
+    gbs: float | None = doc("GB/s")
+    label: str | None = doc("datasheet or assumption")
+    source: str | None = doc("where the figure comes from")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comm(Part):
+    """A collective benchmark (``trnbench comm``, or nccl-tests / nccom-test ingested)."""
+
+    NESTED: ClassVar[dict[str, type[Part]]] = {"points": CommPoint, "reference": LinkReference}
+    tool: str | None = doc("what measured it: trnbench, nccl-tests or nccom-test")
+    method: str | None = doc("how the times were taken")
+    dtype: str | None = doc("element type")
+    ranks: int | None = doc("ranks in the collectives")
+    nodes: int | None = doc("hosts the ranks ran on")
+    one_node: bool | None = doc("whether every rank was in one node (intra-node link)")
+    warmup: int | None = doc("warm-up iterations per op and size")
+    iters: int | None = doc("timed iterations per op and size")
+    ops: list[str] | None = doc("the ops measured")
+    api: dict[str, str] | None = doc("the torch.distributed call of each op (trnbench)",
+                                     omit=True)
+    points: list[CommPoint] | None = doc("one per op and size")
+    reference: LinkReference | None = doc("the link's datasheet bandwidth (null: none known)")
+    tool_version: str | None = doc("the ingested tool's version, where it prints one",
+                                   omit=True)
+    tool_avg_busbw_gbs: float | None = doc("the ingested tool's 'Avg bus bandwidth'", omit=True)
+    source_file: str | None = doc("the ingested file", omit=True)
+
+    def plateaus(self) -> dict[str, tuple[float, list[int]]]:
+        """op -> its large-message busbw and the sizes it is the median of
+        (``bandwidth.plateau``)."""
+        by_op: dict[str, list[tuple[int, float]]] = {}
+        for p in self.points or []:
+            by_op.setdefault(p.op, []).append((p.size_bytes, p.busbw_gbs))
+        return {op: bandwidth.plateau(points) for op, points in by_op.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Throughput:
     """tokens/s, per chip, MFU and HFU of a window (``bench.records.metrics``)."""
 
@@ -432,8 +582,9 @@ class Record(Part):
         "backend": Backend, "device": Device, "model": Model, "moe": Moe,
         "precision": Precision, "optimizer": Optimizer, "attention": Attention,
         "compile": Compile, "parallelism": Parallelism, "ac": Ac, "peak": Peak,
-        "step_time": StepTime, "warmup": Warmup, "compilation": Compilation, "memory": Memory,
-        "energy": Energy, "data": Data, "ranks": Rank}
+        "step_time": StepTime, "warmup": Warmup, "compilation": Compilation,
+        "compile_cache": CompileCache, "cpu_fallbacks": CpuFallbacks, "memory": Memory,
+        "energy": Energy, "data": Data, "ranks": Rank, "comm": Comm}
     schema_version: int = doc("2 (a version-1 line is upgraded when read)", SCHEMA_VERSION)
     run_id: str | None = doc("12 hex digits (null only in a stand-in for a run that stored "
                              "no record)")
@@ -473,12 +624,17 @@ class Record(Part):
     step_times_s: list[float] | None = doc("every timed step's seconds", omit="failed")
     warmup: Warmup | None = doc("the warm-up block", omit="failed")
     compilation: Compilation | None = doc("the compilation block", omit="failed")
+    compile_cache: CompileCache | None = doc("the persistent compile cache block (TorchNeuron)",
+                                             omit=True)
+    cpu_fallbacks: CpuFallbacks | None = doc("the CPU fallback block (TorchNeuron)", omit=True)
     memory: Memory | None = doc("the memory block", omit="failed")
     energy: Energy | None = doc("the energy block", omit="failed")
     loss_first: float | None = doc("first loss (under torchrun: mean over ranks)", omit="failed")
     loss_last: float | None = doc("last loss", omit="failed")
     losses: list[float] | None = doc("every step's loss, warm-up included", omit="failed")
     data: Data | None = doc("the data block", omit="failed")
+    comm: Comm | None = doc("the collectives block (trnbench comm and ingested nccl-tests or "
+                            "nccom-test; their records have no training figures)", omit=True)
     warnings: list[str] | None = doc("what to know about the figures", omit="failed")
     flags: list[str] | None = doc("what makes a figure doubtful (a report flags the row)",
                                   omit="failed")
@@ -487,6 +643,11 @@ class Record(Part):
                                          omit=True)
     pytest_benchmark: dict[str, Any] | None = doc("the pytest-benchmark timing (ingested "
                                                   "records)", omit=True)
+
+    @property
+    def is_comm(self) -> bool:
+        """A collectives record (``config.kind`` "comm"): no model, no training figures."""
+        return is_comm({"config": self.config})
 
     @classmethod
     def new(cls, config: dict[str, Any], environment: dict[str, Any],
@@ -540,8 +701,9 @@ class Record(Part):
           the slowest rank's; tokens/s, per chip, MFU and HFU from those (``Throughput``);
         - chips = sum over ranks; a CPU is one chip however many ranks share it: chips per
           host (MFU still divides by every rank's share, each rank's peak being its own);
-        - step time the slowest rank's; losses the mean over ranks (per step too); memory
-          and energy by ``Memory.aggregate`` and ``Energy.aggregate``;
+        - step time the slowest rank's; losses the mean over ranks (per step too); memory,
+          energy and CPU fallbacks by ``Memory.aggregate``, ``Energy.aggregate`` and
+          ``CpuFallbacks.aggregate``; the compile cache rank 0's (the ranks share it);
         - warnings and flags: the union; every rank's own figures under ``ranks``."""
         first = per_rank[0]
         n = len(per_rank)
@@ -564,6 +726,7 @@ class Record(Part):
             loss_last=sum(r.loss_last for r in per_rank) / n,
             losses=[sum(s) / n for s in zip(*(r.losses for r in per_rank), strict=True)],
             memory=Memory.aggregate([r.memory for r in per_rank]),
+            cpu_fallbacks=CpuFallbacks.aggregate([r.cpu_fallbacks for r in per_rank]),
             energy=Energy.aggregate([r.energy for r in per_rank], hosts, tokens,
                                     slowest.window_s),
             warnings=sorted({w for r in per_rank for w in r.warnings or []}),
@@ -613,6 +776,12 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         copies = {FLAG_PREFIX + f for f in flags}
         out["warnings"] = [w for w in data["warnings"] if w not in copies]
     return out
+
+
+def is_comm(data: dict[str, Any]) -> bool:
+    """Whether a record's JSON is a collectives record (``config.kind`` "comm")."""
+    config = data.get("config")
+    return isinstance(config, dict) and config.get("kind") == COMM_KIND
 
 
 OBJECTS = ("config", "environment", "tags", *Record.NESTED)
@@ -665,13 +834,16 @@ def problem(data: dict[str, Any]) -> str | None:
     ranks = data.get("world_size")
     if ranks is not None and (not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1):
         return f"world_size must be an integer >= 1 or null, got {ranks!r}"
-    if not isinstance((data.get("config") or {}).get("model"), str):
+    comm = is_comm(data)
+    if not comm and not isinstance((data.get("config") or {}).get("model"), str):
         return "config.model is missing"
     if data["status"] != "ok":
         return None
     device = data.get("device") or {}
     if not all(isinstance(device.get(k), str) for k in ("name", "kind")):
         return "an ok record needs device.name and device.kind"
+    if comm:
+        return _comm_problem(data.get("comm"))
     if not _is_number(data.get("tokens_per_s")) or data["tokens_per_s"] < 0:
         return f"tokens_per_s must be a number >= 0, got {data.get('tokens_per_s')!r}"
     bad = next((k for k in NUMBERS if data.get(k) is not None and not _is_number(data[k])),
@@ -692,6 +864,26 @@ def problem(data: dict[str, Any]) -> str | None:
         j = energy.get("j_per_token")
         if j is not None and (not _is_number(j) or j < 0):
             return f"energy.j_per_token must be a number >= 0 or null, got {j!r}"
+    return None
+
+
+def _comm_problem(comm: Any) -> str | None:
+    """Why an ok collectives record's ``comm`` block is not one readers can plot, or None."""
+    if not isinstance(comm, dict):
+        return "an ok collectives record needs its comm block"
+    points = comm.get("points")
+    if not isinstance(points, list) or not points:
+        return "comm.points must be a non-empty list"
+    ranks = comm.get("ranks")
+    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 2:
+        return f"comm.ranks must be an integer >= 2, got {ranks!r}"
+    for i, point in enumerate(points):
+        where = f"comm.points[{i}]"
+        if point.get("op") not in bandwidth.OPS:
+            return f"{where}.op must be one of {', '.join(bandwidth.OPS)}, got {point.get('op')!r}"
+        for key in ("size_bytes", "time_us", "algbw_gbs", "busbw_gbs"):
+            if not _is_number(point.get(key)) or point[key] < 0:
+                return f"{where}.{key} must be a number >= 0, got {point.get(key)!r}"
     return None
 
 

@@ -360,4 +360,11 @@ def notes(cv_threshold: float) -> list[tuple[str, str]]:
          "empty and the reason is in the *_note column."),
         ("failed runs", "runs with status failed or interrupted are not in the tables; "
          "they are listed with their error."),
+        ("busbw (collectives)", "measured: S / time x the op's factor, 2(n-1)/n for "
+         "all-reduce, (n-1)/n for all-gather, reduce-scatter and all-to-all, 1 for send/recv "
+         "(nccl-tests' definition; GB/s = 1e9 B/s); time: trnbench comm the slowest rank's, "
+         "nccl-tests and nccom-test their own. A line is one op on one world size, device, tool "
+         "and dtype, each size the median over its runs; its plateau is the median busbw of "
+         "its three largest sizes, against the datasheet bandwidth of the link crossed (per "
+         "chip inside a node, per node across nodes)."),
     ]

@@ -13,7 +13,7 @@ from bench.inputs.errors import ConfigError
 from bench.inputs.numbers import Limits, flag
 from bench.inputs.paths import path_arg, readable_files
 from bench.records import metrics, store
-from bench.report import cells, console, losses, plots, render
+from bench.report import cells, comm, console, losses, plots, render
 from bench.report import compare as comparing
 from bench.report.build import Report, build
 
@@ -45,6 +45,21 @@ def summary(report: Report) -> Table:
              "seq", *cells.varying(report.table).values(), "n", "tokens/s per chip", "95% CI",
              "MFU %", "tokens/J", "step p50 ms", "peak mem GiB", "flag")
     columns = [c for c in text.frame.columns if c in shown or c.startswith("speedup")]
+    for c in columns:
+        t.add_column(escape(c), overflow="fold", justify="right" if c in text.numeric else "left")
+    for _, r in text.frame.iterrows():
+        t.add_row(*(escape(r[c]) for c in columns))
+    return t
+
+
+def comm_summary(report: Report) -> Table:
+    """The terminal view of the collectives: each line's plateau against its datasheet."""
+    text = comm.text(report.comm)
+    t = Table(title=f"trnbench report: collectives, {len(report.comm)} line"
+                    f"{'' if len(report.comm) == 1 else 's'} (op x world size)",
+              caption="\n".join(f"[{i}] {n}" for i, n in enumerate(text.footnotes, 1)),
+              caption_justify="left")
+    columns = [c for c in text.frame.columns if c not in ("datasheet source", "run ids")]
     for c in columns:
         t.add_column(escape(c), overflow="fold", justify="right" if c in text.numeric else "left")
     for _, r in text.frame.iterrows():
@@ -88,11 +103,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         flags.append(f"--baseline {args.baseline}")
     report.command = "trnbench report " + " ".join(flags)
     report.plots = plots.draw(report.table, report.groups, report.scaling)
+    if not report.comm.empty:
+        report.comm_plot = comm.plot(report.comm_points, report.comm)
     written = render.write(report, out)
     if not report.table.empty:
         console.stdout.print(summary(report))
     for warning in cells.few_runs(report.table) if not report.table.empty else []:
         console.stderr.print(f"[yellow]warning[/yellow]: {escape(warning)}")
+    if not report.comm.empty:
+        console.stdout.print(comm_summary(report))
     for _, f in cells.failed(report.failed).iterrows():
         console.stdout.print(f"failed run {f['run id']} ({f['model']}, {f['backend']}): "
                              f"{f['error']}", markup=False, highlight=False, soft_wrap=True)

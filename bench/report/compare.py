@@ -35,6 +35,7 @@ import pandas as pd
 from bench.inputs.errors import ConfigError
 from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
+from bench.records.record import COMM_KIND
 from bench.report import cells, console, losses, prices, rows
 from bench.report import query as queries
 
@@ -71,8 +72,10 @@ def load_records(paths: list[str] | None) -> tuple[pd.DataFrame, str]:
 
 
 def select(df: pd.DataFrame, query: str, flag: str, where: str) -> pd.DataFrame:
-    """The ok records that satisfy every term of ``query`` (``bench.report.query``)."""
-    runs = df[(df["status"] == "ok") & queries.matches(df, query, flag)]
+    """The ok training records that satisfy every term of ``query`` (``bench.report.query``);
+    collectives records (``trnbench comm``) have no throughput to compare."""
+    training = df.get("config.kind", pd.Series(index=df.index, dtype=object)) != COMM_KIND
+    runs = df[(df["status"] == "ok") & training & queries.matches(df, query, flag)]
     if runs.empty:
         raise ConfigError(flag, f"{query!r} selects no ok runs in {where}")
     return runs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import cells
+from bench.report import cells, comm
 from bench.report.build import Report
 from bench.report.rows import present, unique
 
@@ -33,6 +33,11 @@ CAPTIONS = {
                       "runs), with the timing method; each panel on its own scale.",
     "scaling.png": "Scaling efficiency against ranks of each scaling series (100% = linear).",
 }
+
+COMM_PLOT = "comm_busbw.png"
+COMM_CAPTION = ("Collectives: bus bandwidth (measured) against message size, log-log, one line "
+                "per op and world size (and device, tool, dtype), each size the median over its "
+                "runs; dashed: the link's datasheet bandwidth.")
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1b1b1b; }
@@ -93,6 +98,11 @@ def header(report: Report) -> list[tuple[str, str]]:
                   ("hardware", hardware), ("hosts", unique(t["hosts"])),
                   ("software", unique(t["environment"])),
                   ("trnbench commit", unique(t["git_commits"]) or "n/a")]
+    if not report.comm.empty:
+        runs = report.comm_points["run_id"].nunique()
+        lines.append(("collectives", f"{runs} ok record(s) in {len(report.comm)} line(s) of op "
+                      f"x world size: {unique(report.comm['device'])}; tools "
+                      f"{unique(report.comm['tool'])}"))
     if report.sweeps:
         lines.append(("sweeps", ", ".join(report.sweeps) + " (tags.sweep; each row's "
                       "trnbench run line is under 'Runs and environment')"))
@@ -136,6 +146,11 @@ def markdown(report: Report) -> str:
                  else "No ok runs.")
     if not report.scaling.empty:
         parts += ["", "## Scaling", "", md_text_table(cells.scaling(report.scaling))]
+    if not report.comm.empty:
+        parts += ["", "## Collectives (large-message plateau of each line)", "",
+                  md_text_table(comm.text(report.comm))]
+        if report.comm_plot:
+            parts += ["", f"![{COMM_CAPTION}]({COMM_PLOT})", "", COMM_CAPTION]
     parts += ["", "## Plots", ""]
     parts += [f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}\n" for name in report.plots]
     if not report.table.empty and "energy.png" not in report.plots:
@@ -179,9 +194,9 @@ def html_text_table(table: cells.TextTable, flagged: list[bool] | None = None) -
         f"<ul class='notes'>{notes}</ul>" if notes else "") + warnings
 
 
-def _figure(name: str, png: bytes) -> str:
+def _figure(name: str, png: bytes, caption: str | None = None) -> str:
     data = base64.b64encode(png).decode()
-    caption = html.escape(CAPTIONS[name])
+    caption = html.escape(caption or CAPTIONS[name])
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
@@ -197,6 +212,11 @@ def page(report: Report) -> str:
     if not report.scaling.empty:
         parts += ["<h2 id='scaling'>Scaling</h2>",
                   html_text_table(cells.scaling(report.scaling))]
+    if not report.comm.empty:
+        parts += ["<h2 id='collectives'>Collectives (large-message plateau of each line)</h2>",
+                  html_text_table(comm.text(report.comm))]
+        if report.comm_plot:
+            parts.append(_figure(COMM_PLOT, report.comm_plot, COMM_CAPTION))
     parts.append("<h2 id='plots'>Plots</h2>")
     parts += [_figure(name, png) for name, png in report.plots.items()]
     if not report.table.empty and "energy.png" not in report.plots:
@@ -239,6 +259,10 @@ def write(report: Report, out: Path) -> list[Path]:
         put("scaling.csv", csv(report.scaling))
     if not report.failed.empty:
         put("failed.csv", csv(report.failed))
+    if not report.comm.empty:
+        put("comm.csv", csv(report.comm))
+    if report.comm_plot:
+        put(COMM_PLOT, report.comm_plot)
     for name, png in report.plots.items():
         put(name, png)
     return written

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Shared body of the Slurm batch scripts: one `trnbench run` per node (srun, one task per
-# node), each starting torchrun with a c10d rendezvous on the job's first node.
-# Inputs (environment): NPROC_PER_NODE, TRNBENCH_ARGS, DRY_RUN, and Slurm's own variables.
+# Shared body of the Slurm batch scripts: one `trnbench run` (or TRNBENCH_VERB: comm) per
+# node (srun, one task per node), each starting torchrun with a c10d rendezvous on the
+# job's first node.
+# Inputs (environment): NPROC_PER_NODE, TRNBENCH_ARGS, TRNBENCH_VERB, DRY_RUN, and Slurm's own
+# variables.
 set -euo pipefail
 
 first_host() {  # scontrol needs a Slurm configuration, which a dry run may not have
@@ -23,7 +25,7 @@ if [ "${TRNBENCH_NEURON:-0}" = 1 ]; then
 fi
 read -r -a args <<< "${TRNBENCH_ARGS:-}"
 cmd=(srun --ntasks-per-node=1 --kill-on-bad-exit=1
-     "${TRNBENCH:-.venv/bin/trnbench}" run --nproc "${NPROC_PER_NODE:?}" --nnodes "$nnodes"
+     "${TRNBENCH:-.venv/bin/trnbench}" "${TRNBENCH_VERB:-run}" --nproc "${NPROC_PER_NODE:?}" --nnodes "$nnodes"
      --node-rank "${SLURM_NODEID:-0}" --rdzv-endpoint "$head:$port" "${args[@]}")
 if [ "${DRY_RUN:-0}" = 1 ]; then
   { env | grep -E '^(FI_|NEURON_|NCCL_)' || true; } | sort | sed 's/^/export /'
