@@ -97,9 +97,10 @@ def text(table: pd.DataFrame) -> cells.TextTable:
     return out
 
 
-def plot(pts: pd.DataFrame, table: pd.DataFrame) -> bytes:
+def plot(pts: pd.DataFrame, table: pd.DataFrame, note: str = "") -> bytes:
     """busbw against message size, log-log, one line per op and world size (and device,
-    tool, dtype); each datasheet bandwidth a dashed horizontal line, named in the legend."""
+    tool, dtype); each datasheet bandwidth a dashed horizontal line, named in the legend;
+    ``note``: the footer (``plots.records_footer``)."""
     from bench.report.plots import pyplot, to_png
 
     plt = pyplot()
@@ -123,4 +124,4 @@ def plot(pts: pd.DataFrame, table: pd.DataFrame) -> bytes:
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    return to_png(fig)
+    return to_png(fig, note)

@@ -104,7 +104,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     report.command = "trnbench report " + " ".join(flags)
     report.plots = plots.draw(report.table, report.groups, report.scaling)
     if not report.comm.empty:
-        report.comm_plot = comm.plot(report.comm_points, report.comm)
+        shown = records[records["run_id"].isin(report.comm_points["run_id"])]
+        report.comm_plot = comm.plot(report.comm_points, report.comm,
+                                     plots.records_footer(shown))
     written = render.write(report, out)
     if not report.table.empty:
         console.stdout.print(summary(report))

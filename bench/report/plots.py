@@ -68,12 +68,15 @@ def footer(systems: list[str], times: list[str], commits: list[str]) -> str:
     return "\n".join(textwrap.wrap(text, 150))
 
 
-def table_footer(table: pd.DataFrame) -> str:
-    """``footer`` of the rows of a report table."""
-    systems = [f"{device} ({kind}) on {unique(rows['hosts'])}" for (device, kind), rows in
-               table.groupby(["device", "device_kind"], sort=False, dropna=False)]
-    commits = [c for c in unique(table["git_commits"]).split("; ") if c]
-    return footer(systems, [*table["first_time"], *table["last_time"]], commits)
+def records_footer(records: pd.DataFrame) -> str:
+    """``footer`` of the records a chart shows (``store.load``'s frame)."""
+    hosts = records.get("environment.host", pd.Series(index=records.index, dtype=object))
+    systems = [f"{device} ({kind})" + (f" on {on}" if (on := unique(hosts[g.index])) else "")
+               for (device, kind), g in
+               records.groupby(["device.name", "device.kind"], sort=False, dropna=False)]
+    commits = unique(str(c)[:12] for c in records.get("environment.git_commit", [])
+                     if present(c))
+    return footer(systems, list(records["time"]), [c for c in commits.split("; ") if c])
 
 
 def to_png(fig: Any, note: str | None = None) -> bytes:
@@ -219,7 +222,7 @@ def draw(table: pd.DataFrame, groups: dict[str, pd.DataFrame],
     """File name -> PNG for each chart that has data (none without ok rows)."""
     if table.empty:
         return {}
-    note = table_footer(table)
+    note = records_footer(pd.concat(groups.values()))
     charts = {"throughput.png": throughput(table, note), "energy.png": energy(table, note),
               "step_times.png": step_times(table, groups, note),
               "scaling.png": scaling(series, note) if series is not None else None}

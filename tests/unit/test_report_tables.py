@@ -9,6 +9,7 @@ import argparse
 import io
 import math
 import shlex
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from bench.inputs import config
 from bench.records import metrics, store
 from bench.report import build as report_pkg
-from bench.report import cells, render, rows
+from bench.report import cells, plots, render, rows
 from bench.train import command as run_command
 from tests.conftest import ROOT, parse_tables
 
@@ -148,3 +149,18 @@ def test_text_cells_are_safe_to_paste(built):
     assert csv.loc[0, "model"] == "'=HYPERLINK(\"x\")"
     assert csv["tokens_per_s_per_chip"].dtype == float  # numbers stay numbers
     assert "<img src=x" not in render.page(unsafe)
+
+
+def test_every_chart_carries_the_footer(built, monkeypatch):
+    """Each PNG of the report is drawn with the footer of its records: system, the dates
+    measured, the trnbench commit, the date drawn."""
+    footer = plots.records_footer(pd.concat(built.groups.values()))
+    assert footer == (f"trnbench · system: AMD EPYC (cpu) on vm · measured 2026-11-25 · commit "
+                      f"0b7248b670cf · drawn {datetime.now(timezone.utc):%Y-%m-%d}")
+    notes = []
+    draw = plots.to_png
+    monkeypatch.setattr(plots, "to_png", lambda fig, note=None: notes.append(note) or draw(
+        fig, note))
+    charts = plots.draw(built.table, built.groups, built.scaling)
+    assert set(charts) == {"throughput.png", "step_times.png", "scaling.png"}  # no energy
+    assert notes == [footer] * 3
