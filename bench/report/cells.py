@@ -126,17 +126,17 @@ def varying(table: pd.DataFrame) -> dict[str, str]:
             if c in table and table[c].map(key_text).nunique() > 1}
 
 
-def few_runs(table: pd.DataFrame, name: Any = lambda r: r["row"]) -> list[str]:
+def few_runs(table: pd.DataFrame, name: Any = lambda r: r["row"],
+             how: str = f"trnbench sweep: repeats, default {metrics.MIN_REPEATS}") -> list[str]:
     """The warning under a table with rows of fewer than ``metrics.MIN_REPEATS`` runs
-    (``name``: how a row is named in it)."""
+    (``name``: how a row is named in it; ``how``: how to repeat one)."""
     few = table[table["n"] < metrics.MIN_REPEATS]
     if few.empty:
         return []
     ids = ", ".join(f"{name(r)} (n = {r['n']})" for _, r in few.iterrows())
     return [f"fewer than {metrics.MIN_REPEATS} runs: {ids}. Too few to publish: no 95% "
             f"interval, and one or two runs do not show the run-to-run spread; repeat each "
-            f"configuration at least {metrics.MIN_REPEATS} times (trnbench sweep: repeats, "
-            f"default {metrics.MIN_REPEATS})."]
+            f"configuration at least {metrics.MIN_REPEATS} times ({how})."]
 
 
 def _no_interval(n: int) -> str:

@@ -94,6 +94,10 @@ def text(table: pd.DataFrame) -> cells.TextTable:
         if present(r["reference_gbs"]) else "",
         "run ids": r["run_ids"]} for _, r in table.iterrows()])
     out.numeric = set(NUMERIC)
+    out.warnings = cells.few_runs(
+        table.rename(columns={"runs": "n"}),
+        lambda r: f"{r['op']}, {r['ranks']} ranks, {r['device']}, {r['tool']}",
+        "run trnbench comm, or the collectives tool, again")
     return out
 
 

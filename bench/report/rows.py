@@ -116,7 +116,7 @@ def key_text(value: Any) -> str:
     JSON."""
     if not present(value):
         return ""
-    if isinstance(value, bool | list | dict) or type(value).__name__ == "bool_":
+    if isinstance(value, list | dict) or type(value).__name__ in ("bool", "bool_"):  # numpy's
         return json.dumps(value if isinstance(value, list | dict) else bool(value))
     if isinstance(value, numbers.Real) and float(value).is_integer():
         return str(int(value))
