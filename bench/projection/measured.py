@@ -12,6 +12,8 @@ from bench.backends import hardware
 from bench.backends.hardware import Figure
 from bench.inputs.config import ConfigError
 from bench.launch import scaling
+from bench.projection import cluster, comm, model
+from bench.projection.workload import get_shape
 from bench.records import bandwidth, labels, store
 from bench.records.record import Energy, Peak, Record
 
@@ -44,8 +46,58 @@ def describe(record: Record) -> str:
             f"[{peak.label}: {peak.source}]")
 
 
-def node_mfu(record: Record, path: str | os.PathLike) -> Figure:
-    return Figure(float(record.mfu), "", "measured", f"{describe(record)}, {path}")
+def node_mfu(record: Record, path: str | os.PathLike, *, peak: float, hbm: float | None,
+             node: cluster.Node, constants: comm.Constants) -> tuple[Figure, str]:
+    """The node MFU of a stored run: its measured MFU with what the step model puts into
+    its own layout taken out (recompute, TP and DP collectives, elementwise work), so that a
+    projection does not count them twice; and a note saying so, or why not.
+
+    x solves x E(x) = the run's MFU, E the modelled efficiency of the run's own layout
+    (TP x DP on one node of the projected chip, its micro-batch and sequence, its
+    activation checkpointing) with ``constants``."""
+    measured_mfu = float(record.mfu)
+    raw = Figure(measured_mfu, "", "measured", f"{describe(record)}, {path}")
+    cfg = record.config
+    par = record.parallelism
+    tp = (par.tp if par and par.tp else None) or int(cfg.get("tp") or 1)
+    ranks = record.world_size or 1
+    try:
+        shape = get_shape(str(cfg.get("model")), "--from-results")
+        seq, batch = int(cfg["seq"]), int(cfg["batch"])
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return raw, ("the run's MFU is taken as the node MFU: its model or shape is not known "
+                     "here, so its own recompute and communication cannot be taken out")
+    ac = record.ac
+    mode = (ac.mode if ac and ac.mode else str(cfg.get("ac") or "none"))
+    share = (ac.blocks / ac.of_blocks if ac and ac.blocks and ac.of_blocks
+             else 1.0 if mode != "none" else 0.0)
+    dp = max(ranks // tp, 1)
+    links = comm.place(per_node=max(int(node.chips.value), tp * dp),
+                       intra=node.intra.value if node.intra else None, inter=None, tp=tp,
+                       pp=1, dp=dp)
+    sharding = "fsdp" if (par and par.parallel == "fsdp") else "ddp"
+
+    def step_at(x: float) -> comm.StepBreakdown:
+        return comm.step_time(
+            shape, seq_len=seq, micro_batch=max(batch // dp, 1), micro_batches=1, tp=tp, pp=1,
+            dp=dp, peak=peak, hbm=hbm, node_mfu=x, sharding=sharding,
+            recompute="full" if share else "none", checkpointed=share or 1.0, vpp=1,
+            links=links, constants=constants,
+            sequence_parallel=bool(par.sequence_parallel) if par else False)
+
+    x, step = model.implied_node_mfu(measured_mfu, step_at)
+    if x is None:
+        return raw, (f"the run's MFU {measured_mfu:.1%} is taken as the node MFU: the step "
+                     "model cannot place it at its own layout below node MFU 100%")
+    layout = (f"TP {tp} x DP {dp}, micro-batch {max(batch // dp, 1)} x {seq} tokens, "
+              + (f"{share:.0%} of the layers recomputed" if share else "no recompute"))
+    fig = Figure(x, "", "derived",
+                 f"{describe(record)}, {path}: its MFU {measured_mfu:.1%} at its own layout "
+                 f"({layout}) / the modelled efficiency {step.efficiency:.1%} of that layout")
+    return fig, (f"node MFU {x:.1%} = the run's MFU {measured_mfu:.1%} / the modelled "
+                 f"efficiency {step.efficiency:.1%} of its own layout ({layout}): its "
+                 "recompute, collectives and elementwise time are taken out before the "
+                 "plan's own are added")
 
 
 def device_key(record: Record) -> str | None:

@@ -700,7 +700,9 @@ class Record(Part):
         - tokens = sum over ranks / TP (a TP group trains on the same tokens); the window is
           the slowest rank's; tokens/s, per chip, MFU and HFU from those (``Throughput``);
         - chips = sum over ranks; a CPU is one chip however many ranks share it: chips per
-          host (MFU still divides by every rank's share, each rank's peak being its own);
+          host, and MFU divides by one peak per host, its GEMM rate with all its CPUs
+          (``peak.window.host``, measured by its local rank 0 after the window; without it,
+          by every rank's share, each rank's peak being its own);
         - step time the slowest rank's; losses the mean over ranks (per step too); memory,
           energy and CPU fallbacks by ``Memory.aggregate``, ``Energy.aggregate`` and
           ``CpuFallbacks.aggregate``; the compile cache rank 0's (the ranks share it);
@@ -714,12 +716,22 @@ class Record(Part):
         rank_chips = [r.device.chips for r in per_rank]
         mfu_chips = None if None in rank_chips else sum(rank_chips)
         chips = mfu_chips
+        peak = first.peak
         if first.device.kind == "cpu":
             chips = sum(dict(zip(hosts, rank_chips, strict=True)).values())
-        figures = Throughput.of(tokens, slowest.window_s, chips, first.model, first.peak,
+            host_peaks = {h: r.peak.window["host"] for h, r in zip(hosts, per_rank, strict=True)
+                          if r.peak and r.peak.window and r.peak.window.get("host")}
+            if peak and len(host_peaks) == len(set(hosts)):
+                rate = sum(host_peaks.values()) / len(host_peaks)
+                peak = replace(peak, value=rate, source=(
+                    f"torch.matmul {peak.precision}, best of repeats, all CPUs of each of "
+                    f"{len(host_peaks)} host(s), by its local rank 0 after the window: "
+                    + ", ".join(f"{h} {v / 1e9:,.4g} GFLOP/s" for h, v in host_peaks.items())))
+                mfu_chips = len(host_peaks)
+        figures = Throughput.of(tokens, slowest.window_s, chips, first.model, peak,
                                 mfu_chips or 0)
         return replace(
-            first, **figures.fields(), world_size=n, nodes=len(set(hosts)),
+            first, **figures.fields(), peak=peak, world_size=n, nodes=len(set(hosts)),
             device=replace(first.device, chips=chips, devices_used=n),
             step_time=slowest.step_time, step_times_s=slowest.step_times_s,
             loss_first=sum(r.loss_first for r in per_rank) / n,

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.backends import environment
+from bench.backends import environment, gemm_peak
 from bench.backends.base import Backend, CacheState, CompileCount, Fallbacks, sdpa_limit
 from bench.backends.hardware import Figure
 from bench.backends.selection import Selection
@@ -336,6 +336,16 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
     )
 
 
+def _host_peak(precision: str, ctx: distributed.DistContext) -> float | None:
+    """The host's GEMM rate with all its CPUs, measured by its local rank 0 while the other
+    ranks wait (every window has closed): the peak that a CPU run of several ranks on one
+    host divides by once (``Record.aggregate``); None on the other ranks."""
+    distributed.barrier()  # every rank has left its window
+    rate = gemm_peak.host_peak(precision) if ctx.local_rank == 0 else None
+    distributed.barrier()
+    return rate
+
+
 def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
             ctx: distributed.DistContext | None = None, profile_steps: int = 0,
             profile_path: Path | None = None, record: rec.Record | None = None) -> rec.Record:
@@ -375,6 +385,8 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     if probe is not None:
         t.peak, window_peak, flag = probe.finish()
         flags += [flag] if flag else []
+        if ctx and ctx.world_size > 1 and backend.device_type == "cpu":
+            window_peak = {**window_peak, "host": _host_peak(cfg.precision, ctx)}
     out = metric_fields(t, warm, record, window_s=window_s, step_times=step_times,
                         step_method=timer.method, reading=reading,
                         spread_reason=timer.spread_reason)
