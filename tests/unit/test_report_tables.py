@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from bench.inputs import config
+from bench.inputs.errors import ConfigError
 from bench.records import metrics, store
 from bench.report import build as report_pkg
-from bench.report import cells, plots, render, rows
+from bench.report import cells, derived, plots, render, rows
 from bench.train import command as run_command
 from tests.conftest import ROOT, parse_tables
 
@@ -164,3 +165,15 @@ def test_every_chart_carries_the_footer(built, monkeypatch):
     charts = plots.draw(built.table, built.groups, built.scaling)
     assert set(charts) == {"throughput.png", "step_times.png", "scaling.png"}  # no energy
     assert notes == [footer] * 3
+
+
+def test_baseline_rows_are_named_in_compares_query_language(built):
+    """report --baseline reads compare's queries: device is the device kind, threads and ranks
+    are short keys, a run id names its row; a query over several rows is refused."""
+    table, groups = built.table, built.groups
+    assert derived.baseline_row(table, groups, "device=cpu,threads=1,ranks=1") == "R3"
+    assert derived.baseline_row(table, groups, "model=tiny,threads=1,world_size=1") == "R3"
+    assert derived.baseline_row(table, groups, groups["R5"]["run_id"].iloc[0]) == "R5"
+    with pytest.raises(ConfigError, match=r"--baseline: 'model=tiny' selects runs of 3 rows "
+                                          r"\(R3, R4, R5\), expected one"):
+        derived.baseline_row(table, groups, "model=tiny")
