@@ -104,10 +104,16 @@ def normalise(records: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# where a run found things, not what ran: the NEFF cache's directory and where the topology was
+# read (neuron-ls or the runtime) do not make two configurations
+NOT_KEY = ("device.versions.neff_cache", "device.versions.topology_source")
+
+
 def key_columns(frame: pd.DataFrame) -> list[str]:
     """What tells configurations apart: ``KEY``, every other RunConfig field, any other
     ``config.*`` field of the records, the software versions and every ``device.versions.*``."""
-    others = sorted(c for c in frame.columns if c.startswith(("config.", "device.versions.")))
+    others = sorted(c for c in frame.columns if c.startswith(("config.", "device.versions."))
+                    and c not in NOT_KEY)
     return list(dict.fromkeys([*KEY, *CONFIG, *SOFTWARE, *others]))
 
 
@@ -169,7 +175,8 @@ def _hosts(g: pd.DataFrame) -> str:
 
 def _environment(g: pd.DataFrame) -> str:
     device_versions = sorted(c for c in g.columns if c.startswith("device.versions.")
-                             and c != "device.versions.threads")  # a column of its own
+                             and c != "device.versions.threads"  # a column of its own
+                             and c not in NOT_KEY)
     envs = []
     for _, r in g.iterrows():
         parts = [f"python {r['environment.python']}", f"torch {r['environment.torch']}",

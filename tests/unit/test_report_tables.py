@@ -177,3 +177,18 @@ def test_baseline_rows_are_named_in_compares_query_language(built):
     with pytest.raises(ConfigError, match=r"--baseline: 'model=tiny' selects runs of 3 rows "
                                           r"\(R3, R4, R5\), expected one"):
         derived.baseline_row(table, groups, "model=tiny")
+
+
+def test_where_a_run_found_its_cache_does_not_split_a_row():
+    """Runs that differ only in the NEFF cache's directory or where the topology was read are
+    one configuration; a different LNC is another."""
+    frame = rows.normalise(store.load(RESULTS))
+    ok = frame[frame["status"] == "ok"]
+    one = ok[ok["run_id"] == ok["run_id"].iloc[0]]
+    copies = pd.concat([one.assign(**{"device.versions.neff_cache": d,
+                                      "device.versions.topology_source": s,
+                                      "device.versions.lnc": "2"})
+                        for d, s in (("/a", "neuron-ls"), ("/b", "runtime"))])
+    assert len(rows.group(copies)) == 1
+    copies.iloc[1, copies.columns.get_loc("device.versions.lnc")] = "1"
+    assert len(rows.group(copies)) == 2
