@@ -1,7 +1,8 @@
 # The two set-up commands of the README: `make bench` (the default benchmark on the best
 # backend present) and `make test` (lint, the test suite, and the XLA:CPU lane). Each
 # creates the virtual environments it needs first.
-PYTHON ?= python3
+# PYTHON empty: scripts/setup.sh picks (the TorchNeuron DLAMI's venv, else python3)
+PYTHON ?=
 VENV ?= .venv
 VENV_XLA ?= .venv-xla
 BIN := $(VENV)/bin

@@ -30,11 +30,15 @@ VERBS = {
     "sweep": ("bench.launch.command", "a grid of runs with repeats, one subprocess each"),
     "scaling": ("bench.launch.command", "scaling efficiency over process counts (torchrun "
                 "runs)"),
+    "suite": ("bench.launch.command", "the measurement suite of a machine: plan, batch "
+              "search, repeats (scripts/suite.toml)"),
     "report": ("bench.report.command", "Markdown, CSV and HTML tables and plots of stored runs"),
     "compare": ("bench.report.command", "ratios per chip, instance, watt and dollar of target "
                 "runs over baseline runs"),
-    "ingest": ("bench.records.command", "store the benchmarks of a pytest-benchmark JSON file "
-               "as records"),
+    "comm": ("bench.comm.command", "collective bandwidth (all-reduce, all-gather, ...) "
+             "through torch.distributed, the nccl-tests way"),
+    "ingest": ("bench.records.command", "store the benchmarks of a pytest-benchmark JSON file, "
+               "or nccl-tests or nccom-test output, as records"),
     "project": ("bench.projection.command", "project a training run onto a cluster"),
 }
 

@@ -30,13 +30,18 @@ there (the page elides the 14 between them), nothing added.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import stat
 import sys
 import time
 import types
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class FakeEvent:
@@ -281,8 +286,9 @@ def fake_neuron_ls(bin_dir: Path, devices: list[dict], release: str,
                    top: dict | None = None) -> Path:
     """An executable ``neuron-ls``: ``new`` (Neuron >= 2.34) knows only ``--output-format json``
     (and prints an object, with the instance-wide fields ``top`` beside the devices), ``old``
-    only ``--json-output``; an unknown flag exits 2, as argparse-style tools do. Each call is
-    logged to ``calls.log``."""
+    only ``--json-output``; an unknown flag exits 2, as argparse-style tools do. Without
+    arguments it prints the text table's header (the guide's columns). Each call is logged to
+    ``calls.log``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     payload = {**(top or {}), "unpublished_key": devices} if release == "new" else devices
     (bin_dir / "payload.json").write_text(json.dumps(payload))
@@ -294,6 +300,10 @@ from pathlib import Path
 here = Path(__file__).parent
 with open(here / "calls.log", "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
+if not sys.argv[1:]:
+    print("| NEURON DEVICE | NEURON CORES | NEURON CORE IDS | NEURON MEMORY | CONNECTED DEVICES "
+          "| PCI BDF | CPU AFFINITY | NUMA NODE |")
+    sys.exit(0)
 if sys.argv[1:] != {accepted!r}:
     sys.stderr.write("neuron-ls: error: unrecognized arguments: " + " ".join(sys.argv[1:]) + "\\n")
     sys.exit(2)
@@ -301,3 +311,79 @@ print((here / "payload.json").read_text())
 """)
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
     return bin_dir
+
+
+# --- torch_neuronx (TorchNeuron eager mode) -------------------------------------------------
+
+class _EagerCompiler(TorchDispatchMode):
+    """Sees every ATen operator call, as TorchNeuron's dispatcher does."""
+
+    def __init__(self, owner: FakeTorchNeuronx):
+        super().__init__()
+        self.owner = owner
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.owner.dispatch(func._schema.name, args, kwargs or {})
+        return func(*args, **(kwargs or {}))
+
+
+class FakeTorchNeuronx(types.ModuleType):
+    """``torch_neuronx`` of TorchNeuron's eager mode (module docstring); ``compiling()`` is the
+    context in which operator calls are seen."""
+
+    def __init__(self, cpu_fallback: tuple[str, ...] = ()):
+        super().__init__("torch_neuronx")
+        self.cpu_fallback = set(cpu_fallback)
+        self.executed: list[str] = []
+        self.fallback: list[str] = []
+        self.memory_cache: set[str] = set()
+        self.stats = {"persistent_hits": 0, "persistent_misses": 0, "total_entries": 0}
+        self._C = types.SimpleNamespace(
+            _get_compilation_cache_stats=lambda: dict(self.stats),
+            _get_fallback_ops=lambda: list(self.fallback))
+
+    def compiling(self) -> TorchDispatchMode:
+        return _EagerCompiler(self)
+
+    def dispatch(self, name: str, args: tuple, kwargs: dict) -> None:
+        if name in self.cpu_fallback:
+            self.fallback.append(name)
+            return
+        self.executed.append(name)
+        shapes = [(tuple(a.shape), str(a.dtype)) for a in (*args, *kwargs.values())
+                  if isinstance(a, torch.Tensor)]
+        key = hashlib.sha256(f"{name}{shapes}".encode()).hexdigest()
+        if key in self.memory_cache:
+            return
+        self.memory_cache.add(key)
+        self.stats["total_entries"] += 1
+        counted = os.environ.get("TORCH_NEURONX_METRICS_ENABLED") == "1"
+        root = os.environ.get("TORCH_NEURONX_NEFF_CACHE_DIR")
+        if root is None:
+            return
+        neff = Path(root, key[:2], key[2:4], f"{key}.neff")
+        if neff.exists():
+            self.stats["persistent_hits"] += counted
+        else:
+            neff.parent.mkdir(parents=True, exist_ok=True)
+            neff.write_bytes(b"NEFF stand-in")
+            self.stats["persistent_misses"] += counted
+
+    def clear_op_tracking(self) -> None:
+        self.executed.clear()
+        self.fallback.clear()
+
+    def get_fallback_ops(self) -> list[str]:
+        return list(self.fallback)
+
+    def get_executed_ops(self) -> list[str]:
+        return list(self.executed)
+
+
+def neuron_on_cpu(device_module: FakeDeviceModule) -> type:
+    """``NeuronBackend``, unchanged, driving ``device_module`` in the role of ``torch.neuron``;
+    its tensors live on the CPU."""
+    from bench.backends.neuron import NeuronBackend
+
+    return type("NeuronOnCpu", (NeuronBackend,),
+                {"device_type": "cpu", "module": property(lambda self: device_module)})

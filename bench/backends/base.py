@@ -48,6 +48,32 @@ class CompileCount:
                             self.method)
 
 
+@dataclass(frozen=True)
+class CacheState:
+    """A persistent compile cache at one instant (TorchNeuron's NEFF cache,
+    ``bench.backends.neuron_runtime``): its directory, the compiled graphs in it, and the
+    runtime's hit and miss counters. ``reason``: why ``entries`` is None; ``counters_reason``:
+    why hits and misses are."""
+
+    dir: str | None
+    entries: int | None
+    hits: int | None
+    misses: int | None
+    method: str
+    reason: str | None = None
+    counters_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Fallbacks:
+    """Operator calls the device runtime ran on the host CPU since ``Backend.reset_counters``
+    (one name per call), or None with the reason they are not counted."""
+
+    ops: list[str] | None
+    method: str
+    reason: str | None
+
+
 DYNAMO_METHOD = ("torch.compile (Dynamo) counters: graphs compiled; seconds = frame compiles + "
                  "backward compiles (torch._dynamo.utils.calculate_time_spent)")
 
@@ -238,6 +264,19 @@ class Backend(ABC):
         """Graph compilations so far, where the backend counts them (else None): Dynamo's
         graphs once ``compile`` was used."""
         return dynamo_compilations() if self._torch_compiled else None
+
+    def reset_counters(self) -> None:
+        """Called at the start of the warm-up: counters read later (``fallbacks``) start
+        there."""
+
+    def cache_state(self) -> CacheState | None:
+        """A persistent compile cache now, where the backend has one (else None)."""
+        return None
+
+    def fallbacks(self) -> Fallbacks | None:
+        """Operator calls run on the host CPU since ``reset_counters``, where the device
+        runtime can fall back to it silently (else None)."""
+        return None
 
     def reset_peak_memory(self) -> None:
         """Start a fresh peak-memory measurement."""

@@ -78,6 +78,21 @@ def measure(precision: str, n: int = GEMM_N) -> float:
     return 2 * n**3 / best
 
 
+def host_peak(precision: str) -> float:
+    """The GEMM rate of the whole host: ``measure`` with one thread per CPU this process may
+    run on (a torchrun rank holds one thread by default; several ranks share the host),
+    raised to the highest rate seen on the host with as many threads (``measured_peak``),
+    as a single-process run's peak is."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        fresh = measure(precision)
+        bound = measured_peak(precision, fresh=fresh)
+        return max(fresh, bound.value if bound else 0.0)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def has_matrix_units(precision: str) -> bool:
     """Whether this CPU computes ``precision`` GEMMs natively (bf16: AVX512-BF16 or AMX)."""
     if precision != "bf16":

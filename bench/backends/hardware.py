@@ -66,7 +66,8 @@ DEVICES: dict[str, DeviceSpec] = {
                 "fp32": _tflops(47.5, "datasheet", _NEURON_TRN1),
             },
             memory_bytes=Figure(32 * GIB, "B", "datasheet", _NEURON_TRN1),
-            bandwidth=Figure(820e9, "B/s", "datasheet", _NEURON_TRN1),
+            bandwidth=Figure(820 * GIB, "B/s", "datasheet",
+                             _NEURON_TRN1 + ": 820 GiB/sec of device memory bandwidth"),
             power_w=None,  # AWS has not published it
         ),
         DeviceSpec(

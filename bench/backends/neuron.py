@@ -6,6 +6,12 @@ cuda): ``torch.neuron.synchronize()`` at the window edges, device events per ste
 ``torch.autocast(device_type="neuron")`` for bf16, ``torch.compile(backend="neuron")``,
 process group ``neuron``. One process drives one logical NeuronCore; per-chip figures
 divide by the logical cores per chip of the detected generation and LNC.
+
+Eager mode compiles each operator's graph into a NEFF on first use, or loads it from the
+persistent NEFF cache; an operator without a Neuron kernel runs on the CPU without failing.
+The record counts both (``bench.backends.neuron_runtime``): the graphs added to the cache in
+the first step, the warm-up and the window (cold or warm start), and the CPU fallbacks, which
+flag the run.
 """
 
 from __future__ import annotations
@@ -15,20 +21,25 @@ from importlib import metadata
 
 import torch
 
-from bench.backends import hardware, neuron_topology
+from bench.backends import hardware, neuron_runtime, neuron_topology
 from bench.backends.accelerator import AcceleratorBackend
-from bench.backends.base import Probe
+from bench.backends.base import CacheState, Fallbacks, Probe
 from bench.backends.hardware import Figure
 from bench.records import record
 
 NATIVE_MIN_VERSION = (2, 13)  # torch-neuronx 2.13.x/2.14.x are TorchNeuron; earlier are XLA
+SDK_LINE = "TorchNeuron (native PyTorch backend, torch-neuronx 2.13/2.14, Neuron 2.33+)"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def torch_neuronx_version() -> str | None:
-    try:
-        return metadata.version("torch-neuronx")
-    except metadata.PackageNotFoundError:
-        return None
+    return _version("torch-neuronx")
 
 
 def is_native(version: str) -> bool:
@@ -84,11 +95,23 @@ class NeuronBackend(AcceleratorBackend):
             device_count=self.module.device_count(),
             devices_used=1,
             chips=topo.chips(1),
-            versions={"torch": torch.__version__,
+            versions={"sdk_line": SDK_LINE, "torch": torch.__version__,
                       "torch-neuronx": torch_neuronx_version() or "?",
+                      "neuronx-cc": _version("neuronx-cc") or "?",
                       "device_name": str(self._device_name()),
-                      "lnc": str(topo.lnc), "topology_source": topo.source},
+                      "lnc": str(topo.lnc), "topology_source": topo.source,
+                      "neff_cache": neuron_runtime.cache_dir() or "unset",
+                      **neuron_runtime.settings()},
         )
+
+    def reset_counters(self) -> None:
+        neuron_runtime.clear_fallbacks()
+
+    def cache_state(self) -> CacheState:
+        return neuron_runtime.cache_state()
+
+    def fallbacks(self) -> Fallbacks:
+        return neuron_runtime.fallbacks()
 
     def peak_flops(self, precision: str) -> Figure | None:
         gen = self._topology.generation

@@ -47,6 +47,9 @@ DEVICE_KINDS: dict[str, tuple[str, int, int]] = {
 PHYSICAL_CORES_PER_CHIP = {"trn1": 2, "trn2": 8, "trn3": 8}
 DEFAULT_LNC = {"trn1": 1, "trn2": 2, "trn3": 2}  # trn1 has no LNC; trn2/trn3 default to 2
 NEURON_LS_FLAGS = (("--output-format", "json"), ("--json-output",))  # Neuron >= 2.34, older
+# where the aws-neuronx-tools package installs neuron-ls (the Neuron setup guides add it to
+# PATH by hand: a shell that did not is still checked)
+NEURON_BIN = "/opt/aws/neuron/bin"
 LNC_KEYS = ("logical_neuroncore_config", "logical-neuroncore-config")  # JSON key, text label
 
 
@@ -145,9 +148,14 @@ def from_neuron_ls(payload: Any, environ: dict[str, str] | None = None,
     return NeuronTopology(gen, lnc, logical, None, source)
 
 
+def neuron_ls() -> str | None:
+    """The neuron-ls executable: on PATH, else in ``NEURON_BIN``; None where neither has it."""
+    return shutil.which("neuron-ls") or shutil.which("neuron-ls", path=NEURON_BIN)
+
+
 def run_neuron_ls() -> tuple[Any, str] | None:
     """Parsed JSON of the first neuron-ls JSON flag that works, and the command that gave it."""
-    exe = shutil.which("neuron-ls")
+    exe = neuron_ls()
     if exe is None:
         return None
     for flags in NEURON_LS_FLAGS:
@@ -167,11 +175,11 @@ def rank_memory() -> hardware.Figure:
     """Device memory per rank from neuron-ls: a rank drives one NeuronCore that a device shows,
     so per rank = ``memory_size`` / ``nc_count`` (at LNC=2 a trn2's 96 GiB over 4 logical
     cores: 24 GiB), the smallest over the devices. neuron-ls reads the driver and claims no
-    NeuronCore (a NeuronCore belongs to one process). MemoryUnknown without neuron-ls, when
-    it fails or times out, or without device entries giving both fields as integers (a device
-    giving something else is passed over)."""
-    if shutil.which("neuron-ls") is None:
-        raise hardware.MemoryUnknown("neuron-ls is not on PATH")
+    NeuronCore (a NeuronCore belongs to one process). MemoryUnknown without neuron-ls (on
+    PATH or in ``NEURON_BIN``), when it fails or times out, or without device entries giving
+    both fields as integers (a device giving something else is passed over)."""
+    if neuron_ls() is None:
+        raise hardware.MemoryUnknown(f"neuron-ls is neither on PATH nor in {NEURON_BIN}")
     found = run_neuron_ls()
     if not found:
         raise hardware.MemoryUnknown("neuron-ls failed or timed out")

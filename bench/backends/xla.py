@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from bench.backends import gemm_peak, hardware, neuron_topology
+from bench.backends import gemm_peak, hardware, neuron_runtime, neuron_topology
 from bench.backends.accelerator import WindowAverageTimer
 from bench.backends.base import Backend, CompileCount, Probe, StepTimer
 from bench.backends.environment import cpu_model
@@ -113,6 +113,11 @@ class XlaBackend(Backend):
         return record.Memory(peak_bytes=None, method="not reported by XLA:CPU")
 
 
+# every probe reason and record of neuron-xla says it is the legacy line
+LEGACY = ("legacy XLA line (torch-neuronx 2.9 on torch-xla, last shipped in Neuron 2.31; "
+          "PyTorch/XLA training unsupported since Neuron 2.30)")
+
+
 class NeuronXlaBackend(XlaBackend):
     """Legacy torch-neuronx (<= 2.31, torch-xla 2.9): one process per logical NeuronCore."""
 
@@ -123,17 +128,18 @@ class NeuronXlaBackend(XlaBackend):
     def probe(cls) -> Probe:
         version = _version("torch-neuronx")
         if version is None:
-            return Probe(cls.name, False, "torch-neuronx is not installed")
+            return Probe(cls.name, False, f"{LEGACY}: torch-neuronx is not installed")
         from bench.backends.neuron import is_native
 
         if is_native(version):
-            return Probe(cls.name, False, f"torch-neuronx {version} is TorchNeuron "
+            return Probe(cls.name, False, f"{LEGACY}: torch-neuronx {version} is TorchNeuron "
                                           "(use --backend neuron)")
         if _version("torch-xla") is None:
-            return Probe(cls.name, False, "torch-xla is not installed")
+            return Probe(cls.name, False, f"{LEGACY}: torch-xla is not installed")
         if not any(os.path.exists(f"/dev/neuron{i}") for i in range(64)):
-            return Probe(cls.name, False, "no /dev/neuron* device (Neuron driver not loaded?)")
-        return Probe(cls.name, True, f"torch-neuronx {version} on torch-xla "
+            return Probe(cls.name, False, f"{LEGACY}: no /dev/neuron* device (Neuron driver "
+                                          "not loaded?)")
+        return Probe(cls.name, True, f"{LEGACY}: torch-neuronx {version} on torch-xla "
                                      f"{_version('torch-xla')}")
 
     @classmethod
@@ -153,12 +159,14 @@ class NeuronXlaBackend(XlaBackend):
 
     def versions(self) -> dict[str, str]:
         topo = self._topology
-        return {**super().versions(), "torch-neuronx": _version("torch-neuronx") or "?",
+        return {**super().versions(), "sdk_line": LEGACY,
+                "torch-neuronx": _version("torch-neuronx") or "?",
                 "neuronx-cc": _version("neuronx-cc") or "?",
                 "NEURON_CC_FLAGS": os.environ.get("NEURON_CC_FLAGS", ""),
                 "compile_cache": os.environ.get("NEURON_COMPILE_CACHE_URL",
                                                 DEFAULT_COMPILE_CACHE),
-                "lnc": str(topo.lnc), "topology_source": topo.source}
+                "lnc": str(topo.lnc), "topology_source": topo.source,
+                **neuron_runtime.settings()}
 
     def describe(self) -> record.Device:
         import torch_xla.runtime as xr

@@ -105,13 +105,14 @@ class RunConfig:
     """Everything that defines one benchmark run (stored whole in the record)."""
 
     model: str = option(choices=tuple(registry.names()), noun="model", metavar="NAME",
-                        help="registry name (see `trnbench models`)")
+                        help="registry name (see `trnbench models`; default: the backend's)")
     backend: str = option(choices=BACKEND_NAMES, noun="backend",
                           help="device family (default auto)")
     batch: int = option(limits=numbers.COUNT, metavar="B",
-                        help="sequences per step (default: model's)")
-    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: "
-                      "model's)")
+                        help="sequences per step of each data-parallel rank (a TP group "
+                             "shares them; default: the backend's, else the model's)")
+    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: the "
+                      "backend's, else the model's)")
     steps: int = option(limits=numbers.COUNT, metavar="N", help="timed steps")
     warmup: int = option(limits=numbers.INDEX,
                          metavar="W", help="warm-up steps before the window")
@@ -212,9 +213,12 @@ def to_argv(cfg: RunConfig) -> list[str]:
 
 
 def backend_defaults(backend: str) -> dict[str, Any]:
-    """The embedded default run for ``backend`` (the cpu entry for backends without one)."""
+    """The embedded default run for ``backend``; KeyError for a backend without an entry
+    (every backend has one: none takes another's default)."""
     table = tomllib.loads(resources.files("bench.inputs").joinpath("defaults.toml").read_text())
-    return dict(table.get(backend, table["cpu"]))
+    if backend not in table:
+        raise KeyError(f"bench/inputs/defaults.toml has no [{backend}] entry")
+    return dict(table[backend])
 
 
 def read_text(path: str | os.PathLike, flag: str) -> str:

@@ -1,5 +1,6 @@
 """The one launcher of child runs: ``trnbench run --nproc``, and every point of ``trnbench
-sweep`` and ``trnbench scaling`` (``run``).
+sweep`` and ``trnbench scaling`` (``run``); the ranks of ``trnbench comm`` (``launch``, the
+same with another verb).
 
 A child is ``python -m bench run <config.to_argv(cfg)> ...`` (one process) or, given a
 ``Torchrun``, ``python -m torch.distributed.run ... -m bench run ...``: torchrun itself,
@@ -34,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import io
 import os
 import re
 import shlex
@@ -90,8 +92,8 @@ class Torchrun:
             return 0 in ranks_here
         return self.node_rank in (None, 0)
 
-    def command(self, inner: Sequence[str]) -> list[str]:
-        """``python -m torch.distributed.run ... -m bench run INNER`` for this node."""
+    def command(self, inner: Sequence[str], verb: str = "run") -> list[str]:
+        """``python -m torch.distributed.run ... -m bench VERB INNER`` for this node."""
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={self.nproc}",
                "--max-restarts=0"]
         if self.nnodes == 1 and self.rdzv_endpoint is None:
@@ -100,7 +102,7 @@ class Torchrun:
             # no --node-rank: c10d ignores it (with a warning), numbering nodes as they join
             cmd += [f"--nnodes={self.nnodes}", "--rdzv-backend=c10d",
                     f"--rdzv-endpoint={self.rdzv_endpoint}"]
-        return [*cmd, "-m", "bench", "run", *inner]
+        return [*cmd, "-m", "bench", verb, *inner]
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,13 @@ def _death(returncode: int, stderr: str, torchrun: bool = False) -> str:
     return f"{who} {how} without storing a record" + (f"; stderr: {tail}" if tail else "")
 
 
-def _stand_in(cfg: config.RunConfig, selection: Selection, tags: dict[str, str], run_id: str,
+def _stand_in(cfg: dict[str, Any], selection: Selection, tags: dict[str, str], run_id: str,
               started: str, status: str, error: str, world_size: int) -> Record:
     """The record stored in place of the one a child did not store: its configuration,
     backend, tags, run id and start time, ``status`` (failed or interrupted) and ``error``."""
     from bench.backends import environment  # torch: only when a child failed
 
-    return Record.start(cfg.as_dict(), selection, environment.capture(), tags, run_id=run_id,
+    return Record.start(cfg, selection, environment.capture(), tags, run_id=run_id,
                         time=started).failed(error, status, world_size=world_size)
 
 
@@ -270,17 +272,19 @@ class _Stderr:
     """A child's stderr, read in a thread: echoed to ours when ``echo``; its last
     ``TAIL_LINES`` lines kept, and every failing rank's line however long the output."""
 
-    def __init__(self, stream: IO[str], echo: bool):
+    def __init__(self, stream: IO[bytes], echo: bool):
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.rank_lines: list[str] = []
         self.echo = echo  # turned off when a signal came (``_Forward.handle``)
         self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self.thread.start()
 
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
+    def _read(self, stream: IO[bytes]) -> None:
+        # a carriage return ends a line and stays in it: a progress bar redraws in place
+        for line in io.TextIOWrapper(stream, errors="replace", newline=""):
             if self.echo:
                 sys.stderr.write(line)
+                sys.stderr.flush()
             self.tail.append(line)
             if line.startswith(RANK_ERROR_PREFIX):
                 self.rank_lines.append(line)
@@ -301,6 +305,15 @@ def _argv(cfg: config.RunConfig, results: Path | None, tags: dict[str, str],
     return argv
 
 
+def command(cfg: config.RunConfig, results: Path | None, tags: dict[str, str],
+            torchrun: Torchrun | None = None, flags: Sequence[str] = ()) -> list[str]:
+    """The child's command line: ``python -m bench run`` or torchrun of ``cfg`` (every field
+    given), ``flags``, the results file and the tags."""
+    inner = _argv(cfg, results, tags, flags)
+    return torchrun.command(inner, "run") if torchrun else [sys.executable, "-m", "bench", "run",
+                                                           *inner]
+
+
 def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
         tags: dict[str, str], *, torchrun: Torchrun | None = None,
         timeout_s: float | None = None, flags: Sequence[str] = (),
@@ -317,10 +330,21 @@ def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
 
     Raises ``errors.Interrupted`` after the child has ended when SIGINT, SIGTERM or SIGHUP
     came (its interrupted record stored)."""
+    inner = _argv(cfg, results, tags, [*flags, *(() if stream else ("--json",))])
+    return launch("run", inner, cfg.as_dict(), selection, results, tags, torchrun=torchrun,
+                  timeout_s=timeout_s, env=env, stream=stream)
+
+
+def launch(verb: str, inner: Sequence[str], cfg: dict[str, Any], selection: Selection,
+           results: Path | None, tags: dict[str, str], *, torchrun: Torchrun | None = None,
+           timeout_s: float | None = None, env: dict[str, str] | None = None,
+           stream: bool = False) -> Outcome:
+    """``run`` for any verb that stores one record per child (``run``, ``comm``): the child
+    is ``bench VERB INNER``; ``cfg`` is the configuration its stand-in record holds."""
     run_id = new_run_id()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    inner = _argv(cfg, results, tags, [*flags, *(() if stream else ("--json",))])
-    cmd = torchrun.command(inner) if torchrun else [sys.executable, "-m", "bench", "run", *inner]
+    cmd = (torchrun.command(inner, verb) if torchrun
+           else [sys.executable, "-m", "bench", verb, *inner])
     if stream:
         print(f"launching: {shlex.join(cmd)}", file=sys.stderr)
     timed_out = False
@@ -331,7 +355,7 @@ def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
         with _Forward() as forward, subprocess.Popen(
                 cmd, env={**os.environ, **(env or {}), **handover},
                 stdout=None if stream else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                text=True, errors="replace", start_new_session=True,
+                start_new_session=True,
                 preexec_fn=functools.partial(child.die_with_parent, os.getpid())) as proc:
             forward.attach(proc)
             assert proc.stderr is not None

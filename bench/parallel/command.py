@@ -19,16 +19,18 @@ from bench.parallel import layout as layouts
 from bench.parallel import memory_plan
 from bench.projection.search import GIB
 
+BACKENDS = memory_plan.HARDWARE_BACKENDS
+
 PLAN_FIELDS = ("hardware", "nproc", "nnodes")  # a --config file's [plan] table
-# the RunConfig fields that change the plan, given as in `trnbench run` (precision: bf16
-# unless given; batch: per data-parallel rank)
+# the RunConfig fields that change the plan, given and defaulted as in `trnbench run`
 RUN_FIELDS = ("model", "batch", "seq", "tp", "dp_shard", "parallel", "ac", "param_dtype",
               "precision")
 
 
 def add_plan_args(p: argparse.ArgumentParser) -> None:
-    p.description = ("The run flags are those of `trnbench run`; --precision defaults to bf16 "
-                     "and --batch counts sequences per data-parallel rank.")
+    p.description = ("The run flags are those of `trnbench run`, with its defaults: the "
+                     "backend's embedded default run, --batch in sequences per data-parallel "
+                     "rank.")
     p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
                    f"a [plan] table of {', '.join(PLAN_FIELDS)}")
     p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)}")
@@ -37,6 +39,10 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nproc", type=flag(PER_NODE), metavar="N", help="ranks per node (default: the "
                    "node's NeuronCores or GPUs)")
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (default 1)")
+    p.add_argument("--backend", choices=config.BACKEND_NAMES[1:], help="the backend whose "
+                   "embedded default run (bench/inputs/defaults.toml) the other flags override "
+                   "(default: " + ", ".join(f"{b[0]} on {h}" for h, b in BACKENDS.items())
+                   + "; neuron with --memory-gib alone)")
     config.add_flags(p, RUN_FIELDS)
     p.add_argument("--json", action="store_true", help="the plan as JSON on stdout")
 
@@ -54,13 +60,17 @@ def _file(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _config(args: argparse.Namespace, run_table: dict[str, Any]) -> RunConfig:
-    gpu = args.hardware is not None and not args.hardware.startswith("trn")
-    layer = config.flag_layer(args)
-    run_table = {"precision": "bf16", **run_table}
-    run_table.pop("backend", None)
-    if not (run_table.get("model") or args.model):
-        raise ConfigError("--model", "required (or a --config file with a [run] model)")
-    return config.resolve("cuda" if gpu else "neuron", run_table, layer)
+    """The run as `trnbench run` would resolve it: the backend's embedded default, the
+    --config file's [run] table, the flags. The backend: --backend, else the file's where it
+    runs on --hardware, else the hardware's."""
+    backend = args.backend
+    if backend is None:
+        named = run_table.get("backend")
+        runs_here = args.hardware is None or named in BACKENDS[args.hardware]
+        backend = named if isinstance(named, str) and runs_here else None
+    run_table = {k: v for k, v in run_table.items() if k != "backend"}
+    return config.resolve(memory_plan.backend_for(args.hardware, backend), run_table,
+                          config.flag_layer(args))
 
 
 def _entry(cfg: RunConfig, base: RunConfig | None, layout: layouts.Layout,
@@ -74,9 +84,11 @@ def _print(title: str, e: dict[str, Any]) -> None:
     verdict = "fits" if e["fits"] else "does not fit"
     print(f"{title}: TP {e['tp']} x DP {e['dp']} {e['parallel']}, ac {e['ac']}, parameters "
           f"{e['param_dtype']}: {e['total_bytes'] / GIB:,.2f} GiB per rank of "
-          f"{e['usable_bytes'] / GIB:,.2f} GiB usable: {verdict}")
+          f"{e['usable_bytes'] / GIB:,.2f} GiB usable at the peak ({e['peak_phase']}): "
+          f"{verdict}")
     for part, value in e["bytes"].items():
-        print(f"  {part:<12} {value / GIB:>9,.2f} GiB")
+        if value or part in ("activations", "logits"):
+            print(f"  {part:<12} {value / GIB:>9,.2f} GiB")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -103,7 +115,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     cfg = _config(args, run_table)
     layout = layouts.for_world(cfg, per_node, args.nnodes)
     pred = memory_plan.predict(cfg, layout, per_rank)
-    out = {"model": cfg.model, "hardware": args.hardware, "ranks": per_node * args.nnodes,
+    out = {"model": cfg.model, "backend": cfg.backend, "hardware": args.hardware,
+           "ranks": per_node * args.nnodes,
            "batch": cfg.batch, "seq": cfg.seq, "precision": cfg.precision,
            "requested": _entry(cfg, None, layout, pred)}
     others = memory_plan.alternatives(cfg, per_node, args.nnodes, per_rank, fit=not pred.fits)
@@ -115,10 +128,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0 if pred.fits else 1
-    print(f"memory plan: {cfg.model}, {cfg.batch} x {cfg.seq} tokens per data-parallel rank, "
-          f"{cfg.precision}, {per_node * args.nnodes} ranks ({per_node} per node"
-          f"{', ' + args.hardware if args.hardware else ''})")
+    print(f"memory plan: {cfg.model} on {cfg.backend}, {cfg.batch} x {cfg.seq} tokens per "
+          f"data-parallel rank, {cfg.precision}, {per_node * args.nnodes} ranks ({per_node} "
+          f"per node{', ' + args.hardware if args.hardware else ''})")
     _print("requested", out["requested"])
+    saved = out["requested"]["saved_for_backward"]
+    print("  saved for backward: " + ", ".join(f"{k} {v / GIB:,.2f} GiB"
+                                               for k, v in saved.items() if v))
+    basis = out["requested"]["basis"]
+    print(f"  model: {basis['label']} ({basis['detail']})")
     if out[key]:
         _print(f"{key.replace('_', ' ')} ({out[key]['flags']})", out[key])
     if not pred.fits:

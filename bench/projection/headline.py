@@ -49,4 +49,4 @@ def headline(record: Record, results_path: str | None = None,
             f" x modelled step efficiency {p.plan.step.efficiency:.1%}, goodput "
             f"{s.goodput.value:.0%}"
             + ("" if energy is None else f", {energy / model.J_PER_MWH:,.0f} MWh facility")
-            + f"; details: {command}")
+            + f"; {model.calibration_summary()['text']}; details: {command}")

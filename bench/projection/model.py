@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.backends.hardware import Figure
 from bench.inputs.config import ConfigError
-from bench.projection import comm, presets, search
+from bench.projection import calibration, comm, search
 from bench.projection.cluster import Cluster
 from bench.projection.workload import Workload
 
@@ -31,15 +31,27 @@ class Scenario:
     goodput: Figure
     global_batch_tokens: Figure
     micro_batch: Figure
-    vpp: Figure
     tp_overlap: Figure
     dp_overlap: Figure
     ep_overlap: Figure
     memory_usable: Figure
+    link_efficiency: Figure
+    elementwise_bytes: Figure
+    grad_reduce: Figure  # bytes per gradient in the DP reduction
+    max_node_mfu: Figure  # --mfu mode: the highest node MFU a plan may need
+    cp_min_tokens: Figure
     j_per_flop: Figure | None = None  # measured on the same chip type (node mode only)
     dp_efficiency: Figure | None = None  # scaling efficiency: DP time (node mode only)
-    pins: dict[str, Any] = field(default_factory=dict)  # tp, pp, dp, ep, sharding, recompute
+    pins: dict[str, Any] = field(default_factory=dict)  # tp, cp, pp, dp, ep, vpp, sharding,
+    # recompute
     notes: tuple[str, ...] = ()
+
+    @property
+    def constants(self) -> comm.Constants:
+        return comm.Constants(
+            tp_overlap=self.tp_overlap.value, dp_overlap=self.dp_overlap.value,
+            link_efficiency=self.link_efficiency.value,
+            elementwise_bytes=self.elementwise_bytes.value, ep_overlap=self.ep_overlap.value)
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,7 @@ class Projection:
                       "efficient": (self.efficient or self).summary()},
             "inputs": inputs(s),
             "notes": list(self.notes),
+            "calibration": calibration_summary(),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -163,29 +176,46 @@ class Projection:
                 "energy_mwh_facility": None if e is None else e / J_PER_MWH}
 
 
+def calibration_summary() -> dict[str, Any]:
+    """The held-out error of the step model's stored constants (``calibration``): what every
+    projection's answer is stated with."""
+    v = calibration.stored()
+    return {"held_out_runs": len(v.errors(False)), "median_abs_error": v.held_out_median,
+            "worst_abs_error": v.held_out_worst, "sources": v.sources, "text": v.summary()}
+
+
 def training_seconds(flops: float, chips: int, peak: float, mfu: float, goodput: float) -> float:
     """t = C / (chips x peak x MFU at scale x goodput)."""
     return flops / (chips * peak * mfu * goodput)
 
 
-def _links(s: Scenario, tp: int, pp: int, dp: int, ep: int) -> comm.Links:
-    """Per-rank bandwidths: TP inside the node; PP inside it while a node holds several
-    stages; DP inside it while all replicas fit in one node; EP inside it while TP x EP
-    ranks fit in one node (EP ranks next to TP inside DP); else EFA shared by the chips."""
+def _links(s: Scenario, tp: int, cp: int, pp: int, dp: int, ep: int) -> comm.Links:
+    """Per-rank bandwidths of a plan on the cluster's nodes (``comm.place``): TP inside the
+    node; CP, PP, DP and EP inside it, or inside its UltraServer, while their span fits;
+    else EFA shared by the node's chips."""
     node = s.cluster.node
-    per_node = int(node.chips.value)
-    intra = node.intra.value if node.intra else None
-    efa = node.inter.value / per_node if node.inter else None
-    return comm.Links(intra, intra if tp * pp <= per_node else efa,
-                      intra if tp * pp * dp <= per_node else efa,
-                      intra if tp * ep <= per_node else efa)
+
+    def datasheet_equivalent(link: str, fig: Figure | None) -> float | None:
+        # a measured busbw (--comm-from) is already what collectives achieve: the step model's
+        # achieved share of a datasheet link (``link_efficiency``) is taken back out of it
+        if fig is None:
+            return None
+        return fig.value / s.link_efficiency.value if link in node.runs else fig.value
+
+    return comm.place(
+        per_node=int(node.chips.value), intra=datasheet_equivalent("intra", node.intra),
+        inter=datasheet_equivalent("inter", node.inter), tp=tp, cp=cp, pp=pp, dp=dp, ep=ep,
+        group=int(node.group.value) if node.group else None,
+        group_link=node.group_link.value if node.group_link else None)
 
 
 def _check(s: Scenario) -> None:
     efficiency_flag = {"user": "--mfu" if s.mode == "at-scale" else "--node-mfu"}.get(
         s.mfu.label, "--from-results")
     for fig, name in ((s.mfu, efficiency_flag), (s.goodput, "--goodput"),
-                      (s.memory_usable, "--memory-usable")):
+                      (s.memory_usable, "--memory-usable"), (s.link_efficiency,
+                                                              "--link-efficiency"),
+                      (s.max_node_mfu, "--max-node-mfu")):
         if not 0 < fig.value <= 1:
             raise ConfigError(name, f"must be in (0, 1], got {fig.value:g}")
     if s.dp_efficiency is not None:
@@ -199,9 +229,12 @@ def _check(s: Scenario) -> None:
                       (s.ep_overlap, "--ep-overlap")):
         if not 0 <= fig.value <= 1:
             raise ConfigError(name, f"must be in [0, 1], got {fig.value:g}")
-    for fig, name in ((s.micro_batch, "--micro-batch"), (s.vpp, "--vpp")):
-        if fig.value != int(fig.value) or fig.value < 1:
-            raise ConfigError(name, f"must be an integer >= 1, got {fig.value:g}")
+    if s.micro_batch.value != int(s.micro_batch.value) or s.micro_batch.value < 1:
+        raise ConfigError("--micro-batch", f"must be an integer >= 1, got "
+                          f"{s.micro_batch.value:g}")
+    if s.elementwise_bytes.value < 0:
+        raise ConfigError("--elementwise-bytes", f"must be >= 0, got "
+                          f"{s.elementwise_bytes.value:g}")
     if not s.global_batch_tokens.value > 0:
         raise ConfigError("--global-batch-tokens", "must be > 0")
     node = s.cluster.node
@@ -210,19 +243,20 @@ def _check(s: Scenario) -> None:
                           f"EFA bandwidth is known for {node.name}")
 
 
-def implied_node_mfu(mfu_at_scale: float, step_at: Callable[[float], comm.StepBreakdown]
-                     ) -> tuple[float | None, comm.StepBreakdown]:
-    """The node MFU x with x E(x) = u and the step at it; None and the step at node MFU 1
-    when x > 1. The step is A / x + B: two evaluations give A, B (module docstring)."""
+def implied_node_mfu(mfu_at_scale: float, step_at: Callable[[float], comm.StepBreakdown],
+                     cap: float = 1.0) -> tuple[float | None, comm.StepBreakdown]:
+    """The node MFU x with x E(x) = u and the step at it; None and the step at node MFU
+    ``cap`` when x > cap. The step is A / x + B: two evaluations give A, B (module
+    docstring)."""
     one, half = step_at(1.0), step_at(0.5)
     a = half.total_s - one.total_s
     b = one.total_s - a
     denominator = one.compute_s - mfu_at_scale * b
     x = mfu_at_scale * a / denominator if denominator > 0 else math.inf
-    if x > 1 + 1e-12:
-        return None, one
-    x = min(x, 1.0)
-    return x, step_at(x)
+    if x > cap + 1e-12:
+        return None, comm.StepBreakdown.at(cap, one, half)
+    x = min(x, cap)
+    return x, comm.StepBreakdown.at(x, one, half)
 
 
 def project(s: Scenario) -> Projection:
@@ -232,29 +266,29 @@ def project(s: Scenario) -> Projection:
     w, c = s.workload, s.cluster
     seq = int(w.seq_len.value)
     dp_eff = None if s.dp_efficiency is None else min(s.dp_efficiency.value, 1.0)
+    constants = s.constants
 
     def step_fn(**dims: Any) -> tuple[float | None, comm.StepBreakdown]:
+        links = _links(s, dims["tp"], dims["cp"], dims["pp"], dims["dp"], dims["ep"])
+
         def step_at(node_mfu: float) -> comm.StepBreakdown:
             return comm.step_time(
-                flops_per_token=w.shape.flops_per_token(seq), seq_len=seq,
-                micro_batch=int(s.micro_batch.value), n_layers=w.shape.n_layers,
-                dim=w.shape.dim, params=w.shape.params, peak=c.chip.peak.value,
-                node_mfu=node_mfu, vpp=int(s.vpp.value), tp_overlap=s.tp_overlap.value,
-                dp_overlap=s.dp_overlap.value,
-                links=_links(s, dims["tp"], dims["pp"], dims["dp"], dims["ep"]),
-                dp_efficiency=dp_eff, top_k=w.shape.top_k,
-                expert_params=w.shape.expert_params, ep_overlap=s.ep_overlap.value, **dims)
+                w.shape, seq_len=seq, micro_batch=int(s.micro_batch.value),
+                peak=c.chip.peak.value, hbm=None if c.chip.hbm is None else c.chip.hbm.value,
+                node_mfu=node_mfu, links=links, constants=constants,
+                grad_bytes=int(s.grad_reduce.value), dp_efficiency=dp_eff, **dims)
 
         if s.mode == "node":
             return s.mfu.value, step_at(s.mfu.value)
-        return implied_node_mfu(s.mfu.value, step_at)
+        return implied_node_mfu(s.mfu.value, step_at, s.max_node_mfu.value)
 
     plans = search.search(
         w.shape, seq, chips=int(c.chips.value), chips_per_node=int(c.node.chips.value),
         intra_modelled=c.node.intra is not None or s.mode == "at-scale",
         memory_bytes=c.chip.memory.value, usable_share=s.memory_usable.value,
         global_batch_tokens=s.global_batch_tokens.value, micro_batch=int(s.micro_batch.value),
-        vpp=int(s.vpp.value), step_fn=step_fn, **s.pins)
+        cp_min_tokens=int(s.cp_min_tokens.value), step_fn=step_fn,
+        max_node_mfu=s.max_node_mfu if s.mode == "at-scale" else None, **s.pins)
     fast, eff = search.fastest(plans), search.efficient(plans)
     headline = _on_plan(s, fast)
     return replace(headline, efficient=headline if eff is fast else _on_plan(s, eff))
@@ -283,28 +317,31 @@ def _notes(s: Scenario, p: search.Plan, power: Figure | None) -> tuple[str, ...]
     notes = list(s.notes)
     cluster_chips = int(c.chips.value)
     batch_seqs = int(s.global_batch_tokens.value // w.seq_len.value)
+    if p.batch_seqs < batch_seqs:
+        notes.append(
+            f"the global batch is {p.batch_seqs:,} sequences ({p.batch_seqs * w.seq_len.value:,.0f}"
+            f" tokens), {batch_seqs - p.batch_seqs:,} fewer than the {batch_seqs:,} asked: DP "
+            f"{p.dp:,} x {p.micro_batches:,} micro-batches of {p.micro_batch}"
+            + (f", a multiple of the {p.pp} stages as the interleaved schedule needs"
+               if p.vpp > 1 else "") + f" (at most {search.BATCH_SHORTFALL:.0%} fewer)")
     if p.chips < cluster_chips:
-        why = (f"the global batch of {batch_seqs:,} sequences allows at most "
-               f"{batch_seqs // p.micro_batch:,} data-parallel replicas (raise "
-               "--global-batch-tokens to use more)"
-               if p.dp == batch_seqs // p.micro_batch else
-               f"no plan on more chips can hold the MFU at scale {s.mfu.value:.1%} (their "
-               "step efficiency at node MFU 100% is below it)" if s.mode == "at-scale" else
+        replicas = batch_seqs // p.micro_batch
+        why = (f"the global batch of {batch_seqs:,} sequences allows at most {replicas:,} "
+               "data-parallel replicas (raise --global-batch-tokens to use more)"
+               if p.dp * 2 > replicas else
+               f"no plan on more chips can hold the MFU at scale {s.mfu.value:.1%} at a node "
+               f"MFU of at most {s.max_node_mfu.value:.1%}" if s.mode == "at-scale" else
                "no plan on more chips is faster by more than the plan tolerance (TP x PP x DP "
                f"need not divide {cluster_chips:,})")
         notes.append(f"the plan uses {p.chips:,} of {cluster_chips:,} chips: {why}; the idle "
                      "chips are left out of time, energy and power")
     if s.mode == "at-scale":
+        cap = s.max_node_mfu
         notes.append(
-            f"MFU at scale {s.mfu.value:.1%} given: only plans whose modelled step efficiency "
-            f"at node MFU 100% reaches it are searched; this plan needs a node MFU of "
-            f"{p.node_mfu:.1%} (= {s.mfu.value:.1%} / step efficiency "
+            f"MFU at scale {s.mfu.value:.1%} given: only plans that hold it at a node MFU of "
+            f"at most {cap.value:.1%} ({cap.label}: {cap.source}) are searched; this plan "
+            f"needs a node MFU of {p.node_mfu:.1%} (= {s.mfu.value:.1%} / step efficiency "
             f"{p.step.efficiency:.1%})")
-    best = presets.BEST_NODE_MFU
-    if s.mode == "at-scale" and p.node_mfu > best.value:
-        notes.append(f"the node MFU {p.node_mfu:.1%} is above the best MFU of the published "
-                     f"runs the projection is calibrated against ({best.value:.0%}, "
-                     f"{best.source})")
     e = s.dp_efficiency
     if e is not None:
         used = min(e.value, 1.0)
@@ -371,6 +408,8 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         row("intra-node bandwidth per chip", c.node.intra, "unknown: pass --intra-node-gbs"),
         row("inter-node (EFA) bandwidth per node", c.node.inter,
             "unknown: pass --inter-node-gbps"),
+        *([row("UltraServer", c.node.group), row("NeuronLink between its instances, per chip",
+                                                 c.node.group_link)] if c.node.group else []),
         row("server overhead (IT / chip power)", c.server_overhead),
         row("PUE (facility / IT)", c.pue),
         row("facility power cap", c.power_cap, "none given (--power-cap-mw)"),
@@ -378,9 +417,20 @@ def inputs(s: Scenario) -> list[dict[str, Any]]:
         row("goodput", s.goodput),
         row("global batch", s.global_batch_tokens),
         row("micro-batch", s.micro_batch),
-        row("interleaved chunks per stage", s.vpp),
+        {"name": "plan space", "value": "TP, CP, PP, interleaved chunks, DP, EP, ZeRO-1 or "
+         "FSDP, recompute (a pinned one below)", "unit": "", "label": "assumption",
+         "source": "chunks divide the layers per stage, with micro-batches a multiple of the "
+         "stages (Megatron-LM's interleaved schedule); CP while each rank keeps "
+         f"{s.cp_min_tokens.value:,.0f} tokens ({s.cp_min_tokens.source})"},
+        row("gradient bytes in the DP reduction", s.grad_reduce),
         row("TP overlap", s.tp_overlap),
         row("DP overlap", s.dp_overlap),
+        row("achieved share of link bandwidth", s.link_efficiency),
+        row("elementwise HBM bytes per token and layer", s.elementwise_bytes),
+        *([row("highest node MFU a plan may need", s.max_node_mfu)]
+          if s.mode == "at-scale" else []),
+        row("memory bandwidth per chip", s.cluster.chip.hbm,
+            "unknown: the elementwise time is left out (--chip-hbm-tbs)"),
         *([row("EP overlap", s.ep_overlap)] if sh.n_experts > 1 else []),
         row("usable memory share", s.memory_usable),
         {"name": "plan tolerance", "value": search.TOLERANCE, "unit": "", "label": "assumption",
@@ -421,3 +471,46 @@ def default_sweep(chips: int, per_node: int) -> list[int]:
     """chips x 2^k for k = -6..2, rounded to whole nodes, duplicates dropped."""
     counts = {max(per_node, round(chips * 2.0**k / per_node) * per_node) for k in range(-6, 3)}
     return sorted(counts)
+
+
+FitMap = list[tuple[Figure, "Projection | ConfigError"]]
+
+
+def fit_map(s: Scenario, batches: list[Figure]) -> FitMap:
+    """The projection at each global batch (or why none fits), on the same cluster."""
+    out: FitMap = []
+    for b in batches:
+        try:
+            out.append((b, project(replace(s, global_batch_tokens=b))))
+        except ConfigError as e:
+            out.append((b, e))
+    return out
+
+
+def fastest_of(projections: FitMap) -> Projection:
+    """The fastest projection of a fit map: the most chips x MFU at scale, within the plan
+    tolerance the fewest chips; the first refusal when no batch has a plan."""
+    ok = [p for _, p in projections if isinstance(p, Projection)]
+    if not ok:
+        raise next(e for _, e in projections if isinstance(e, ConfigError))
+    best = max(p.chips * p.mfu_at_scale for p in ok)
+    return min((p for p in ok if p.chips * p.mfu_at_scale >= (1 - search.TOLERANCE) * best),
+               key=lambda p: p.chips)
+
+
+def fit_map_rows(projections: FitMap) -> list[dict[str, Any]]:
+    """One row per global batch: chips, days, MWh, node MFU, plan (or the refusal)."""
+    rows: list[dict[str, Any]] = []
+    for batch, p in projections:
+        if isinstance(p, ConfigError):
+            rows.append({"global_batch_tokens": batch.value, "error": str(p)})
+            continue
+        d, s = p.as_dict(), p.scenario
+        rows.append({
+            "global_batch_tokens": batch.value,
+            "batch_tokens_used": d["plan"]["global_batch_tokens"], "chips": p.chips,
+            "plan": p.plan.short(), "node_mfu": p.plan.node_mfu,
+            "node_mfu_implied": s.mode == "at-scale", "mfu_at_scale": p.mfu_at_scale,
+            **{k: d[k] for k in ("days", "chip_hours", "energy_mwh_facility",
+                                 "avg_power_mw_facility", "power_cap_share", "fits")}})
+    return rows

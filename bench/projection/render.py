@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench.inputs.config import ConfigError
 from bench.inputs.paths import write_file
+from bench.projection.cluster import Node
 from bench.projection.model import Projection
 from bench.projection.search import SLOWDOWN
 
@@ -41,6 +42,27 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
+def bandwidths(node: Node) -> dict[str, dict[str, Any] | None]:
+    """The node's two links as the step model prices them (B/s, one way: intra-node per chip,
+    inter-node per node), each with its label, source and the records it was measured by."""
+    return {link: None if fig is None else {**fig.as_dict(), "runs": list(node.runs.get(link, ()))}
+            for link, fig in (("intra", node.intra), ("inter", node.inter))}
+
+
+def links_text(node: Node) -> str:
+    """Which bandwidths were measured: one line for the headline."""
+    parts = []
+    for link, name, per, fig in (("intra", "intra-node", "per chip", node.intra),
+                                 ("inter", "inter-node", "per node", node.inter)):
+        if fig is None:
+            parts.append(f"{name} unknown")
+            continue
+        runs = node.runs.get(link)
+        how = f"measured: run {', '.join(runs)}" if runs else fig.label
+        parts.append(f"{name} {fmt(fig.value, 'B/s')} {per} [{how}]")
+    return "; ".join(parts)
+
+
 def inputs_table(p: Projection) -> Table:
     t = Table(title="trnbench project: inputs (projection, not a measurement)")
     for col in ("input", "value", "label", "source"):
@@ -60,12 +82,14 @@ def results_table(p: Projection) -> Table:
     plan = p.plan
     mem = plan.memory
     t.add_row("plan", plan.describe())
+    t.add_row("links", escape(links_text(s.cluster.node)))
     t.add_row("memory per chip", f"{mem.states / 2**30:,.1f} GiB states + "
               f"{mem.activations / 2**30:,.1f} GiB activations = {mem.total / 2**30:,.1f} GiB "
               f"of {mem.usable / 2**30:,.1f} GiB usable")
     st = plan.step
     parts = ", ".join(f"{name} {sec:,.3g} s" for name, sec in (
-            ("compute", st.compute_s), ("recompute", st.recompute_s), ("TP", st.tp_s),
+            ("compute", st.compute_s), ("recompute", st.recompute_s),
+            ("elementwise", st.elementwise_s), ("TP", st.tp_s), ("CP", st.cp_s),
             ("EP all-to-all", st.ep_s), ("PP sends", st.pp_s),
             ("stage imbalance", st.imbalance_s), ("bubble", st.bubble_s),
             ("DP" if s.dp_efficiency is None else "DP (scaling efficiency)", st.dp_s)) if sec)
@@ -78,7 +102,8 @@ def results_table(p: Projection) -> Table:
                   f"{plan.node_mfu:.1%} x efficiency {st.efficiency:.1%}")
     peak = fmt(d["peak_flops_per_chip"], "FLOP/s")
     t.add_row("time", f"{d['days']:,.1f} days = C / ({d['chips']:,} chips x {peak} x MFU "
-              f"{d['mfu_at_scale']:.1%} x goodput {d['goodput']:.0%})")
+              f"{d['mfu_at_scale']:.1%} x goodput {d['goodput']:.0%}); "
+              f"{d['calibration']['text']} (trnbench project --validate)")
     t.add_row("chip-hours", f"{d['chip_hours'] / 1e6:,.2f} M")
     for name in ("fastest", "efficient"):
         q = d["plans"][name]
@@ -131,8 +156,68 @@ def sweep_table(rows: list[dict[str, Any]]) -> Table:
     return t
 
 
-def plot(rows: list[dict[str, Any]], path: str, title: str, cap_mw: float | None) -> None:
-    """Days and facility MW against chips (log axes) as a PNG; needs the `plots` extra."""
+def fit_map_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="trnbench project: the fit map, one row per global batch")
+    for col in ("global batch", "chips", "days", "facility MWh", "node MFU", "MFU at scale",
+                "cap share", "plan"):
+        t.add_column(col, justify="left" if col == "plan" else "right", overflow="fold")
+    for r in rows:
+        batch = f"{r['global_batch_tokens'] / 2**20:,.4g}M"
+        if "error" in r:
+            t.add_row(batch, "", "", "", "", "", "", escape(r["error"]))
+            continue
+        used = r["batch_tokens_used"]
+        if used != r["global_batch_tokens"]:
+            batch += f" ({used / 2**20:,.4g}M used)"
+        e = r["energy_mwh_facility"]
+        t.add_row(batch, f"{r['chips']:,}", f"{r['days']:,.1f}",
+                  "n/a" if e is None else f"{e:,.0f}",
+                  f"{r['node_mfu']:.1%}" + (" implied" if r["node_mfu_implied"] else ""),
+                  _pct(r["mfu_at_scale"]), _pct(r["power_cap_share"]), r["plan"])
+    return t
+
+
+def validation_table(v: Any) -> Table:
+    """``calibration.Validation`` as a table: one row per published run."""
+    t = Table(title=f"trnbench project --validate: the step model at node MFU "
+              f"{v.node_mfu:.1%} against {len(v.rows)} published runs")
+    for col in ("run", "set", "plan", "published", "implied node MFU", "predicted", "error"):
+        t.add_column(col, justify="left" if col in ("run", "plan", "set") else "right",
+                     overflow="fold")
+    for r in v.rows:
+        kind = {"mfu": "MFU", "hfu_like_fraction": "HFU", "tflops_per_chip": "TFLOP/s"}[
+            r.run.published]
+        t.add_row(r.run.name + (" *" if r.run.assumed else ""),
+                  "fit" if r.fitted else "held out", r.run.plan(),
+                  f"{r.run.value:.1%} {kind}",
+                  "above 1" if r.implied is None else f"{r.implied:.1%}",
+                  f"{r.predicted:.1%}", f"{r.error:+.1%}")
+    return t
+
+
+def validation_summary(v: Any) -> str:
+    """The fitted constants, the errors, the excluded runs."""
+    k = v.constants
+    fitted = v.errors(True)
+    lines = [
+        f"constants (fitted on {len(fitted)} runs, every other one of the file): node MFU "
+        f"{v.node_mfu:.1%}, link bandwidth achieved {k.link_efficiency:.1%}, DP overlap "
+        f"{k.dp_overlap:.1%}, elementwise {k.elementwise_bytes:,.0f} x d bytes per token and "
+        f"layer, TP overlap {k.tp_overlap:.0%} (held)",
+        f"held out: {len(v.errors(False))} runs, median |error| {v.held_out_median:.1%}, worst "
+        f"{v.held_out_worst:.1%}; fit: median {sorted(fitted)[len(fitted) // 2]:.1%}, worst "
+        f"{max(fitted):.1%}; {v.sources} sources",
+        "* some inputs assumed (published_runs.toml, [run.assumed]); predicted = the published "
+        "figure as its source counted it, at the common node MFU",
+    ]
+    lines += [f"not modelled: {e.name}: {e.reason}" for e in v.excluded]
+    return "\n".join(escape(x) for x in lines)
+
+
+def plot(rows: list[dict[str, Any]], path: str, title: str, cap_mw: float | None,
+         labels: str | None = None) -> None:
+    """Days and facility MW against chips (log axes) as a PNG, each point annotated with
+    its ``labels`` field (the global batch of a fit map); needs the `plots` extra."""
     try:
         import matplotlib
 
@@ -145,6 +230,11 @@ def plot(rows: list[dict[str, Any]], path: str, title: str, cap_mw: float | None
         raise ConfigError("--plot", "no chip count of the sweep has a plan to plot")
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot([r["chips"] for r in ok], [r["days"] for r in ok], "o-", color="tab:blue")
+    if labels == "batch":
+        for r in ok:
+            ax.annotate(f"{r['global_batch_tokens'] / 2**20:,.4g}M tokens",
+                        (r["chips"], r["days"]), textcoords="offset points", xytext=(6, 6),
+                        fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("chips")

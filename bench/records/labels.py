@@ -55,6 +55,7 @@ SOURCE_LABELS: dict[str, str] = {
     "trn1.32xlarge": "datasheet",
     "AWS sustainability report": "report",
     "AWS, Nov 2023": "report",
+    "AWS, 29 Oct 2025": "report",
     "Project Rainier": "report",
     "Anthropic": "report",
     "New Carlisle": "report",

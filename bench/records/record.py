@@ -29,14 +29,17 @@ from typing import Any, TypeVar
 
 from bench.backends.hardware import DEVICES
 from bench.inputs.config import RunConfig
-from bench.records import metrics, validate
+from bench.records import bandwidth, metrics, validate
 from bench.records.validate import Rule
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "interrupted")
-OK, FAILED = ("ok",), STATUSES[1:]  # the records that must hold a field (Rule.required)
+# the records that must hold a field (Rule.required): a status, a kind, or both
+OK, FAILED = ("ok",), STATUSES[1:]
+TRAINING, COLLECTIVES = "training", "collectives"  # the kinds (``kind``)
 RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # a file-name part (a trace's), no markup
 JOULES_PER_KWH = 3.6e6
+COMM_KIND = "comm"  # config.kind of a collectives record
 FLAG_PREFIX = "flagged: "  # version 1 repeated each flag in ``warnings`` with this prefix
 
 P = TypeVar("P", bound="Part")
@@ -88,7 +91,8 @@ class Part:
     def to_json(self) -> dict[str, Any]:
         """The part as a JSON object, keys in field order, then the kept unknown keys."""
         out: dict[str, Any] = {}
-        failed = getattr(self, "status", "ok") != "ok"
+        # a failed run's figures, or the training figures of a collectives record: absent
+        failed = getattr(self, "status", "ok") != "ok" or getattr(self, "is_comm", False)
         for f in fields(self):
             if f.name == "extra":
                 continue
@@ -317,6 +321,91 @@ class Compilation(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CompileCache(Part):
+    """A persistent compile cache over the run: TorchNeuron's NEFF cache (null elsewhere).
+    Cold and warm time to the first step: ``warmup.first_step_s`` with ``first_step``."""
+
+    dir: str | None = doc("the cache directory (null: not known)")
+    method: str | None = doc("what is counted as a compiled graph")
+    entries_before: int | None = doc("compiled graphs in the cache before the warm-up")
+    first_step_graphs: int | None = doc("graphs the first warm-up step added (compiled)")
+    warmup_graphs: int | None = doc("graphs the whole warm-up added, first step included")
+    timed_graphs: int | None = doc("graphs added in the timed window (0 when sound)")
+    first_step: str | None = doc("cold: the first step compiled graphs; warm: it compiled "
+                                 "none, every graph came from the cache")
+    hits: int | None = doc("graphs loaded from the cache in warm-up and window")
+    misses: int | None = doc("graphs not in the cache (compiled) in warm-up and window")
+    reason: str | None = doc("why the graph counts are null")
+    hits_reason: str | None = doc("why hits and misses are null")
+
+    @classmethod
+    def of(cls, start: Any, first: Any, warm: Any, end: Any) -> CompileCache:
+        """The block from a cache's states (``bench.backends.base.CacheState``) at the start
+        of the warm-up, after its first step, after it, after the window. A directory that
+        holds no graph after a step ran is not where the cache is: not counted."""
+        reason = start.reason or next((s.reason for s in (first, warm, end) if s.reason), None)
+        if reason is None and not first.entries:
+            reason = (f"no compiled graph ({start.method}) after the first step: the cache is "
+                      "not there, or its files are named otherwise; not counted")
+        counted = reason is None
+        first_graphs = first.entries - start.entries if counted else None
+
+        def added(a: Any, b: Any) -> int | None:
+            return b.entries - a.entries if counted else None
+
+        hits_reason = next((s.counters_reason for s in (start, end) if s.counters_reason), None)
+        hits = misses = None
+        if hits_reason is None:
+            hits, misses = end.hits - start.hits, end.misses - start.misses
+            if counted and misses < (added(start, end) or 0):
+                hits_reason = (f"the runtime counted {misses} miss(es) for {added(start, end)} "
+                               "graph(s) added: counters not used")
+                hits = misses = None
+        return cls(dir=start.dir, method=start.method,
+                   entries_before=start.entries if counted else None,
+                   first_step_graphs=first_graphs, warmup_graphs=added(start, warm),
+                   timed_graphs=added(warm, end),
+                   first_step=None if first_graphs is None else "cold" if first_graphs else "warm",
+                   hits=hits, misses=misses, reason=reason, hits_reason=hits_reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuFallbacks(Part):
+    """Operator calls the device runtime ran on the host CPU instead of the device, without
+    failing (TorchNeuron; null elsewhere). Any call flags the run: not a device-only figure."""
+
+    method: str | None = doc("how they are counted")
+    warmup: int | None = doc("calls run on the CPU in the warm-up (null: reason)", low=0)
+    timed: int | None = doc("calls run on the CPU in the timed window (under torchrun: the "
+                            "largest rank's)", low=0)
+    ops: list[str] | None = doc("the operators that ran on the CPU")
+    reason: str | None = doc("why the counts are null")
+
+    @classmethod
+    def of(cls, warm: Any, end: Any) -> CpuFallbacks:
+        """From the backend's ``Fallbacks`` after the warm-up and after the window."""
+        if warm.ops is None or end.ops is None:
+            return cls(method=warm.method, reason=warm.reason or end.reason)
+        return cls(method=warm.method, warmup=len(warm.ops), timed=len(end.ops) - len(warm.ops),
+                   ops=sorted(set(end.ops)))
+
+    @property
+    def count(self) -> int:
+        return (self.warmup or 0) + (self.timed or 0)
+
+    @staticmethod
+    def aggregate(parts: list[CpuFallbacks | None]) -> CpuFallbacks | None:
+        """Over ranks: the largest rank's counts, every rank's operators; null counts if any
+        rank has none."""
+        first = parts[0]
+        if first is None or any(p is None or p.warmup is None for p in parts):
+            return first
+        return replace(first, warmup=max(p.warmup for p in parts),
+                       timed=max(p.timed for p in parts),
+                       ops=sorted({op for p in parts for op in p.ops or []}))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Memory(Part):
     """Peak device memory, measured and predicted (per rank)."""
 
@@ -325,7 +414,8 @@ class Memory(Part):
     method: str | None = doc("how the peak is measured")
     predicted_peak_bytes: int | None = doc(
         "predicted peak bytes per rank (bench.parallel.memory_plan)", omit=True, low=0)
-    predicted: dict[str, Any] | None = doc("the predicted peak's parts", omit=True)
+    predicted: dict[str, Any] | None = doc(
+        "the predicted peak: its parts (bytes), phase and basis", omit=True)
 
     @staticmethod
     def aggregate(parts: list[Memory]) -> Memory:
@@ -438,6 +528,72 @@ class Rank(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CommPoint(Part):
+    """One op at one message size (bench.records.bandwidth: S, algbw, busbw)."""
+
+    op: str | None = doc("all_reduce, all_gather, reduce_scatter, all_to_all or send_recv",
+                         values=bandwidth.OPS, required=OK)
+    size_bytes: int | None = doc("S: the bytes the bandwidths divide (bench.records.bandwidth)",
+                                 low=0, required=OK)
+    count: int | None = doc("elements of S", low=0)
+    time_us: float | None = doc("microseconds per op: the slowest rank's mean over the timed "
+                                "iterations (ingested: the tool's time)", low=0, required=OK)
+    algbw_gbs: float | None = doc("S / time_us, GB/s (1e9 B/s)", low=0, required=OK)
+    busbw_gbs: float | None = doc("algbw_gbs x the op's bus-bandwidth factor, GB/s", low=0,
+                                  required=OK)
+    rank_time_us: list[float] | None = doc("each rank's microseconds per op (trnbench)",
+                                           omit=True, low=0)
+    wrong: int | None = doc("elements wrong in the check after the timed iterations "
+                            "(nccl-tests: #wrong)", omit=True, low=0)
+    in_place_time_us: float | None = doc("nccl-tests: the in-place time", omit=True, low=0)
+    tool_algbw_gbs: float | None = doc("the ingested tool's own algbw", omit=True, low=0)
+    tool_busbw_gbs: float | None = doc("the ingested tool's own busbw", omit=True, low=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkReference(Part):
+    """The datasheet bandwidth of the link the collectives crossed (the report's reference
+    line)."""
+
+    link: str | None = doc("intra-node (per chip, one way) or inter-node (per node, one way)")
+    gbs: float | None = doc("GB/s", low=0)
+    label: str | None = doc("datasheet or assumption")
+    source: str | None = doc("where the figure comes from")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comm(Part):
+    """A collective benchmark (``trnbench comm``, or nccl-tests / nccom-test ingested)."""
+
+    tool: str | None = doc("what measured it: trnbench, nccl-tests or nccom-test")
+    method: str | None = doc("how the times were taken")
+    dtype: str | None = doc("element type")
+    ranks: int | None = doc("ranks in the collectives", low=2, required=OK)
+    nodes: int | None = doc("hosts the ranks ran on", low=1)
+    one_node: bool | None = doc("whether every rank was in one node (intra-node link)")
+    warmup: int | None = doc("warm-up iterations per op and size", low=0)
+    iters: int | None = doc("timed iterations per op and size", low=0)
+    ops: list[str] | None = doc("the ops measured")
+    api: dict[str, str] | None = doc("the torch.distributed call of each op (trnbench)",
+                                     omit=True)
+    points: list[CommPoint] | None = doc("one per op and size", required=OK, min_items=1)
+    reference: LinkReference | None = doc("the link's datasheet bandwidth (null: none known)")
+    tool_version: str | None = doc("the ingested tool's version, where it prints one",
+                                   omit=True)
+    tool_avg_busbw_gbs: float | None = doc("the ingested tool's 'Avg bus bandwidth'", omit=True,
+                                           low=0)
+    source_file: str | None = doc("the ingested file", omit=True)
+
+    def plateaus(self) -> dict[str, tuple[float, list[int]]]:
+        """op -> its large-message busbw and the sizes it is the median of
+        (``bandwidth.plateau``)."""
+        by_op: dict[str, list[tuple[int, float]]] = {}
+        for p in self.points or []:
+            by_op.setdefault(p.op, []).append((p.size_bytes, p.busbw_gbs))
+        return {op: bandwidth.plateau(points) for op, points in by_op.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Throughput:
     """tokens/s, per chip, MFU and HFU of a window (``bench.records.metrics``)."""
 
@@ -481,9 +637,12 @@ class Record(Part):
     status: str = doc("ok, failed or interrupted", "ok", values=STATUSES, required=True)
     error: str | None = doc("why the run failed or was interrupted (null: ok)",
                             required=FAILED)
-    config: dict[str, Any] = doc("the full run configuration (bench.inputs.config.RunConfig)",
-                                 factory=dict, keys=RunConfig, required_keys=("model",),
-                                 ok_keys=("backend", "batch", "seq", "precision"))
+    config: dict[str, Any] = doc("the full run configuration (bench.inputs.config.RunConfig; "
+                                 "a collectives record's: bench.comm.config, kind comm)",
+                                 factory=dict, keys=RunConfig, required_keys=(
+                                     (TRAINING, ("model",)),
+                                     (f"ok {TRAINING}", ("backend", "batch", "seq",
+                                                         "precision"))))
     environment: dict[str, Any] = doc("host, CPU, OS, Python, torch, trnbench version, git "
                                       "commit", factory=dict)
     tags: dict[str, str] = doc("the user's labels (--tag; sweeps and scaling series too)",
@@ -506,7 +665,7 @@ class Record(Part):
     window_s: float | None = doc("seconds of the timed window (under torchrun: the slowest "
                                  "rank's)", omit="failed", low=0)
     tokens_per_s: float | None = doc("tokens / window_s, global", omit="failed", low=0,
-                                     required=OK)
+                                     required=(f"ok {TRAINING}",))
     tokens_per_s_per_chip: float | None = doc("tokens_per_s / device.chips", omit="failed",
                                               low=0)
     mfu: float | None = doc("model FLOPs utilisation (null: no known peak)", omit="failed",
@@ -521,12 +680,18 @@ class Record(Part):
     step_times_s: list[float] | None = doc("every timed step's seconds", omit="failed", low=0)
     warmup: Warmup | None = doc("the warm-up block", omit="failed")
     compilation: Compilation | None = doc("the compilation block", omit="failed")
+    compile_cache: CompileCache | None = doc("the persistent compile cache block (TorchNeuron)",
+                                             omit=True)
+    cpu_fallbacks: CpuFallbacks | None = doc("the CPU fallback block (TorchNeuron)", omit=True)
     memory: Memory | None = doc("the memory block", omit="failed")
     energy: Energy | None = doc("the energy block", omit="failed")
     loss_first: float | None = doc("first loss (under torchrun: mean over ranks)", omit="failed")
     loss_last: float | None = doc("last loss", omit="failed")
     losses: list[float] | None = doc("every step's loss, warm-up included", omit="failed")
     data: Data | None = doc("the data block", omit="failed")
+    comm: Comm | None = doc("the collectives block (trnbench comm and ingested nccl-tests or "
+                            "nccom-test; their records have no training figures)", omit=True,
+                            required=(f"ok {COLLECTIVES}",))
     warnings: list[str] | None = doc("what to know about the figures", omit="failed")
     flags: list[str] | None = doc("what makes a figure doubtful (a report flags the row)",
                                   omit="failed")
@@ -535,6 +700,11 @@ class Record(Part):
                                          omit=True)
     pytest_benchmark: dict[str, Any] | None = doc("the pytest-benchmark timing (ingested "
                                                   "records)", omit=True)
+
+    @property
+    def is_comm(self) -> bool:
+        """A collectives record (``config.kind`` "comm"): no model, no training figures."""
+        return is_comm({"config": self.config})
 
     @classmethod
     def new(cls, config: dict[str, Any], environment: dict[str, Any],
@@ -602,9 +772,12 @@ class Record(Part):
         - tokens = sum over ranks / TP (a TP group trains on the same tokens); the window is
           the slowest rank's; tokens/s, per chip, MFU and HFU from those (``Throughput``);
         - chips = sum over ranks; a CPU is one chip however many ranks share it: chips per
-          host (MFU still divides by every rank's share, each rank's peak being its own);
-        - step time the slowest rank's; losses the mean over ranks (per step too); memory
-          and energy by ``Memory.aggregate`` and ``Energy.aggregate``;
+          host, and MFU divides by one peak per host, its GEMM rate with all its CPUs
+          (``peak.window.host``, measured by its local rank 0 after the window; without it,
+          by every rank's share, each rank's peak being its own);
+        - step time the slowest rank's; losses the mean over ranks (per step too); memory,
+          energy and CPU fallbacks by ``Memory.aggregate``, ``Energy.aggregate`` and
+          ``CpuFallbacks.aggregate``; the compile cache rank 0's (the ranks share it);
         - warnings and flags: the union; every rank's own figures under ``ranks``."""
         first = per_rank[0]
         n = len(per_rank)
@@ -615,18 +788,29 @@ class Record(Part):
         rank_chips = [r.device.chips for r in per_rank]
         mfu_chips = None if None in rank_chips else sum(rank_chips)
         chips = mfu_chips
+        peak = first.peak
         if first.device.kind == "cpu":
             chips = sum(dict(zip(hosts, rank_chips, strict=True)).values())
-        figures = Throughput.of(tokens, slowest.window_s, chips, first.model, first.peak,
+            host_peaks = {h: r.peak.window["host"] for h, r in zip(hosts, per_rank, strict=True)
+                          if r.peak and r.peak.window and r.peak.window.get("host")}
+            if peak and len(host_peaks) == len(set(hosts)):
+                rate = sum(host_peaks.values()) / len(host_peaks)
+                peak = replace(peak, value=rate, source=(
+                    f"torch.matmul {peak.precision}, best of repeats, all CPUs of each of "
+                    f"{len(host_peaks)} host(s), by its local rank 0 after the window: "
+                    + ", ".join(f"{h} {v / 1e9:,.4g} GFLOP/s" for h, v in host_peaks.items())))
+                mfu_chips = len(host_peaks)
+        figures = Throughput.of(tokens, slowest.window_s, chips, first.model, peak,
                                 mfu_chips or 0)
         return replace(
-            first, **figures.fields(), world_size=n, nodes=len(set(hosts)),
+            first, **figures.fields(), peak=peak, world_size=n, nodes=len(set(hosts)),
             device=replace(first.device, chips=chips, devices_used=n),
             step_time=slowest.step_time, step_times_s=slowest.step_times_s,
             loss_first=sum(r.loss_first for r in per_rank) / n,
             loss_last=sum(r.loss_last for r in per_rank) / n,
             losses=[sum(s) / n for s in zip(*(r.losses for r in per_rank), strict=True)],
             memory=Memory.aggregate([r.memory for r in per_rank]),
+            cpu_fallbacks=CpuFallbacks.aggregate([r.cpu_fallbacks for r in per_rank]),
             energy=Energy.aggregate([r.energy for r in per_rank], hosts, tokens,
                                     slowest.window_s),
             warnings=sorted({w for r in per_rank for w in r.warnings or []}),
@@ -678,6 +862,17 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_comm(data: dict[str, Any]) -> bool:
+    """Whether a record's JSON is a collectives record (``config.kind`` "comm")."""
+    config = data.get("config")
+    return isinstance(config, dict) and config.get("kind") == COMM_KIND
+
+
+def kind(data: dict[str, Any]) -> str:
+    """The kind of record a JSON object is: COLLECTIVES or TRAINING."""
+    return COLLECTIVES if is_comm(data) else TRAINING
+
+
 def check(data: dict[str, Any]) -> tuple[str | None, list[str]]:
     """Why a JSON object (schema version 2) is not a record that readers can compute with (a
     hand-edited line, a number stored as text, a figure no run can have), or None; and the
@@ -686,12 +881,13 @@ def check(data: dict[str, Any]) -> tuple[str | None, list[str]]:
     the store's writer and readers and of ``trnbench ingest``."""
     if not isinstance(data, dict):
         return "not a JSON object", []
-    return validate.check(Record, data)
+    return validate.check(Record, data, kind(data))
 
 
 def problem(data: dict[str, Any]) -> str | None:
     """Why a JSON object is not a record readers can use, or None (``check``)."""
     return check(data)[0]
+
 
 
 def schema() -> str:

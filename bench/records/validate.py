@@ -32,11 +32,12 @@ class Rule:
     (inclusive; of each item of a list or dict); ``plausible``: ``(low, high, why)``, outside
     it the record is flagged, or a function ``(value, record) -> flag or None``;
     ``values``: the accepted values; ``pattern``: a string's full match; ``required``: the
-    statuses whose records must hold it (not null; True: every record); ``keys``: a
-    dataclass whose annotations type the keys of a dict (unknown keys pass) and whose field
-    metadata ``option.limits`` bound them; ``required_keys``: keys every record's dict holds,
-    ``ok_keys``: keys an ok record's holds; ``needs``: dotted paths of the record that must
-    not be null where this field is not (the figures it was derived from)."""
+    records that must hold it (not null), as conditions (``check``'s: a status, a kind, or
+    both, "ok training"; True: every record); ``keys``: a dataclass whose annotations type
+    the keys of a dict (unknown keys pass) and whose field metadata ``option.limits`` bound
+    them; ``required_keys``: (condition, keys) pairs, the keys the dict holds in those
+    records; ``min_items``: the fewest items of a list; ``needs``: dotted paths of the record
+    that must not be null where this field is not (the figures it was derived from)."""
 
     low: float | None = None
     high: float | None = None
@@ -45,8 +46,8 @@ class Rule:
     pattern: str | None = None
     required: bool | tuple[str, ...] = ()
     keys: type | None = None
-    required_keys: tuple[str, ...] = ()
-    ok_keys: tuple[str, ...] = ()
+    required_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    min_items: int | None = None
     needs: tuple[str, ...] = ()
 
     @staticmethod
@@ -59,7 +60,7 @@ class Rule:
         if self.required is True:
             parts.append("required")
         elif self.required:
-            parts.append(f"required in {'/'.join(self.required)} records")
+            parts.append(f"required in {' and '.join(self.required)} records")
         if self.low is not None:
             parts.append(f">= {_bound(self.low)}")
         if self.high is not None:
@@ -79,9 +80,10 @@ class Rule:
             parts.append(f"keys typed as {self.keys.__name__}")
         if self.needs:
             parts.append("needs " + ", ".join(self.needs))
-        if self.required_keys or self.ok_keys:
-            parts.append("holds " + ", ".join([*self.required_keys,
-                                               *(f"{k} (ok)" for k in self.ok_keys)]))
+        for condition, keys in self.required_keys:
+            parts.append(f"{condition} records: holds {', '.join(keys)}")
+        if self.min_items:
+            parts.append(f"at least {self.min_items} item(s)")
         return "; ".join(parts)
 
 
@@ -141,12 +143,20 @@ def _word(tp: Any) -> str:
 class Checker:
     """One walk over a record's JSON: the first impossible value raises ``Impossible``; the
     implausible ones are collected in ``flags``. ``root``: the whole record (cross-field
-    rules); ``ok``: whether it is an ok record (``Rule.required``)."""
+    rules); ``kind``: the record's kind, which with its status makes the conditions a
+    ``Rule.required`` names ("ok", "training", "ok training")."""
 
-    def __init__(self, root: dict[str, Any]):
+    def __init__(self, root: dict[str, Any], kind: str):
         self.root = root
         self.status = root.get("status")
+        self.conditions = (str(self.status), kind, f"{self.status} {kind}")
         self.flags: list[str] = []
+
+    def met(self, required: bool | tuple[str, ...]) -> str | None:
+        """The condition of ``required`` this record meets (the first), or None."""
+        if required is True:
+            return "all"
+        return next((c for c in required if c in self.conditions), None)
 
     def part(self, cls: type, data: Any, where: str) -> None:
         """A dataclass's JSON object: every annotated field, then the unknown keys."""
@@ -161,8 +171,9 @@ class Checker:
             here = f"{where}.{f.name}" if where else f.name
             value = data.get(f.name)
             if value is None:
-                if rule.required is True or self.status in rule.required:
-                    raise Impossible(f"{here} is missing or null ({self.status} records "
+                condition = self.met(rule.required)
+                if condition:
+                    raise Impossible(f"{here} is missing or null ({condition} records "
                                      "need it)")
                 continue
             self.value(known[f.name], value, here, rule)
@@ -193,6 +204,9 @@ class Checker:
             if not isinstance(value, list):
                 raise Impossible(f"{where} must be {describe(tp)}, got {show(value)}")
             (item,) = typing.get_args(tp)
+            if rule.min_items and len(value) < rule.min_items:
+                raise Impossible(f"{where} must hold at least {rule.min_items} item(s), got "
+                                 f"{len(value)}")
             for i, v in enumerate(value):
                 self.value(item, v, f"{where}[{i}]", _items(rule))
         elif origin is dict:
@@ -212,10 +226,11 @@ class Checker:
     def keyed(self, rule: Rule, value: dict[str, Any], where: str) -> None:
         """A dict whose keys a dataclass types (the record's ``config``: ``RunConfig``)."""
         assert rule.keys is not None
-        wanted = [*rule.required_keys, *(rule.ok_keys if self.status == "ok" else ())]
-        missing = next((k for k in wanted if value.get(k) is None), None)
-        if missing:
-            raise Impossible(f"{where}.{missing} is missing or null")
+        for condition, keys in rule.required_keys:
+            missing = next((k for k in keys if value.get(k) is None), None)
+            if missing and self.met((condition,)):
+                raise Impossible(f"{where}.{missing} is missing or null ({condition} records "
+                                 "need it)")
         known = hints(rule.keys)
         for f in fields(rule.keys):
             if value.get(f.name) is not None:
@@ -249,7 +264,7 @@ class Checker:
             raise Impossible(f"{where} must be Unicode text, got {show(value)} (a lone "
                              "surrogate)")
         if rule.values and value not in rule.values:
-            raise Impossible(f"{where} must be one of {', '.join(map(repr, rule.values))}, got "
+            raise Impossible(f"{where} must be one of {', '.join(map(str, rule.values))}, got "
                              f"{show(value)}")
         if rule.pattern and not (isinstance(value, str) and re.fullmatch(rule.pattern, value)):
             raise Impossible(f"{where} must match {rule.pattern}, got {show(value)}")
@@ -323,10 +338,10 @@ def _range(rule: Rule) -> str:
     return f" {text}" if text else ""
 
 
-def check(cls: type, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    """Why the JSON object ``data`` of dataclass ``cls`` is impossible (None when it is
-    usable), and its implausible figures (flags)."""
-    checker = Checker(data)
+def check(cls: type, data: dict[str, Any], kind: str) -> tuple[str | None, list[str]]:
+    """Why the JSON object ``data`` of dataclass ``cls``, a record of ``kind``, is impossible
+    (None when it is usable), and its implausible figures (flags)."""
+    checker = Checker(data, kind)
     try:
         checker.part(cls, data, "")
     except Impossible as e:

@@ -19,19 +19,27 @@ from pathlib import Path
 import pandas as pd
 
 from bench.inputs.paths import write_file
-from bench.report import cells
+from bench.report import cells, comm
 from bench.report.build import Report
 from bench.report.rows import present, unique
 
 CAPTIONS = {
-    "throughput.png": "Throughput: tokens/s per chip (measured), median over runs, whiskers "
-                      "min-max, by configuration (log axis when values span more than 10x).",
-    "energy.png": "Energy per token by configuration, method in brackets; hatched bars "
-                  "are modelled (table power x time), not measured.",
+    "throughput.png": "Throughput: tokens/s per chip (measured) by configuration, a point at "
+                      "the median over runs, whiskers the 95% t-interval of the mean (3 or more "
+                      "runs); a log axis only when values span more than 10x and every "
+                      "interval stays above 0.",
+    "energy.png": "Energy per token by configuration, method in brackets, whiskers the 95% "
+                  "t-interval of the mean; hollow points are modelled (table power x time), "
+                  "not measured.",
     "step_times.png": "Step-time distribution of each configuration (all timed steps of its "
                       "runs), with the timing method; each panel on its own scale.",
     "scaling.png": "Scaling efficiency against ranks of each scaling series (100% = linear).",
 }
+
+COMM_PLOT = "comm_busbw.png"
+COMM_CAPTION = ("Collectives: bus bandwidth (measured) against message size, log-log, one line "
+                "per op and world size (and device, tool, dtype), each size the median over its "
+                "runs; dashed: the link's datasheet bandwidth.")
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1b1b1b; }
@@ -42,10 +50,14 @@ th { background: #eef1f5; }
 th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.flagged td { background: #fff4d6; }
 .na { color: #8a4b00; }
+p.warning { background: #fff4d6; border-left: 4px solid #d29b00; padding: 6px 10px;
+            font-size: 12px; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption, .meta, ul.notes { color: #555; font-size: 12px; }
 ul.notes { list-style: none; padding-left: 0; margin-top: 2px; }
 table.figures td { white-space: nowrap; }
+table.provenance td { min-width: 9em; }
+table.provenance td:last-child { min-width: 32em; font-family: ui-monospace, monospace; }
 dt { font-weight: 600; margin-top: 6px; }
 """
 
@@ -88,6 +100,11 @@ def header(report: Report) -> list[tuple[str, str]]:
                   ("hardware", hardware), ("hosts", unique(t["hosts"])),
                   ("software", unique(t["environment"])),
                   ("trnbench commit", unique(t["git_commits"]) or "n/a")]
+    if not report.comm.empty:
+        runs = report.comm_points["run_id"].nunique()
+        lines.append(("collectives", f"{runs} ok record(s) in {len(report.comm)} line(s) of op "
+                      f"x world size: {unique(report.comm['device'])}; tools "
+                      f"{unique(report.comm['tool'])}"))
     if report.sweeps:
         lines.append(("sweeps", ", ".join(report.sweeps) + " (tags.sweep; each row's "
                       "trnbench run line is under 'Runs and environment')"))
@@ -128,8 +145,9 @@ def md_table(frame: pd.DataFrame, numeric: set[str] | frozenset[str] = frozenset
 
 def md_text_table(table: cells.TextTable) -> str:
     notes = [f"[{i}] {md_cell(n)}" for i, n in enumerate(table.footnotes, 1)]
-    return md_table(table.frame, table.numeric) + ("\n\n" + "<br>\n".join(notes)
-                                                   if notes else "")
+    warnings = [f"**Warning**: {md_cell(w)}" for w in table.warnings]
+    return md_table(table.frame, table.numeric) + "".join(
+        "\n\n" + "<br>\n".join(lines) for lines in (notes, warnings) if lines)
 
 
 def markdown(report: Report) -> str:
@@ -140,6 +158,11 @@ def markdown(report: Report) -> str:
                  else "No ok runs.")
     if not report.scaling.empty:
         parts += ["", "## Scaling", "", md_text_table(cells.scaling(report.scaling))]
+    if not report.comm.empty:
+        parts += ["", "## Collectives (large-message plateau of each line)", "",
+                  md_text_table(comm.text(report.comm))]
+        if report.comm_plot:
+            parts += ["", f"![{COMM_CAPTION}]({COMM_PLOT})", "", COMM_CAPTION]
     parts += ["", "## Plots", ""]
     parts += [f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}\n" for name in report.plots]
     if not report.table.empty and "energy.png" not in report.plots:
@@ -177,13 +200,15 @@ def html_table(frame: pd.DataFrame, flagged: list[bool] | None = None,
 
 def html_text_table(table: cells.TextTable, flagged: list[bool] | None = None) -> str:
     notes = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(table.footnotes, 1))
+    warnings = "".join(f"<p class='warning'><strong>Warning</strong>: {html.escape(w)}</p>"
+                       for w in table.warnings)
     return html_table(table.frame, flagged, table.numeric, "figures") + (
-        f"<ul class='notes'>{notes}</ul>" if notes else "")
+        f"<ul class='notes'>{notes}</ul>" if notes else "") + warnings
 
 
-def _figure(name: str, png: bytes) -> str:
+def _figure(name: str, png: bytes, caption: str | None = None) -> str:
     data = base64.b64encode(png).decode()
-    caption = html.escape(CAPTIONS[name])
+    caption = html.escape(caption or CAPTIONS[name])
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
@@ -199,6 +224,11 @@ def page(report: Report) -> str:
     if not report.scaling.empty:
         parts += ["<h2 id='scaling'>Scaling</h2>",
                   html_text_table(cells.scaling(report.scaling))]
+    if not report.comm.empty:
+        parts += ["<h2 id='collectives'>Collectives (large-message plateau of each line)</h2>",
+                  html_text_table(comm.text(report.comm))]
+        if report.comm_plot:
+            parts.append(_figure(COMM_PLOT, report.comm_plot, COMM_CAPTION))
     parts.append("<h2 id='plots'>Plots</h2>")
     parts += [_figure(name, png) for name, png in report.plots.items()]
     if not report.table.empty and "energy.png" not in report.plots:
@@ -208,7 +238,7 @@ def page(report: Report) -> str:
                  else "<p>None.</p>")
     if not report.table.empty:
         parts += ["<h2 id='provenance'>Runs and environment</h2>",
-                  html_table(cells.provenance(report.table))]
+                  html_table(cells.provenance(report.table), css="provenance")]
     parts.append("<h2 id='methods'>How each figure was made</h2><dl>")
     parts += [f"<dt>{e(figure)}</dt><dd>{e(how)}</dd>"
               for figure, how in cells.notes(report.cv_threshold)]
@@ -221,7 +251,8 @@ def page(report: Report) -> str:
 
 # --- files ------------------------------------------------------------------------------------
 
-OUTPUTS = ("report.md", "report.html", "report.csv", "scaling.csv", "failed.csv", *CAPTIONS)
+OUTPUTS = ("report.md", "report.html", "report.csv", "scaling.csv", "failed.csv", "comm.csv",
+           COMM_PLOT, *CAPTIONS)
 
 
 def write(report: Report, out: Path) -> list[Path]:
@@ -241,6 +272,10 @@ def write(report: Report, out: Path) -> list[Path]:
         put("scaling.csv", csv(report.scaling))
     if not report.failed.empty:
         put("failed.csv", csv(report.failed))
+    if not report.comm.empty:
+        put("comm.csv", csv(report.comm))
+    if report.comm_plot:
+        put(COMM_PLOT, report.comm_plot)
     for name, png in report.plots.items():
         put(name, png)
     return written

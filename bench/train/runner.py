@@ -26,8 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.backends import environment
-from bench.backends.base import Backend, CompileCount, sdpa_limit
+from bench.backends import environment, gemm_peak
+from bench.backends.base import Backend, CacheState, CompileCount, Fallbacks, sdpa_limit
 from bench.backends.hardware import Figure
 from bench.backends.selection import Selection
 from bench.energy import meters
@@ -35,8 +35,8 @@ from bench.inputs.config import RunConfig
 from bench.inputs.errors import signal_of
 from bench.launch import launcher
 from bench.parallel import apply as parallel
+from bench.records import metrics, store
 from bench.records import record as rec
-from bench.records import store
 from bench.train import distributed
 from bench.train.data import SyntheticBatches
 from models import flops, registry
@@ -178,6 +178,9 @@ class WarmupResult:
     total_s: float
     compiles_start: CompileCount | None
     compiles_end: CompileCount | None
+    # a persistent compile cache at the start, after the first step and at the end
+    caches: tuple[CacheState | None, ...] = (None, None, None)
+    fallbacks: Fallbacks | None = None  # host fallbacks of the warm-up
 
 
 def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | None = None
@@ -209,11 +212,14 @@ def prepare(cfg: RunConfig, backend: Backend, ctx: distributed.DistContext | Non
 
 def warm_up(t: Training, progress: Progress | None = None) -> WarmupResult:
     """The warm-up steps, outside the window: compilation and allocator growth happen here.
-    The first step is timed on its own (it holds compilation); peak memory starts here."""
+    The first step is timed on its own (it holds compilation; a persistent compile cache is
+    read after it, off its clock); peak memory and the backend's counters start here."""
     backend = t.backend
     backend.synchronize()
     backend.reset_peak_memory()
+    backend.reset_counters()
     compiles_start = backend.compilations()
+    cache_start = cache_first = backend.cache_state()
     first_step_s = None
     t0 = time.perf_counter()
     for i in range(t.cfg.warmup):
@@ -223,6 +229,7 @@ def warm_up(t: Training, progress: Progress | None = None) -> WarmupResult:
         if i == 0:
             backend.synchronize()
             first_step_s = time.perf_counter() - t0
+            cache_first = backend.cache_state()
             if progress:
                 progress(COMPILING, 1, 1)
         if progress:
@@ -231,7 +238,8 @@ def warm_up(t: Training, progress: Progress | None = None) -> WarmupResult:
     total_s = time.perf_counter() - t0
     losses = t.read_losses(0)  # its graph, if any, counts with the warm-up's
     t.routing.clear()  # kept in warm-up too (one graph on XLA), reported for the window
-    return WarmupResult(losses, first_step_s, total_s, compiles_start, backend.compilations())
+    return WarmupResult(losses, first_step_s, total_s, compiles_start, backend.compilations(),
+                        (cache_start, cache_first, backend.cache_state()), backend.fallbacks())
 
 
 def _execution(t: Training) -> dict[str, Any]:
@@ -258,6 +266,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         notes.append("chips per device unknown (Neuron topology not detected); per-chip "
                      "throughput and MFU are null")
     compiles_end = backend.compilations()  # before the losses are read: that is a graph too
+    cache_end, fallbacks_end = backend.cache_state(), backend.fallbacks()
     values = t.read_losses(cfg.warmup)
     tokens = cfg.tokens_per_step * cfg.steps
     model = rec.Model(
@@ -280,10 +289,25 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
             notes.append(f"the timed window compiled {timed.graphs} graph(s) "
                          f"({timed.seconds:.2f} s): the graph changed between steps, and the "
                          "throughput includes compilation")
+    compile_cache = cpu_fallbacks = None
+    if cache_end is not None:
+        compile_cache = rec.CompileCache.of(*warm.caches, cache_end)
+        if compile_cache.timed_graphs:
+            notes.append(f"the timed window added {compile_cache.timed_graphs} graph(s) to the "
+                         "compile cache: the throughput includes compilation")
+    if fallbacks_end is not None and warm.fallbacks is not None:
+        cpu_fallbacks = rec.CpuFallbacks.of(warm.fallbacks, fallbacks_end)
+        if cpu_fallbacks.reason:
+            notes.append(f"CPU fallbacks not counted: {cpu_fallbacks.reason}")
     memory = backend.peak_memory()
     peak_part = rec.Peak(**peak.as_dict(), precision=cfg.precision) if peak else None
     placement = t.placement
     parallelism = placement.parallelism
+    step_time = rec.StepTime.of(step_times, step_method, spread_reason)
+    if step_time.cv is not None and step_time.cv > metrics.CV_FLAG:
+        notes.append(f"step times vary: CV {step_time.cv:.1%} over the timed window is above "
+                     f"{metrics.CV_FLAG:.0%} (noisy host or device; more --steps or a quieter "
+                     "machine)")
     return replace(
         record,
         device=device,
@@ -295,10 +319,12 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         ac=rec.Ac(**placement.ac),
         **rec.Throughput.of(tokens, window_s, device.chips, model, peak_part).fields(),
         peak=peak_part,
-        step_time=rec.StepTime.of(step_times, step_method, spread_reason),
+        step_time=step_time,
         step_times_s=step_times,
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,
+        compile_cache=compile_cache,
+        cpu_fallbacks=cpu_fallbacks,
         # measured, with the predicted peak per rank (bench.parallel.memory_plan)
         memory=replace(memory, **placement.memory_predicted),
         energy=reading.with_tokens(tokens),
@@ -308,6 +334,16 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         data=rec.Data(kind="synthetic-bigram", padding=False),
         warnings=notes,
     )
+
+
+def _host_peak(precision: str, ctx: distributed.DistContext) -> float | None:
+    """The host's GEMM rate with all its CPUs, measured by its local rank 0 while the other
+    ranks wait (every window has closed): the peak that a CPU run of several ranks on one
+    host divides by once (``Record.aggregate``); None on the other ranks."""
+    distributed.barrier()  # every rank has left its window
+    rate = gemm_peak.host_peak(precision) if ctx.local_rank == 0 else None
+    distributed.barrier()
+    return rate
 
 
 def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
@@ -349,11 +385,18 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
     if probe is not None:
         t.peak, window_peak, flag = probe.finish()
         flags += [flag] if flag else []
+        if ctx and ctx.world_size > 1 and backend.device_type == "cpu":
+            window_peak = {**window_peak, "host": _host_peak(cfg.precision, ctx)}
     out = metric_fields(t, warm, record, window_s=window_s, step_times=step_times,
                         step_method=timer.method, reading=reading,
                         spread_reason=timer.spread_reason)
     if window_peak is not None:
         out = replace(out, peak=replace(out.peak, window=window_peak))
+    if out.cpu_fallbacks is not None and out.cpu_fallbacks.count:
+        fb = out.cpu_fallbacks
+        flags.append(f"{fb.count} operator call(s) ran on the host CPU, not the device "
+                     f"({', '.join(fb.ops[:5])}{', ...' if len(fb.ops) > 5 else ''}; "
+                     f"{fb.timed} in the timed window): not a device-only figure")
     out = replace(out, flags=flags)  # an MFU above 1 is flagged by its rule (Record.checked)
     if profile_steps:  # after the window and its figures: nothing of it is timed
         from bench.train import profile

@@ -1,36 +1,48 @@
 #!/usr/bin/env bash
-# The GPU baseline of issue 9 on one H100: records, bare-loop comparison and report under
-# results/h100/, named after the date (results/h100/DATE.jsonl, DATE-bare-loop.json, DATE/).
+# The GPU side of the suite both runbooks share (scripts/suite.toml), plus the GPU baseline of
+# issue 9, on an H100 machine (one GPU or a node of 8): records, summary, bare-loop comparison
+# and report under results/h100/, named after the date (DATE.jsonl, DATE-suite.json,
+# DATE-bare-loop.json, DATE/).
 #
-# usage: scripts/gpu/run-h100.sh [--python PATH] [--batches "4 8 12 16 24 32"] [--dry-run]
-#   1. trnbench env and nvidia-smi: the GPU, driver and torch the records will name
-#   2. 1b, seq 2048, bf16, --compile at each batch of --batches, smallest first, until one does
-#      not fit (refused by the memory plan: nothing stored; or out of memory: stored as failed);
-#      the batch with the most tokens/s is the headline
-#   3. the headline configuration 3 more times (tag series=1b-headline)
-#   4. harness vs bare hand-tuned loop at that configuration (scripts/gpu/bare_loop.py)
-#   5. the sweep scripts/gpu/sweep-h100.toml (125m 350m 1b 3b x batch x seq x compile, bf16)
-#   6. trnbench report of every record of the day
+# usage: scripts/gpu/run-h100.sh [--python PATH] [--hardware h100|h200] [--suite FILE] [--dry-run]
+#   1. trnbench env and nvidia-smi: the GPUs, driver and torch the records will name; on a
+#      machine of 2 or more GPUs, trnbench comm over all of them (the fabric, before training)
+#   2. the suite: trnbench suite FILE --hardware h100 --nproc-per-node <GPUs>: per case the
+#      layout the memory plan chooses, a batch search that stops where the plan refuses (or a
+#      run fails out of memory, stored as failed), 3 repeats at the best batch; a case that
+#      needs more GPUs than there are is skipped with the plan's reason, the multi-node case
+#      printed as a Slurm command
+#   3. harness vs bare hand-tuned loop at the chip case's model, sequence and best batch
+#      (scripts/gpu/bare_loop.py)
+#   4. the sweep scripts/gpu/sweep-h100.toml (125m 350m 1b 3b x batch x seq x compile, bf16)
+#   5. trnbench report of every record of the day
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 py=.venv/bin/python
-batches="4 8 12 16 24 32"
+hardware=h100
+suite=scripts/suite.toml
 dry_run=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --python) py=$2; shift 2 ;;
-    --batches) batches=$2; shift 2 ;;
+    --python) py=${2:-}; shift 2 ;;
+    --hardware) hardware=${2:-}; shift 2 ;;
+    --suite) suite=${2:-}; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "run-h100.sh: unknown argument $1 (accepted: --python PATH, --batches \"B B ...\", --dry-run)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "run-h100.sh: unknown argument $1 (accepted: --python PATH, --hardware h100|h200, --suite FILE, --dry-run)" >&2; exit 2 ;;
   esac
 done
+case "$hardware" in
+  h100|h200) ;;
+  *) echo "run-h100.sh: --hardware must be h100 or h200, got $hardware" >&2; exit 2 ;;
+esac
 
-stem=results/h100/$(date -u +%Y-%m-%d)
+date=$(date -u +%Y-%m-%d)
+stem=results/h100/$date
 records=$stem.jsonl
+summary=$stem-suite.json
 trnbench=("$py" -m bench)
-headline=(--backend cuda --model 1b --seq 2048 --precision bf16 --compile --steps 30 --warmup 10)
 
 run() {
   if [ "$dry_run" = 1 ]; then printf '+ %s\n' "$*"; else "$@"; fi
@@ -39,44 +51,40 @@ run() {
 run mkdir -p results/h100
 run "${trnbench[@]}" env
 run nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version --format=csv
-
-# 2. batch search, until a batch does not fit: exit code 1 = the run failed midway (out of
-# memory) and was stored as failed; exit code 2 = the memory plan refused it before it
-# started (the reason on stderr; nothing stored)
-best=BEST
-best_tps=0
-for batch in $batches; do
-  cmd=("${trnbench[@]}" run "${headline[@]}" --batch "$batch" --results "$records"
-       --tag series=1b-batch-search --json)
-  if [ "$dry_run" = 1 ]; then run "${cmd[@]}"; continue; fi
-  set +e
-  out=$("${cmd[@]}")
-  rc=$?
-  set -e
-  if [ "$rc" = 1 ]; then echo "batch $batch failed (stored as failed); search ends"; break; fi
-  if [ "$rc" = 2 ]; then echo "batch $batch refused (does not fit; nothing stored); search ends"; break; fi
-  if [ "$rc" != 0 ]; then echo "batch $batch: exit code $rc" >&2; exit "$rc"; fi
-  tps=$(printf '%s\n' "$out" | tail -n 1 | "$py" -c 'import json, sys; print(json.load(sys.stdin)["tokens_per_s"])')
-  echo "batch $batch: $tps tokens/s"
-  if "$py" -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$tps" "$best_tps"; then
-    best=$batch
-    best_tps=$tps
-  fi
-done
-if [ "$dry_run" = 0 ] && [ "$best" = BEST ]; then
-  echo "run-h100.sh: no batch of \"$batches\" ran; see $records" >&2
-  exit 1
+gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l || true)
+[ "$gpus" -gt 0 ] || gpus=8
+# the node's fabric before any training step: collectives over every GPU (one GPU has none)
+if [ "$gpus" -ge 2 ]; then
+  run "${trnbench[@]}" comm --backend cuda --nproc "$gpus" --sizes 1K:1G --results "$records" \
+    --tag series=fabric
+else
+  echo "one GPU: no fabric to measure (trnbench comm needs 2 ranks); skipped"
 fi
 
-# 3. the headline, repeated
-for _ in 1 2 3; do
-  run "${trnbench[@]}" run "${headline[@]}" --batch "$best" --results "$records" \
-    --tag series=1b-headline
-done
+# 2. the suite (resumable: run the script again after an interruption)
+suite_cmd=("${trnbench[@]}" suite "$suite" --hardware "$hardware" --nproc-per-node "$gpus"
+           --results "$records" --summary "$summary" --resume)
+status=0
+if [ "$dry_run" = 1 ]; then
+  run "${suite_cmd[@]}"
+  "${suite_cmd[@]:0:11}" --dry-run | sed 's/^/    /'
+  read -r best model seq <<< "BEST MODEL SEQ"
+else
+  "${suite_cmd[@]}" || status=$?
+  [ "$status" = 2 ] && exit 2  # bad input: nothing ran
+  # the chip case: its best batch, model and sequence
+  read -r best model seq <<< "$("$py" -c 'import json, sys
+c = next(c for c in json.load(open(sys.argv[1]))["cases"] if c["scope"] == "chip")
+print(c["best_batch"] or "", c["config"]["model"], c["config"]["seq"])' "$summary")"
+  if [ -z "$best" ]; then
+    echo "run-h100.sh: the suite's chip case ran no batch; see $records" >&2
+    exit 1
+  fi
+fi
 
-# 4. harness / bare hand-tuned loop, same process, alternated; then one round in which any host
+# 3. harness / bare hand-tuned loop, same process, alternated; then one round in which any host
 #    synchronisation inside the harness's timed window raises (CUDA sync debug mode)
-bare=("$py" scripts/gpu/bare_loop.py --device cuda --model 1b --seq 2048 --batch "$best"
+bare=("$py" scripts/gpu/bare_loop.py --device cuda --model "$model" --seq "$seq" --batch "$best"
       --precision bf16 --compile --warmup 10)
 if [ "$dry_run" = 1 ]; then
   printf '+ %s > %s\n' "${bare[*]} --steps 30 --rounds 5 --json" "$stem-bare-loop.json"
@@ -85,8 +93,9 @@ else
 fi
 run "${bare[@]}" --steps 10 --rounds 1 --sync-debug
 
-# 5. the sweep (resumable: run the script again after an interruption)
+# 4. the sweep (resumable: run the script again after an interruption)
 run "${trnbench[@]}" sweep scripts/gpu/sweep-h100.toml --results "$records" --resume
 
-# 6. tables and plots
+# 5. tables and plots
 run "${trnbench[@]}" report --results "$records" --out "$stem"
+exit "$status"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Shared body of the Slurm batch scripts: one `trnbench run` per node (srun, one task per
-# node), each starting torchrun with a c10d rendezvous on the job's first node.
-# Inputs (environment): NPROC_PER_NODE, TRNBENCH_ARGS, DRY_RUN, and Slurm's own variables.
+# Shared body of the Slurm batch scripts: one `trnbench run` (or TRNBENCH_VERB: comm) per
+# node (srun, one task per node), each starting torchrun with a c10d rendezvous on the
+# job's first node.
+# Inputs (environment): NPROC_PER_NODE, TRNBENCH_ARGS, TRNBENCH_VERB, DRY_RUN, and Slurm's own
+# variables.
 set -euo pipefail
 
 first_host() {  # scontrol needs a Slurm configuration, which a dry run may not have
@@ -28,7 +30,7 @@ read -r -a args <<< "${TRNBENCH_ARGS:-}"
 # (expanded here, on the batch host, it would be 0 on every node)
 # shellcheck disable=SC2016
 cmd=(srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c 'exec "$@" --node-rank "$SLURM_NODEID"'
-     launch "${TRNBENCH:-.venv/bin/trnbench}" run --nproc "${NPROC_PER_NODE:?}"
+     launch "${TRNBENCH:-.venv/bin/trnbench}" "${TRNBENCH_VERB:-run}" --nproc "${NPROC_PER_NODE:?}"
      --nnodes "$nnodes" --rdzv-endpoint "$head:$port" "${args[@]}")
 if [ "${DRY_RUN:-0}" = 1 ]; then
   { env | grep -E '^(FI_|NEURON_|NCCL_)' || true; } | sort | sed 's/^/export /'

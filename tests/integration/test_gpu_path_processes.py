@@ -1,5 +1,5 @@
 """The GPU path's processes, on the CPU: the bare-loop comparison script run for real, the
-H100 runbook (shellcheck, its dry run, and its batch search with a stand-in Python), and a
+H100 runbook (its dry run, and its use of the suite with a stand-in Python), and a
 real torch.compile run (inductor compiles the step with the C++ compiler). The rest of the
 GPU path, in-process: tests/unit/test_gpu_path.py."""
 
@@ -76,51 +76,64 @@ def test_bare_loop_script_compares_harness_and_bare_on_cpu(cache_dir):
     assert "round 2/2" in proc.stderr
 
 
-def test_h100_runbook_is_shellcheck_clean_and_prints_its_commands():
+def test_h100_runbook_prints_its_commands():
+    """(shellcheck of every script: tests/integration/test_scripts.py)"""
     script = ROOT / "scripts/gpu/run-h100.sh"
-    shellcheck = ROOT / ".venv/bin/shellcheck"
-    check = subprocess.run([str(shellcheck), "-s", "bash", str(script)], capture_output=True,
-                           text=True)
-    assert check.returncode == 0, check.stdout
-    proc = subprocess.run(["bash", str(script), "--dry-run", "--batches", "8 16"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(["bash", str(script), "--dry-run", "--python", sys.executable],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": os.path.dirname(sys.executable)
+                               + os.pathsep + "/usr/bin:/bin"})  # no nvidia-smi: 8 GPUs
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    runs = [line for line in lines if " -m bench run " in line]
-    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "BEST", "BEST", "BEST"]
-    assert all("--model 1b --seq 2048 --precision bf16 --compile" in r for r in runs)
-    assert any("bare_loop.py --device cuda" in line and "--json >" in line for line in lines)
+    [suite] = [i for i, line in enumerate(lines)
+               if " -m bench suite scripts/suite.toml --hardware h100 --nproc-per-node 8 " in line
+               and "--summary results/h100/" in line]
+    # the fabric first, over every GPU of the machine
+    [comm] = [i for i, line in enumerate(lines)
+              if " -m bench comm --backend cuda --nproc 8 --sizes 1K:1G" in line]
+    assert comm < suite
+    runs = [line for line in lines if " -m bench run " in line and "--model 1b" in line]
+    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["1", "2", "4", "BEST"]
+    assert all("--seq 2048 --steps 30 --warmup 10 --precision bf16 --compile" in r for r in runs)
+    assert any("bare_loop.py --device cuda --model MODEL --seq SEQ --batch BEST" in line
+               and "--json >" in line for line in lines)
     assert any("--sync-debug" in line for line in lines)
     assert any("sweep scripts/gpu/sweep-h100.toml" in line for line in lines)
-    assert lines[-1].startswith("+ .venv/bin/python -m bench report --results results/h100/")
+    assert lines[-1].startswith(f"+ {sys.executable} -m bench report --results results/h100/")
 
 
-def test_h100_batch_search_ends_at_the_first_batch_that_does_not_fit(tmp_path):
+def test_h100_runbook_takes_the_bare_loop_batch_from_the_suite(tmp_path):
     """The runbook for real, in a copy of the repository layout, with a stand-in for the Python
-    it is given: batch 16 is refused by the memory plan (exit code 2, as ``trnbench run``
-    refuses a run that does not fit), so 32 is never tried and the runbook goes on with 8."""
+    it is given: the suite (stood in) writes its summary, whose chip case's best batch, model
+    and sequence the bare-loop comparison then uses; a failed suite run still reaches the
+    report, and the exit code says it failed."""
     script = tmp_path / "scripts/gpu/run-h100.sh"
     script.parent.mkdir(parents=True)
     script.write_text((ROOT / "scripts/gpu/run-h100.sh").read_text())
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'name, memory.total'\n")
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\n")
+    summary = {"cases": [{"scope": "chip", "best_batch": 8,
+                          "config": {"model": "1b", "seq": 2048}}]}
     py = bin_dir / "python"
     py.write_text(f"""#!/usr/bin/env bash
 [ "$1" = -c ] && exec {sys.executable} "$@"
 echo "$*" >> calls.log
 case "$*" in
-  *" run "*"--batch 16 "*) echo "trnbench: error: plan: needs 90.1 GiB per rank" >&2; exit 2 ;;
-  *" run "*--json*) echo '{{"tokens_per_s": 1000.0}}' ;;
+  *" suite "*) summary=$(echo "$*" | sed 's/.*--summary \\([^ ]*\\).*/\\1/')
+               echo '{json.dumps(summary)}' > "$summary"; exit 1 ;;
 esac
 """)
     for exe in (py, bin_dir / "nvidia-smi"):
         exe.chmod(0o755)
-    proc = subprocess.run(["bash", str(script), "--python", str(py), "--batches", "8 16 32"],
-                          capture_output=True, text=True, timeout=60,
+    proc = subprocess.run(["bash", str(script), "--python", str(py)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
                           env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
-    assert proc.returncode == 0, proc.stderr
-    assert "batch 16 refused (does not fit; nothing stored); search ends" in proc.stdout
-    runs = [line for line in (tmp_path / "calls.log").read_text().splitlines()
-            if line.startswith("-m bench run ")]
-    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["8", "16", "8", "8", "8"]
+    assert proc.returncode == 1, proc.stderr
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert any(c.startswith("-m bench suite scripts/suite.toml --hardware h100 "
+                            "--nproc-per-node 1 ") for c in calls)
+    bare = [c for c in calls if "bare_loop.py" in c]
+    assert bare and all("--model 1b --seq 2048 --batch 8 " in c for c in bare)
+    assert calls[-1].startswith("-m bench report --results results/h100/")
+    assert "one GPU: no fabric to measure" in proc.stdout  # the stand-in nvidia-smi: one line

@@ -28,7 +28,7 @@ from bench.parallel import memory_plan
 from bench.train import command as run_command
 from bench.train import runner
 from tests.conftest import read_jsonl
-from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, trn2_lnc1
+from tests.device_fakes import TRN2_LNC2, FakeDeviceModule, fake_neuron_ls, neuron_on_cpu, trn2_lnc1
 
 # --- a fake neuron-ls on PATH ----------------------------------------------------------------
 
@@ -47,18 +47,6 @@ def test_neuron_ls_new_flag_first_then_the_old_one(tmp_path, monkeypatch, releas
 
 
 # --- the native backend through a stand-in torch.neuron -------------------------------------
-
-class NeuronOnCpu(NeuronBackend):
-    """NeuronBackend, unchanged, driving a FakeDeviceModule in the role of ``torch.neuron``
-    (tests/device_fakes.py names the API pages it follows); its tensors live on the CPU."""
-
-    device_type = "cpu"
-    fake: FakeDeviceModule
-
-    @property
-    def module(self) -> FakeDeviceModule:
-        return self.fake
-
 
 def _sysfs(root: Path, devices: int, util_bips: int) -> Path:
     """The driver's per-device power node with a live ``utilization_raw`` (bench.energy.neuron
@@ -85,7 +73,7 @@ def test_native_run_through_stand_in_torch_neuron_neuron_ls_and_sysfs(
     monkeypatch.setenv("NEURON_LOGICAL_NC_CONFIG", lnc)
     monkeypatch.setenv("TRNBENCH_NEURON_SYSFS", str(_sysfs(tmp_path / "sysfs", 2, 5000)))
     fake = FakeDeviceModule("torch.neuron (stand-in)", device_name, count=64 // int(lnc) * 2)
-    backend = type("Trn2OnCpu", (NeuronOnCpu,), {"fake": fake})
+    backend = neuron_on_cpu(fake)
     results = tmp_path / "r.jsonl"
     cfg = config.resolve("neuron", {"model": "tiny", "steps": 3, "warmup": 1,
                                     "precision": "fp32"})
@@ -150,6 +138,15 @@ def test_memory_per_rank_passes_over_devices_that_give_no_integers(tmp_path, mon
     assert nt.detect(None).logical_cores_per_chip is None
 
 
+def test_neuron_ls_off_path_is_found_where_the_tools_package_installs_it(tmp_path, monkeypatch):
+    """A shell that never put /opt/aws/neuron/bin on PATH still gets the memory check."""
+    bin_dir = fake_neuron_ls(tmp_path / "opt-aws-neuron-bin", TRN2_LNC2, "new")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(nt, "NEURON_BIN", str(bin_dir))
+    assert nt.neuron_ls() == str(bin_dir / "neuron-ls")
+    assert NeuronBackend.rank_memory(per_node=64).value == 24 * 2**30
+
+
 @pytest.fixture
 def neuron_here(monkeypatch) -> None:
     """The neuron backend available (its probe a stand-in), no memory override."""
@@ -171,8 +168,8 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
     assert (plan.returncode, run.returncode, launches) == (1, 2, [])
     neuron_ls = "neuron-ls: 96 GiB per device / 4 NeuronCores at LNC=2"
     assert run.stderr == (
-        f"trnbench: error: plan: needs 185.4 GiB per rank of 21.6 GiB usable (90% of 24.0 GiB "
-        f"per rank, {neuron_ls}): try --tp 8\n")  # 19.4 GiB: logits b T V / 8 x 10 bytes
+        f"trnbench: error: plan: needs 170.7 GiB per rank of 21.6 GiB usable (90% of 24.0 GiB "
+        f"per rank, {neuron_ls}): try --tp 8 --ac selective or --tp 8 --ac full\n")
     datasheet = "trn2 datasheet: 96 GiB per chip / 4 NeuronCores"
     assert run.stderr == f"trnbench: error: plan: {refused.replace(datasheet, neuron_ls)}\n"
     change = json.loads(cli_main("plan", *flags, "--hardware", "trn2", "--json").stdout)[
@@ -187,7 +184,7 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize(("neuron_ls", "why"), [
-    (None, "neuron-ls is not on PATH"),
+    (None, "neuron-ls is neither on PATH nor in /opt/aws/neuron/bin"),
     ("#!/bin/sh\necho 'neuron-ls: no Neuron driver' >&2\nexit 1\n",
      "neuron-ls failed or timed out"),
 ], ids=["absent", "failing"])

@@ -82,7 +82,7 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
 
 
 def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\n")
+    path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\nrepeats = 1\n")
     code, out, err = run_sweep(str(path))
     assert code == 1
     failed, ok = read_jsonl(tmp_path / "runs.jsonl")
@@ -98,7 +98,7 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
 
 
 def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\n")
+    path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\nrepeats = 1\n")
     code, out, err = run_sweep(str(path))
     assert code == 1
     records = read_jsonl(tmp_path / "runs.jsonl")
@@ -121,7 +121,8 @@ def test_markup_in_the_name_and_results_is_printed_as_text(run_sweep, tmp_path):
     """Rich markup in user text (a sweep name "[/]", a results path) is escaped before it
     is rendered: the sweep ends with its summary, not MarkupError after its records."""
     path = tmp_path / "grid.toml"
-    path.write_text('[sweep]\nname = "[/]"\nresults = "r[/b].jsonl"\n' + TINY + "seq = 16\n")
+    path.write_text('[sweep]\nname = "[/]"\nresults = "r[/b].jsonl"\nrepeats = 1\n' + TINY
+                    + "seq = 16\n")
     code, out, err = run_sweep(str(path))
     assert code == 0, err
     [record] = read_jsonl(tmp_path / "r[/b].jsonl")

@@ -35,6 +35,8 @@ def run_configs(draw) -> RunConfig:
     maximum; a field that a cross-field rule (bench.parallel.layout) refuses set back to its
     default, found through the flag its error names."""
     values = {name: draw(_values(opt)) for name, opt in config.OPTIONS.items()}
+    # resolve takes the selected backend, never auto (bench.backends.selection.resolve_run)
+    values["backend"] = draw(st.sampled_from(config.BACKEND_NAMES[1:]))
     values["seq"] = 1 + values["seq"] % registry.get(values["model"]).config.max_seq_len
     defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     for _ in config.OPTIONS:

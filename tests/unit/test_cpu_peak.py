@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+import torch
 
 from bench.backends import gemm_peak
 from bench.backends.cpu import CpuBackend
@@ -77,6 +78,47 @@ def test_ranks_on_one_cpu_are_one_chip():
     assert out.mfu == pytest.approx(200 * 1e6 / 2e9)
     two_hosts = Record.aggregate([rank, replace(rank, environment={"host": "g"})])
     assert two_hosts.device.chips == 2
+
+
+def test_ranks_on_one_cpu_divide_by_one_host_peak():
+    """A multi-rank CPU run: MFU against the host's GEMM rate with all its CPUs, measured by
+    each host's local rank 0 (peak.window.host), not every rank's one-thread rate (issue 23:
+    4 ranks x a one-thread peak put a 2-core host's MFU at half its value)."""
+    rank = Record.new(OK_CONFIG, {"host": "h"}).with_json({
+        "device": {"name": "cpu", "kind": "cpu", "chips": 1}, "tokens": 100,
+        "window_s": 1.0, "tokens_per_s": 100.0,
+        "peak": {"value": 1e9, "precision": "fp32", "window": {"host": None}},
+        "model": {"flops_per_token": 1e6, "hardware_flops_per_token": 1e6},
+        "memory": {"peak_bytes": 1},
+        "step_time": {}, "step_times_s": [], "loss_first": 1.0, "loss_last": 0.5,
+        "losses": [1.0, 0.5], "energy": None, "warnings": [], "flags": []})
+    first = replace(rank, peak=replace(rank.peak, window={"host": 1.5e9}))
+    out = Record.aggregate([first, rank, rank, rank])
+    assert out.device.chips == 1 and out.peak.value == 1.5e9
+    assert out.mfu == pytest.approx(400 * 1e6 / 1.5e9)  # not / (4 x 1e9)
+    assert "all CPUs" in out.peak.source
+    other = replace(first, environment={"host": "g"}, peak=replace(rank.peak,
+                                                                   window={"host": 2.5e9}))
+    two = Record.aggregate([first, rank, other, replace(rank, environment={"host": "g"})])
+    assert two.device.chips == 2 and two.mfu == pytest.approx(400 * 1e6 / 4e9)
+    assert Record.aggregate([rank, rank]).mfu == pytest.approx(200 * 1e6 / 2e9)  # no host rate
+
+
+def test_host_peak_uses_every_cpu_and_restores_the_threads(monkeypatch, tmp_path):
+    """All the host's CPUs, raised to the host's highest rate with as many threads (a busy
+    host measures low, as a single-process run's peak is raised)."""
+    monkeypatch.setenv("TRNBENCH_CACHE_DIR", str(tmp_path))
+    seen, rates = [], [3e9, 1e9]
+    monkeypatch.setattr(gemm_peak, "measure", lambda precision: seen.append(
+        torch.get_num_threads()) or rates.pop(0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert gemm_peak.host_peak("fp32") == 3e9
+        assert gemm_peak.host_peak("fp32") == 3e9  # 1e9 now: the host did 3e9 before
+        assert seen == [len(os.sched_getaffinity(0))] * 2 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 CORRUPT = {  # what a cache file may hold: each is ignored with one warning

@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench import cli
 from bench.backends.hardware import DEVICES, Figure
-from bench.projection import presets
+from bench.projection import calibration, presets
 from bench.records import labels, store
 from bench.records.record import Record
 from bench.report import compare, rows
@@ -24,13 +24,15 @@ def _figures() -> list[tuple[str, Figure]]:
                                                      ("bandwidth", spec.bandwidth),
                                                      ("power", spec.power_w)) if f]
     for name, node in presets.NODES.items():
-        out += [(f"{name} {k}", node[k]) for k in ("intra", "inter") if node[k]]
+        out += [(f"{name} {k}", node[k]) for k in ("intra", "inter", "group", "group_link")
+                if node.get(k)]
     for name, c in presets.CLUSTERS.items():
-        out += [(f"{name} {k}", c[k]) for k in ("chips", "power_cap") if c[k]]
+        out += [(f"{name} {k}", c[k]) for k in ("chips", "power_cap") if c.get(k)]
+        out += [(f"{name} {k} chips", p["chips"]) for k, p in c.get("pools", {}).items()]
     out += [(name, w["flops"]) for name, w in presets.WORKLOADS.items()]
     out += [(name, f) for name, f in presets.DEFAULTS.items()]
     out += [(name, Figure(0, "", s["label"], s["source"])) for name, s in presets.SHAPES.items()]
-    return [*out, ("best node MFU", presets.BEST_NODE_MFU)]
+    return out + [(name, f) for name, f in calibration.defaults().items()]
 
 
 def test_every_figure_label_matches_its_source_kind():
@@ -39,6 +41,8 @@ def test_every_figure_label_matches_its_source_kind():
         if fig.label in SOURCE_KINDS:
             assert labels.source_label(fig.source) == fig.label, (name, fig)
             checked += 1
+        elif fig.label == "derived":  # the step model's fitted constants and cap
+            assert name in calibration.defaults() and "published run" in fig.source, name
         else:
             assert fig.label in {"assumption"}, (name, fig)
     assert checked > 30

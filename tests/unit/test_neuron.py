@@ -116,6 +116,8 @@ def test_neuron_backends_unavailable_here_with_reasons():
     probes = {p.name: p for p in selection.probe_all()}
     for name in ("neuron", "neuron-xla"):
         assert not probes[name].available and probes[name].reason
+    # `trnbench env` (and a record's backend.reason) names the XLA line as the legacy one
+    assert probes["neuron-xla"].reason.startswith("legacy XLA line (torch-neuronx 2.9 on ")
     assert selection.AUTO_ORDER == ("neuron", "neuron-xla", "cuda", "cpu")
     with pytest.raises(selection.BackendUnavailable, match="neuron is not available here"):
         selection.select("neuron")

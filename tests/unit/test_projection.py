@@ -59,14 +59,15 @@ def test_gpt3_patterson(capsys):
 def test_llama31_405b_gpu_hours(capsys):
     """Llama 3 Herd: 3.8e25 FLOP on 16,384 H100, 30.84M GPU-hours; MFU 41%, goodput default.
 
-    The published plan (Table 4: TP 8, PP 16, DP 128) with an interleaved pipeline schedule
-    (4 chunks per stage: this test's assumption) holds 41% at a modelled node MFU <= 1.
+    With the MFU at scale given, chip-hours are C / (peak x MFU x goodput) on any plan that
+    holds it under the node-MFU cap. (The published plan itself, TP 8 PP 16 DP 128 without
+    recompute, does not fit the projection's activation constant: --validate checks it.)
     """
-    d = project(capsys, "--workload", "llama-3.1-405b", "--cluster", "p5-16k", "--mfu", "0.41",
-                "--tp", "8", "--pp", "16", "--dp", "128", "--vpp", "4")
-    assert d["chips"] == 16384 and d["goodput"] == 0.9
+    d = project(capsys, "--workload", "llama-3.1-405b", "--cluster", "p5-16k", "--mfu", "0.41")
+    assert d["chips"] <= 16384 and d["goodput"] == 0.9
     assert d["node_mfu"] * d["efficiency"] == pytest.approx(0.41)
-    assert d["chip_hours"] == pytest.approx(30.84e6, rel=0.20)
+    assert d["node_mfu"] <= 0.7146
+    assert d["chip_hours"] == pytest.approx(30.84e6, rel=0.10)
     goodput = next(r for r in d["inputs"] if r["name"] == "goodput")
     assert goodput["label"] == "paper" and "Llama 3" in goodput["source"]
 
@@ -103,21 +104,29 @@ def test_memory_zero1_and_fsdp():
     assert z1.states == pytest.approx(shape.params * (4 + 12 / 64))
     layer_weights = 2 * shape.params / shape.n_layers * 2
     assert fsdp.states == pytest.approx(shape.params * 16 / 64 + layer_weights)
-    assert z1.activations == 34 * 8192 * shape.dim * shape.n_layers
+    # what each of the 32 layers saves (bench.parallel.activations; docs/memory.md), bf16
+    # parameters, flash attention, TP 1: two norms (x.float(), rsqrt, bf16 normed), their
+    # outputs, q and k, v repeated to 32 heads, out and the logsumexp, SwiGLU's four
+    # F-wide tensors; RoPE's bf16 cos and sin once per layer
+    d, h, f, hd = 4096, 32, 14336, 128
+    per_token = 2 * (6 * d + 4) + 2 * d + 2 * d + 2 * hd * (2 * h + 2 * h) + 4 * h + 8 * f
+    assert z1.activations == 32 * (8192 * per_token + 2 * 8192 * hd)
     full = search.memory(shape, 8192, sharding="zero1", **{**args, "recompute": True})
     assert full.activations < z1.activations / 10
 
 
 def test_presets_are_labelled():
     figures = [w["flops"] for w in presets.WORKLOADS.values()]
-    figures += [c["chips"] for c in presets.CLUSTERS.values()]
+    figures += [c["chips"] for c in presets.CLUSTERS.values() if "chips" in c]
+    figures += [p["chips"] for c in presets.CLUSTERS.values() for p in c.get("pools", {}).values()]
     figures += [c["power_cap"] for c in presets.CLUSTERS.values() if c["power_cap"]]
-    figures += [n[k] for n in presets.NODES.values() for k in ("intra", "inter") if n[k]]
+    figures += [n[k] for n in presets.NODES.values() for k in ("intra", "inter", "group",
+                                                               "group_link") if n.get(k)]
     figures += list(presets.DEFAULTS.values())
     for fig in figures:
         assert isinstance(fig, Figure) and fig.label in ROOT_LABELS and fig.source, fig
     assert presets.WORKLOADS["claude-3.5-sonnet"]["flops"].value == 4.98e25
-    assert presets.CLUSTERS["rainier"]["power_cap"].value == 2.2e9
+    assert presets.CLUSTERS["rainier"]["power_cap"].value == 1e9  # "roughly a gigawatt"
 
 
 # --- the command ------------------------------------------------------------------------
@@ -143,8 +152,8 @@ def test_json_fields_and_power(capsys):
     overhead, pue = 1.53 * 1.14, 1.15
     assert d["energy_mwh_chips"] == pytest.approx(500 * d["chips"] * seconds / 3.6e9)
     assert d["energy_mwh_facility"] == pytest.approx(d["energy_mwh_chips"] * overhead * pue)
-    assert d["avg_power_mw_facility"] == pytest.approx(d["power_cap_share"] * 2200)
-    assert d["max_chips_under_cap"] == math.floor(2.2e9 / (500 * overhead * pue))
+    assert d["avg_power_mw_facility"] == pytest.approx(d["power_cap_share"] * 1000)
+    assert d["max_chips_under_cap"] == math.floor(1e9 / (500 * overhead * pue))
     assert d["fits"] is True and d["fits_power"] is True
     assert any("global batch" in n for n in d["notes"])  # 2,048 sequences cap DP
     for row in d["inputs"]:
@@ -187,8 +196,10 @@ def test_custom_chip_and_params(capsys):
 
 
 def _record(mfu: float, device: str, energy: dict | None = None) -> Record:
-    return Record.new({"model": "1b", "precision": "bf16", "backend": "neuron", "batch": 1,
-                       "seq": 2048}, {"host": "test"}).with_json({
+    """A run whose MFU the projection takes as the node MFU: of a model it knows no shape of,
+    so that nothing of its own layout is taken out (test_projection_space.py does that)."""
+    return Record.new({"model": "unshaped", "precision": "bf16", "backend": "neuron",
+                       "batch": 1, "seq": 2048}, {"host": "test"}).with_json({
         "device": {"name": device, "kind": device, "chips": 1},
         "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},
         "model": {"flops_per_token": 1e10}, "mfu": mfu, "tokens_per_s": 1e4, "energy": energy,
@@ -260,7 +271,8 @@ BAD = [
     ((*RAINIER, "--mfu", "0.4", "--flops", "1e20"), "--flops"),
     ((*RAINIER, "--from-results", "missing.jsonl"), "--from-results"),
     (("--workload", "claude-2", "--hardware", "h100", "--chips", "8", "--mfu", "0.4"), "plan"),
-    (("--workload", "claude-2", "--hardware", "trn3", "--chips", "64", "--node-mfu", "0.4"),
+    (("--workload", "claude-2", "--peak-tflops", "100", "--chip-memory-gb", "96", "--chips",
+      "64", "--chips-per-node", "8", "--intra-node-gbs", "100", "--node-mfu", "0.4"),
      "--inter-node-gbps"),
 ]
 
@@ -282,6 +294,7 @@ def test_headline_is_the_projection_of_the_stored_record(capsys, tmp_path):
     assert f"take {d['days']:,.1f} days on {d['chips']:,} chips" in line
     assert d["plans"]["fastest"]["plan"] in line and f"--run-id {record.run_id}" in line
     assert f"{d['energy_mwh_facility']:,.0f} MWh facility" in line
+    assert d["calibration"]["text"] in line  # the step model's held-out error
     cpu = _record(0.25, "Intel Xeon")
     cpu = replace(cpu, peak=replace(cpu.peak, label="measured"))
     pointer = headline(cpu, str(path))
@@ -361,8 +374,8 @@ def test_moe_plan_takes_ep_where_it_helps_memory(capsys):
     p, st = d["plan"], d["plan"]["step"]
     assert p["ep"] > 1 and p["dp"] % p["ep"] == 0 and 8 % p["ep"] == 0
     assert st["ep_s"] > 0
-    parts = ("compute_s", "recompute_s", "tp_s", "ep_s", "pp_s", "imbalance_s", "bubble_s",
-             "dp_s")
+    parts = ("compute_s", "recompute_s", "elementwise_s", "tp_s", "cp_s", "ep_s", "pp_s",
+             "imbalance_s", "bubble_s", "dp_s")
     assert sum(st[k] for k in parts) == pytest.approx(st["total_s"])
     assert d["mfu_at_scale"] == pytest.approx(0.4 * st["compute_s"] / st["total_s"])
     assert any(f"split over EP {p['ep']}" in n for n in d["notes"])
@@ -373,27 +386,34 @@ def test_moe_plan_takes_ep_where_it_helps_memory(capsys):
 
 
 def test_moe_all_to_all_by_hand(capsys):
-    """TP 1 x EP 8 fits a 16-chip trn2 node: 640 GB/s NeuronLink; 64 micro-batches of one
-    4096-token sequence, 32 layers, 4 all-to-alls each (dispatch, combine; fwd, bwd)."""
+    """TP 1 x EP 8 fits a 16-chip trn2 node: 1,024 GB/s NeuronLink at the calibrated share
+    of it; 64 micro-batches of one 4096-token sequence, 32 layers, 4 all-to-alls each
+    (dispatch, combine; fwd, bwd)."""
     pinned = ("--chips", "64", "--tp", "1", "--pp", "1", "--dp", "64", "--ep", "8",
-              "--sharding", "zero1", "--recompute", "none")
+              "--sharding", "zero1", "--recompute", "none", "--link-efficiency", "0.8",
+              "--dp-overlap", "0.5")
     d = project(capsys, *MIXTRAL, *pinned)
     st = d["plan"]["step"]
-    assert st["ep_s"] == pytest.approx(64 * 32 * 4 * A2A_BYTES / 640e9 * 7 / 8)
+    assert st["ep_s"] == pytest.approx(64 * 32 * 4 * A2A_BYTES / (0.8 * 1024e9) * 7 / 8)
     s = get_shape("mixtral-8x7b", "--model")
-    efa = 3.2e12 / 8 / 16  # per chip: DP spans 4 nodes
-    dense = s.dense_params * 2 / efa * 63 / 64  # reduce-scatter over the 64 replicas
-    experts = s.expert_params / 8 * 2 / efa * 7 / 8  # over the 8 that hold the same experts
-    assert st["dp_s"] == pytest.approx(2 * (dense + experts))  # + the all-gather
+    efa = 0.8 * 3.2e12 / 8 / 16  # per chip: DP spans 4 nodes
+    # reduce-scatter of fp32 gradients and all-gather of bf16 weights: the dense parameters
+    # over the 64 replicas, the experts over the 8 that hold the same ones; half hidden
+    dense = s.dense_params * (4 + 2) / efa * 63 / 64
+    experts = s.expert_params / 8 * (4 + 2) / efa * 7 / 8
+    assert st["dp_s"] == pytest.approx(0.5 * (dense + experts))
+    bf16 = project(capsys, *MIXTRAL, *pinned, "--grad-reduce", "bf16")["plan"]["step"]
+    assert bf16["dp_s"] == pytest.approx(st["dp_s"] * 4 / 6)
     assert d["plan"]["memory_bytes"]["states"] == pytest.approx(
         s.dense_params * (4 + 12 / 64) + s.expert_params / 8 * (4 + 12 / 8))
     hidden = project(capsys, *MIXTRAL, *pinned, "--ep-overlap", "0.25")["plan"]["step"]
     assert hidden["ep_s"] == pytest.approx(0.75 * st["ep_s"])
-    full = project(capsys, *MIXTRAL, *pinned[:-1], "full")["plan"]["step"]
+    full_pins = ["full" if a == "none" else a for a in pinned]
+    full = project(capsys, *MIXTRAL, *full_pins)["plan"]["step"]
     assert full["ep_s"] == pytest.approx(1.5 * st["ep_s"])  # 6 with the forward again
     # TP 4 x EP 8 = 32 ranks span two nodes: EFA per chip, b T k d / t bytes per rank
     d = project(capsys, *MIXTRAL, "--chips", "256", "--tp", "4", "--pp", "1", "--dp", "64",
-                "--ep", "8")
+                "--ep", "8", "--link-efficiency", "0.8", "--recompute", "none")
     assert d["plan"]["step"]["ep_s"] == pytest.approx(
         d["plan"]["micro_batches"] * 32 * 4 * A2A_BYTES / 4 / efa * 7 / 8)
 
@@ -406,7 +426,9 @@ EP_BAD = [
     ((*MIXTRAL, "--chips", "64", "--ep", "0"), "--ep"),
     ((*MIXTRAL, "--chips", "64", "--ep", "2.5"), "--ep"),
     ((*MIXTRAL, "--chips", "64", "--ep-overlap", "2"), "--ep-overlap"),
-    ((*MIXTRAL, "--chips", "64", "--hardware", "trn1", "--ep", "2"), "--intra-node-gbs"),
+    (("--model", "mixtral-8x7b", "--tokens", "1e12", "--peak-tflops", "100",
+      "--chip-memory-gb", "96", "--node-mfu", "0.4", "--chips", "64", "--ep", "2",
+      "--chips-per-node", "8", "--inter-node-gbps", "800"), "--intra-node-gbs"),
     (("--model", "llama3-8b", "--tokens", "1e12", "--hardware", "trn2", "--chips", "64",
       "--node-mfu", "0.4", "--ep", "2"), "--ep: llama3-8b is dense"),
 ]
@@ -418,17 +440,19 @@ def test_ep_refused_one_line_exit_2(capsys, args, text):
 
 
 def test_dense_model_keeps_ep_1_and_its_results(capsys):
-    """Values of these projections before expert parallelism was modelled."""
+    """Values of this projection under the calibrated step model (a change here is a change
+    of the model or its constants: docs/projection.md says which)."""
     d = project(capsys, "--model", "llama3-405b", "--tokens", "15.6e12", "--hardware", "h100",
                 "--chips", "8192", "--node-mfu", "0.5")
     p = d["plan"]
-    assert (p["tp"], p["pp"], p["dp"], p["ep"], p["sharding"], p["recompute"]) == (
-        8, 6, 170, 1, "zero1", "full")
+    assert (p["tp"], p["cp"], p["pp"], p["dp"], p["vpp"], p["ep"], p["sharding"],
+            p["recompute"]) == (4, 1, 8, 256, 16, 1, "zero1", "full")
     assert p["step"]["ep_s"] == 0
-    assert d["days"] == pytest.approx(281.647073499405, rel=1e-9)
-    assert d["mfu_at_scale"] == pytest.approx(0.23163308270087607, rel=1e-9)
-    assert p["step"]["dp_s"] == pytest.approx(0.6724433598745098, rel=1e-9)
-    assert p["memory_bytes"]["total"] == pytest.approx(39216242728.15686, rel=1e-9)
+    assert d["days"] == pytest.approx(214.81457733290506, rel=1e-9)
+    assert d["mfu_at_scale"] == pytest.approx(0.30251178337761947, rel=1e-9)
+    assert p["step"]["dp_s"] == pytest.approx(0.9810302168942308, rel=1e-9)
+    # 61.5e9 with Korthikanti's 34 b T h / t bytes a layer, 62.5e9 with this code's own
+    assert p["memory_bytes"]["total"] == pytest.approx(62469418936.0, rel=1e-9)
     assert not any(r["name"] == "EP overlap" for r in d["inputs"])
     assert project(capsys, "--model", "llama3-8b", "--tokens", "1e12", "--hardware", "trn2",
                    "--chips", "64", "--node-mfu", "0.4", "--ep", "1")["plan"]["ep"] == 1

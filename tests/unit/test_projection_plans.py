@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bench import cli
-from bench.projection import command, model, presets, search
+from bench.projection import calibration, command, model, presets, search
 
 # (model, tokens, hardware): dense and mixture-of-experts shapes on chips with power figures
 CASES = (("llama3-8b", "1e12", "trn2"), ("llama3-70b", "2e12", "h100"),
@@ -40,9 +40,9 @@ def test_mfu_at_scale_on_the_pinned_plan_matches_node_mode(args, node_mfu):
     node = model.project(_scenario(*args, "--node-mfu", node_mfu))
     p = node.plan
     pinned = model.project(_scenario(
-        *args, "--mfu", repr(node.mfu_at_scale), "--tp", str(p.tp), "--pp", str(p.pp),
-        "--dp", str(p.dp), "--ep", str(p.ep), "--sharding", p.sharding,
-        "--recompute", "full" if p.recompute else "none"))
+        *args, "--mfu", repr(node.mfu_at_scale), "--tp", str(p.tp), "--cp", str(p.cp),
+        "--pp", str(p.pp), "--vpp", str(p.vpp), "--dp", str(p.dp), "--ep", str(p.ep),
+        "--sharding", p.sharding, "--recompute", p.recompute, "--max-node-mfu", "1"))
     assert pinned.plan.short() == p.short()
     assert pinned.days == pytest.approx(node.days, rel=0.01)
     assert pinned.chip_hours == pytest.approx(node.chip_hours, rel=0.01)
@@ -59,12 +59,15 @@ def _json(capsys, *args: str) -> dict:
 
 
 def test_rainier_at_mfu_04_is_consistent_with_its_plan(capsys):
+    cap = calibration.defaults()["max_node_mfu"]
     d = _json(capsys, *RAINIER, "--mfu", "0.4")
-    assert d["node_mfu"] <= 1 and d["node_mfu"] * d["efficiency"] == pytest.approx(0.4)
+    assert d["node_mfu"] <= cap.value and d["node_mfu"] * d["efficiency"] == pytest.approx(0.4)
     assert d["days"] == pytest.approx(
         d["flops"] / (d["chips"] * 667e12 * 0.4 * 0.9) / 86400, rel=1e-9)
-    assert any("needs a node MFU of" in n for n in d["notes"])
-    assert any("above the best MFU of the published runs" in n for n in d["notes"])
+    assert any("needs a node MFU of" in n and f"at most {cap.value:.1%}" in n
+               for n in d["notes"])
+    cal = d["calibration"]
+    assert cal["held_out_runs"] >= 10 and cal["worst_abs_error"] <= 0.25
 
 
 def test_an_mfu_no_plan_can_hold_is_refused(capsys):
@@ -91,8 +94,10 @@ def test_help_shows_every_default_with_its_label(capsys, monkeypatch):
         cli.main(["project", "--help"])
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for key in ("goodput", "global_batch_tokens", "micro_batch", "vpp", "tp_overlap",
-                "dp_overlap", "ep_overlap", "memory_usable", "pue", "server_overhead"):
-        fig = presets.DEFAULTS[key]
+    defaults = {**presets.DEFAULTS, **calibration.defaults()}
+    for key in ("goodput", "global_batch_tokens", "micro_batch", "tp_overlap", "dp_overlap",
+                "ep_overlap", "memory_usable", "pue", "server_overhead", "grad_reduce",
+                "link_efficiency", "elementwise_bytes", "max_node_mfu"):
+        fig = defaults[key]
         assert f"[{fig.label}: {' '.join(fig.source.split())}]" in text, key
     assert "trn2 500 W [estimate:" in text and "rainier: 500,000 chips [report:" in text

@@ -70,6 +70,7 @@ def test_neuron_xla_run_on_xla_cpu(neuron_xla_on_cpu, monkeypatch, cache_dir):
     assert dev["kind"] == "trn2" and dev["chips"] == 0.25 and dev["device_count"] == 1
     assert dev["versions"]["topology_source"] == "neuron-ls --json-output"
     assert dev["versions"]["lnc"] == "2"
+    assert dev["versions"]["sdk_line"].startswith("legacy XLA line")
     assert record["peak"]["value"] == hardware.DEVICES["trn2"].peak["fp32"].value
     assert record["memory"]["peak_bytes"] == 500816
     st = record["step_time"]
