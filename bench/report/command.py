@@ -69,7 +69,7 @@ def comm_summary(report: Report) -> Table:
 def add_report_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench report`."""
     p.add_argument("files", nargs="*", metavar="FILE.jsonl", type=path_arg,
-                   help="JSONL files to read (or with --results)")
+                   help="JSONL files to read (or with --results; default: as --results)")
     p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
                    help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
@@ -80,7 +80,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
     p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
-                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1")
+                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1 "
+                   "(default: none, no speedup column)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -127,13 +128,14 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-mismatch", action="store_true", help="compare runs that differ in "
                    "model, sequence length or precision (with a warning)")
     p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
-                   "override bench/report/prices.toml, labelled user")
+                   "override bench/report/prices.toml, labelled user (default: none)")
     p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
                    "(default: the instance of its device kind)")
-    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target")
+    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target "
+                   "(default: the instance of its device kind)")
     p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
     p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
-                   "compare.html and the bar chart compare.png under DIR")
+                   "compare.html and the bar chart compare.png under DIR (default: none)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
