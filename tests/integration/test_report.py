@@ -360,3 +360,38 @@ def test_report_renders_in_chromium_without_errors_or_requests(page_dir):
     assert "How each figure was made" not in methods and "MFU" in methods
     assert all("flagged [" in t for t in flagged_text)
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+NARROW = """() => {
+  const table = document.querySelector('#results + table');
+  const box = () => table.getBoundingClientRect();
+  const first = () => [...table.querySelectorAll('tr')]
+    .map(r => r.cells[0].getBoundingClientRect().left);
+  const before = {page: document.documentElement.scrollWidth, scroll: table.scrollWidth,
+                  client: table.clientWidth, right: box().right, left: box().left, first: first()};
+  table.scrollLeft = table.scrollWidth;
+  const cells = table.querySelectorAll('thead th');
+  return {...before, firstScrolled: first(), scrolled: table.scrollLeft,
+          lastRight: cells[cells.length - 1].getBoundingClientRect().right};
+}"""
+
+
+def test_the_results_table_scrolls_in_its_box_at_800_px_with_its_row_ids_in_view(page_dir):
+    """At 800 px the page itself does not scroll sideways: a table wider than the page scrolls
+    inside its own box, and the row id column stays where it is while it does."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 800, "height": 900})
+        page.goto((page_dir / "report.html").as_uri(), wait_until="load")
+        got = page.evaluate(NARROW)
+        artifacts = Path(os.environ.get("TRNBENCH_ARTIFACTS", ROOT / "artifacts"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(artifacts / "report-800px.png"), full_page=True)
+        browser.close()
+    assert got["page"] <= 800  # no sideways scroll of the page
+    assert got["scroll"] > got["client"] and got["right"] <= 800  # the table scrolls in its box
+    assert got["scrolled"] > 0 and got["lastRight"] <= got["right"] + 1  # to its last column
+    assert got["firstScrolled"] == pytest.approx(got["first"], abs=1)  # row ids stay in view
+    assert set(got["first"]) == {got["left"]}
