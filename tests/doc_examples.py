@@ -1,5 +1,6 @@
 """The shell examples of README.md and docs/, as the doc-test reads, checks and runs them
-(tests/integration/test_doc_examples.py; this module's own tests: tests/unit/test_doc_examples.py).
+(tests/integration/test_doc_examples.py; this module's own tests:
+tests/unit/test_doc_example_checks.py).
 
 An example is a command line of a fenced ``sh`` block (a line ending in ``\\`` goes on). Every
 command is checked: the flags of a ``trnbench`` verb parse with the real parser (also the
@@ -284,7 +285,9 @@ def execute(cmd: Command, work: Path, env: dict[str, str]) -> str | None:
     if tokens[0] in TRNBENCH and not re.search(r"[|&;<>$`]", text):
         proc = invoke(*tokens[1:], cwd=work, env={**env, "TRNBENCH_RESULTS": None})
     else:
-        full = {k: v for k, v in os.environ.items() if k != "TRNBENCH_RESULTS"}
+        # a user's shell: no results file of the caller's, no pytest(-xdist) worker variables
+        full = {k: v for k, v in os.environ.items()
+                if k != "TRNBENCH_RESULTS" and not k.startswith("PYTEST_")}
         full.update(env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{full['PATH']}")
         proc = subprocess.run(["bash", "-ec", text], cwd=work, env=full, capture_output=True,
                               text=True, timeout=600)

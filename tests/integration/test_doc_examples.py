@@ -1,6 +1,6 @@
 """The doc-test: every shell example of README.md and docs/ is checked, and every one that needs
 no accelerator, Slurm or network runs, small, against a temporary results file
-(tests/doc_examples.py says how; its own tests: tests/unit/test_doc_examples.py)."""
+(tests/doc_examples.py says how; its own tests: tests/unit/test_doc_example_checks.py)."""
 
 from __future__ import annotations
 
