@@ -21,7 +21,8 @@ from bench.train.command import add_run_flags, parse_tags, resolve_run
 def add_sweep_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench sweep`."""
     p.add_argument("file", metavar="FILE.toml", help="sweep file: a [sweep] table whose fields "
-                   "take a value or a list (the grid), plus repeats, name, results, timeout_s")
+                   "take a value or a list (the grid), plus repeats (default 3), name, results, "
+                   "timeout_s")
     p.add_argument("--results", metavar="PATH", type=path_arg, help="JSONL file to append to "
                    "(default: the "
                    f"file's results, else $TRNBENCH_RESULTS or {store.DEFAULT_PATH})")

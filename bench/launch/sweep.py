@@ -4,7 +4,8 @@ The file holds one ``[sweep]`` table. Any field of ``bench.inputs.config.RunConf
 or a list of values; the points are the Cartesian product of the lists, the first field of
 RunConfig (model, backend, batch, seq, steps, warmup, precision, ...) varying slowest. A field
 left out resolves as in ``trnbench run`` (backend defaults, the model's batch and seq). Four
-keys steer the sweep itself: ``repeats`` (runs per point, default 1), ``name`` (the ``sweep``
+keys steer the sweep itself: ``repeats`` (runs per point, default ``metrics.MIN_REPEATS``, 3:
+the fewest a report gives an interval for), ``name`` (the ``sweep``
 tag, default the file's stem), ``results`` (JSONL file, relative to the working directory)
 and ``timeout_s`` (a run still going after this many seconds is killed and stored as failed).
 
@@ -196,8 +197,8 @@ def load(path: str | os.PathLike, results: str | os.PathLike | None = None) -> S
     """Parse, resolve and validate a sweep file; ``results`` overrides the file's."""
     p = Path(path)
     src, table = _parse(p)
-    repeats = _number(src, table, "repeats", 1, numbers.Limits(low=1, high=10**6,
-                                                                integer=True))
+    repeats = _number(src, table, "repeats", metrics.MIN_REPEATS,
+                      numbers.Limits(low=1, high=10**6, integer=True))
     name = table.get("name", p.stem)
     if not isinstance(name, str) or not name:
         raise src.error("name", f"must be a non-empty string, got {name!r}")

@@ -85,9 +85,11 @@ def _print(title: str, e: dict[str, Any]) -> None:
     verdict = "fits" if e["fits"] else "does not fit"
     print(f"{title}: TP {e['tp']} x DP {e['dp']} {e['parallel']}, ac {e['ac']}, parameters "
           f"{e['param_dtype']}: {e['total_bytes'] / GIB:,.2f} GiB per rank of "
-          f"{e['usable_bytes'] / GIB:,.2f} GiB usable: {verdict}")
+          f"{e['usable_bytes'] / GIB:,.2f} GiB usable at the peak ({e['peak_phase']}): "
+          f"{verdict}")
     for part, value in e["bytes"].items():
-        print(f"  {part:<12} {value / GIB:>9,.2f} GiB")
+        if value or part in ("activations", "logits"):
+            print(f"  {part:<12} {value / GIB:>9,.2f} GiB")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -131,6 +133,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"data-parallel rank, {cfg.precision}, {per_node * args.nnodes} ranks ({per_node} "
           f"per node{', ' + args.hardware if args.hardware else ''})")
     _print("requested", out["requested"])
+    saved = out["requested"]["saved_for_backward"]
+    print("  saved for backward: " + ", ".join(f"{k} {v / GIB:,.2f} GiB"
+                                               for k, v in saved.items() if v))
+    basis = out["requested"]["basis"]
+    print(f"  model: {basis['label']} ({basis['detail']})")
     if out[key]:
         _print(f"{key.replace('_', ' ')} ({out[key]['flags']})", out[key])
     if not pred.fits:

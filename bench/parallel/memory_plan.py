@@ -1,4 +1,5 @@
 """Per-rank memory of a training run, predicted before it starts (``trnbench plan``, and the
+check inside ``trnbench run``), and the smallest change of layout that makes it fit.
 
 Derivation: docs/memory.md, "Per-rank memory"."""
 
@@ -14,10 +15,11 @@ from bench.backends import hardware
 from bench.backends.hardware import Figure
 from bench.inputs import config
 from bench.inputs.config import ConfigError, RunConfig
+from bench.parallel import activations
 from bench.parallel.layout import Layout, check_model, checkpointed_blocks, for_world
 from bench.projection.search import ACT_BYTES_PER_LAYER, GIB
-from models import registry
-from models.configs import LlamaConfig
+from models import flops, registry
+from models.configs import LlamaConfig, MoEConfig
 
 if TYPE_CHECKING:
     from bench.backends.base import Backend
@@ -55,10 +57,13 @@ def backend_for(hardware: str | None, backend: str | None) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Bytes per rank of one layout, by component."""
+    """Bytes per rank of one layout at the peak of its step, by part."""
 
     parts: dict[str, float]
     usable: float
+    phase: str  # the phase of the step at the peak (a key of activations.phases)
+    saved: dict[str, float]  # what the forward leaves for backward (activations.saved_for_backward)
+    basis: tuple[str, str]  # (measured | derived | estimate, what was or was not measured)
 
     @property
     def total(self) -> float:
@@ -70,38 +75,98 @@ class Prediction:
 
     def as_dict(self) -> dict[str, Any]:
         return {"bytes": dict(self.parts), "total_bytes": self.total,
-                "usable_bytes": self.usable, "fits": self.fits}
+                "usable_bytes": self.usable, "fits": self.fits, "peak_phase": self.phase,
+                "saved_for_backward": dict(self.saved),
+                "basis": {"label": self.basis[0], "detail": self.basis[1]}}
 
 
-def _rank_params(m: LlamaConfig, tp: int) -> tuple[float, float, float]:
-    """(P, one block's matmul parameters, the root's embedding + head) on one TP rank."""
-    q, kv = m.n_heads * m.head_dim, m.n_kv_heads * m.head_dim
-    block = (2 * m.dim * q + 2 * m.dim * kv + 3 * m.dim * m.ffn_dim) / tp
-    root = m.vocab_size * m.dim * (1 if m.tie_embeddings else 2) / tp
-    return m.n_layers * block + root + (2 * m.n_layers + 1) * m.dim, block, root
+def kernels(cfg: RunConfig) -> tuple[str, str]:
+    """(SDPA kernel, AdamW implementation) of ``cfg``'s backend: the CPU's flash kernel and
+    for-loop AdamW; CUDA's flash (bf16, pinned) or memory-efficient (fp32) kernel and fused
+    AdamW; Neuron and XLA assumed as CUDA's bf16."""
+    if cfg.backend == "cpu":
+        return "cpu_flash", "for-loop"
+    return ("efficient" if cfg.backend == "cuda" and cfg.precision == "fp32" else "flash"), "fused"
+
+
+def basis(cfg: RunConfig, layout: Layout) -> tuple[str, str]:
+    """Whether the model of this run's memory was measured (docs/memory.md) and, if not,
+    which of its terms are derived."""
+    derived = []
+    if cfg.backend == "cuda":
+        derived.append("CUDA's SDPA kernel and fused AdamW, from their layouts")
+    elif cfg.backend != "cpu":
+        derived.append(f"{cfg.backend}: the compiler decides what is kept (taken as the eager "
+                       "step with a flash kernel and fused AdamW)")
+    if cfg.compile:
+        derived.append("--compile: the compiler decides what is saved")
+    if layout.parallel == "ddp" and layout.dp > 1:
+        derived.append("DDP's gradient buckets")
+    if layout.parallel != "ddp" and (layout.tp > 1 or cfg.param_dtype == "fp32"
+                                     or layout.shards > 2):
+        derived.append(f"FSDP2's buffers over {layout.shards} ranks, TP {layout.tp}, "
+                       f"{cfg.param_dtype} parameters (measured: 2 ranks, bf16, no TP)")
+    if not derived:
+        return "measured", ("CPU eager step, cpu flash SDPA, for-loop AdamW: within 3% of the "
+                            "CPU allocator's peak (docs/memory.md)")
+    return "derived", "not measured: " + "; ".join(derived)
+
+
+def step(cfg: RunConfig, layout: Layout, m: LlamaConfig) -> activations.Step:
+    """The step of one rank of ``cfg`` under ``layout``, as the memory model takes it."""
+    kernel, adamw = kernels(cfg)
+    mode = "fp32" if cfg.precision == "fp32" else ("bf16p" if cfg.param_dtype == "bf16"
+                                                   else "bf16")
+    shape = activations.Shape(m.dim, m.ffn_dim, m.n_heads, m.n_kv_heads, m.vocab_size,
+                              m.n_layers, m.tie_embeddings)
+    return activations.Step(shape, cfg.batch, cfg.seq, mode,
+                            frozenset(checkpointed_blocks(cfg.ac, m.n_layers)), layout.tp,
+                            layout.parallel != "ddp", layout.shards, kernel, adamw)
 
 
 def predict(cfg: RunConfig, layout: Layout, memory_per_rank: float) -> Prediction:
-    """The per-rank bytes of ``cfg`` under ``layout`` (formulas in the module docstring)."""
+    """The per-rank bytes of ``cfg`` under ``layout`` at the peak of its step: parameters and
+    AdamW states, DDP's buckets, and the parts alive at the peak phase."""
     m = registry.get(cfg.model).config
-    t, s = layout.tp, layout.shards
-    p, block, root = _rank_params(m, t)
+    if isinstance(m, MoEConfig):
+        return _moe_estimate(cfg, layout, m, memory_per_rank)
+    r = step(cfg, layout, m)
+    p = sum(activations.param_sizes(r.shape, r.tp))  # fp32 bytes of a TP rank's parameters
+    parts = {"parameters": p / layout.shards, "optimizer": 2 * p / layout.shards}
+    if layout.parallel == "ddp" and layout.dp > 1:
+        parts["ddp_buckets"] = p
+    phase, at_peak = activations.peak(r)
+    return Prediction(parts | at_peak, USABLE * memory_per_rank, phase,
+                      activations.saved_for_backward(r), basis(cfg, layout))
+
+
+def _moe_estimate(cfg: RunConfig, layout: Layout, m: MoEConfig,
+                  memory_per_rank: float) -> Prediction:
+    """A mixture of experts (no TP): every part at once, activations by the 34 b T D
+    constant of Korthikanti et al.; the derivation does not cover its routing tensors."""
+    s, tokens = layout.shards, cfg.batch * cfg.seq
+    p = flops.param_count(m)
+    root = m.vocab_size * m.dim * (1 if m.tie_embeddings else 2)
+    block = (p - root) / m.n_layers
     act = 2 if cfg.precision == "bf16" else 4
-    resid = 2 if cfg.param_dtype == "bf16" else 4
-    tokens = cfg.batch * cfg.seq
     parts = {"parameters": 4 * p / s, "gradients": 4 * p / s, "optimizer": 8 * p / s}
     if layout.parallel == "ddp" and layout.dp > 1:
         parts["ddp_buckets"] = 4 * p
     if layout.parallel != "ddp":
         parts["gathered"] = (2 if cfg.param_dtype == "bf16" else 4) * (2 * block + root)
     if cfg.precision == "bf16" and cfg.param_dtype == "fp32":
-        parts["autocast"] = 2 * (m.n_layers * block + root / (1 if m.tie_embeddings else 2))
-    layer = ACT_BYTES_PER_LAYER * act / 2 * tokens * m.dim / t
+        parts["autocast"] = 2 * (p - (0 if m.tie_embeddings else m.vocab_size * m.dim))
+    layer = ACT_BYTES_PER_LAYER * act / 2 * tokens * m.dim
+    resid = 2 if cfg.param_dtype == "bf16" else 4
     ckpt = len(checkpointed_blocks(cfg.ac, m.n_layers))
-    parts["activations"] = ((m.n_layers - ckpt) * layer + ckpt * resid * tokens * m.dim / t
+    parts["activations"] = ((m.n_layers - ckpt) * layer + ckpt * resid * tokens * m.dim
                             + (layer if ckpt else 0))
-    parts["logits"] = tokens * m.vocab_size / t * (act + 4 + (4 if act == 2 else 0))
-    return Prediction(parts, USABLE * memory_per_rank)
+    parts["logits"] = tokens * m.vocab_size * (act + 4 + (4 if act == 2 else 0))
+    return Prediction(parts, USABLE * memory_per_rank, "all parts at once",
+                      {"activations": parts["activations"], "logits": 4 * tokens * m.vocab_size,
+                       "autocast": parts.get("autocast", 0.0)},
+                      ("estimate", "mixture of experts: not covered by the derivation "
+                       "(docs/memory.md); 34 b T D bytes per layer (Korthikanti et al. 2022)"))
 
 
 def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
@@ -241,6 +306,9 @@ def check_run(cfg: RunConfig, backend: type[Backend], per_node: int,
 
 
 def record_block(cfg: RunConfig, layout: Layout) -> dict[str, Any]:
-    """The record's predicted memory (per rank, without the usable limit)."""
+    """The record's predicted memory (per rank, without the usable limit): the peak and its
+    parts, its phase and the model's basis."""
     pred = predict(cfg, layout, 0.0)
-    return {"predicted_peak_bytes": pred.total, "predicted": pred.parts}
+    return {"predicted_peak_bytes": pred.total,
+            "predicted": {"bytes": pred.parts, "peak_phase": pred.phase,
+                          "basis": pred.basis[0]}}

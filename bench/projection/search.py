@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bench.backends.hardware import Figure
 from bench.inputs.config import ConfigError
+from bench.parallel import activations
 from bench.projection.comm import BYTES_16BIT, StepBreakdown
 from bench.projection.workload import Shape
 
@@ -21,7 +22,7 @@ SLOWDOWN = 0.15  # the efficient plan may be this much slower than the fastest
 DP_HALVINGS = 6  # DP searched at D, D / 2, ..., D / 2^6
 CP_CHOICES = (1, 2, 4, 8, 16, 32)
 BATCH_SHORTFALL = 0.05  # a plan may round the global batch down by this share to split it
-ACT_BYTES_PER_LAYER = 34  # x b T h / t (Korthikanti et al. 2022, with sequence parallelism)
+ACT_BYTES_PER_LAYER = 34  # x b T h / t: an MoE layer (Korthikanti et al. 2022; an estimate)
 GIB = 2**30
 
 
@@ -126,13 +127,30 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
         gathered = (shape.dense_params + shape.expert_params / ep) / shape.n_layers / tp
         states = dense * 16 / shards + experts * 16 / (shards // ep) + 2 * gathered * BYTES_16BIT
     tokens = micro_batch * seq_len / cp
-    layer = ACT_BYTES_PER_LAYER * tokens * shape.dim / tp
+    layer = layer_activations(shape, tokens, seq_len // cp, tp)
     stored = 2 * tokens * shape.dim / tp if recompute else layer
     in_flight = min(micro_batches, pp)
     if vpp > 1:
         in_flight *= 1 + (pp - 1) / (pp * vpp)
     acts = math.ceil(shape.n_layers / pp) * in_flight * stored + (layer if recompute else 0)
     return ChipMemory(states, acts, usable)
+
+
+def layer_activations(shape: Shape, tokens: float, seq_len: int, tp: int) -> float:
+    """Bytes one layer keeps for backward for ``tokens`` tokens in a frontier framework's layout:
+    this code's per-block terms (bench.parallel.activations, bf16 parameters, a flash kernel)
+    with the linears' inputs kept sequence-sharded and grouped k, v not repeated (Megatron-LM
+    with sequence parallelism); an MoE layer by Korthikanti's 34 h / t bytes a token."""
+    if shape.n_experts > 1:
+        return ACT_BYTES_PER_LAYER * tokens * shape.dim / tp
+    s = activations.Shape(shape.dim, shape.ffn, shape.n_heads, shape.kv_heads, 0,
+                          shape.n_layers, gated=shape.gated)
+    mode, heads = "bf16p", shape.n_heads // tp
+    norms = (2 * activations.norm_saved(s, mode) + activations.norm_output_saved(s, mode, 3)
+             + activations.norm_output_saved(s, mode, 2 if s.gated else 1))
+    attention = 2 * s.head_dim * (2 * heads + 2 * max(1, shape.kv_heads // tp)) + 4 * heads
+    per_token = norms / tp + attention + activations.mlp_saved(s, mode, tp)
+    return tokens * per_token + activations.rope_saved(s, mode, seq_len)
 
 
 StepFn = Callable[..., tuple[float | None, StepBreakdown]]

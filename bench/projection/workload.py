@@ -31,6 +31,8 @@ class Shape:
     expert_params: float = 0.0  # of params: all experts of all layers, L E 3 D F
     n_kv_heads: int = 0  # 0: as many as n_heads
     head_params: float = 0.0  # of matmul_params: the output head, V D (0: not known)
+    ffn_dim: int = 0  # the MLP's width; 0: 4 D
+    gated: bool = False  # a gated MLP (SwiGLU: three D x F matrices) or a plain one (two)
 
     @property
     def dense_params(self) -> float:
@@ -40,6 +42,10 @@ class Shape:
     @property
     def kv_heads(self) -> int:
         return self.n_kv_heads or self.n_heads
+
+    @property
+    def ffn(self) -> int:
+        return self.ffn_dim or 4 * self.dim
 
     def flops_per_token(self, seq_len: int) -> float:
         """6 N + 12 L H Q T (PaLM appendix B)."""
@@ -139,7 +145,8 @@ def custom_shape(spec: str, field: str = "--shape", *, name: str = "custom",
     if "seq" in sizes:
         text += f",seq={sizes['seq']}"
     return Shape(name, params, matmul, layers, d, h, q, sizes.get("seq", CUSTOM_SEQ), label,
-                 source or f"{field} {text}", n_kv_heads=kv, head_params=vocab * d)
+                 source or f"{field} {text}", n_kv_heads=kv, head_params=vocab * d,
+                 ffn_dim=ffn, gated=gated)
 
 
 def get_shape(name: str, field: str) -> Shape:
@@ -166,7 +173,8 @@ def get_shape(name: str, field: str) -> Shape:
                  c.n_heads, c.head_dim, spec.seq_len, "registry",
                  f"models/registry.py: {spec.description}, exact counts", experts, top_k,
                  c.n_layers * experts * 3 * c.dim * c.ffn_dim if experts > 1 else 0.0,
-                 n_kv_heads=c.n_kv_heads, head_params=c.vocab_size * c.dim)
+                 n_kv_heads=c.n_kv_heads, head_params=c.vocab_size * c.dim,
+                 ffn_dim=c.ffn_dim, gated=True)
 
 
 def _positive(value: float | None, field: str) -> float | None:

@@ -31,6 +31,10 @@ def step_stats(times: Sequence[float]) -> dict[str, float]:
 CV_FLAG = 0.05
 """Coefficient of variation over repeats above which a figure is flagged (5%)."""
 
+MIN_REPEATS = 3
+"""Runs of one configuration below which no interval is given and a table warns: with 2 runs
+t(0.975, 1) = 12.7 gives an interval wider than any spread they show (docs/methodology.md)."""
+
 
 @dataclass(frozen=True)
 class RepeatStats:
@@ -84,8 +88,8 @@ def t975(df: int) -> float:
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float] | None:
-    """The 95% t-interval (low, high) of the mean of ``values``; None below two values."""
-    if len(values) < 2:
+    """The 95% t-interval (low, high) of the mean of ``values``; None below ``MIN_REPEATS``."""
+    if len(values) < MIN_REPEATS:
         return None
     mean = statistics.fmean(values)
     half = t975(len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5

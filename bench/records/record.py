@@ -389,7 +389,8 @@ class Memory(Part):
     method: str | None = doc("how the peak is measured")
     predicted_peak_bytes: int | None = doc(
         "predicted peak bytes per rank (bench.parallel.memory_plan)", omit=True)
-    predicted: dict[str, Any] | None = doc("the predicted peak's parts", omit=True)
+    predicted: dict[str, Any] | None = doc(
+        "the predicted peak: its parts (bytes), phase and basis", omit=True)
 
     @staticmethod
     def aggregate(parts: list[Memory]) -> Memory:

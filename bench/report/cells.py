@@ -10,12 +10,15 @@ rows share it (``TextTable``).
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from bench.report.rows import present
+from bench.inputs import config
+from bench.records import metrics
+from bench.report.rows import key_text, present
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
              (1e-6, "µ"), (1e-9, "n"))
@@ -81,11 +84,13 @@ def compile_time(r: pd.Series) -> str:
 @dataclass
 class TextTable:
     """A table as text cells: numbers alone in their cells (right-aligned: ``numeric``), each
-    n/a a footnote reference ``n/a [k]`` whose reason is said once in ``footnotes``."""
+    n/a a footnote reference ``n/a [k]`` whose reason is said once in ``footnotes``; what a
+    reader must know before using the table in ``warnings`` (shown under it)."""
 
     frame: pd.DataFrame
     numeric: set[str] = field(default_factory=set)
     footnotes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def note(self, reason: str) -> str:
         """'n/a [k]' for ``reason``, numbered on first use."""
@@ -105,14 +110,49 @@ def _range(low: Any, high: Any) -> str:
 
 RESULT_NUMERIC = ["threads", "ranks", "batch", "seq", "n", "tokens/s per chip", "95% CI",
                   "min–max", "CV %", "tokens/s per instance", "MFU %", "tokens/J",
-                  "$/M tokens", "step p50 ms", "step p90 ms", "first step s"]
+                  "$/M tokens", "step p50 ms", "step p90 ms", "first step s", "peak mem GiB",
+                  "steps", "warmup", "lr", "seed", "dist timeout s"]
+# row columns that tell configurations apart besides those the table always shows (layout
+# holds TP, DP, AC and the parameter dtype): a column each when the rows differ in it
+VARYING = {"backend": "backend", "steps": "steps", "warmup": "warmup", "lr": "lr",
+           "seed": "seed", "data": "data", "energy_flag": "energy setting", "dp_shard": "dp shard",
+           "dist_timeout_s": "dist timeout s", "environment": "software"}
+GIB = 2**30
+
+
+def varying(table: pd.DataFrame) -> dict[str, str]:
+    """The ``VARYING`` columns whose values differ between the rows of ``table``."""
+    return {c: name for c, name in VARYING.items()
+            if c in table and table[c].map(key_text).nunique() > 1}
+
+
+def few_runs(table: pd.DataFrame, name: Any = lambda r: r["row"],
+             how: str = f"trnbench sweep: repeats, default {metrics.MIN_REPEATS}") -> list[str]:
+    """The warning under a table with rows of fewer than ``metrics.MIN_REPEATS`` runs
+    (``name``: how a row is named in it; ``how``: how to repeat one)."""
+    few = table[table["n"] < metrics.MIN_REPEATS]
+    if few.empty:
+        return []
+    ids = ", ".join(f"{name(r)} (n = {r['n']})" for _, r in few.iterrows())
+    return [f"fewer than {metrics.MIN_REPEATS} runs: {ids}. Too few to publish: no 95% "
+            f"interval, and one or two runs do not show the run-to-run spread; repeat each "
+            f"configuration at least {metrics.MIN_REPEATS} times ({how})."]
+
+
+def _no_interval(n: int) -> str:
+    if n == 1:
+        return "1 run: no spread over repeats"
+    return (f"n = {n}: a 95% interval needs at least {metrics.MIN_REPEATS} runs (at n = 2, "
+            f"t(0.975, 1) = 12.7 makes it wider than any spread the runs show)")
 
 
 def results(table: pd.DataFrame) -> TextTable:
-    """The main table: one row per configuration, every figure a number or a noted n/a."""
+    """The main table: one row per configuration, every figure a number or a noted n/a;
+    a column for each configuration field the rows differ in (``varying``)."""
     out = TextTable(pd.DataFrame())
     speedup = "speedup_baseline" in table and table["speedup_baseline"].map(present).any()
     base = table["speedup_baseline"].dropna().iloc[0] if speedup else None
+    differ = varying(table)
     rows = []
     for _, r in table.iterrows():
         one_run = f"{r['n']} run: no spread over repeats"
@@ -122,12 +162,17 @@ def results(table: pd.DataFrame) -> TextTable:
             "precision": r["precision"],
             "threads": str(r["threads"]) if present(r["threads"]) else out.note(
                 "threads per process not recorded (not a CPU run)"),
-            "ranks": str(r["world_size"]), "batch": str(r["batch"]), "seq": str(r["seq"]),
-            "compile": "yes" if r["compile"] else "no", "n": str(r["n"]),
+            "ranks": str(r["world_size"]), "layout": r["layout"], "batch": str(r["batch"]),
+            "seq": str(r["seq"]), "compile": "yes" if r["compile"] else "no",
+        }
+        cells |= {name: key_text(r[c]) or "n/a" for c, name in differ.items()}
+        cells |= {
+            "n": str(r["n"]),
             "tokens/s per chip": _fig(out, r, "tokens_per_s_per_chip", count, "chips unknown"),
             "95% CI": _range(r["tokens_per_s_per_chip_ci95_low"],
                              r["tokens_per_s_per_chip_ci95_high"])
-            if present(r.get("tokens_per_s_per_chip_ci95_low")) else out.note(one_run),
+            if present(r.get("tokens_per_s_per_chip_ci95_low")) else out.note(
+                _no_interval(r["n"])),
             "min–max": _range(r["tokens_per_s_per_chip_min"], r["tokens_per_s_per_chip_max"])
             if r["n"] > 1 else out.note(one_run),
             "CV %": num(r["tokens_per_s_per_chip_cv"] * 100) if present(
@@ -147,6 +192,8 @@ def results(table: pd.DataFrame) -> TextTable:
                                 f"{r['step_time_method'] or 'these step times'}: no "
                                 "per-step spread"),
             "first step s": _fig(out, r, "first_step_s", num, "no warm-up step"),
+            "peak mem GiB": _fig(out, r, "peak_memory_bytes", lambda v: num(v / GIB),
+                                 "no peak memory measured"),
             "flag": out.note(f"{r['row']}: {r['flag_reason']}").replace("n/a", "flagged")
             if r["flagged"] else "",
         }
@@ -154,19 +201,45 @@ def results(table: pd.DataFrame) -> TextTable:
     out.frame = pd.DataFrame(rows)
     out.numeric = {c for c in out.frame.columns if c in RESULT_NUMERIC or
                    c.startswith("speedup")}
+    out.warnings = few_runs(table)
     return out
 
 
-def _command(r: pd.Series) -> str:
-    """The `trnbench run` line that reproduces a row's configuration."""
-    cmd = (f"trnbench run --backend {r['backend']} --model {r['model']} --precision "
-           f"{r['precision']} --batch {r['batch']} --seq {r['seq']}")
-    cmd += " --compile" if r["compile"] else ""
+ROW_COLUMN = {"energy": "energy_flag"}  # a RunConfig field -> its report column, where renamed
+
+
+def run_argv(r: pd.Series) -> list[str]:
+    """The `trnbench run` flags of a row: every RunConfig field, as ``config.to_argv`` gives
+    them, then the processes (--nproc, --nnodes) of a torchrun run."""
+    argv: list[str] = []
+    for name, opt in config.OPTIONS.items():
+        value = r[ROW_COLUMN.get(name, name)]
+        if not present(value):
+            continue
+        if opt.boolean:
+            argv.append(opt.flag if value else f"--no-{opt.flag[2:]}")
+            continue
+        if opt.limits is not None:
+            value = int(value) if opt.limits.integer else float(value)
+        argv += [opt.flag, opt.to_text(value)]
     if r["world_size"] > 1:
-        cmd += f" --nproc {r['world_size'] // max(int(r['nodes']), 1)}"
-        cmd += f" --nnodes {r['nodes']}" if r["nodes"] > 1 else ""
-        cmd += f" --parallel {r['parallel']}"
-    return cmd + f" --energy {r['energy_method']}"
+        argv += ["--nproc", str(r["world_size"] // max(int(r["nodes"]), 1))]
+        argv += ["--nnodes", str(r["nodes"])] if r["nodes"] > 1 else []
+    return argv
+
+
+def _command(r: pd.Series) -> str:
+    """The `trnbench run` line that reproduces a row's configuration, every flag given."""
+    return "trnbench run " + shlex.join(run_argv(r))
+
+
+def _memory(r: pd.Series) -> str:
+    if not present(r["peak_memory_bytes"]):
+        return "n/a (no peak memory measured)"
+    text = f"{num(r['peak_memory_bytes'] / GIB)} GiB ({r['peak_memory_method']})"
+    if present(r["predicted_peak_bytes"]):
+        text += f"; planned {num(r['predicted_peak_bytes'] / GIB)} GiB per rank"
+    return text
 
 
 def provenance(table: pd.DataFrame) -> pd.DataFrame:
@@ -190,6 +263,7 @@ def provenance(table: pd.DataFrame) -> pd.DataFrame:
                       f"{r['peak_source']}" if r["peak_source"] else "n/a",
         "energy scope": r["energy_scope"] or "n/a (no energy reading)",
         "step timing": r["step_time_method"], "warm-up": compile_time(r),
+        "peak memory": _memory(r),
         "when": f"{r['first_time']} .. {r['last_time']}",
         "results file": r["source_files"], "reproduce": _command(r),
     } for _, r in table.iterrows()])
@@ -211,6 +285,9 @@ def scaling(table: pd.DataFrame) -> TextTable:
         "against ranks": str(r["baseline_world_size"]), "run ids": r["run_ids"],
     } for _, r in table.iterrows()])
     out.numeric = SCALING_NUMERIC
+    out.warnings = few_runs(table, lambda r: f"{r['series']}, {r['world_size']} rank"
+                                             f"{'' if r['world_size'] == 1 else 's'}") \
+        if not table.empty else []
     return out
 
 
@@ -226,11 +303,20 @@ def failed(table: pd.DataFrame) -> pd.DataFrame:
 def notes(cv_threshold: float) -> list[tuple[str, str]]:
     """How each figure was made: (figure, method), the same in every output."""
     return [
+        ("rows", "one row per configuration: the ok runs that share the device, the world size, "
+         "the energy method, every trnbench run flag (each RunConfig field; a record older than "
+         "a field ran with its default) and the software versions (Python, torch, trnbench, the "
+         "device's SDK, driver and runtime, a CPU's threads). Runs that differ in any of these "
+         "are never one row; a field the rows differ in, beyond those always shown, gets a "
+         "column. layout: 1 process, or TP x DP and the data parallelism (ddp, fsdp, hsdp), "
+         "with activation checkpointing and bf16 parameters when used. Each row's trnbench run "
+         "line, every flag given, is under 'Runs and environment'."),
         ("tokens/s per chip", "measured: tokens processed in the timed window across all "
          "ranks / window seconds / chips, the device synchronised at both edges of the "
-         "window. The row's figure is the median over its n runs; with n > 1 also the 95% "
-         "confidence interval of the mean (Student's t-interval, mean +- t(0.975, n-1) x s / "
-         "sqrt(n), s the sample standard deviation), the range and the CV; the CSV keeps the "
+         "window. The row's figure is the median over its n runs; with n > 1 the range and the "
+         f"CV, and with n >= {metrics.MIN_REPEATS} the 95% confidence interval of the mean "
+         "(Student's t-interval, mean +- t(0.975, n-1) x s / sqrt(n), s the sample standard "
+         "deviation; below 3 runs none is given, and the table warns); the CSV keeps the "
          "olympic mean (MLPerf: best and worst run dropped). Per instance: x chips per AWS "
          "instance (bench/report/prices.toml). $/M tokens: USD per instance-hour / (tokens/s per "
          "instance x 3600) x 1e6, the price's source and date under 'Runs and environment'. "
@@ -254,6 +340,10 @@ def notes(cv_threshold: float) -> list[tuple[str, str]]:
         ("compile", "wall time of the first warm-up step (compilation happens there) and of "
          "the whole warm-up; on XLA also the graph compilations counted in warm-up and in "
          "the timed window (which should compile nothing)."),
+        ("peak mem", "the measured peak memory per rank (the largest rank's), median over the "
+         "row's runs, in GiB (2^30 bytes), by the method under 'Runs and environment' (device "
+         "allocator peak on an accelerator; the process's max RSS on a CPU), beside the memory "
+         "plan's prediction where the run recorded one."),
         ("n, CV, flag", f"n: ok runs of the configuration. CV: population standard deviation "
          f"/ mean of tokens/s per chip over the n runs. flagged [k]: the CV of tokens/s per "
          f"chip, J/token or step p50 is above {cv_threshold:.1%}, or a run of the row was "

@@ -94,12 +94,17 @@ def text(table: pd.DataFrame) -> cells.TextTable:
         if present(r["reference_gbs"]) else "",
         "run ids": r["run_ids"]} for _, r in table.iterrows()])
     out.numeric = set(NUMERIC)
+    out.warnings = cells.few_runs(
+        table.rename(columns={"runs": "n"}),
+        lambda r: f"{r['op']}, {r['ranks']} ranks, {r['device']}, {r['tool']}",
+        "run trnbench comm, or the collectives tool, again")
     return out
 
 
-def plot(pts: pd.DataFrame, table: pd.DataFrame) -> bytes:
+def plot(pts: pd.DataFrame, table: pd.DataFrame, note: str = "") -> bytes:
     """busbw against message size, log-log, one line per op and world size (and device,
-    tool, dtype); each datasheet bandwidth a dashed horizontal line, named in the legend."""
+    tool, dtype); each datasheet bandwidth a dashed horizontal line, named in the legend;
+    ``note``: the footer (``plots.records_footer``)."""
     from bench.report.plots import pyplot, to_png
 
     plt = pyplot()
@@ -123,4 +128,4 @@ def plot(pts: pd.DataFrame, table: pd.DataFrame) -> bytes:
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    return to_png(fig)
+    return to_png(fig, note)

@@ -13,7 +13,7 @@ from bench.inputs.errors import ConfigError
 from bench.inputs.numbers import Limits, flag
 from bench.inputs.paths import path_arg, readable_files
 from bench.records import metrics, store
-from bench.report import cells, comm, console, plots, render
+from bench.report import cells, comm, console, losses, plots, render
 from bench.report import compare as comparing
 from bench.report.build import Report, build
 
@@ -41,9 +41,10 @@ def summary(report: Report) -> Table:
                     f"run{'' if failed == 1 else 's'}",
               caption="\n".join(f"[{i}] {n}" for i, n in enumerate(text.footnotes, 1)),
               caption_justify="left")
-    columns = [c for c in text.frame.columns if c in (
-        "row", "model", "device", "precision", "threads", "ranks", "n", "tokens/s per chip",
-        "95% CI", "MFU %", "tokens/J", "step p50 ms", "flag") or c.startswith("speedup")]
+    shown = ("row", "model", "device", "precision", "threads", "ranks", "layout", "batch",
+             "seq", *cells.varying(report.table).values(), "n", "tokens/s per chip", "95% CI",
+             "MFU %", "tokens/J", "step p50 ms", "peak mem GiB", "flag")
+    columns = [c for c in text.frame.columns if c in shown or c.startswith("speedup")]
     for c in columns:
         t.add_column(escape(c), overflow="fold", justify="right" if c in text.numeric else "left")
     for _, r in text.frame.iterrows():
@@ -80,8 +81,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
     p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
-                   "its id (R1) or KEY=VALUE terms, e.g. model=tiny,threads=1,world_size=1 "
-                   "(default: none, no speedup column)")
+                   "its id (R1) or a query in the language of compare that selects runs of one "
+                   "row, e.g. model=tiny,threads=1,world_size=1 (default: no speedup column)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -103,10 +104,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     report.command = "trnbench report " + " ".join(flags)
     report.plots = plots.draw(report.table, report.groups, report.scaling)
     if not report.comm.empty:
-        report.comm_plot = comm.plot(report.comm_points, report.comm)
+        shown = records[records["run_id"].isin(report.comm_points["run_id"])]
+        report.comm_plot = comm.plot(report.comm_points, report.comm,
+                                     plots.records_footer(shown))
     written = render.write(report, out)
     if not report.table.empty:
         console.stdout.print(summary(report))
+    for warning in cells.few_runs(report.table) if not report.table.empty else []:
+        console.stderr.print(f"[yellow]warning[/yellow]: {escape(warning)}")
     if not report.comm.empty:
         console.stdout.print(comm_summary(report))
     for _, f in cells.failed(report.failed).iterrows():
@@ -119,7 +124,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_compare_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench compare`."""
-    q = "comma-separated KEY=VALUE terms (e.g. device.kind=h100,config.model=1b) or a run id"
+    q = ("comma-separated KEY=VALUE terms (e.g. device=h100,model=1b,ac=full; the language "
+         "of report --baseline) or a run id")
     p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
     p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
     p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
@@ -129,13 +135,18 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
                    "model, sequence length or precision (with a warning)")
     p.add_argument("--prices", metavar="FILE.toml", help="instance prices that add to or "
                    "override bench/report/prices.toml, labelled user (default: none)")
-    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline "
-                   "(default: the instance of its device kind)")
-    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target "
-                   "(default: the instance of its device kind)")
+    p.add_argument("--baseline-instance", metavar="NAME", help="AWS instance of the baseline, "
+                   "one that holds its device (default: the instance of its device kind)")
+    p.add_argument("--target-instance", metavar="NAME", help="AWS instance of the target, one "
+                   "that holds its device (default: the instance of its device kind)")
+    p.add_argument("--loss-tolerance", type=flag(Limits(low=0)), default=losses.TOLERANCE,
+                   metavar="FRACTION", help="flag loss curves of matching runs whose largest "
+                   "relative difference is above this (default "
+                   f"{losses.TOLERANCE:g}; docs/methodology.md)")
     p.add_argument("--json", action="store_true", help="the comparison as JSON on stdout")
     p.add_argument("--out", metavar="DIR", help="also write compare.md, compare.csv, "
-                   "compare.html and the bar chart compare.png under DIR (default: none)")
+                   "compare.html, the ratio chart compare.png and the loss curves loss.png "
+                   "under DIR (default: none)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -1,13 +1,8 @@
 """`trnbench compare`: ratios of a target set of runs over a baseline set.
 
-A query selects stored records with status ``ok`` (``store.load``: one flat row per record,
-nested keys joined by '.'). It is comma-separated terms that must all hold:
-
-    KEY=VALUE   the record field KEY equals VALUE (numbers compare as numbers): any column,
-                e.g. device.kind=h100, config.model=1b, tags.sweep=s1; short keys: model,
-                seq, batch, precision, backend, device (device.kind), device_name, host, run;
-                any other key names a --tag label (side=a is tags.side=a)
-    RUN_ID      a term without '=' selects the run with that id
+Each side is a query over the records with status ``ok``, in the language of `trnbench report
+--baseline` (``bench.report.query``: KEY=VALUE terms, short keys such as model, device, ac, or
+a run id).
 
 Each side's figure is the median over its runs (``metrics.repeat_stats``); every ratio is
 target / baseline of:
@@ -23,8 +18,9 @@ Per instance and per dollar assume the per-chip rate holds on every chip of the 
 A figure that cannot be formed (no per-chip rate, no energy, no instance, no price) is null
 with the reason; a modelled energy makes its ratio ``modelled``. Runs that differ in model,
 sequence length or precision are refused unless ``--allow-mismatch``; every other
-configuration field that differs (batch, threads per process, world size, torch.compile,
-data parallelism, backend, energy method, torch and device software versions) is a warning.
+configuration field that differs (batch, threads per process, world size, nodes, every other
+run flag such as tp, ac, steps or seed, energy method, torch and device software versions) is
+a warning.
 ``--out DIR`` writes compare.md/.csv/.html and the bar chart compare.png (``compare_files``).
 """
 
@@ -40,18 +36,19 @@ from bench.inputs.errors import ConfigError
 from bench.inputs.paths import readable_files
 from bench.records import labels, metrics, store
 from bench.records.record import COMM_KIND
-from bench.report import cells, console, prices
+from bench.report import cells, console, losses, prices, rows
+from bench.report import query as queries
 
-ALIASES = {"model": "config.model", "seq": "config.seq", "batch": "config.batch",
-           "precision": "config.precision", "backend": "backend.name", "device": "device.kind",
-           "device_name": "device.name", "host": "environment.host", "run": "run_id"}
 MATCH_FIELDS = ("config.model", "config.seq", "config.precision")
-# configuration fields that may differ between the sides (a warning each), with their names;
-# every device.versions.* field (SDK, driver, runtime versions) is checked as well
+# configuration fields that may differ between the sides (a warning each), with their names:
+# these, every other run flag (config.*) and every device.versions.* field (SDK, driver,
+# runtime versions)
 CONFIG_FIELDS = {"config.batch": "batch", "device.versions.threads": "threads per process",
                  "world_size": "world size", "nodes": "nodes", "config.compile": "torch.compile",
                  "config.parallel": "data parallelism", "config.backend": "backend",
                  "energy.method": "energy method", "environment.torch": "torch version"}
+CONFIG_FIELDS |= {c: c.removeprefix("config.").replace("_", " ") for c in rows.CONFIG
+                  if c not in (*CONFIG_FIELDS, *MATCH_FIELDS)}
 ENERGY_LABELS = labels.ENERGY  # the one map (bench.records.labels)
 RATIO_LABELS = ("derived", "estimate", "modelled")  # a ratio takes the weakest of its inputs
 FIGURES = {
@@ -74,36 +71,11 @@ def load_records(paths: list[str] | None) -> tuple[pd.DataFrame, str]:
     return df, where
 
 
-def _equals(column: pd.Series, value: str) -> pd.Series:
-    if value.lower() in ("true", "false"):
-        return column.astype(str).str.lower() == value.lower()
-    as_text = column.astype(str) == value
-    try:
-        number = float(value)
-    except ValueError:
-        return as_text
-    return as_text | (pd.to_numeric(column, errors="coerce") == number)
-
-
 def select(df: pd.DataFrame, query: str, flag: str, where: str) -> pd.DataFrame:
-    """The ok training records that satisfy every term of ``query`` (syntax: module
-    docstring); collectives records (``trnbench comm``) have no throughput to compare."""
-    terms = [t.strip() for t in query.split(",")]
-    if not all(terms):
-        raise ConfigError(flag, f"empty term in {query!r}; expected KEY=VALUE[,KEY=VALUE...] "
-                          "or a run id")
-    mask = (df["status"] == "ok") & (df.get("config.kind", pd.Series(index=df.index,
-                                                                     dtype=object)) != COMM_KIND)
-    for term in terms:
-        key, sep, value = (part.strip() for part in term.partition("="))
-        column = ALIASES.get(key, key) if sep else "run_id"
-        if column not in df.columns and f"tags.{key}" in df.columns:
-            column = f"tags.{key}"  # a user's --tag label by its own name
-        if column not in df.columns:
-            raise ConfigError(flag, f"unknown key {key!r}; accepted: {', '.join(ALIASES)}, "
-                              "or any record field such as device.kind, config.model, tags.NAME")
-        mask &= _equals(df[column], value if sep else term)
-    runs = df[mask]
+    """The ok training records that satisfy every term of ``query`` (``bench.report.query``);
+    collectives records (``trnbench comm``) have no throughput to compare."""
+    training = df.get("config.kind", pd.Series(index=df.index, dtype=object)) != COMM_KIND
+    runs = df[(df["status"] == "ok") & training & queries.matches(df, query, flag)]
     if runs.empty:
         raise ConfigError(flag, f"{query!r} selects no ok runs in {where}")
     return runs
@@ -143,6 +115,7 @@ def config_differences(base: pd.DataFrame, target: pd.DataFrame) -> list[str]:
     fields = {**CONFIG_FIELDS, **{c: c.removeprefix("device.versions.") + " version"
                                   for c in versions}}
     base, target = _counts_as_ints(base), _counts_as_ints(target)
+    base, target = _with_defaults(base), _with_defaults(target)
     out = []
     for field, name in fields.items():
         b, t = _values(base, field), _values(target, field)
@@ -155,6 +128,13 @@ def _counts_as_ints(runs: pd.DataFrame) -> pd.DataFrame:
     """world_size and nodes as ints (a single-process record may lack them: 1)."""
     return runs.assign(**{c: runs[c].fillna(1).astype(int) for c in ("world_size", "nodes")
                           if c in runs})
+
+
+def _with_defaults(runs: pd.DataFrame) -> pd.DataFrame:
+    """A run flag a record lacks (written before the flag existed) as its default, as the
+    report groups it (``rows.DEFAULTS``)."""
+    return runs.assign(**{c: runs[c].map(lambda v, d=d: v if rows.present(v) else d)
+                          if c in runs else d for c, d in rows.DEFAULTS.items()})
 
 
 def _show(values: list[Any]) -> str:
@@ -180,10 +160,18 @@ def _instance(runs: pd.DataFrame, role: str, table: dict[str, prices.Instance],
     """The instance a side's device runs in, and how it was chosen (or why there is none)."""
     kind, device = runs["device.kind"].iloc[0], runs["device.name"].iloc[0]
     if name:
+        flag = f"--{role}-instance"
         if name not in table:
-            raise ConfigError(f"--{role}-instance", f"unknown instance {name!r}; accepted: "
+            raise ConfigError(flag, f"unknown instance {name!r}; accepted: "
                               f"{', '.join(table)} (or add it with --prices FILE.toml)")
-        return table[name], f"--{role}-instance"
+        if table[name].device != kind:
+            holding = [i for i, inst in table.items() if inst.device == kind]
+            raise ConfigError(flag, f"{name} holds {table[name].device} accelerators but the "
+                              f"{role} runs are on {device} (device kind {kind}); accepted: "
+                              + (", ".join(holding) if holding else
+                                 f"none known for {kind} (add one with --prices FILE.toml, "
+                                 f'device = "{kind}")'))
+        return table[name], flag
     inst = prices.for_device(table, kind, device)
     if inst is None:
         return None, (f"{role}: no AWS instance is known for device kind {kind!r} "
@@ -249,6 +237,10 @@ def side(runs: pd.DataFrame, role: str, query: str, table: dict[str, prices.Inst
     return {
         "query": query, "runs": len(runs), "run_ids": runs["run_id"].tolist(),
         "device": {"kind": first["device.kind"], "name": first["device.name"]},
+        "hosts": _values(runs, "environment.host"),
+        "measured": [str(runs["time"].min()), str(runs["time"].max())],
+        "commits": list(dict.fromkeys(str(c)[:12] for c in
+                                      _values(runs, "environment.git_commit"))),
         "model": first["config.model"], "seq": int(first["config.seq"]),
         "precision": first["config.precision"],
         "batch": [int(b) for b in _values(runs, "config.batch")],
@@ -292,8 +284,14 @@ def compare(df: pd.DataFrame, where: str, args: argparse.Namespace) -> dict[str,
         if st and st["flagged"]:
             warnings.append(f"{s['query']!r}: tokens/s per chip varies over its {st['n']} runs "
                             f"(CV {st['cv']:.1%} > {metrics.CV_FLAG:.0%})")
+        if s["runs"] < metrics.MIN_REPEATS:
+            warnings.append(f"{s['query']!r}: {s['runs']} run{'' if s['runs'] == 1 else 's'}, "
+                            f"fewer than {metrics.MIN_REPEATS}: too few to publish (repeat the "
+                            f"configuration at least {metrics.MIN_REPEATS} times)")
+    loss = losses.check(base_runs, target_runs, args.loss_tolerance)
+    warnings += losses.warnings(loss)
     return {"baseline": base, "target": target, "ratios": ratios(base, target),
-            "warnings": warnings, "results": where}
+            "losses": loss, "warnings": warnings, "results": where}
 
 
 def _num(value: float | None) -> str:
@@ -345,7 +343,25 @@ def render(result: dict[str, Any]) -> None:
                 inputs.add_row(role, i["name"], value, i["label"],
                                escape("; ".join(x for x in (where, i["source"]) if x)))
     console.stdout.print(inputs)
+    console.stdout.print(loss_table(result["losses"]))
     for w in result["warnings"]:
         console.stderr.print(f"[yellow]warning[/yellow]: {escape(w)}")
 
 
+
+
+def loss_table(loss: dict[str, Any]) -> Any:
+    """The loss-curve check on the terminal: one row per pairing, or the reason for none."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"loss curves: largest relative difference, tolerance "
+                        f"{loss['tolerance']:.0%}", caption=escape(loss["reason"] or ""))
+    for col in ("configuration", "runs", "steps", "largest difference", "at step", "flag"):
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    for p in loss["pairs"]:
+        table.add_row(escape(losses.describe(p["configuration"])),
+                      f"{p['baseline']['runs']} / {p['target']['runs']}", str(p["steps"]),
+                      f"{p['max_relative_difference']:.2%}", str(p["at_step"]),
+                      "[yellow]above tolerance[/yellow]" if p["flagged"] else "")
+    return table

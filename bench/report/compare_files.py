@@ -1,5 +1,7 @@
 """`trnbench compare --out DIR`: the comparison as compare.md, compare.csv and compare.html,
-with the bar chart compare.png (target / baseline of each figure), in the report's formats
+with the bar chart compare.png (target / baseline of each figure, on a linear axis from 0) and
+loss.png (the loss curves of matching runs and their relative difference), each chart with
+the footer of ``plots.footer``, in the report's formats
 (``bench.report.cells``: thousands-separated rates, 3 significant figures for ratios, each
 null figure a footnoted n/a; ``bench.report.render``: safe Markdown/CSV, self-contained HTML).
 """
@@ -8,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import html
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.report import cells, render
+from bench.report import cells, losses, render
 
 CSV_COLUMNS = ["figure", "unit", "baseline", "target", "speedup", "label", "formula", "reason"]
 
@@ -87,6 +90,18 @@ def inputs(result: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["side", "input", "value", "label", "source"])
 
 
+def footer(result: dict[str, Any]) -> str:
+    """The provenance line of compare's charts: both systems, dates measured, commits."""
+    from bench.report import plots
+
+    sides_ = [result["baseline"], result["target"]]
+    systems = [f"{s['device']['name']} ({s['device']['kind']}) on {', '.join(s['hosts'])}"
+               for s in sides_]
+    commits = list(dict.fromkeys(c for s in sides_ for c in s["commits"]))
+    return plots.footer(list(dict.fromkeys(systems)), [t for s in sides_ for t in s["measured"]],
+                        commits)
+
+
 def chart(result: dict[str, Any]) -> bytes | None:
     """compare.png: target / baseline of each figure that has one, 1 marked; None if none."""
     from bench.report import plots
@@ -106,14 +121,92 @@ def chart(result: dict[str, Any]) -> bytes | None:
     ax.axvline(1.0, color="black", linewidth=0.8)
     b, t = result["baseline"], result["target"]
     ax.set_xlabel(f"target / baseline ({t['device']['name']} over {b['device']['name']}; "
-                  "1 = equal)", fontsize=8)
+                  "1 = equal; linear axis from 0)", fontsize=8)
     ax.set_title(f"{t['model']}: target / baseline per chip, instance, watt and dollar",
                  fontsize=10)
+    ax.set_xlim(left=0)
     ax.margins(x=0.15)
-    return plots.to_png(fig)
+    return plots.to_png(fig, footer(result))
 
 
-def markdown(result: dict[str, Any], png: bool) -> str:
+def loss_chart(result: dict[str, Any]) -> bytes | None:
+    """loss.png: per pairing, both sides' mean loss per step (left) and their relative
+    difference with the tolerance (right); None without a pairing."""
+    from bench.report import plots
+
+    pairs, tolerance = result["losses"]["pairs"], result["losses"]["tolerance"]
+    if not pairs:
+        return None
+    plt = plots.pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 3.2 * len(pairs)), squeeze=False)
+    names = {role: f"{role}: {result[role]['device']['name']}" for role in ("baseline", "target")}
+    for (curve, diff), p in zip(axes, pairs, strict=True):
+        steps = list(range(1, p["steps"] + 1))
+        for role, style in (("baseline", "-"), ("target", "--")):
+            curve.plot(steps, p[role]["losses"], style, marker=".", markersize=4,
+                       label=f"{names[role]} ({p[role]['runs']} run"
+                             f"{'' if p[role]['runs'] == 1 else 's'})")
+        curve.set_title("\n".join(textwrap.wrap(losses.describe(p["configuration"]), 60)),
+                        fontsize=8)
+        curve.set_xlabel("step (warm-up included)", fontsize=8)
+        curve.set_ylabel("loss (mean over runs)", fontsize=8)
+        curve.legend(fontsize=7)
+        relative = [abs(t - b) / abs(b) * 100 if b else float("nan")
+                    for b, t in zip(p["baseline"]["losses"], p["target"]["losses"], strict=True)]
+        diff.plot(steps, relative, marker=".", markersize=4, color="#555555")
+        diff.axhline(tolerance * 100, color="#d62728", linestyle="--", linewidth=0.8,
+                     label=f"tolerance {tolerance:.0%}")
+        diff.axvline(p["at_step"], color="#999999", linestyle=":", linewidth=0.8)
+        diff.set_ylim(bottom=0, top=max([tolerance * 100 * 1.3, *relative]) * 1.1)
+        diff.set_title(f"largest difference {p['max_relative_difference']:.2%} at step "
+                       f"{p['at_step']}" + (" — above tolerance" if p["flagged"] else ""),
+                       fontsize=8, color="#d62728" if p["flagged"] else "black")
+        diff.set_xlabel("step", fontsize=8)
+        diff.set_ylabel("|target - baseline| / baseline, %", fontsize=8)
+        diff.legend(fontsize=7)
+        for ax in (curve, diff):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
+            ax.tick_params(labelsize=8)
+            ax.grid(alpha=0.3)
+    fig.suptitle("Loss curves: did both sides train the same thing?", fontsize=10)
+    fig.tight_layout()
+    return plots.to_png(fig, footer(result))
+
+
+def loss_table(result: dict[str, Any]) -> cells.TextTable:
+    """The loss-curve check as text cells: a row per pairing."""
+    loss = result["losses"]
+    out = cells.TextTable(pd.DataFrame([{
+        "configuration": losses.describe(p["configuration"]),
+        "baseline runs": str(p["baseline"]["runs"]), "target runs": str(p["target"]["runs"]),
+        "steps": str(p["steps"]),
+        "largest difference %": cells.num(p["max_relative_difference"] * 100),
+        "at step": str(p["at_step"]), "tolerance %": cells.num(loss["tolerance"] * 100),
+        "flag": "above tolerance" if p["flagged"] else "",
+    } for p in loss["pairs"]]))
+    out.numeric = {"baseline runs", "target runs", "steps", "largest difference %", "at step",
+                   "tolerance %"}
+    return out
+
+
+def loss_method(result: dict[str, Any]) -> str:
+    return (f"How: {result['losses']['method']}. The tolerance is derived in "
+            "docs/methodology.md, 'Loss curves across devices'.")
+
+
+def _images(names: dict[str, str], charts: dict[str, bytes]) -> list[str]:
+    return [f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
+            f'alt="{html.escape(names[name])}"><figcaption>{html.escape(names[name])}'
+            "</figcaption></figure>" for name, png in charts.items()]
+
+
+CAPTIONS = {"compare.png": "target / baseline of each figure (1 = equal)",
+            "loss.png": "loss curves of matching runs and their relative difference"}
+
+
+def markdown(result: dict[str, Any], charts: dict[str, bytes]) -> str:
     parts = ["# trnbench compare", "", f"Records from {render.md_cell(result['results'])}; "
              "each side's figure is the median over its runs.", "",
              render.md_table(sides(result)), "", render.md_text_table(text_table(result))]
@@ -123,11 +216,15 @@ def markdown(result: dict[str, Any], png: bool) -> str:
     sourced = inputs(result)
     if not sourced.empty:
         parts += ["", "## Inputs", "", render.md_table(sourced)]
-    parts += ["", "![target / baseline](compare.png)", ""] if png else []
+    parts += ["", "## Loss curves", ""]
+    parts.append(render.md_text_table(loss_table(result)) if result["losses"]["pairs"] else
+                 render.md_cell(f"Not compared: {result['losses']['reason']}"))
+    parts += ["", render.md_cell(loss_method(result))]
+    parts += [""] + [f"![{CAPTIONS[name]}]({name})\n" for name in charts]
     return "\n".join(parts) + "\n"
 
 
-def page(result: dict[str, Any], png: bytes | None) -> str:
+def page(result: dict[str, Any], charts: dict[str, bytes]) -> str:
     e = html.escape
     table = text_table(result)
     warnings = "".join(f"<li>{e(w)}</li>" for w in result["warnings"])
@@ -140,9 +237,11 @@ def page(result: dict[str, Any], png: bytes | None) -> str:
     sourced = inputs(result)
     if not sourced.empty:
         body += ["<h2 id='inputs'>Inputs</h2>", render.html_table(sourced)]
-    if png:
-        body.append(f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}"'
-                    ' alt="target / baseline"></figure>')
+    body.append("<h2 id='losses'>Loss curves</h2>")
+    body.append(render.html_text_table(loss_table(result)) if result["losses"]["pairs"] else
+                f"<p class='na'>Not compared: {e(result['losses']['reason'])}</p>")
+    body.append(f"<p class='meta'>{e(loss_method(result))}</p>")
+    body += _images(CAPTIONS, charts)
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<link rel='icon' href='data:,'><title>trnbench compare</title>"
             f"<style>{render.CSS}</style></head><body>\n" + "\n".join(body)
@@ -150,16 +249,20 @@ def page(result: dict[str, Any], png: bytes | None) -> str:
 
 
 def write(result: dict[str, Any], out: Path) -> list[Path]:
-    """compare.md, compare.csv, compare.html (and compare.png when a ratio exists)."""
+    """compare.md, compare.csv, compare.html, and compare.png (when a ratio exists) and
+    loss.png (when loss curves were compared)."""
     out.mkdir(parents=True, exist_ok=True)
-    png = chart(result)
-    files = {"compare.md": markdown(result, png is not None),
-             "compare.csv": render.csv(frame(result)), "compare.html": page(result, png)}
+    charts = {name: png for name, png in (("compare.png", chart(result)),
+                                          ("loss.png", loss_chart(result))) if png}
+    files: dict[str, str | bytes] = {
+        "compare.md": markdown(result, charts), "compare.csv": render.csv(frame(result)),
+        "compare.html": page(result, charts), **charts}
     written = []
-    for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
-        written.append(out / name)
-    if png:
-        (out / "compare.png").write_bytes(png)
-        written.append(out / "compare.png")
+    for name, data in files.items():
+        path = out / name
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+        written.append(path)
     return written

@@ -21,7 +21,6 @@ from rich.progress import (
 from rich.table import Table
 
 from bench.records import labels
-from bench.records.metrics import CV_FLAG
 from bench.records.record import Energy, Record
 
 # a pipe or file gets wide lines instead of rich's 80-column default
@@ -99,7 +98,7 @@ def _energy(e: Energy) -> str:
             f"[{how}; {e.scope}]")
 
 
-def summary_table(record: Record, path: str, cv_threshold: float = CV_FLAG) -> Table:
+def summary_table(record: Record, path: str) -> Table:
     """The human summary of one record: what ran, the figures, and how each was taken."""
     r, cfg = record, record.config
     t = Table(title=f"trnbench run {r.run_id}: {r.status}", show_header=False)
@@ -166,13 +165,9 @@ def summary_table(record: Record, path: str, cv_threshold: float = CV_FLAG) -> T
     t.add_row("loss", f"{r.loss_first:.4f} -> {r.loss_last:.4f}")
     energy = r.energy
     t.add_row("energy", escape(_energy(energy)))
+    # the record's warnings hold a step-time CV above metrics.CV_FLAG (the runner's check)
     notes = [*(r.warnings or []), *(f"flagged: {f}" for f in r.flags or []),
              *(w for w in energy.warnings if not energy.reason or energy.reason not in w)]
-    # said once, with the threshold it was checked against; a window average has no CV
-    if st.cv is not None and st.cv > cv_threshold:
-        notes.append(f"step times vary: CV {st.cv:.1%} over the timed window is above "
-                     f"{cv_threshold:.0%} (noisy host or device; more --steps or a quieter "
-                     "machine)")
     for note in notes:
         t.add_row("[yellow]warning[/yellow]", escape(note))
     t.add_row("stored", path)

@@ -22,10 +22,13 @@ from bench.report.build import Report
 from bench.report.rows import present, unique
 
 CAPTIONS = {
-    "throughput.png": "Throughput: tokens/s per chip (measured), median over runs, whiskers "
-                      "min-max, by configuration (log axis when values span more than 10x).",
-    "energy.png": "Energy per token by configuration, method in brackets; hatched bars "
-                  "are modelled (table power x time), not measured.",
+    "throughput.png": "Throughput: tokens/s per chip (measured) by configuration, a point at "
+                      "the median over runs, whiskers the 95% t-interval of the mean (3 or more "
+                      "runs); a log axis only when values span more than 10x and every "
+                      "interval stays above 0.",
+    "energy.png": "Energy per token by configuration, method in brackets, whiskers the 95% "
+                  "t-interval of the mean; hollow points are modelled (table power x time), "
+                  "not measured.",
     "step_times.png": "Step-time distribution of each configuration (all timed steps of its "
                       "runs), with the timing method; each panel on its own scale.",
     "scaling.png": "Scaling efficiency against ranks of each scaling series (100% = linear).",
@@ -51,10 +54,14 @@ td:first-child { background: #fff; }
 th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.flagged td { background: #fff4d6; }
 .na { color: #8a4b00; }
+p.warning { background: #fff4d6; border-left: 4px solid #d29b00; padding: 6px 10px;
+            font-size: 12px; }
 figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption, .meta, ul.notes { color: #555; font-size: 12px; }
 ul.notes { list-style: none; padding-left: 0; margin-top: 2px; }
 table.figures td { white-space: nowrap; }
+table.provenance td { min-width: 9em; }
+table.provenance td:last-child { min-width: 32em; font-family: ui-monospace, monospace; }
 dt { font-weight: 600; margin-top: 6px; }
 """
 
@@ -132,8 +139,9 @@ def md_table(frame: pd.DataFrame, numeric: set[str] | frozenset[str] = frozenset
 
 def md_text_table(table: cells.TextTable) -> str:
     notes = [f"[{i}] {md_cell(n)}" for i, n in enumerate(table.footnotes, 1)]
-    return md_table(table.frame, table.numeric) + ("\n\n" + "<br>\n".join(notes)
-                                                   if notes else "")
+    warnings = [f"**Warning**: {md_cell(w)}" for w in table.warnings]
+    return md_table(table.frame, table.numeric) + "".join(
+        "\n\n" + "<br>\n".join(lines) for lines in (notes, warnings) if lines)
 
 
 def markdown(report: Report) -> str:
@@ -186,8 +194,10 @@ def html_table(frame: pd.DataFrame, flagged: list[bool] | None = None,
 
 def html_text_table(table: cells.TextTable, flagged: list[bool] | None = None) -> str:
     notes = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(table.footnotes, 1))
+    warnings = "".join(f"<p class='warning'><strong>Warning</strong>: {html.escape(w)}</p>"
+                       for w in table.warnings)
     return html_table(table.frame, flagged, table.numeric, "figures") + (
-        f"<ul class='notes'>{notes}</ul>" if notes else "")
+        f"<ul class='notes'>{notes}</ul>" if notes else "") + warnings
 
 
 def _figure(name: str, png: bytes, caption: str | None = None) -> str:
@@ -222,7 +232,7 @@ def page(report: Report) -> str:
                  else "<p>None.</p>")
     if not report.table.empty:
         parts += ["<h2 id='provenance'>Runs and environment</h2>",
-                  html_table(cells.provenance(report.table))]
+                  html_table(cells.provenance(report.table), css="provenance")]
     parts.append("<h2 id='methods'>How each figure was made</h2><dl>")
     parts += [f"<dt>{e(figure)}</dt><dd>{e(how)}</dd>"
               for figure, how in cells.notes(report.cv_threshold)]

@@ -1,12 +1,19 @@
 """One row per configuration on one device, each figure over repeats with its label.
 
-Records with status ok are grouped by ``KEY`` (model, device, precision, backend, batch,
-sequence, world size, torch.compile, data parallelism, energy method, and a CPU's threads per
-process: its compute resources): the repeats of one configuration share a row. Each figure
-of a row is summarised over its n runs with ``metrics.repeat_stats``: the median is the
-row's figure; olympic mean (MLPerf: best and worst run dropped), min, max and CV are kept.
-A row is flagged when the CV over its runs of tokens/s per chip, J/token or the median step
-time is above the threshold.
+Records with status ok are grouped by ``key_columns``: the device, the world size, the
+energy method that ran, every run-configuration field (``config.*``: each field of
+``bench.inputs.config.RunConfig``, and any other a record holds) and the software the run used
+(Python, torch, trnbench, and every ``device.versions.*``: SDK, driver, runtime versions and a
+CPU's threads per process). Only the repeats of one configuration share a row: records that
+differ in any of these are never merged. A record written before a RunConfig field existed
+ran with that field's default (no TP before ``--tp``, no checkpointing before ``--ac``), and
+is grouped as such (``normalise``). The git commit is not part of the key (a commit changes no
+measurement); each row lists its commits.
+
+Each figure of a row is summarised over its n runs with ``metrics.repeat_stats``: the median
+is the row's figure; olympic mean (MLPerf: best and worst run dropped), min, max and CV are
+kept. A row is flagged when the CV over its runs of tokens/s per chip, J/token or the median
+step time is above the threshold.
 
 Where each figure comes from (fields of the record, docs/methodology.md "The record"):
 - tokens/s per chip: measured, ``tokens_per_s_per_chip``.
@@ -21,32 +28,43 @@ Where each figure comes from (fields of the record, docs/methodology.md "The rec
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
+from bench.inputs import config
 from bench.records import labels, metrics
 
+# the key's leading columns, the order rows are sorted in; ``key_columns`` adds the rest
 KEY = ("config.model", "device.name", "config.precision", "config.backend", "config.batch",
        "config.seq", "world_size", "config.compile", "config.parallel", "energy.method",
        "device.versions.threads")
+CONFIG = tuple(f"config.{name}" for name in config.OPTIONS)
+SOFTWARE = ("environment.python", "environment.torch", "environment.trnbench")
+# what a record written before a RunConfig field existed ran with: the field's default
+DEFAULTS = {f"config.{f.name}": f.default for f in dataclasses.fields(config.RunConfig)
+            if f.default is not dataclasses.MISSING}
 
-READ = (*KEY, "run_id", "time", "status", "error", "source_file", "device.kind",
+READ = (*KEY, *CONFIG, *SOFTWARE, "run_id", "time", "status", "error", "source_file", "device.kind",
         "device.chips", "nodes", "tokens_per_s", "tokens_per_s_per_chip", "mfu", "peak.value",
         "peak.label", "peak.source", "model.flops_formula", "energy.j_per_token",
         "energy.tokens_per_kwh", "energy.scope", "energy.reason", "step_time.median_s",
         "step_time.p90_s", "step_time.method", "step_times_s", "warmup.steps",
         "warmup.first_step_s", "warmup.total_s", "compilation.method",
         "compilation.warmup_graphs", "compilation.warmup_compile_s",
-        "compilation.timed_graphs", "environment.host", "environment.python",
-        "environment.torch", "environment.trnbench", "environment.git_commit", "ranks",
-        "tags.scaling", "flags")
+        "compilation.timed_graphs", "environment.host", "environment.git_commit", "ranks",
+        "tags.scaling", "flags", "parallelism.dp", "parallelism.dp_shard", "memory.peak_bytes",
+        "memory.method", "memory.predicted_peak_bytes")
 
 COLUMNS = [
     "row", "model", "device", "device_kind", "chips", "precision", "backend", "batch", "seq",
-    "world_size", "nodes", "threads", "compile", "parallel", "n",
+    "world_size", "nodes", "threads", "compile", "parallel", "layout", "tp", "dp_shard", "ac",
+    "param_dtype", "steps", "warmup", "lr", "seed", "data", "energy_flag", "dist_timeout_s", "n",
     "tokens_per_s_per_chip", "tokens_per_s_per_chip_olympic_mean", "tokens_per_s_per_chip_min",
     "tokens_per_s_per_chip_max", "tokens_per_s_per_chip_cv", "tokens_per_s_method",
     "mfu", "mfu_n", "mfu_method", "peak_flops_per_chip", "peak_label", "peak_source", "mfu_note",
@@ -55,6 +73,7 @@ COLUMNS = [
     "step_p50_s", "step_p90_s", "step_p50_cv", "step_time_method",
     "first_step_s", "warmup_s", "warmup_steps", "compile_graphs_warmup", "compile_s_warmup",
     "compile_graphs_timed", "compile_method",
+    "peak_memory_bytes", "peak_memory_method", "predicted_peak_bytes",
     "flagged", "flag_reason", "cv_threshold",
     "run_ids", "hosts", "environment", "git_commits", "first_time", "last_time", "source_files",
 ]
@@ -75,20 +94,59 @@ def unique(values: Iterable[Any]) -> str:
 
 
 def normalise(records: pd.DataFrame) -> pd.DataFrame:
-    """Every column the report reads (absent ones null); world_size and nodes 1 unless set."""
+    """Every column the report reads (absent ones null); world_size and nodes 1 unless set;
+    a RunConfig field a record lacks (written before the field existed) its default."""
     frame = records.reindex(columns=list(dict.fromkeys([*records.columns, *READ])))
     frame["world_size"] = frame["world_size"].map(lambda w: int(w) if present(w) else 1)
     frame["nodes"] = frame["nodes"].map(lambda n: int(n) if present(n) else 1)
+    for column, default in DEFAULTS.items():
+        frame[column] = frame[column].map(lambda v, d=default: v if present(v) else d)
     return frame
 
 
+# where a run found things, not what ran: the NEFF cache's directory and where the topology was
+# read (neuron-ls or the runtime) do not make two configurations
+NOT_KEY = ("device.versions.neff_cache", "device.versions.topology_source")
+
+
+def key_columns(frame: pd.DataFrame) -> list[str]:
+    """What tells configurations apart: ``KEY``, every other RunConfig field, any other
+    ``config.*`` field of the records, the software versions and every ``device.versions.*``."""
+    others = sorted(c for c in frame.columns if c.startswith(("config.", "device.versions."))
+                    and c not in NOT_KEY)
+    return list(dict.fromkeys([*KEY, *CONFIG, *SOFTWARE, *others]))
+
+
+def key_text(value: Any) -> str:
+    """A key cell as text that equal values share: 2 and 2.0 alike, null empty, a list as
+    JSON."""
+    if not present(value):
+        return ""
+    if isinstance(value, list | dict) or type(value).__name__ in ("bool", "bool_"):  # numpy's
+        return json.dumps(value if isinstance(value, list | dict) else bool(value))
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    """Sort position of a key cell: numbers by value, then text, then null."""
+    if isinstance(value, numbers.Real) and present(value):
+        return 0, float(value)
+    return (1, str(value)) if present(value) else (2, "")
+
+
 def group(ok: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Row id ("R1", ...) -> the ok records of one configuration, oldest first."""
+    """Row id ("R1", ...) -> the ok records of one configuration (``key_columns`` equal), oldest
+    first; rows in the order of their key (model, device, precision, ...)."""
     if ok.empty:
         return {}
     ordered = ok.sort_values("time", kind="stable")
-    grouped = ordered.groupby(list(KEY), dropna=False, sort=True)
-    return {f"R{i}": g for i, (_, g) in enumerate(grouped, 1)}
+    columns = key_columns(ordered)
+    text = [ordered[c].map(key_text) for c in columns]
+    groups = [g for _, g in ordered.groupby(text, sort=False, dropna=False)]
+    groups.sort(key=lambda g: tuple(_order(g[c].iloc[0]) for c in columns))
+    return {f"R{i}": g for i, g in enumerate(groups, 1)}
 
 
 def _stats(values: pd.Series, cv_threshold: float) -> metrics.RepeatStats | None:
@@ -116,7 +174,9 @@ def _hosts(g: pd.DataFrame) -> str:
 
 
 def _environment(g: pd.DataFrame) -> str:
-    device_versions = sorted(c for c in g.columns if c.startswith("device.versions."))
+    device_versions = sorted(c for c in g.columns if c.startswith("device.versions.")
+                             and c != "device.versions.threads"  # a column of its own
+                             and c not in NOT_KEY)
     envs = []
     for _, r in g.iterrows():
         parts = [f"python {r['environment.python']}", f"torch {r['environment.torch']}",
@@ -125,6 +185,24 @@ def _environment(g: pd.DataFrame) -> str:
                               for c in device_versions if present(r[c])) if v not in parts]
         envs.append(", ".join(parts))
     return unique(envs)
+
+
+def layout(first: pd.Series) -> str:
+    """How a row's ranks are laid out, with checkpointing and parameter dtype: '1 process',
+    'TP 8 x DP 8 fsdp, AC full, bf16 params', 'TP 4 x DP 4 hsdp (shard 2)'."""
+    ranks, tp = int(first["world_size"]), int(first["config.tp"])
+    text = "1 process"
+    if ranks > 1:
+        dp = _int(first["parallelism.dp"]) or ranks // tp
+        text = f"TP {tp} x DP {dp} {first['config.parallel']}"
+        shard = _int(first["parallelism.dp_shard"])
+        if first["config.parallel"] == "hsdp" and shard:
+            text += f" (shard {shard})"
+    if first["config.ac"] != "none":
+        text += f", AC {first['config.ac']}"
+    if first["config.param_dtype"] != "fp32":
+        text += f", {first['config.param_dtype']} params"
+    return text
 
 
 def _mfu_note(g: pd.DataFrame, mfu: metrics.RepeatStats | None) -> str | None:
@@ -167,6 +245,12 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
         "world_size": first["world_size"], "nodes": first["nodes"],
         "threads": _int(first["device.versions.threads"]),
         "compile": bool(first["config.compile"]), "parallel": first["config.parallel"],
+        "layout": layout(first), "tp": _int(first["config.tp"]),
+        "dp_shard": _int(first["config.dp_shard"]), "ac": first["config.ac"],
+        "param_dtype": first["config.param_dtype"], "steps": _int(first["config.steps"]),
+        "warmup": _int(first["config.warmup"]), "lr": first["config.lr"],
+        "seed": _int(first["config.seed"]), "data": first["config.data"],
+        "energy_flag": first["config.energy"], "dist_timeout_s": first["config.dist_timeout_s"],
         "n": len(g),
         # null (n/a, with mfu_note's reason) when no run knows its chip count
         "tokens_per_s_per_chip": tps and tps.median, "tokens_per_s_per_chip_olympic_mean":
@@ -191,6 +275,9 @@ def row(row_id: str, g: pd.DataFrame, cv_threshold: float) -> dict[str, Any]:
         "compile_s_warmup": _median(g["compilation.warmup_compile_s"]),
         "compile_graphs_timed": _median(g["compilation.timed_graphs"]),
         "compile_method": unique(g["compilation.method"]) or None,
+        "peak_memory_bytes": _median(g["memory.peak_bytes"]),
+        "peak_memory_method": unique(g["memory.method"]) or None,
+        "predicted_peak_bytes": _median(g["memory.predicted_peak_bytes"]),
         "flagged": bool(flags), "flag_reason": "; ".join(flags) or None,
         "cv_threshold": cv_threshold,
         "run_ids": " ".join(g["run_id"]), "hosts": _hosts(g), "environment": _environment(g),

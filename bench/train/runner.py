@@ -35,8 +35,8 @@ from bench.inputs.config import RunConfig
 from bench.inputs.errors import signal_of
 from bench.launch import launcher
 from bench.parallel import apply as parallel
+from bench.records import metrics, store
 from bench.records import record as rec
-from bench.records import store
 from bench.train import distributed
 from bench.train.data import SyntheticBatches
 from models import flops, registry
@@ -303,6 +303,11 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
     peak_part = rec.Peak(**peak.as_dict(), precision=cfg.precision) if peak else None
     placement = t.placement
     parallelism = placement.parallelism
+    step_time = rec.StepTime.of(step_times, step_method, spread_reason)
+    if step_time.cv is not None and step_time.cv > metrics.CV_FLAG:
+        notes.append(f"step times vary: CV {step_time.cv:.1%} over the timed window is above "
+                     f"{metrics.CV_FLAG:.0%} (noisy host or device; more --steps or a quieter "
+                     "machine)")
     return replace(
         record,
         device=device,
@@ -314,7 +319,7 @@ def metric_fields(t: Training, warm: WarmupResult, record: rec.Record, *, window
         ac=rec.Ac(**placement.ac),
         **rec.Throughput.of(tokens, window_s, device.chips, model, peak_part).fields(),
         peak=peak_part,
-        step_time=rec.StepTime.of(step_times, step_method, spread_reason),
+        step_time=step_time,
         step_times_s=step_times,
         warmup=rec.Warmup(steps=cfg.warmup, first_step_s=warm.first_step_s, total_s=warm.total_s),
         compilation=compilation,

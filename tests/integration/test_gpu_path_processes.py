@@ -93,7 +93,7 @@ def test_h100_runbook_prints_its_commands():
               if " -m bench comm --backend cuda --nproc 8 --sizes 1K:1G" in line]
     assert comm < suite
     runs = [line for line in lines if " -m bench run " in line and "--model 1b" in line]
-    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["1", "2", "4", "8", "BEST"]
+    assert [r.split("--batch ")[1].split()[0] for r in runs] == ["1", "2", "4", "BEST"]
     assert all("--seq 2048 --steps 30 --warmup 10 --precision bf16 --compile" in r for r in runs)
     assert any("bare_loop.py --device cuda --model MODEL --seq SEQ --batch BEST" in line
                and "--json >" in line for line in lines)

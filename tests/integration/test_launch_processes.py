@@ -81,7 +81,7 @@ def _verbs(tmp_path: Path) -> dict[str, tuple[tuple[str, ...], int | None]]:
     """Each verb that launches: its arguments, less ``--results``, and the rank of the child
     to act on (None: the single process)."""
     grid = tmp_path / "grid.toml"
-    grid.write_text("[sweep]\n" + "".join(
+    grid.write_text("[sweep]\nrepeats = 1\n" + "".join(
         f"{k} = {v!r}\n".replace("'", '"') for k, v in CONFIG.items()))
     return {
         "run": (("run", *FLAGS, "--nproc", "2", "--tag", "k=v"), 1),

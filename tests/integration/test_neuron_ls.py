@@ -168,8 +168,8 @@ def test_a_run_on_trn2_is_checked_as_trnbench_plan_checks_it(tmp_path, monkeypat
     assert (plan.returncode, run.returncode, launches) == (1, 2, [])
     neuron_ls = "neuron-ls: 96 GiB per device / 4 NeuronCores at LNC=2"
     assert run.stderr == (
-        f"trnbench: error: plan: needs 185.4 GiB per rank of 21.6 GiB usable (90% of 24.0 GiB "
-        f"per rank, {neuron_ls}): try --tp 8\n")  # 19.4 GiB: logits b T V / 8 x 10 bytes
+        f"trnbench: error: plan: needs 170.7 GiB per rank of 21.6 GiB usable (90% of 24.0 GiB "
+        f"per rank, {neuron_ls}): try --tp 8 --ac selective or --tp 8 --ac full\n")
     datasheet = "trn2 datasheet: 96 GiB per chip / 4 NeuronCores"
     assert run.stderr == f"trnbench: error: plan: {refused.replace(datasheet, neuron_ls)}\n"
     change = json.loads(cli_main("plan", *flags, "--hardware", "trn2", "--json").stdout)[

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -26,7 +25,8 @@ from bench.energy.modelled import ModelledMeter
 from bench.records import store
 from bench.report import build as report_pkg
 from bench.report import derived, render, rows
-from tests.conftest import ROOT, invoke, parse_tables, rapl_zone, read_jsonl, ticking_counter
+from tests.conftest import invoke, parse_tables, rapl_zone, read_jsonl, ticking_counter
+from tests.integration.browser import open_page
 
 
 def report(records: Path | None, out: Path, *flags: str, cwd: Path | None = None
@@ -44,6 +44,8 @@ REPORT_RUNS = {  # name -> extra flags; a name ending in "fail" is expected to f
     "ranks2": ("--batch", "2", "--nproc", "2", "--tag", "scaling=s1"),
     "modelled": ("--batch", "2", "--energy", "modelled"),
     "none": ("--batch", "4", "--energy", "none"),
+    "ac1": ("--batch", "2", "--ac", "full"),  # rep1-3 but for --ac: a row of its own, n = 2
+    "ac2": ("--batch", "2", "--ac", "full"),
     "lr-fail": ("--batch", "2", "--lr", "1e6"),
 }
 
@@ -51,10 +53,11 @@ REPORT_RUNS = {  # name -> extra flags; a name ending in "fail" is expected to f
 @pytest.fixture(scope="module")
 def report_records(tmp_path_factory, cache_dir) -> Path:
     """The results file of ``REPORT_RUNS``: repeats of one configuration, a 2-rank run and its
-    1-rank partner tagged as a scaling series, ``--energy modelled`` and ``none``, and a run
-    that fails (lr 1e6). Each run is ``trnbench run`` in-process; the 2-rank run's ranks are
-    real torchrun processes. The CPU package energy comes from a fake RAPL tree whose counter
-    ticks in the background, the stand-in for a sensor this machine does not expose."""
+    1-rank partner tagged as a scaling series, ``--energy modelled`` and ``none``, two runs
+    that differ from the repeats only in ``--ac``, and a run that fails (lr 1e6). Each run is
+    ``trnbench run`` in-process; the 2-rank run's ranks are real torchrun processes. The CPU
+    package energy comes from a fake RAPL tree whose counter ticks in the background, the
+    stand-in for a sensor this machine does not expose."""
     work = tmp_path_factory.mktemp("report-records")
     counter = rapl_zone(work / "powercap", "intel-rapl:0", "package-0", 0)
     env = {"TRNBENCH_CACHE_DIR": str(cache_dir), "TRNBENCH_RAPL_ROOT": str(work / "powercap")}
@@ -107,16 +110,16 @@ def test_writes_every_output_and_a_terminal_summary(generated):
                      "throughput.png", "energy.png", "step_times.png", "scaling.png"}
     for png in out.glob("*.png"):
         assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 5000
-    assert "trnbench report: 4 configurations, 1 failed run" in proc.stdout
+    assert "trnbench report: 5 configurations, 1 failed run" in proc.stdout
     assert "wrote " in proc.stdout and str(out / "report.html") in proc.stdout
     assert "NonFiniteLoss" in proc.stdout  # the failed run, named with its error
 
 
 def test_csv_one_row_per_configuration_with_repeat_statistics(csv, records):
     assert list(csv.columns) == rows.COLUMNS + derived.COLUMNS
-    assert len(csv) == 4 and list(csv["row"]) == ["R1", "R2", "R3", "R4"]
-    repeated = _row(csv, energy_method="rapl", world_size=1, batch=2)
-    ids = _ids(records, batch=2, energy="auto")
+    assert len(csv) == 5 and list(csv["row"]) == ["R1", "R2", "R3", "R4", "R5"]
+    repeated = _row(csv, energy_method="rapl", world_size=1, batch=2, ac="none")
+    ids = _ids(records, batch=2, energy="auto", ac="none")
     assert repeated["n"] == 3 and repeated["run_ids"].split() == ids
     tps = [r["tokens_per_s_per_chip"] for r in records if r["run_id"] in ids]
     assert repeated["tokens_per_s_per_chip"] == pytest.approx(statistics.median(tps))
@@ -135,6 +138,33 @@ def test_csv_one_row_per_configuration_with_repeat_statistics(csv, records):
     single = _row(csv, energy_method="modelled")
     assert single["n"] == 1 and pd.isna(single["tokens_per_s_per_chip_cv"])
     assert single["run_ids"] == _ids(records, energy="modelled")[0]
+
+
+def test_runs_that_differ_only_in_ac_are_two_rows(generated, csv, records):
+    """Two runs with --ac full beside three with --ac none, all else equal: two rows, told apart
+    by their layout and their trnbench run lines; the n = 2 row has no interval (the reason
+    is its footnote), and a warning under the table names every row of fewer than 3 runs."""
+    none = _row(csv, energy_method="rapl", world_size=1, batch=2, ac="none")
+    full = _row(csv, energy_method="rapl", world_size=1, batch=2, ac="full")
+    assert (none["n"], full["n"]) == (3, 2)
+    assert full["run_ids"].split() == _ids(records, ac="full")
+    assert (none["layout"], full["layout"]) == ("1 process", "1 process, AC full")
+    assert none["tokens_per_s_per_chip_ci95_low"] < none["tokens_per_s_per_chip_ci95_high"]
+    assert pd.isna(full["tokens_per_s_per_chip_ci95_low"]) and full["tokens_per_s_per_chip_cv"] > 0
+    md = (generated[0] / "report.md").read_text()
+    headers, _, cells_ = parse_tables(md)[0]
+    table = {r[0]: dict(zip(headers, r, strict=True)) for r in cells_}
+    ci = table[full["row"]]["95% CI"]
+    assert re.fullmatch(r"n/a \[\d+\]", ci) and table[full["row"]]["layout"] == "1 process, AC full"
+    assert re.search(re.escape(ci.removeprefix("n/a ")) + r" n = 2: a 95% interval needs at "
+                     r"least 3 runs", md)
+    few = sorted(csv[csv["n"] < 3]["row"])
+    warning = next(line for line in md.splitlines() if line.startswith("**Warning**"))
+    assert warning.startswith("**Warning**: fewer than 3 runs: ")
+    assert "Too few to publish" in warning
+    assert sorted(re.findall(r"(R\d) \(n = \d\)", warning)) == few and none["row"] not in few
+    prov = {r[0]: r for r in parse_tables(md)[-1][2]}
+    assert "--ac full" in prov[full["row"]][-1] and "--ac none" in prov[none["row"]][-1]
 
 
 def test_null_figures_are_empty_with_the_reason(csv):
@@ -165,9 +195,11 @@ def test_multi_rank_row_and_scaling_table(generated, csv, records):
 
 def test_markdown_shows_labels_methods_runs_and_failures(generated, records):
     md = (generated[0] / "report.md").read_text()
-    header = ("| row | model | device | precision | threads | ranks | batch | seq | compile | n "
-              "| tokens/s per chip | 95% CI | min–max | CV % | tokens/s per instance | MFU % | "
-              "tokens/J | energy | $/M tokens | step p50 ms | step p90 ms | first step s | flag |")
+    # energy setting (--energy): the one run flag the rows differ in beyond those always shown
+    header = ("| row | model | device | precision | threads | ranks | layout | batch | seq | "
+              "compile | energy setting | n | tokens/s per chip | 95% CI | min–max | CV % | "
+              "tokens/s per instance | MFU % | tokens/J | energy | $/M tokens | step p50 ms | "
+              "step p90 ms | first step s | peak mem GiB | flag |")
     assert header in md
     # the repeated rapl row: numbers alone in their cells, the energy label in its own
     num = r"-?[\d,.]+"
@@ -199,7 +231,8 @@ def test_html_is_self_contained(generated):
     assert len(images) == 4
     assert {base64.b64decode(i) for i in images} == {p.read_bytes() for p in out.glob("*.png")}
     assert "How each figure was made" in page and "NonFiniteLoss" in page
-    assert page.count("<tr") == 1 + 4 + 1 + 2 + 1 + 1 + 1 + 4  # heads and rows of 4 tables
+    assert page.count("<tr") == 1 + 5 + 1 + 2 + 1 + 1 + 1 + 5  # heads and rows of 4 tables
+    assert "<p class='warning'><strong>Warning</strong>: fewer than 3 runs" in page
 
 
 @pytest.mark.parametrize(("threshold", "flagged"), [("0", True), ("1000", False)])
@@ -207,7 +240,7 @@ def test_cv_threshold_flags_repeated_rows(report_records, tmp_path, threshold, f
     proc = report(report_records, tmp_path / "out", "--cv-threshold", threshold)
     assert proc.returncode == 0, proc.stderr
     csv = pd.read_csv(tmp_path / "out" / "report.csv")
-    repeated = _row(csv, energy_method="rapl", world_size=1)
+    repeated = _row(csv, energy_method="rapl", world_size=1, ac="none")
     # the threshold decides the CV flags; a run's own flag (on a busy machine, a CPU peak
     # that moved around its window) may flag the row whatever the threshold
     reason = repeated["flag_reason"] if isinstance(repeated["flag_reason"], str) else ""
@@ -280,85 +313,52 @@ def test_several_results_files_and_a_corrupt_line(tmp_path, records):
     assert proc.returncode == 0, proc.stderr
     assert f"{bad}:2: skipped corrupt record" in proc.stderr  # line 2, after the failed run
     csv = pd.read_csv(tmp_path / "out" / "report.csv")
-    assert len(csv) == 4 and set(csv["source_files"]) == {str(ok)}
+    assert len(csv) == 5 and set(csv["source_files"]) == {str(ok)}
     failed = pd.read_csv(tmp_path / "out" / "failed.csv")
     assert list(failed["source_file"]) == [str(bad)] and failed["error"][0].startswith("NonFinite")
     assert f"from {ok}, {bad}:" in (tmp_path / "out" / "report.md").read_text()
 
 
-# --- report.html in a real browser: Debian's chromium, headless, driven by Playwright ----------
-# The browser is part of the test set-up (scripts/setup-browser.sh, run by `make test-main`);
-# Playwright only drives it (``executable_path``) and never downloads one. The page must render
-# its tables and decode its charts with no page error, no console error and no network request
-# at all. A full-page screenshot is kept as an artifact in ``$TRNBENCH_ARTIFACTS`` (default
-# ``artifacts/``, git-ignored).
-
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# --- report.html in a real browser (tests/integration/conftest.py: Debian's chromium, headless,
+# driven by Playwright) ---------------------------------------------------------------------------
+# The page must render its tables and decode its charts with no page error, no console error and
+# no network request at all; its full-page screenshot is kept as an artifact.
 
 
-@pytest.fixture(scope="module")
-def page_dir(generated) -> Path:
-    """The report of the session's records, as the tests above read it."""
-    return generated[0]
+def _read_report(page) -> dict:
+    return {
+        "rows": page.locator("#results + table tbody tr").count(),
+        "cells": page.eval_on_selector_all("#results + table tbody tr",
+                                           "rows => rows.map(r => r.cells.length)"),
+        "headers": page.eval_on_selector_all("#results + table th",
+                                             "h => h.map(e => e.textContent)"),
+        "failed": page.locator("#failed + table tbody tr").count(),
+        "scaling": page.locator("#scaling + table tbody tr").count(),
+        "methods": page.locator("#methods + dl dt").all_text_contents(),
+        "flagged": page.locator("tr.flagged").all_text_contents(),
+        "warnings": page.locator("p.warning").all_text_contents(),
+    }
 
 
-def _browser(playwright):
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is absent: the browser test needs Debian's chromium; run "
-                    f"scripts/setup-browser.sh (make test runs it first) or set $CHROMIUM")
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-
-
-def test_report_renders_in_chromium_without_errors_or_requests(page_dir):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: it comes with the test extra (pip install -e "
-                    "'.[test]')")
-    url = (page_dir / "report.html").as_uri()
-    problems: list[str] = []
-    requests: list[str] = []
-    with sync_playwright() as p:
-        browser = _browser(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        def console(message) -> None:
-            if message.type == "error":
-                problems.append(f"console: {message.text}")
-
-        page.on("console", console)
-        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(url, wait_until="load")
-        results = page.locator("#results + table tbody tr")
-        cells = page.eval_on_selector_all("#results + table tbody tr",
-                                          "rows => rows.map(r => r.cells.length)")
-        headers = page.eval_on_selector_all("#results + table th", "h => h.map(e => e.textContent)")
-        images = page.eval_on_selector_all(
-            "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        failed_rows = page.locator("#failed + table tbody tr").count()
-        scaling_rows = page.locator("#scaling + table tbody tr").count()
-        methods = page.locator("#methods + dl dt").all_text_contents()
-        flagged_text = page.locator("tr.flagged").all_text_contents()
-        artifacts = Path(os.environ.get("TRNBENCH_ARTIFACTS", ROOT / "artifacts"))
-        artifacts.mkdir(parents=True, exist_ok=True)
-        shot = artifacts / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        rendered_rows = results.count()
-        browser.close()
-
-    assert problems == []
-    assert [u for u in requests if not u.startswith("data:")] == [url]  # the page itself only
+def test_report_renders_in_chromium_without_errors_or_requests(generated):
+    page_dir = generated[0]
+    opened = open_page(page_dir / "report.html", "report.png", _read_report)
+    assert opened.problems == []
+    assert [u for u in opened.requests if not u.startswith("data:")] == [opened.url]
     csv = pd.read_csv(page_dir / "report.csv")
-    assert rendered_rows == len(csv) == 4
-    assert set(cells) == {len(headers)} and "MFU %" in headers and "tokens/J" in headers
-    assert len(images) == len(list(page_dir.glob("*.png"))) == 4
-    assert all(done and w > 0 and h > 0 for done, w, h in images), images
-    assert failed_rows == 1 and scaling_rows == 2
-    assert "How each figure was made" not in methods and "MFU" in methods
-    assert all("flagged [" in t for t in flagged_text)
+    read = opened.read
+    assert read["rows"] == len(csv) == 5
+    assert set(read["cells"]) == {len(read["headers"])}
+    assert {"MFU %", "tokens/J", "layout", "peak mem GiB"} <= set(read["headers"])
+    assert len(opened.images) == len(list(page_dir.glob("*.png"))) == 4
+    assert all(done and w > 0 and h > 0 for done, w, h in opened.images), opened.images
+    assert read["failed"] == 1 and read["scaling"] == 2
+    assert "How each figure was made" not in read["methods"] and "MFU" in read["methods"]
+    assert all("flagged [" in t for t in read["flagged"])
+    results, scaling = read["warnings"]  # under the results and the scaling table
+    assert results.startswith("Warning: fewer than 3 runs: R")
+    assert scaling.startswith("Warning: fewer than 3 runs: s1, 1 rank (n = 1), s1, 2 ranks")
+    shot = opened.screenshot
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
 
 
@@ -376,20 +376,14 @@ NARROW = """() => {
 }"""
 
 
-def test_the_results_table_scrolls_in_its_box_at_800_px_with_its_row_ids_in_view(page_dir):
+def test_the_results_table_scrolls_in_its_box_at_800_px_with_its_row_ids_in_view(generated):
     """At 800 px the page itself does not scroll sideways: a table wider than the page scrolls
-    inside its own box, and the row id column stays where it is while it does."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = _browser(p)
-        page = browser.new_page(viewport={"width": 800, "height": 900})
-        page.goto((page_dir / "report.html").as_uri(), wait_until="load")
-        got = page.evaluate(NARROW)
-        artifacts = Path(os.environ.get("TRNBENCH_ARTIFACTS", ROOT / "artifacts"))
-        artifacts.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(artifacts / "report-800px.png"), full_page=True)
-        browser.close()
+    inside its own box, and the row id column stays where it is while it does (the screenshot
+    shows the table scrolled to its end)."""
+    opened = open_page(generated[0] / "report.html", "report-800px.png",
+                       lambda page: page.evaluate(NARROW), width=800)
+    got = opened.read
+    assert opened.problems == []
     assert got["page"] <= 800  # no sideways scroll of the page
     assert got["scroll"] > got["client"] and got["right"] <= 800  # the table scrolls in its box
     assert got["scrolled"] > 0 and got["lastRight"] <= got["right"] + 1  # to its last column

@@ -82,7 +82,7 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
 
 
 def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\n")
+    path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\nrepeats = 1\n")
     code, out, err = run_sweep(str(path))
     assert code == 1
     failed, ok = read_jsonl(tmp_path / "runs.jsonl")
@@ -98,7 +98,7 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
 
 
 def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\n")
+    path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\nrepeats = 1\n")
     code, out, err = run_sweep(str(path))
     assert code == 1
     records = read_jsonl(tmp_path / "runs.jsonl")

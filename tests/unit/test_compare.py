@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
 from bench.cli import main
 from bench.inputs.config import ConfigError
-from bench.report import prices
-from tests.conftest import read_jsonl
+from bench.records import store
+from bench.records.record import Record
+from bench.report import losses, prices
+from tests.conftest import ROOT, device_record, read_jsonl
 
 
 def trnbench(*args: str) -> int:
@@ -119,6 +122,100 @@ def test_instance_override_and_unpriced_instance(capsys, compare_devices):
     code = trnbench("compare", "--baseline", "device=h100", "--target", "device=h200",
                     "--target-instance", "x9.huge", "--results", str(compare_devices))
     assert code == 2 and "--target-instance" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "device"), [
+    (["--baseline", "device=h100", "--target", "device=trn2", "--target-instance",
+      "p5.48xlarge"], "Trainium2 (NC_v3d) (device kind trn2); accepted: trn2.48xlarge"),
+    (["--baseline", "side=a", "--target", "side=b", "--target-instance", "trn2.48xlarge"],
+     "(device kind cpu); accepted: none known for cpu"),  # a CPU priced as a trn2.48xlarge
+])
+def test_an_instance_that_does_not_hold_the_device_is_refused(capsys, compare_runs,
+                                                               compare_devices, args, device):
+    capsys.readouterr()
+    code = trnbench("compare", *args, "--results", str(compare_runs), str(compare_devices))
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert code == 2 and out.out == "" and len(lines) == 1
+    assert lines[0].startswith("trnbench: error: --target-instance: ") and device in lines[0]
+
+
+def test_loss_curves_of_matching_runs_are_compared(capsys, compare_runs):
+    """Two real CPU runs of one configuration: the same curve, step for step (difference 0)."""
+    a, b, _ = read_jsonl(compare_runs)
+    loss = compare_json(capsys, "--baseline", "side=a", "--target", "side=b", "--results",
+                        str(compare_runs))["losses"]
+    [pair] = loss["pairs"]
+    assert pair["configuration"] == {"model": "tiny", "seq": "16", "global batch": "2",
+                                     "lr": "0.0003", "seed": "0", "data": "synthetic"}
+    assert pair["steps"] == len(a["losses"]) == 4  # 1 warm-up + 3 timed steps
+    assert pair["baseline"]["losses"] == a["losses"] and pair["target"]["losses"] == b["losses"]
+    assert pair["max_relative_difference"] == 0 and not pair["flagged"]
+    assert loss["tolerance"] == losses.TOLERANCE and loss["reason"] is None
+
+
+def test_loss_curves_that_differ_are_flagged(capsys, compare_runs, tmp_path):
+    """A device whose losses are 8% above the CPU's at every step: flagged above the default
+    tolerance, with the step; not with --loss-tolerance 0.1."""
+    a = read_jsonl(compare_runs)[0]
+    path = tmp_path / "runs.jsonl"
+    store.append(path, Record.from_json(a))
+    other = device_record(a, "h100", "NVIDIA H100 80GB HBM3", 1000.0)
+    store.append(path, replace(other, losses=[v * 1.08 for v in a["losses"]]))
+    result = compare_json(capsys, "--baseline", "device=cpu", "--target", "device=h100",
+                          "--results", str(path))
+    [pair] = result["losses"]["pairs"]
+    assert pair["max_relative_difference"] == pytest.approx(0.08) and pair["flagged"]
+    assert any(w.startswith("loss curves differ: largest relative difference 8.0% at step ")
+               and "above the tolerance 5%" in w for w in result["warnings"])
+    relaxed = compare_json(capsys, "--baseline", "device=cpu", "--target", "device=h100",
+                           "--results", str(path), "--loss-tolerance", "0.1")
+    assert not relaxed["losses"]["pairs"][0]["flagged"]
+    assert not any(w.startswith("loss curves") for w in relaxed["warnings"])
+
+
+def test_every_run_flag_that_differs_is_a_warning(capsys, compare_runs, tmp_path):
+    """A target stored with --ac full beside a run with --ac none, and an older record without
+    the ac field (it ran with the default, none): a warning for the first pair only."""
+    a = read_jsonl(compare_runs)[0]
+    path = tmp_path / "runs.jsonl"
+    old = {**a, "run_id": "old0", "tags": {"side": "old"},
+           "config": {k: v for k, v in a["config"].items() if k != "ac"}}
+    full = {**a, "run_id": "full0", "tags": {"side": "full"}, "config": {**a["config"],
+                                                                         "ac": "full"}}
+    for r in (a, old, full):
+        store.append(path, Record.from_json(r))
+    warned = compare_json(capsys, "--baseline", "side=a", "--target", "side=full",
+                          "--results", str(path))["warnings"]
+    assert "ac differs (config.ac): baseline none, target full" in warned
+    assert not any("differs" in w for w in compare_json(
+        capsys, "--baseline", "side=a", "--target", "side=old", "--results", str(path))[
+        "warnings"])
+
+
+LOSS_CURVES = ROOT / "results" / "cpu" / "2026-12-05-loss-curves.jsonl"
+
+
+def test_the_loss_tolerance_lies_between_design_and_a_run_that_does_not_train():
+    """The measurement behind losses.TOLERANCE (docs/methodology.md, "Loss curves across
+    devices"), recomputed from its records: runs that differ only in precision or in seed stay
+    under the tolerance over 35 steps, a run that does not train (lr 1e-9) is far over it."""
+    runs = {(r["config"]["model"], r["config"]["precision"], r["config"]["seed"],
+             r["config"]["lr"]): r["losses"] for r in read_jsonl(LOSS_CURVES)}
+    assert {len(c) for c in runs.values()} == {35}
+    precision, seed, untrained = [], [], []
+    for model in ("tiny", "moe-tiny"):
+        def curve(p: str, s: int, lr: float = 3e-4, m: str = model) -> list[float]:
+            return runs[(m, p, s, lr)]
+
+        precision += [losses.largest_difference(curve("fp32", s), curve("bf16", s))[0]
+                      for s in (0, 1)]
+        seed += [losses.largest_difference(curve(p, 0), curve(p, 1))[0] for p in ("fp32", "bf16")]
+        untrained.append(losses.largest_difference(curve("fp32", 0), curve("fp32", 0, 1e-9)))
+    assert max(precision) == pytest.approx(0.0003, abs=5e-5)  # the table's 0.03%
+    assert max(seed) == pytest.approx(0.0312, abs=5e-4)  # 3.1%
+    assert [(round(d, 3), at) for d, at in untrained] == [(0.497, 35), (0.502, 35)]
+    assert max(precision + seed) < losses.TOLERANCE < min(d for d, _ in untrained) / 5
 
 
 def test_allow_mismatch_compares_with_a_warning(capsys, compare_runs):

@@ -25,13 +25,22 @@ def test_compare_writes_md_csv_html_with_speedups_and_warnings(tmp_path, capsys)
                  "--out", str(out), "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
+    # 1 rank of batch 2 against 2 ranks of batch 2: no loss curves to pair, so no loss.png
     assert {p.name for p in out.iterdir()} == {"compare.md", "compare.csv", "compare.html",
                                                "compare.png"}
     warnings = result["warnings"]
     assert "threads per process differs (device.versions.threads): baseline 2, target 1" in \
         warnings
     assert "world size differs (world_size): baseline 1, target 2" in warnings
-    assert not any("nodes" in w or "batch" in w or "torch" in w for w in warnings)  # equal
+    assert f"{TARGET!r}: 1 run, fewer than 3: too few to publish (repeat the configuration at " \
+           "least 3 times)" in warnings
+    loss = [w for w in warnings if w.startswith("loss curves")]
+    assert loss == ["loss curves not compared: no runs of the two sides share model, seq, "
+                    "global batch, lr, seed, data (global batch 2 against 4): their loss curves "
+                    "are not comparable"]
+    assert result["losses"]["pairs"] == []
+    assert not any("nodes" in w or "batch" in w or "torch" in w
+                   for w in warnings if w not in loss)  # equal
 
     csv = pd.read_csv(out / "compare.csv")
     per_chip = csv.set_index("figure").loc["per chip"]

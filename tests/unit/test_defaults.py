@@ -56,13 +56,13 @@ def test_plan_of_a_backends_default_fits_its_hardware(hardware, backend, model, 
 
 
 def test_the_neuron_default_fits_one_neuroncore_at_lnc2_with_a_margin():
-    """350m, bf16, 4 x 2048 on 24 GiB (a Trainium2's 96 GiB over 4 logical cores): 15.0 GiB of
+    """350m, bf16, 4 x 2048 on 24 GiB (a Trainium2's 96 GiB over 4 logical cores): 18.3 GiB of
     the 21.6 the plan allows; 1b does not fit one core at any batch."""
     memory, _ = memory_plan.hardware_memory_per_rank("trn2")
     cfg = config.resolve("neuron", {})
     layout = memory_plan.for_world(cfg, 1, 1)
     pred = memory_plan.predict(cfg, layout, memory.value)
-    assert pred.fits and pred.total / GIB == pytest.approx(15.02, abs=0.01)
+    assert pred.fits and pred.total / GIB == pytest.approx(18.35, abs=0.01)
     one_b = config.resolve("neuron", {"model": "1b", "batch": 1})
     assert not memory_plan.predict(one_b, layout, memory.value).fits
 

@@ -315,7 +315,7 @@ def test_nvml_refuses_llama3_70b_on_one_h100_before_anything_starts(cuda_here, m
     run = cli_main("run", "--backend", "cuda", "--model", "llama3-70b", "--nproc", "1")
     assert run.returncode == 2 and not launches
     assert run.stderr == (
-        "trnbench: error: plan: needs 1,360.6 GiB per rank of 71.7 GiB usable (90% of 79.6 GiB "
+        "trnbench: error: plan: needs 1,240.8 GiB per rank of 71.7 GiB usable (90% of 79.6 GiB "
         "per rank, NVML: NVIDIA H100 80GB HBM3); no --tp/--ac/--parallel/--param-dtype setting "
         "fits on 1 ranks: try --nnodes 32 --parallel fsdp --param-dtype bf16 --ac full\n")
     assert nvml.state["init"] == 0  # NVML shut down again

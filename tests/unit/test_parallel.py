@@ -79,7 +79,7 @@ def test_a_run_that_cannot_fit_is_refused_by_the_plan_and_nothing_is_written(
     results = tmp_path / "r.jsonl"
     err = _refused(["run", "--model", "llama3-8b", "--nproc", "2", "--backend", "cpu",
                     "--results", str(results)], capsys)
-    assert err == ("trnbench: error: plan: needs 225.4 GiB per rank of 57.6 GiB usable (90% "
+    assert err == ("trnbench: error: plan: needs 231.8 GiB per rank of 57.6 GiB usable (90% "
                    "of 64.0 GiB per rank, TRNBENCH_RANK_MEMORY_GIB); no --tp/--ac/--parallel/"
                    "--param-dtype setting fits on 2 ranks: try --nnodes 2 --parallel fsdp "
                    "--ac full\n")
@@ -94,14 +94,21 @@ def test_a_bad_rank_memory_override_is_refused(monkeypatch, capsys):
 
 def _8b_trn2_by_hand() -> dict[str, float]:
     """Llama 3.1 8B, seq 8192, 1 sequence per DP rank, TP 8 x DP 8 FSDP2 on 64 ranks, bf16
-    parameters, full checkpointing (bench.parallel.memory_plan's formulas, written out)."""
+    parameters, full checkpointing, at its peak: the start of the backward (docs/memory.md,
+    written out)."""
     block = (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336) / 8  # 27,262,976
     root = 2 * 128256 * 4096 / 8  # embedding + head rows/columns of one TP rank
     p = 32 * block + root + 65 * 4096  # 1,004,015,616 parameters per TP rank
-    return {"parameters": 4 * p / 8, "gradients": 4 * p / 8, "optimizer": 8 * p / 8,
-            "gathered": 2 * (2 * block + root),
-            "activations": 32 * 2 * 8192 * 4096 / 8 + 34 * 8192 * 4096 / 8,
-            "logits": 8192 * 128256 / 8 * (2 + 4 + 4)}  # loss parallelism: V / 8 columns
+    n, vocab = 8192, 128256 / 8  # tokens of the TP group; a rank's vocabulary shard
+    # a checkpointed block keeps its bf16 input, its bf16 cos/sin and the RNG state
+    kept = n * 2 * 4096 / 8 + 2 * 8192 * 128 + 5056
+    # the final norm (x.float(), rsqrt, normed in bf16) and the head's all-gathered input
+    head = n * ((6 * 4096 + 4) / 8 + 2 * 4096) + 4
+    return {"parameters": 4 * p / 8, "optimizer": 8 * p / 8, "gradients": 0, "autocast": 0,
+            "transient": 0, "gathered": 2 * (root + 4096),  # the root gathered in bf16
+            "activations": 32 * kept + head,
+            # log-probs, their gradient and log-softmax's (fp32), loss parallelism's exp(x)
+            "logits": 12 * n * vocab + 4 * n * vocab + 33 * n}
 
 
 def _70b_trn2_by_hand() -> dict[str, float]:
@@ -109,20 +116,23 @@ def _70b_trn2_by_hand() -> dict[str, float]:
     block = (2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672) / 8  # 106,954,752
     root = 2 * 128256 * 8192 / 8
     p = 80 * block + root + 161 * 8192  # 8,820,367,360
-    return {"parameters": 4 * p / 32, "gradients": 4 * p / 32, "optimizer": 8 * p / 32,
-            "gathered": 2 * (2 * block + root),
-            "activations": 80 * 2 * 8192 * 8192 / 8 + 34 * 8192 * 8192 / 8,
-            "logits": 8192 * 128256 / 8 * 10}
+    n, vocab = 8192, 128256 / 8
+    kept = n * 2 * 8192 / 8 + 2 * 8192 * 128 + 5056
+    head = n * ((6 * 8192 + 4) / 8 + 2 * 8192) + 4
+    return {"parameters": 4 * p / 32, "optimizer": 8 * p / 32, "gradients": 0, "autocast": 0,
+            "transient": 0, "gathered": 2 * (root + 8192), "activations": 80 * kept + head,
+            "logits": 16 * n * vocab + 33 * n}
 
 
 @pytest.mark.parametrize(("model", "nnodes", "hand", "total"), [
-    ("llama3-8b", 1, _8b_trn2_by_hand, 4_104_134_656),
-    ("llama3-70b", 4, _70b_trn2_by_hand, 8_304_070_656),
+    ("llama3-8b", 1, _8b_trn2_by_hand, 4_298_301_444),
+    ("llama3-70b", 4, _70b_trn2_by_hand, 7_629_514_756),
 ])
 def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
     cfg = selection.resolve_run("cpu", {"model": model, "precision": "bf16", "tp": 8,
                                        "parallel": "fsdp", "param_dtype": "bf16",
                                        "ac": "full"})[0]
+    cfg = dataclasses.replace(cfg, backend="neuron")  # as `trnbench plan --hardware trn2`
     memory, per_node = memory_plan.hardware_memory_per_rank("trn2")
     per_rank = memory.value
     assert (per_rank, per_node) == (24 * GIB, 64)  # 96 GiB over 4 logical cores at LNC=2
@@ -130,13 +140,15 @@ def test_memory_plan_against_hand_arithmetic(model, nnodes, hand, total):
     h100 = memory_plan.hardware_memory_per_rank("h100")[0]  # the datasheet's decimal GB
     assert (h100.value, h100.source) == (80e9, "h100 datasheet: 80 GB per chip")
     pred = memory_plan.predict(cfg, layout.for_world(cfg, 64, nnodes), per_rank)
+    assert pred.phase == "backward_loss" and pred.basis[0] == "derived"
     assert pred.parts == pytest.approx(hand())
     assert pred.total == pytest.approx(total) and pred.fits
-    # without checkpointing: 32 (80) blocks of 34 b T D / t bytes
+    # without checkpointing each block keeps its whole saved set: the all-gathered norm
+    # outputs (2 D bytes a token each, not divided by TP) weigh most
     none = memory_plan.predict(dataclasses.replace(cfg, ac="none"),
                                layout.for_world(cfg, 64, nnodes), per_rank)
     n_layers, dim = (32, 4096) if model == "llama3-8b" else (80, 8192)
-    assert none.parts["activations"] == n_layers * 34 * 8192 * dim / 8
+    assert none.saved["activations"] > n_layers * 4 * 8192 * dim  # > 2 x Korthikanti's 34 / t
 
 
 def test_plan_prints_what_fits_and_the_nearest_that_does_not(capsys):
@@ -144,16 +156,20 @@ def test_plan_prints_what_fits_and_the_nearest_that_does_not(capsys):
                      "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert not out["requested"]["fits"] and out["requested"]["parallel"] == "ddp"
-    # TP 4: 17.7 GiB (logits b T V / 4 x 10 bytes, 2.4 GiB) of 21.6 usable; TP 2: 33.5 GiB
-    assert out["smallest_fitting_change"]["flags"] == "--parallel fsdp --tp 4"
+    # no change of two flags fits (TP 4 with autocast and no checkpointing: 33.0 GiB);
+    # FSDP2 with bf16 parameters and full checkpointing: 17.4 GiB, 11.7 of it the loss's
+    assert out["smallest_fitting_change"]["flags"] == "--parallel fsdp --param-dtype bf16 --ac full"
     assert out["smallest_fitting_change"]["fits"]
     assert cli.main(["plan", "--model", "llama3-8b", "--hardware", "h100", "--parallel",
                      "fsdp", "--param-dtype", "bf16", "--ac", "selective", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ranks"] == 8 and out["requested"]["fits"]
     assert out["nearest_not_fitting"] and not out["nearest_not_fitting"]["fits"]
-    assert set(out["requested"]["bytes"]) == {"parameters", "gradients", "optimizer",
-                                              "gathered", "activations", "logits"}
+    assert set(out["requested"]["bytes"]) == {"parameters", "optimizer", "activations",
+                                              "autocast", "logits", "gradients", "gathered",
+                                              "transient"}
+    assert out["requested"]["peak_phase"] == "backward_loss"
+    assert out["requested"]["basis"]["label"] == "derived"
 
 
 @pytest.mark.parametrize("path", sorted(

@@ -53,6 +53,9 @@ def test_collectives_are_a_section_of_their_own(cli_main, tmp_path, comm_results
     assert "No ok runs." in md  # no training row is made of a collectives record
     assert "## Collectives (large-message plateau of each line)" in md
     assert "![Collectives: bus bandwidth" in md and "(comm_busbw.png)" in md
+    runs = pd.read_csv(out / "comm.csv")["runs"]
+    assert (runs < 3).all()  # one run a line: the table warns, as the results table does
+    assert md.count("**Warning**: fewer than 3 runs: ") == 1 and "(n = 1)" in md
     failed = pd.read_csv(out / "failed.csv")
     assert list(failed["model"]) == ["collectives (comm)"]
     assert "trnbench report: collectives, 3 lines" in proc.stdout

@@ -5,15 +5,21 @@ escaped, formula-leading text neutralised). Built in-process from the stored CPU
 
 from __future__ import annotations
 
+import argparse
 import io
 import math
+import shlex
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
 
+from bench.inputs import config
+from bench.inputs.errors import ConfigError
 from bench.records import metrics, store
 from bench.report import build as report_pkg
-from bench.report import cells, render
+from bench.report import cells, derived, plots, render, rows
+from bench.train import command as run_command
 from tests.conftest import ROOT, parse_tables
 
 RESULTS = ROOT / "results" / "cpu" / "2026-11-25.jsonl"
@@ -104,9 +110,31 @@ def test_header_names_when_what_and_how_to_reproduce(built):
     assert header["sweeps"].startswith("cpu-baseline")
     assert header["reproduce this report"] == built.command
     prov = cells.provenance(built.table).set_index("row")
-    assert prov.loc["R5", "reproduce"] == ("trnbench run --backend cpu --model tiny --precision "
-                                           "fp32 --batch 2 --seq 256 --nproc 2 --parallel ddp "
-                                           "--energy rapl")
+    assert prov.loc["R5", "reproduce"] == (
+        "trnbench run --model tiny --backend cpu --batch 2 --seq 256 --steps 10 --warmup 2 "
+        "--precision fp32 --no-compile --lr 0.0003 --seed 0 --data synthetic --energy auto "
+        "--parallel ddp --tp 1 --dp-shard 0 --ac none --param-dtype fp32 --dist-timeout 600.0 "
+        "--nproc 2")
+
+
+def test_reproduce_line_resolves_to_the_stored_configuration(built):
+    """Every row's `trnbench run` line, parsed by run's own flags, gives back exactly the
+    configuration its records hold (the older records lack the fields added since: those ran
+    with the defaults the line names)."""
+    prov = cells.provenance(built.table).set_index("row")
+    records = {r["run_id"]: r for r in store.iter_records(RESULTS)}
+    for row, g in built.groups.items():
+        argv = shlex.split(prov.loc[row, "reproduce"])
+        assert argv[:2] == ["trnbench", "run"]
+        parser = argparse.ArgumentParser()
+        run_command.add_run_args(parser)
+        args = parser.parse_args(argv[2:])
+        stored = records[g.iloc[0]["run_id"]]["config"]
+        resolved = config.resolve(args.backend, config.flag_layer(args)).as_dict()
+        assert {k: v for k, v in resolved.items() if k in stored} == stored
+        added = set(resolved) - set(stored)  # --tp, --ac, ... came after these records
+        assert added and all(resolved[k] == rows.DEFAULTS[f"config.{k}"] for k in added)
+        assert (args.nproc or 1) == g.iloc[0]["world_size"]
 
 
 def test_text_cells_are_safe_to_paste(built):
@@ -122,3 +150,45 @@ def test_text_cells_are_safe_to_paste(built):
     assert csv.loc[0, "model"] == "'=HYPERLINK(\"x\")"
     assert csv["tokens_per_s_per_chip"].dtype == float  # numbers stay numbers
     assert "<img src=x" not in render.page(unsafe)
+
+
+def test_every_chart_carries_the_footer(built, monkeypatch):
+    """Each PNG of the report is drawn with the footer of its records: system, the dates
+    measured, the trnbench commit, the date drawn."""
+    footer = plots.records_footer(pd.concat(built.groups.values()))
+    assert footer == (f"trnbench · system: AMD EPYC (cpu) on vm · measured 2026-11-25 · commit "
+                      f"0b7248b670cf · drawn {datetime.now(timezone.utc):%Y-%m-%d}")
+    notes = []
+    draw = plots.to_png
+    monkeypatch.setattr(plots, "to_png", lambda fig, note=None: notes.append(note) or draw(
+        fig, note))
+    charts = plots.draw(built.table, built.groups, built.scaling)
+    assert set(charts) == {"throughput.png", "step_times.png", "scaling.png"}  # no energy
+    assert notes == [footer] * 3
+
+
+def test_baseline_rows_are_named_in_compares_query_language(built):
+    """report --baseline reads compare's queries: device is the device kind, threads and ranks
+    are short keys, a run id names its row; a query over several rows is refused."""
+    table, groups = built.table, built.groups
+    assert derived.baseline_row(table, groups, "device=cpu,threads=1,ranks=1") == "R3"
+    assert derived.baseline_row(table, groups, "model=tiny,threads=1,world_size=1") == "R3"
+    assert derived.baseline_row(table, groups, groups["R5"]["run_id"].iloc[0]) == "R5"
+    with pytest.raises(ConfigError, match=r"--baseline: 'model=tiny' selects runs of 3 rows "
+                                          r"\(R3, R4, R5\), expected one"):
+        derived.baseline_row(table, groups, "model=tiny")
+
+
+def test_where_a_run_found_its_cache_does_not_split_a_row():
+    """Runs that differ only in the NEFF cache's directory or where the topology was read are
+    one configuration; a different LNC is another."""
+    frame = rows.normalise(store.load(RESULTS))
+    ok = frame[frame["status"] == "ok"]
+    one = ok[ok["run_id"] == ok["run_id"].iloc[0]]
+    copies = pd.concat([one.assign(**{"device.versions.neff_cache": d,
+                                      "device.versions.topology_source": s,
+                                      "device.versions.lnc": "2"})
+                        for d, s in (("/a", "neuron-ls"), ("/b", "runtime"))])
+    assert len(rows.group(copies)) == 1
+    copies.iloc[1, copies.columns.get_loc("device.versions.lnc")] = "1"
+    assert len(rows.group(copies)) == 2

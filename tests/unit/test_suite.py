@@ -36,7 +36,8 @@ def no_device_memory(monkeypatch, tmp_path):
 @pytest.mark.parametrize(("hardware", "expected"), [
     ("trn2", {"chip-1b": (4, 1, "--parallel fsdp"), "node-8b": (64, 1, "--ac full"),
               "nodes-70b": (64, 4, "--tp 2 --ac full")}),
-    ("h100", {"chip-1b": (1, 1, ""), "node-8b": (8, 1, ""), "nodes-70b": (8, 4, "--ac full")}),
+    ("h100", {"chip-1b": (1, 1, ""), "node-8b": (8, 1, "--ac selective"),
+              "nodes-70b": (8, 4, "--ac full")}),
 ])
 def test_the_shared_suite_in_the_layout_the_plan_chooses(hardware, expected, no_device_memory):
     """One file, both machines: one chip (4 logical NeuronCores, 1 GPU), one node, 4 nodes; at
@@ -64,7 +65,7 @@ def test_dry_run_prints_every_run_the_plan_allows(cli_main, no_device_memory):
     runs = [line for line in lines if line.startswith("+ ")]
     assert [r.split("--batch ")[1].split()[0] for r in runs] == ["1", "2", "BEST", "1", "BEST"]
     assert all("torch.distributed.run --nproc-per-node=" in r for r in runs)
-    assert any(line.startswith("# batch 4 refused by the memory plan: needs 26.6 GiB per rank")
+    assert any(line.startswith("# batch 4 refused by the memory plan: needs 35.2 GiB per rank")
                for line in lines)
     assert runs[2].endswith("# x3, repeat=0..2, at the batch with the most tokens/s")
     assert any(line.startswith("NPROC_PER_NODE=64 TRNBENCH_ARGS=") and

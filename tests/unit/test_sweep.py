@@ -51,10 +51,11 @@ def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
 
 def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
     path = write(tmp_path, 'model = "tiny"\nbackend = ["auto", "cpu"]\nprecision = ["fp32", '
-                           '"bf16"]\nrepeats = 3\n')
+                           '"bf16"]\n')
     code, out, err = run_sweep(str(path), "--dry-run")
     assert code == 0, err
-    assert "2 point(s) x 3 repeat(s)" in out  # auto resolves to cpu: duplicates dropped
+    # auto resolves to cpu: duplicates dropped; 3 repeats by default (metrics.MIN_REPEATS)
+    assert "2 point(s) x 3 repeat(s)" in out
     rows = [line for line in out.splitlines() if line.startswith("│ ")]
     assert len(rows) == 2 and "fp32" in rows[0] and "bf16" in rows[1]
     assert "│     8 │  64 │" in rows[0]  # the tiny model's own batch and seq
