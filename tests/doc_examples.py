@@ -21,9 +21,10 @@ What a page says in its blocks (docs/README.md tells the reader):
   the working directory before they run.
 
 A runnable command runs small (``shrink``): training verbs train ``tiny`` for 2 steps after 1
-warm-up step, a sweep file runs one point once with those settings, collectives run 2 timed
-iterations, pytest-benchmark the ``tiny`` benchmark, the harness's benchmark scripts one round.
-A command repeated on a page runs once.
+warm-up step, a sweep file runs one point once with those settings, a ``for`` loop its first
+word, collectives run 2 timed iterations, pytest-benchmark the ``tiny`` benchmark, the
+harness's benchmark scripts one round. A loop or ``if`` over several lines is one command; a
+command repeated on a page runs once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ DOCS = [ROOT / "README.md", ROOT / "results" / "README.md",
 SH_BLOCK = re.compile(r"^```sh[ \t]*\n(.*?)^```", re.M | re.S)
 MARKER = re.compile(r"hardware-only:\s*([^)]*)")
 EXIT = re.compile(r"\(exit (\d+)\)")
+FOR_LOOP = re.compile(r"\b(for\s+\w+\s+in\s+)(\S+)[^;]*;")  # for NAME in WORD ...;
+OPENS, CLOSES = re.compile(r"\b(?:do|then)\b"), re.compile(r"\b(?:done|fi)\b")
 FILE_BLOCK = re.compile(r"^```\w*[ \t]*\n# file: (\S+)\n(.*?)^```", re.M | re.S)
 PLACEHOLDER = re.compile(r"<[^<>]+>|^\.\.\.$")
 # paths of the repository an example may name (results/ holds data that runs make)
@@ -100,30 +103,46 @@ def mark(comment: str) -> str | None:
     return m[1].strip() if m else None
 
 
+def _lines(body: str) -> list[tuple[int, str, str]]:
+    """The logical lines of a block (a backslash-newline joins two, as in bash): each one's
+    index in the block, its code and its comment."""
+    lines, out, i = body.split("\n"), [], 0
+    while i < len(lines):
+        start, raw = i, lines[i]
+        while raw.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            raw = raw[:-1] + lines[i]
+        i += 1
+        out.append((start, *split_comment(raw)))
+    return out
+
+
 def commands(doc: Path, text: str | None = None) -> list[Command]:
-    """Every command of the ``sh`` blocks of ``doc`` (``text``: its Markdown, default read)."""
+    """Every command of the ``sh`` blocks of ``doc`` (``text``: its Markdown, default read); a
+    loop or ``if`` over several lines is one command."""
     text = doc.read_text() if text is None else text
     out: list[Command] = []
     for block in SH_BLOCK.finditer(text):
         first = text.count("\n", 0, block.start(1)) + 1
         heading: str | None = None  # the mark of the last comment line
-        lines = block[1].split("\n")
-        i = 0
-        while i < len(lines):
-            start, raw = i, lines[i]
-            while raw.endswith("\\") and i + 1 < len(lines):  # bash drops backslash-newline
-                i += 1
-                raw = raw[:-1] + lines[i]
-            i += 1
-            code, comment = split_comment(raw)
+        pending: list[tuple[int, str, str]] = []  # the lines of an open loop or if
+        for index, code, comment in _lines(block[1]):
             if not code:
-                if comment:
+                if comment and not pending:
                     heading = mark(comment)
                 continue
-            own = mark(comment)
-            code_given = EXIT.search(comment)
-            out.append(Command(doc, first + start, code, own if own is not None else heading,
-                               shlex.split(code), int(code_given[1]) if code_given else 0))
+            pending.append((index, code, comment))
+            codes = [c for _, c, _ in pending]
+            if sum(len(OPENS.findall(c)) - len(CLOSES.findall(c)) for c in codes) > 0:
+                continue
+            comments = " ".join(c for _, _, c in pending)
+            own, code_given = mark(comments), EXIT.search(comments)
+            joined = "\n".join(codes)
+            out.append(Command(doc, first + pending[0][0], joined,
+                               own if own is not None else heading,
+                               shlex.split(joined.replace("\n", " ")),
+                               int(code_given[1]) if code_given else 0))
+            pending = []
     return out
 
 
@@ -196,7 +215,7 @@ def _check_call(tokens: list[str]) -> list[str]:
     env = env_of(tokens)
     if argv is None and "TRNBENCH_ARGS" in env:  # a Slurm job's trnbench call
         argv = [env.get("TRNBENCH_VERB", "run"), *shlex.split(env["TRNBENCH_ARGS"])]
-    if argv is not None:
+    if argv is not None and not any("$" in a for a in argv):  # a variable parses when it runs
         error = parse_error(argv)
         if error:
             problems.append(f"trnbench {shlex.join(argv)}: {error}")
@@ -219,8 +238,9 @@ def check(cmd: Command) -> list[str]:
                         "hardware-only with the reason")
     problems += [f"no such file: {p}" for p in repository_paths(cmd.tokens)
                  if not (ROOT / p).exists()]
-    for segment in segments(cmd.tokens):
-        problems += _check_call(segment)
+    for line in cmd.text.split("\n"):
+        for segment in segments(shlex.split(line)):
+            problems += _check_call(segment)
     return problems
 
 
@@ -258,22 +278,29 @@ def small_sweep(work: Path, name: str) -> str:
 
 
 def shrink(cmd: Command, work: Path) -> str:
-    """The text of ``cmd`` as the doc-test runs it (module docstring): small flags appended,
-    a sweep file replaced by its small copy."""
-    argv = verb_argv(cmd.tokens)
+    """The text of ``cmd`` as the doc-test runs it (module docstring): small flags appended to
+    each call, a sweep file replaced by its small copy, a ``for`` loop over its first word."""
+    return "\n".join(_shrink_line(line, work) for line in cmd.text.split("\n"))
+
+
+def _shrink_line(line: str, work: Path) -> str:
+    if FOR_LOOP.search(line):
+        return FOR_LOOP.sub(r"\1\2;", line)
+    tokens = shlex.split(line)
+    argv = next((a for s in segments(tokens) if (a := verb_argv(s))), None)
     if argv:
         verb = argv[0]
         if verb == "sweep" and "--dry-run" not in argv:
             file = next(a for a in argv[1:] if not a.startswith("-"))
-            return re.sub(rf"(?<!\S){re.escape(file)}(?!\S)", small_sweep(work, file), cmd.text)
+            return re.sub(rf"(?<!\S){re.escape(file)}(?!\S)", small_sweep(work, file), line)
         extra = list(APPEND.get(verb, []))
         if verb in ("run", "scaling"):
             model = argv[argv.index("--model") + 1] if "--model" in argv else None
             if model not in SMALL_MODELS:
                 extra += ["--model", "tiny"]
     else:
-        extra = next((APPEND[t] for t in cmd.tokens if t in APPEND), [])
-    return " ".join([cmd.text, *map(shlex.quote, extra)])
+        extra = next((APPEND[t] for t in tokens if t in APPEND), [])
+    return " ".join([line, *map(shlex.quote, extra)])
 
 
 def execute(cmd: Command, work: Path, env: dict[str, str]) -> str | None:
@@ -282,7 +309,7 @@ def execute(cmd: Command, work: Path, env: dict[str, str]) -> str | None:
     exits with the code its comment gives (0 unless "(exit N)"), else what went wrong."""
     text = shrink(cmd, work)
     tokens = shlex.split(text)
-    if tokens[0] in TRNBENCH and not re.search(r"[|&;<>$`]", text):
+    if tokens[0] in TRNBENCH and not re.search(r"[|&;<>$`\n]", text):
         proc = invoke(*tokens[1:], cwd=work, env={**env, "TRNBENCH_RESULTS": None})
     else:
         # a user's shell: no results file of the caller's, no pytest(-xdist) worker variables

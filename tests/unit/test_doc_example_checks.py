@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ROOT
-from tests.doc_examples import check, commands, run_page, workdir
+from tests.doc_examples import check, commands, run_page, shrink, workdir
 
 PAGE = ROOT / "docs" / "page.md"  # where a page written here pretends to be
 
@@ -34,6 +34,21 @@ def test_marks_a_comment_gives_its_command_or_the_commands_under_it():
     assert [c.hardware for c in cmds] == [None, "a trn2.48xlarge", "a trn2.48xlarge", None,
                                           "an NVIDIA GPU", None]
     assert [c.exit for c in cmds] == [0, 0, 0, 0, 0, 1]
+
+
+def test_a_loop_over_lines_is_one_command_that_runs_its_first_word_small(tmp_path):
+    (loop, after) = _commands("for m in tiny moe-tiny; do for s in 0 1; do  # each\n"
+                              "  trnbench run --model $m --seed $s --steps 30 \\\n"
+                              "      --results r.jsonl\n"
+                              "done; done\n"
+                              "trnbench report --results r.jsonl\n")
+    assert loop.line == 4 and after.line == 8 and loop.text.count("\n") == 2
+    assert check(loop) == []  # $m parses when it runs
+    assert shrink(loop, tmp_path).split("\n") == [
+        "for m in tiny; do for s in 0; do",
+        "  trnbench run --model $m --seed $s --steps 30       --results r.jsonl --steps 2 "
+        "--warmup 1 --model tiny",
+        "done; done"]
 
 
 @pytest.mark.parametrize(("line", "problem"), [
