@@ -15,16 +15,26 @@ import torch
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, or the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo (``cpuinfo``: its text, default read), or the
+    platform's processor string. A name without a model number (a hypervisor's "AMD EPYC")
+    gets the CPUID family, model and stepping that identify it."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.split("\n\n", 1)[0].splitlines():  # the first processor
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name")
+    if not name:
+        return platform.processor() or platform.machine()
+    ids = [fields.get(k) for k in ("cpu family", "model", "stepping")]
+    if not any(c.isdigit() for c in name) and all(ids):
+        return f"{name} (family {ids[0]}, model {ids[1]}, stepping {ids[2]})"
+    return name
 
 
 def host_memory_bytes() -> float:

@@ -56,13 +56,13 @@ def add_comm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-rank", type=flag(INDEX), metavar="R", help="this node's rank "
                    "(default: the rendezvous assigns it)")
     p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous "
-                   "(required with --nnodes > 1)")
+                   "(required with --nnodes > 1; default: none, one node)")
     p.add_argument("--results", metavar="PATH", type=path_arg,
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
-                   help="label the record (repeatable): stored under `tags`")
+                   help="label the record (repeatable): stored under `tags` (default: none)")
 
 
 def resolve_backend(name: str) -> Selection:

@@ -105,27 +105,27 @@ class RunConfig:
     """Everything that defines one benchmark run (stored whole in the record)."""
 
     model: str = option(choices=tuple(registry.names()), noun="model", metavar="NAME",
-                        help="registry name (see `trnbench models`; default: the backend's)")
+                        help="registry name (see `trnbench models`)")
     backend: str = option(choices=BACKEND_NAMES, noun="backend",
                           help="device family (default auto)")
     batch: int = option(limits=numbers.COUNT, metavar="B",
                         help="sequences per step of each data-parallel rank (a TP group "
-                             "shares them; default: the backend's, else the model's)")
-    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length (default: the "
-                      "backend's, else the model's)")
+                             "shares them)")
+    seq: int = option(limits=numbers.COUNT, metavar="T", help="sequence length")
     steps: int = option(limits=numbers.COUNT, metavar="N", help="timed steps")
     warmup: int = option(limits=numbers.INDEX,
                          metavar="W", help="warm-up steps before the window")
     precision: str = option(choices=PRECISIONS, noun="precision",
                             help="bf16: autocast with fp32 parameters and optimizer states")
-    compile: bool = option(False, help="torch.compile the training step")
+    compile: bool = option(False, help="torch.compile the training step (default off)")
     lr: float = option(3e-4, limits=numbers.POSITIVE,  # a huge one diverges (stored failed)
                        metavar="LR", help="AdamW learning rate (default 3e-4)")
     seed: int = option(0, limits=numbers.Limits(low=0, high=2**63 - 1, integer=True),
                        metavar="S",  # torch.manual_seed's range
                        help="seed of weights and data (default 0)")
     data: str = option("synthetic", choices=DATA_KINDS, noun="data",
-                       help="training data: synthetic (seeded bigram sequences; the only kind)")
+                       help="training data: synthetic (seeded bigram sequences; the only kind, "
+                            "the default)")
     energy: str = option("auto", choices=ENERGY_CHOICES, noun="energy method",
                          help="energy meter of the timed window (default auto: the backend's "
                               "sensor, cuda nvml, neuron neuron, cpu rapl; modelled only when "
@@ -184,14 +184,33 @@ def field_of(flag: str) -> str | None:
 
 def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
     """The flags of the RunConfig fields ``names`` (default all), each stored under its field's
-    name and None when absent (``flag_layer``)."""
+    name and None when absent (``flag_layer``); the help of a field that defaults.toml sets
+    names each backend's default (``backend_default_help``)."""
     for opt in (OPTIONS[n] for n in (OPTIONS if names is None else names)):
+        note = backend_default_help(opt.name)
+        text = f"{opt.help}; {note}" if note else opt.help
         if opt.boolean:
             parser.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=opt.help)
+                                default=None, help=text)
         else:
-            parser.add_argument(opt.flag, dest=opt.name, type=opt.parse, help=opt.help,
+            parser.add_argument(opt.flag, dest=opt.name, type=opt.parse, help=text,
                                 metavar=opt.metavar or "{" + ",".join(opt.choices) + "}")
+
+
+def backend_default_help(name: str) -> str:
+    """Each backend's default of field ``name`` from defaults.toml, for --help: 'default: 12
+    on cpu, xla; 30 on cuda, ...' ('' for a field no backend sets). A backend without it takes
+    the model's (batch, seq), as does a --model other than the backend's."""
+    by_value: dict[str, list[str]] = {}
+    for backend in BACKEND_NAMES[1:]:
+        value = backend_defaults(backend).get(name)
+        by_value.setdefault("the model's" if value is None else str(value), []).append(backend)
+    if list(by_value) == ["the model's"]:
+        return ""
+    text = "default: " + "; ".join(f"{v} on {', '.join(b)}" for v, b in by_value.items())
+    if name in ("batch", "seq"):
+        text += " (a --model other than the backend's brings its own)"
+    return text
 
 
 def flag_layer(args: argparse.Namespace) -> dict[str, Any]:

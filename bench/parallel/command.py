@@ -32,10 +32,11 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
                      "backend's embedded default run, --batch in sequences per data-parallel "
                      "rank.")
     p.add_argument("--config", metavar="FILE", help="TOML run file: its [run] table, and "
-                   f"a [plan] table of {', '.join(PLAN_FIELDS)}")
-    p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)}")
+                   f"a [plan] table of {', '.join(PLAN_FIELDS)} (default: none)")
+    p.add_argument("--hardware", help=f"node kind: {', '.join(memory_plan.NODES)} (no "
+                   "default: required unless --memory-gib is given)")
     p.add_argument("--memory-gib", type=flag(POSITIVE), metavar="GIB",
-                   help="memory per rank instead of --hardware's")
+                   help="memory per rank instead of --hardware's (default: --hardware's)")
     p.add_argument("--nproc", type=flag(PER_NODE), metavar="N", help="ranks per node (default: the "
                    "node's NeuronCores or GPUs)")
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (default 1)")

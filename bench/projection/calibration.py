@@ -216,7 +216,7 @@ def stored() -> Validation:
     return validate()
 
 
-_FITTED = ("derived: fitted on the fit half of the published runs "
+_FITTED = ("fitted on the fit half of the published runs "
            "(bench/projection/published_runs.toml; `trnbench project --validate`)")
 
 

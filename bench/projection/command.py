@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from bench.backends import hardware
 from bench.backends.hardware import Figure
 from bench.inputs.config import ConfigError
 from bench.inputs.numbers import FRACTION, POSITIVE, Limits, check, count_list, flag
@@ -19,43 +20,54 @@ from bench.report import console
 
 T = TypeVar("T")
 _COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
+ONE_OF = " (no default: give one of the four)"
+EFFICIENCY = " (no default: give one of the three)"
 
 
 def add_project_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench project`."""
     w = p.add_argument_group("workload (one of)").add_mutually_exclusive_group()
-    w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with --tokens")
+    w.add_argument("--model", help="registry model or gpt3-175b (exact N, L, H, Q); with "
+                   "--tokens" + ONE_OF)
     w.add_argument("--params", type=flag(POSITIVE), metavar="N",
-                   help="parameters; C = 6ND, with --tokens")
-    w.add_argument("--flops", type=flag(POSITIVE), metavar="C", help="total training FLOPs")
+                   help="parameters; C = 6ND, with --tokens" + ONE_OF)
+    w.add_argument("--flops", type=flag(POSITIVE), metavar="C",
+                   help="total training FLOPs" + ONE_OF)
     w.add_argument("--workload", metavar="NAME",
-                   help=f"preset: {', '.join(presets.WORKLOADS)}")
-    p.add_argument("--tokens", type=flag(POSITIVE), metavar="D", help="training tokens")
+                   help=f"preset: {', '.join(presets.WORKLOADS)}" + ONE_OF)
+    p.add_argument("--tokens", type=flag(POSITIVE), metavar="D",
+                   help="training tokens, with --model or --params (no default)")
     p.add_argument("--seq", type=flag(_COUNT), metavar="T",
                    help="sequence length (default: shape's)")
     p.add_argument("--shape", help="model shape assumed for --flops/--params/--workload: a "
                    "registry name, gpt3-175b, or layers=L,dim=D,heads=H[,kv_heads=K,ffn=F,"
                    "vocab=V,mlp=gelu|swiglu,seq=T] (kv_heads: heads; ffn: 4D for gelu, Llama's "
-                   "8D/3 rounded up to 256 for swiglu; mlp: swiglu; vocab: 0, no head)")
+                   "8D/3 rounded up to 256 for swiglu; mlp: swiglu; vocab: 0, no head); "
+                   f"default: the preset's, the registry shape nearest --params, else "
+                   f"{presets.DEFAULT_SHAPE}")
     h = p.add_argument_group("hardware")
-    h.add_argument("--hardware", help="trn2, trn1, trn3, h100, h200, a100, v100")
+    h.add_argument("--hardware", help=f"{', '.join(hardware.DEVICES)} (default: the "
+                   "--cluster preset's chip)")
     h.add_argument("--precision", help="peak to use (default bf16, else fp16)")
     h.add_argument("--peak-tflops", type=flag(POSITIVE),
-                   help="dense peak per chip (another chip)")
+                   help="dense peak per chip, TFLOP/s: a chip not in the table (default: "
+                   "--hardware's datasheet peak)")
     h.add_argument("--chip-power-w", type=flag(POSITIVE),
                    help="watts per chip while training; "
                    f"default {presets.chip_power_help()}")
     h.add_argument("--chip-memory-gb", type=flag(POSITIVE),
-                   help="memory per chip, GB")
+                   help="memory per chip, GB (default: --hardware's datasheet; required with "
+                   "--peak-tflops)")
     h.add_argument("--chip-hbm-tbs", type=flag(POSITIVE),
                    help="memory bandwidth per chip, TB/s (default: the chip's datasheet; a "
                    "custom chip without it leaves the elementwise time out)")
     c = p.add_argument_group("cluster")
     c.add_argument("--cluster", help=f"preset: {presets.cluster_help()}")
     c.add_argument("--chips", type=flag(_COUNT),
-                   help="chip count")
+                   help="chip count (default: the --cluster preset's)")
     c.add_argument("--power-cap-mw", type=flag(POSITIVE),
-                   help="facility power cap, MW")
+                   help="facility power cap, MW (default: the --cluster preset's, where it "
+                   "has one)")
     c.add_argument("--pue", type=flag(POSITIVE),
                    help="facility power / IT power; "
                    + presets.default_help("pue"))
@@ -63,11 +75,13 @@ def add_project_args(p: argparse.ArgumentParser) -> None:
                    help="IT power / chip power; "
                    + presets.default_help("server_overhead"))
     c.add_argument("--chips-per-node", type=flag(_COUNT),
-                   help="chips in the TP domain")
+                   help="chips in the TP domain (default: the chip's node, from the preset or "
+                   "the datasheet; 1 where none is known)")
     c.add_argument("--intra-node-gbs", type=flag(POSITIVE),
-                   help="NeuronLink/NVLink GB/s per chip, one way")
+                   help="NeuronLink/NVLink GB/s per chip, one way (default: the node's "
+                   "datasheet)")
     c.add_argument("--inter-node-gbps", type=flag(POSITIVE),
-                   help="EFA Gbit/s per node, one way")
+                   help="EFA Gbit/s per node, one way (default: the node's datasheet)")
     c.add_argument("--comm-from", metavar="PATH", help="results file whose collectives "
                    "records (trnbench comm, ingested nccl-tests/nccom-test) give the measured "
                    "large-message busbw inside a node (all-reduce first) and across nodes "
@@ -76,10 +90,11 @@ def add_project_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--mfu", type=flag(FRACTION),
                    help="MFU at scale (as papers report it): only plans that hold it at a node "
                    "MFU of at most --max-node-mfu are searched, the node MFU it implies is "
-                   "shown")
+                   "shown" + EFFICIENCY)
     e.add_argument("--node-mfu", type=flag(FRACTION),
-                   help="single-node MFU, reduced by communication")
-    e.add_argument("--from-results", metavar="PATH", help="a stored run's MFU (and J/token)")
+                   help="single-node MFU, reduced by communication" + EFFICIENCY)
+    e.add_argument("--from-results", metavar="PATH",
+                   help="a stored run's MFU (and J/token)" + EFFICIENCY)
     p.add_argument("--run-id", help="the run in --from-results (default: the last ok one)")
     p.add_argument("--max-node-mfu", type=flag(FRACTION), metavar="X",
                    help="with --mfu, the highest node MFU a plan may need; default "
@@ -92,9 +107,11 @@ def add_project_args(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("data-parallel efficiency (one of; replaces the modelled DP "
                              "traffic)").add_mutually_exclusive_group()
     d.add_argument("--scaling-from", metavar="PATH",
-                   help="a `trnbench scaling` series' efficiency at its largest process count")
+                   help="a `trnbench scaling` series' efficiency at its largest process count "
+                   "(default: none, the modelled DP traffic)")
     d.add_argument("--scaling-efficiency", type=flag(FRACTION), metavar="E",
-                   help="data-parallel scaling efficiency, (0, 1]")
+                   help="data-parallel scaling efficiency, (0, 1] (default: none, the modelled "
+                   "DP traffic)")
     p.add_argument("--allow-other-device", action="store_true",
                    help="use a --scaling-from series of another device, labelled assumption, "
                         "or --comm-from records of another device, labelled measured with a "
@@ -128,12 +145,19 @@ def add_project_args(p: argparse.ArgumentParser) -> None:
                         f"{presets.DEFAULTS['cp_min_tokens'].value:,.0f} tokens)"),
                        ("vpp", "interleaved pipeline chunks per stage (default: searched over "
                         "the divisors of the layers per stage)")):
-        p.add_argument(f"--{name}", type=flag(_COUNT), help=f"pin {what}")
-    p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"))
-    p.add_argument("--recompute", choices=("auto", "none", "full"))
+        p.add_argument(f"--{name}", type=flag(_COUNT),
+                       help=f"pin {what}" + ("" if "default" in what else " (default: searched)"))
+    p.add_argument("--sharding", choices=("auto", "zero1", "fsdp"),
+                   help="pin the sharding over data parallelism: zero1 (ZeRO-1: optimizer "
+                   "states) or fsdp (ZeRO-3: weights, gradients and states); default auto: "
+                   "searched")
+    p.add_argument("--recompute", choices=("auto", "none", "full"),
+                   help="pin activation recompute: none or full (every layer); default auto: "
+                   "searched")
     p.add_argument("--sweep-chips", nargs="?", const="auto", metavar="N,N,...",
                    help="time and power against chip count (default series without a list)")
-    p.add_argument("--plot", metavar="PNG", help="plot the sweep (needs the plots extra)")
+    p.add_argument("--plot", metavar="PNG", help="plot the sweep, or the fit map of a "
+                   "--global-batch-tokens list, into PNG (needs the plots extra; default: none)")
     p.add_argument("--json", action="store_true", help="the projection as JSON on stdout")
 
 

@@ -137,15 +137,20 @@ def memory(shape: Shape, seq_len: int, *, tp: int, pp: int, dp: int, sharding: s
 
 
 def layer_activations(shape: Shape, tokens: float, seq_len: int, tp: int) -> float:
-    """Bytes one layer keeps for backward for ``tokens`` tokens: what this code's Llama saves
-    with bf16 parameters, TP with sequence parallelism and a flash kernel
-    (bench.parallel.activations); an MoE layer by Korthikanti's 34 h / t bytes a token."""
+    """Bytes one layer keeps for backward for ``tokens`` tokens in a frontier framework's layout:
+    this code's per-block terms (bench.parallel.activations, bf16 parameters, a flash kernel)
+    with the linears' inputs kept sequence-sharded and grouped k, v not repeated (Megatron-LM
+    with sequence parallelism); an MoE layer by Korthikanti's 34 h / t bytes a token."""
     if shape.n_experts > 1:
         return ACT_BYTES_PER_LAYER * tokens * shape.dim / tp
     s = activations.Shape(shape.dim, shape.ffn, shape.n_heads, shape.kv_heads, 0,
                           shape.n_layers, gated=shape.gated)
-    return (tokens * activations.layer_saved_per_token(s, "bf16p", tp, "flash", seq_len)
-            + activations.rope_saved(s, "bf16p", seq_len))
+    mode, heads = "bf16p", shape.n_heads // tp
+    norms = (2 * activations.norm_saved(s, mode) + activations.norm_output_saved(s, mode, 3)
+             + activations.norm_output_saved(s, mode, 2 if s.gated else 1))
+    attention = 2 * s.head_dim * (2 * heads + 2 * max(1, shape.kv_heads // tp)) + 4 * heads
+    per_token = norms / tp + attention + activations.mlp_saved(s, mode, tp)
+    return tokens * per_token + activations.rope_saved(s, mode, seq_len)
 
 
 StepFn = Callable[..., tuple[float | None, StepBreakdown]]

@@ -73,7 +73,7 @@ def comm_summary(report: Report) -> Table:
 def add_report_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench report`."""
     p.add_argument("files", nargs="*", metavar="FILE.jsonl", type=path_arg,
-                   help="JSONL files to read (or with --results)")
+                   help="JSONL files to read (or with --results; default: as --results)")
     p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
                    help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")

@@ -44,9 +44,15 @@ COMM_CAPTION = ("Collectives: bus bandwidth (measured) against message size, log
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1b1b1b; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 28px; }
-table { border-collapse: collapse; margin: 8px 0; font-size: 12px; }
-th, td { border: 1px solid #c8c8c8; padding: 4px 6px; text-align: left; vertical-align: top; }
+table { border-collapse: separate; border-spacing: 0; margin: 8px 0; font-size: 12px; }
+th, td { border: solid #c8c8c8; border-width: 0 1px 1px 0; padding: 4px 6px; text-align: left;
+         vertical-align: top; }
+tr:first-child > th { border-top-width: 1px; }
 th { background: #eef1f5; }
+/* a wide table scrolls inside its own box, its first column (the row's id) stays in view */
+table { display: block; max-width: 100%; overflow-x: auto; }
+th:first-child, td:first-child { position: sticky; left: 0; border-left-width: 1px; }
+td:first-child { background: #fff; }
 th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.flagged td { background: #fff4d6; }
 .na { color: #8a4b00; }

@@ -34,7 +34,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """The flags of every RunConfig field (``config.add_flags``) and of the run's output."""
-    p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table")
+    p.add_argument("--config", metavar="FILE", help="TOML file with a [run] table, over the "
+                   "backend's defaults and under the flags (default: none)")
     config.add_flags(p)
     p.add_argument("--results", metavar="PATH", type=path_arg,
                    help=f"JSONL file to append to (default $TRNBENCH_RESULTS or "
@@ -43,16 +44,21 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-projection", action="store_true",
                    help="no projection line after the summary (never in --json)")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE",
-                   help="label the record (repeatable): stored under `tags`, e.g. sweep ids")
+                   help="label the record (repeatable): stored under `tags`, e.g. sweep ids "
+                        "(default: none)")
 
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
     """torchrun's flags: processes, nodes, rendezvous; Neuron precompilation."""
     p.add_argument("--nproc", type=flag(PER_NODE), metavar="N",
-                   help="processes per node, started by torchrun (one per GPU or NeuronCore)")
-    p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (with --rdzv-endpoint)")
-    p.add_argument("--node-rank", type=flag(INDEX), metavar="R", help="this node's rank (Slurm)")
-    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous")
+                   help="processes per node, started by torchrun (one per GPU or NeuronCore; "
+                        "default: this process alone, no torchrun)")
+    p.add_argument("--nnodes", type=flag(COUNT), metavar="M",
+                   help="nodes (with --rdzv-endpoint; default 1)")
+    p.add_argument("--node-rank", type=flag(INDEX), metavar="R",
+                   help="this node's rank (Slurm; default: the rendezvous assigns it)")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="torchrun c10d rendezvous "
+                   "(default: none, torchrun --standalone on one node)")
     p.add_argument("--precompile", action="store_true",
                    help="neuron-xla: run under neuron_parallel_compile to fill the compile "
                         "cache (no record is stored), then run again without it")

@@ -37,9 +37,10 @@ class Opened:
     screenshot: Path | None = None
 
 
-def open_page(page_file: Path, shot: str, read: Callable[[Any], dict[str, Any]]) -> Opened:
-    """``page_file`` in headless chromium at 1400 x 900: its problems, requests, images, what
-    ``read(page)`` returns, and a full-page screenshot saved as ``shot``."""
+def open_page(page_file: Path, shot: str, read: Callable[[Any], dict[str, Any]],
+              width: int = 1400) -> Opened:
+    """``page_file`` in headless chromium at ``width`` x 900: its problems, requests, images,
+    what ``read(page)`` returns, and a full-page screenshot saved as ``shot``."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -51,7 +52,7 @@ def open_page(page_file: Path, shot: str, read: Callable[[Any], dict[str, Any]])
     opened = Opened(page_file.as_uri())
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": 900})
         page.on("pageerror", lambda e: opened.problems.append(f"page error: {e}"))
 
         def console(message: Any) -> None:

@@ -360,3 +360,32 @@ def test_report_renders_in_chromium_without_errors_or_requests(generated):
     assert scaling.startswith("Warning: fewer than 3 runs: s1, 1 rank (n = 1), s1, 2 ranks")
     shot = opened.screenshot
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+NARROW = """() => {
+  const table = document.querySelector('#results + table');
+  const box = () => table.getBoundingClientRect();
+  const first = () => [...table.querySelectorAll('tr')]
+    .map(r => r.cells[0].getBoundingClientRect().left);
+  const before = {page: document.documentElement.scrollWidth, scroll: table.scrollWidth,
+                  client: table.clientWidth, right: box().right, left: box().left, first: first()};
+  table.scrollLeft = table.scrollWidth;
+  const cells = table.querySelectorAll('thead th');
+  return {...before, firstScrolled: first(), scrolled: table.scrollLeft,
+          lastRight: cells[cells.length - 1].getBoundingClientRect().right};
+}"""
+
+
+def test_the_results_table_scrolls_in_its_box_at_800_px_with_its_row_ids_in_view(generated):
+    """At 800 px the page itself does not scroll sideways: a table wider than the page scrolls
+    inside its own box, and the row id column stays where it is while it does (the screenshot
+    shows the table scrolled to its end)."""
+    opened = open_page(generated[0] / "report.html", "report-800px.png",
+                       lambda page: page.evaluate(NARROW), width=800)
+    got = opened.read
+    assert opened.problems == []
+    assert got["page"] <= 800  # no sideways scroll of the page
+    assert got["scroll"] > got["client"] and got["right"] <= 800  # the table scrolls in its box
+    assert got["scrolled"] > 0 and got["lastRight"] <= got["right"] + 1  # to its last column
+    assert got["firstScrolled"] == pytest.approx(got["first"], abs=1)  # row ids stay in view
+    assert set(got["first"]) == {got["left"]}
