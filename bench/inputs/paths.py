@@ -81,10 +81,13 @@ def writable_problem(path: Path) -> str | None:
             parent = parent.parent
         if not parent.is_dir():
             return f"{parent} is not a directory"
-        with tempfile.TemporaryFile(dir=parent):
-            return None
     except OSError as e:
         return f"{e.filename or path} is not writable ({e.strerror})"
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            return None
+    except OSError as e:  # name the folder, not the probe's temporary name
+        return f"{path} is not writable: no file can be made in {parent} ({e.strerror})"
 
 
 def output_file(text: str, flag: str, suffix: str) -> Path:

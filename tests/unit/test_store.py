@@ -12,6 +12,7 @@ import signal
 import uuid
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -108,6 +109,10 @@ def test_writable_problem(tmp_path):
     assert "is a directory" in store.writable_problem(tmp_path)
     (tmp_path / "file").write_text("")
     assert "not a directory" in store.writable_problem(tmp_path / "file" / "r.jsonl")
+    # a folder no file can be made in: named, not the probe's temporary file
+    assert store.writable_problem(Path("/proc/x/r.jsonl")) == (
+        "/proc/x/r.jsonl is not writable: no file can be made in /proc (No such file or "
+        "directory)")
 
 
 def test_append_after_a_partial_line_starts_a_new_line(tmp_path, capsys):
