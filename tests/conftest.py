@@ -1,8 +1,8 @@
-"""Fixtures and helpers of tests/unit and tests/integration (and tests/xla): the suite on
-pytest-xdist workers; the CLI in-process (``invoke``, the ``cli_main`` fixture) or as a real
-subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the report's tables
-as a Markdown reader sees them; a valid `trnbench ingest` input; `trnbench compare`'s records.
-Fixtures of the integration tests alone: tests/integration/conftest.py."""
+"""Fixtures and helpers of tests/unit and tests/integration (and tests/docs, tests/xla): the
+suite on pytest-xdist workers; the CLI in-process (``invoke``, the ``cli_main`` fixture) or as
+a real subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the report's
+tables as a Markdown reader sees them; a valid `trnbench ingest` input; `trnbench compare`'s
+records."""
 
 from __future__ import annotations
 
