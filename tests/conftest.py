@@ -123,6 +123,18 @@ def invoke(*args: str, cwd: Path, env: dict[str, str | None] | None = None
     return subprocess.CompletedProcess(["trnbench", *args], code, out.getvalue(), err.getvalue())
 
 
+def refused(capsys, *argv: str) -> str:
+    """``trnbench ARGV`` in this process must exit 2 with one line on stderr; the line."""
+    from bench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("trnbench: error: "), err
+    return err
+
+
 @pytest.fixture
 def cli_main(cache_dir, tmp_path):
     """``invoke`` in a temporary cwd: the in-process stand-in of ``cli`` (no torch import per
