@@ -7,11 +7,11 @@ VENV ?= .venv
 VENV_XLA ?= .venv-xla
 BIN := $(VENV)/bin
 
-.PHONY: bench test test-fast test-main test-xla lint setup
+.PHONY: bench test test-fast test-main test-docs test-xla lint setup
 bench: $(VENV)/.installed
 	$(BIN)/trnbench run
 
-test: lint test-main test-xla
+test: lint test-main test-docs test-xla
 
 # tests/integration, tests/unit and tests/benchmarks (pyproject's testpaths); the browser
 # test needs chromium
@@ -24,6 +24,11 @@ test-main: $(VENV)/.installed
 # substitute for `make test`
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests/unit -x -q
+
+# the doc-test: every shell example of README.md and docs/ checked, the runnable ones run
+# small (tests/doc_examples.py); its pages spread over the workers (--dist load)
+test-docs: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/docs --dist load
 
 # the Neuron XLA code path on XLA:CPU, in its own environment (torch 2.9 + torch-xla 2.9)
 test-xla: $(VENV_XLA)/.installed

@@ -1,8 +1,8 @@
-"""Fixtures and helpers of tests/unit and tests/integration (and tests/xla): the suite on
-pytest-xdist workers; the CLI in-process (``invoke``, the ``cli_main`` fixture) or as a real
-subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the report's tables
-as a Markdown reader sees them; a valid `trnbench ingest` input; `trnbench compare`'s records.
-Fixtures of the integration tests alone: tests/integration/conftest.py."""
+"""Fixtures and helpers of tests/unit and tests/integration (and tests/docs, tests/xla): the
+suite on pytest-xdist workers; the CLI in-process (``invoke``, the ``cli_main`` fixture) or as
+a real subprocess (``cli``), with results and caches in tmp dirs; fake RAPL trees; the report's
+tables as a Markdown reader sees them; a valid `trnbench ingest` input; `trnbench compare`'s
+records."""
 
 from __future__ import annotations
 
@@ -121,6 +121,18 @@ def invoke(*args: str, cwd: Path, env: dict[str, str | None] | None = None
         os.environ.clear()
         os.environ.update(saved_env)
     return subprocess.CompletedProcess(["trnbench", *args], code, out.getvalue(), err.getvalue())
+
+
+def refused(capsys, *argv: str) -> str:
+    """``trnbench ARGV`` in this process must exit 2 with one line on stderr; the line."""
+    from bench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("trnbench: error: "), err
+    return err
 
 
 @pytest.fixture

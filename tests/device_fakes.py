@@ -25,6 +25,9 @@ User Guide, Neuron 2.29
 (https://awsdocs-neuron.readthedocs-hosted.com/en/v2.29.0/tools/neuron-sys-tools/neuron-ls.html,
 ``neuron-ls -j`` on a trn2n.48xlarge at LNC=2): the first and the last device entry as printed
 there (the page elides the 14 between them), nothing added.
+
+``kernel_backend`` is the CPU backend with attention restricted to one SDPA kernel, as a device
+that has that kernel alone; ``tiny_cfg`` the `tiny` run those tests train.
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from bench.backends.cpu import CpuBackend
+from bench.inputs import config
 
 
 class FakeEvent:
@@ -387,3 +394,21 @@ def neuron_on_cpu(device_module: FakeDeviceModule) -> type:
 
     return type("NeuronOnCpu", (NeuronBackend,),
                 {"device_type": "cpu", "module": property(lambda self: device_module)})
+
+
+class OnlyKernel(CpuBackend):
+    """The CPU backend with SDPA restricted to one kernel."""
+
+    kernel: SDPBackend
+
+    def sdpa_backends(self, precision):
+        return (self.kernel,)
+
+
+def kernel_backend(kernel: SDPBackend) -> type[CpuBackend]:
+    return type(f"Only{kernel.name.title()}", (OnlyKernel,), {"kernel": kernel})
+
+
+def tiny_cfg(**kw):
+    """A `tiny` CPU run of 2 timed steps after 1 warm-up step, with ``kw`` set."""
+    return config.resolve("cpu", {"model": "tiny", "steps": 2, "warmup": 1, **kw})

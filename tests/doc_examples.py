@@ -1,5 +1,5 @@
 """The shell examples of README.md and docs/, as the doc-test reads, checks and runs them
-(tests/integration/test_doc_examples.py; this module's own tests:
+(tests/docs/test_doc_examples.py, the docs lane: `make test-docs`; this module's own tests:
 tests/unit/test_doc_example_checks.py).
 
 An example is a command line of a fenced ``sh`` block (a line ending in ``\\`` goes on). Every

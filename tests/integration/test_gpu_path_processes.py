@@ -13,34 +13,16 @@ import sys
 import pytest
 from torch.nn.attention import SDPBackend
 
-from bench.backends.cpu import CpuBackend
-from bench.inputs import config
 from bench.train import runner
 from tests.conftest import ROOT
-
-
-class OnlyKernel(CpuBackend):
-    """The CPU backend with SDPA restricted to one kernel."""
-
-    kernel: SDPBackend
-
-    def sdpa_backends(self, precision):
-        return (self.kernel,)
-
-
-def _kernel_backend(kernel: SDPBackend) -> type[CpuBackend]:
-    return type(f"Only{kernel.name.title()}", (OnlyKernel,), {"kernel": kernel})
-
-
-def _cfg(**kw):
-    return config.resolve("cpu", {"model": "tiny", "steps": 2, "warmup": 1, **kw})
+from tests.device_fakes import kernel_backend, tiny_cfg
 
 
 def test_compiled_run_on_cpu_compiles_in_warmup_only(cache_dir):
     """One real torch.compile run: forward+loss and the (unfused) optimizer step compiled, the
     graphs counted in warm-up and none in the window, FlashAttention enforced as on cuda."""
-    r = runner.measure(_cfg(compile=True, warmup=2, steps=2, precision="bf16"),
-                       _kernel_backend(SDPBackend.FLASH_ATTENTION)()).to_json()
+    r = runner.measure(tiny_cfg(compile=True, warmup=2, steps=2, precision="bf16"),
+                       kernel_backend(SDPBackend.FLASH_ATTENTION)()).to_json()
     assert r["compile"] == {"scope": "forward+loss", "optimizer_step": "compiled",
                             "backend": "inductor", "dynamic": False}
     c = r["compilation"]

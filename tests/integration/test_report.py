@@ -319,7 +319,7 @@ def test_several_results_files_and_a_corrupt_line(tmp_path, records):
     assert f"from {ok}, {bad}:" in (tmp_path / "out" / "report.md").read_text()
 
 
-# --- report.html in a real browser (tests/integration/conftest.py: Debian's chromium, headless,
+# --- report.html in a real browser (tests/integration/browser.py: Debian's chromium, headless,
 # driven by Playwright) ---------------------------------------------------------------------------
 # The page must render its tables and decode its charts with no page error, no console error and
 # no network request at all; its full-page screenshot is kept as an artifact.

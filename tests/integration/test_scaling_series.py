@@ -16,7 +16,7 @@ from bench import cli
 from bench.launch import scaling
 from bench.records import store
 from bench.records.record import Record
-from tests.conftest import invoke, read_jsonl
+from tests.conftest import invoke, read_jsonl, refused
 
 TINY = ("--model", "tiny", "--backend", "cpu", "--batch", "2", "--seq", "16", "--steps", "3",
         "--warmup", "1")
@@ -82,15 +82,6 @@ def test_failed_points_are_shown_and_the_series_goes_on(cache_dir, tmp_path):
     rows = [line for line in proc.stdout.splitlines() if "failed: rank" in line]
     assert len(rows) == 2 and "n/a" in rows[0]
     assert "nproc 1, 2 failed" in proc.stderr
-
-
-def refused(capsys, verb: str, *args: str) -> str:
-    with pytest.raises(SystemExit) as exc:
-        cli.main([verb, *args])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("trnbench: error: "), err
-    return err
 
 
 def test_an_existing_series_name_is_refused(capsys, series):

@@ -52,7 +52,7 @@ def _parse(argv: list[str], verb: str = "run"):
                                                          "scaling" else [])])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cfg=run_configs())
 def test_to_argv_resolves_to_exactly_the_config(cfg):
     for verb in ("run", "scaling"):

@@ -1,6 +1,6 @@
 """The doc-test's reading and checking of shell examples (tests/doc_examples.py), on pages
 written here: each kind of broken example is found. The doc-test over README.md and docs/ runs
-in tests/integration/test_doc_examples.py."""
+in tests/docs/test_doc_examples.py."""
 
 from __future__ import annotations
 

@@ -38,7 +38,15 @@ from bench.report.console import summary_table
 from bench.train import runner
 from models import registry
 from tests.conftest import ROOT, read_jsonl
-from tests.device_fakes import H100_NAME, H100_NVML_TOTAL, FakeDeviceModule, FakeGpu, fake_pynvml
+from tests.device_fakes import (
+    H100_NAME,
+    H100_NVML_TOTAL,
+    FakeDeviceModule,
+    FakeGpu,
+    fake_pynvml,
+    kernel_backend,
+    tiny_cfg,
+)
 
 H100_CAPABILITY = (9, 0)  # what torch.cuda.get_device_capability() returns on an H100
 
@@ -51,23 +59,6 @@ class CudaPolicyOnCpu(CpuBackend):
 
     def sdpa_backends(self, precision):
         return flash_kernels(precision, H100_CAPABILITY, "NVIDIA H100 80GB HBM3 (stand-in)")
-
-
-class OnlyKernel(CpuBackend):
-    """The CPU backend with SDPA restricted to one kernel."""
-
-    kernel: SDPBackend
-
-    def sdpa_backends(self, precision):
-        return (self.kernel,)
-
-
-def _kernel_backend(kernel: SDPBackend) -> type[CpuBackend]:
-    return type(f"Only{kernel.name.title()}", (OnlyKernel,), {"kernel": kernel})
-
-
-def _cfg(**kw):
-    return config.resolve("cpu", {"model": "tiny", "steps": 2, "warmup": 1, **kw})
 
 
 # --- the SDPA kernel choice -------------------------------------------------------------------
@@ -94,7 +85,7 @@ def test_train_step_runs_attention_on_the_backends_kernel(kernel, op, absent):
     torch.manual_seed(0)
     model = registry.build(registry.get("tiny"))
     optimizer = torch.optim.AdamW(model.parameters())
-    step = runner.make_train_step(model, optimizer, _kernel_backend(kernel)(), "bf16")
+    step = runner.make_train_step(model, optimizer, kernel_backend(kernel)(), "bf16")
     tokens = torch.randint(0, 512, (2, 17))
     with profile() as prof:
         step(tokens[:, :-1], tokens[:, 1:])
@@ -108,8 +99,8 @@ def test_a_kernel_that_cannot_run_fails_the_run_instead_of_falling_back(compiled
     """The CPU has no memory-efficient attention: restricted to it, the run fails (eager: at the
     first step; compiled: while the graph is traced) and is stored as failed."""
     results = tmp_path / "r.jsonl"
-    backend = _kernel_backend(SDPBackend.EFFICIENT_ATTENTION)
-    record = runner.execute(_cfg(compile=compiled), Selection(backend, "stand-in"),
+    backend = kernel_backend(SDPBackend.EFFICIENT_ATTENTION)
+    record = runner.execute(tiny_cfg(compile=compiled), Selection(backend, "stand-in"),
                             results).to_json()
     assert record["status"] == "failed" and "RuntimeError" in record["error"]
     assert [r["status"] for r in read_jsonl(results)] == ["failed"]
@@ -118,7 +109,7 @@ def test_a_kernel_that_cannot_run_fails_the_run_instead_of_falling_back(compiled
 # --- the record's blocks ---------------------------------------------------------------------
 
 def test_cuda_policy_record_names_fused_adamw_flash_and_autocast(cache_dir):
-    r = runner.measure(_cfg(precision="bf16"), CudaPolicyOnCpu()).to_json()
+    r = runner.measure(tiny_cfg(precision="bf16"), CudaPolicyOnCpu()).to_json()
     assert r["precision"] == {
         "mode": "autocast bf16 compute, fp32 parameters and optimizer states",
         "param_dtypes": ["float32"], "compute_dtype": "bfloat16",
@@ -130,7 +121,7 @@ def test_cuda_policy_record_names_fused_adamw_flash_and_autocast(cache_dir):
 
 
 def test_cpu_record_in_fp32_leaves_attention_to_torch(cache_dir):
-    r = runner.measure(_cfg(), CpuBackend()).to_json()
+    r = runner.measure(tiny_cfg(), CpuBackend()).to_json()
     assert r["precision"]["mode"] == "fp32 parameters and compute"
     assert r["precision"]["compute_dtype"] == "float32"
     assert r["optimizer"]["implementation"] == "for-loop"  # torch's default on CPU tensors

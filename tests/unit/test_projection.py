@@ -245,7 +245,7 @@ def test_sweep_and_plot(capsys, tmp_path):
     assert rows[2]["days"] < rows[1]["days"]
     assert rows[2]["avg_power_mw_facility"] > rows[1]["avg_power_mw_facility"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert cli.main(["project", *RAINIER, "--mfu", "0.4", "--sweep-chips"]) == 0
+    assert cli.main(["project", *RAINIER, "--mfu", "0.4", "--sweep-chips", "65536"]) == 0
     assert "time and power against chip count" in capsys.readouterr().out
 
 

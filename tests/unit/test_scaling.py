@@ -12,6 +12,7 @@ from bench import cli
 from bench.launch import scaling
 from bench.records import metrics
 from bench.records.record import Record
+from tests.conftest import refused
 
 TINY = ("--model", "tiny", "--backend", "cpu", "--batch", "2", "--seq", "16", "--steps", "3",
         "--warmup", "1")
@@ -32,15 +33,6 @@ def test_efficiency_formula():
         Record.new({}, {}, run_id="c", world_size=8, tokens_per_s=720.0, mfu=None)])
     assert base == 4 and [p["efficiency"] for p in points] == [None, 1.0, 0.9]
     assert points[0]["tokens_per_s"] is None and points[2]["tokens_per_s_per_rank"] == 90.0
-
-
-def refused(capsys, verb: str, *args: str) -> str:
-    with pytest.raises(SystemExit) as exc:
-        cli.main([verb, *args])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("trnbench: error: "), err
-    return err
 
 
 @pytest.mark.parametrize(("args", "field"), [
