@@ -412,8 +412,9 @@ class Memory(Part):
     peak_bytes: int | None = doc("measured peak bytes (under torchrun: the largest rank's)",
                                  low=0)
     method: str | None = doc("how the peak is measured")
-    predicted_peak_bytes: int | None = doc(
-        "predicted peak bytes per rank (bench.parallel.memory_plan)", omit=True, low=0)
+    predicted_peak_bytes: float | None = doc(
+        "predicted peak bytes per rank (bench.parallel.memory_plan; a model's figure: whole "
+        "bytes, fractional in records stored before 2026-12-05)", omit=True, low=0)
     predicted: dict[str, Any] | None = doc(
         "the predicted peak: its parts (bytes), phase and basis", omit=True)
 

@@ -56,6 +56,16 @@ def test_stored_v1_lines_upgrade_to_the_same_figures():
         assert Record.from_json(out) == r  # version 2 reads back as it was written
 
 
+def test_every_published_record_passes_the_readers_checks():
+    """The store's checks (bench.records.validate) skip no record a trnbench run published:
+    what earlier versions wrote stays readable."""
+    lines = [(p.name, i, json.loads(line)) for p in PUBLISHED
+             for i, line in enumerate(p.read_text().splitlines(), 1) if line]
+    assert len(lines) > 20
+    assert [(name, i, rec.problem(rec.upgrade(d))) for name, i, d in lines
+            if rec.problem(rec.upgrade(d))] == []
+
+
 def test_store_reads_v1_and_v2_alike(tmp_path):
     lines = _v1_lines()[:2]
     path = tmp_path / "mixed.jsonl"
