@@ -11,7 +11,10 @@ flagged when they are more than SPREAD_FLAG apart (the CPU was busy with somethi
 or when its MFU comes out above 1. The figure is labelled ``measured`` and its source names
 the method and host. Across runs, the highest rate seen per host, CPU, threads, torch and
 dtype is kept in ``$TRNBENCH_CACHE_DIR/cpu_peak.json`` (default ``~/.cache/trnbench``) only as
-a lower bound of the peak: a fresh measurement raises it, a slow one cannot lower it.
+a lower bound of the peak: a fresh measurement raises it, a slow one cannot lower it. The
+cache is only a hint: a file that is not a regular one (never opened: a FIFO would block),
+not JSON, not an object, or an entry that is not a finite rate up to MAX_CPU_FLOPS is
+ignored with one warning, and the run measures as if there were none.
 
 bf16 has a peak only on a CPU with bf16 matrix instructions (AVX512-BF16 or AMX). Elsewhere
 torch's bf16 GEMM is a fallback whose rate depends on the shape (on a 2-core AMD EPYC with
@@ -23,18 +26,22 @@ mix of shapes can run faster than any one square GEMM: that is no peak, so there
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from bench.backends.environment import cpu_model
 from bench.backends.hardware import Figure
 from bench.inputs.config import PRECISION_DTYPES
+from bench.records.store import warn
 
 GEMM_N = 1024
+MAX_CPU_FLOPS = 1e16  # 10 PFLOP/s, above any CPU's GEMM rate: a cached rate beyond it is corrupt
 MIN_SECONDS = 0.5
 MIN_REPEATS = 3
 
@@ -98,24 +105,53 @@ def _source(precision: str, n: int = GEMM_N) -> str:
             f"{torch.get_num_threads()} threads on {socket.gethostname()}")
 
 
+def _read_cache(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The cache's entries and why it was ignored (None: it was not)."""
+    if not path.exists() and not path.is_symlink():
+        return {}, None
+    if not path.is_file():
+        return {}, "it is not a regular file"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        return {}, f"it cannot be read as JSON ({type(e).__name__})"
+    if not isinstance(data, dict):
+        return {}, f"it holds a {type(data).__name__}, not an object"
+    return data, None
+
+
+def _rate(entry: Any) -> float | None:
+    """A cache entry's rate if it is a finite FLOP/s in (0, MAX_CPU_FLOPS], else None."""
+    flops = entry.get("flops") if isinstance(entry, dict) else None
+    ok = isinstance(flops, int | float) and not isinstance(flops, bool) and \
+        math.isfinite(flops) and 0 < flops <= MAX_CPU_FLOPS
+    return float(flops) if ok else None
+
+
 def measured_peak(precision: str, fresh: float | None = None) -> Figure | None:
     """The highest rate seen on this host in ``precision`` (the cache, raised by ``fresh``;
     measured if neither exists): a lower bound of the peak; None where the CPU has no
-    native GEMM of that precision (see the module docstring)."""
+    native GEMM of that precision (see the module docstring). An odd cache or entry is
+    ignored with one warning."""
     if not has_matrix_units(precision):
         return None
     path = cache_path()
     key = _cache_key(precision)
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    entry = cache.get(key)
-    if fresh is None and entry is None:
+    cache, ignored = _read_cache(path)
+    bound = _rate(cache.get(key))
+    if ignored is None and key in cache and bound is None:
+        ignored = f"its entry for this host is not a rate up to {MAX_CPU_FLOPS:g} FLOP/s"
+    if ignored:
+        warn(f"CPU peak cache {path} ignored: {ignored}; the peak is measured afresh")
+    if fresh is None and bound is None:
         fresh = measure(precision)
-    if entry is None or (fresh is not None and fresh > entry["flops"]):
-        entry = {"flops": fresh, "n": GEMM_N, "time": time.time()}
-        cache[key] = entry
+    if bound is not None and (fresh is None or fresh <= bound):
+        n = cache[key].get("n")
+        return Figure(bound, "FLOP/s", "measured",
+                      _source(precision, n if isinstance(n, int) and n > 0 else GEMM_N))
+    assert fresh is not None
+    if path.is_file() or not (path.exists() or path.is_symlink()):  # a FIFO stays as it is
+        cache[key] = {"flops": fresh, "n": GEMM_N, "time": time.time()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -123,7 +159,7 @@ def measured_peak(precision: str, fresh: float | None = None) -> Figure | None:
             tmp.replace(path)
         except OSError:
             pass  # an unwritable cache costs a re-measurement next time, nothing else
-    return Figure(float(entry["flops"]), "FLOP/s", "measured", _source(precision, entry["n"]))
+    return Figure(fresh, "FLOP/s", "measured", _source(precision))
 
 
 def around_window(precision: str, before: float, after: float) -> tuple[Figure, dict, str | None]:

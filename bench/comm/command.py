@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bench.comm import config
 from bench.inputs.errors import ConfigError
-from bench.inputs.numbers import COUNT, INDEX, Limits, flag
+from bench.inputs.numbers import COUNT, INDEX, PER_NODE, Limits, flag
 from bench.inputs.paths import path_arg
 from bench.records import bandwidth, store
 from bench.report import console
@@ -48,7 +48,7 @@ def add_comm_args(p: argparse.ArgumentParser) -> None:
                    type=flag(Limits(low=0, low_open=True, high=1e9)),
                    help="process-group timeout (default 300): a collective that hangs, or a "
                         "peer that died, fails the run by then")
-    p.add_argument("--nproc", type=flag(COUNT), default=2, metavar="N",
+    p.add_argument("--nproc", type=flag(PER_NODE), default=2, metavar="N",
                    help="ranks per node, started by torchrun (one per GPU or NeuronCore; "
                         "default 2)")
     p.add_argument("--nnodes", type=flag(COUNT), default=1, metavar="M",
@@ -118,9 +118,9 @@ def _launch(args: argparse.Namespace, cfg: config.CommConfig, sel: Selection,
     if world < 2:
         raise ConfigError("--nproc", "collectives need at least 2 ranks (--nproc x --nnodes), "
                           "got 1")
-    if args.nnodes > 1 and not args.rdzv_endpoint:
-        raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
-                          "the rendezvous, e.g. the first node:29500)")
+    from bench.train.command import check_launch_flags
+
+    check_launch_flags(args)  # --node-rank below --nnodes, a HOST:PORT rendezvous
     config.check_world(cfg, world)
     check_host(cfg, sel, args.nproc)
     inner = [*cfg.to_argv(), "--results", str(results),
@@ -133,6 +133,9 @@ def _launch(args: argparse.Namespace, cfg: config.CommConfig, sel: Selection,
                               env={PROGRESS_ENV: "bar", "COLUMNS": str(console.stderr.width)}
                               if bar else None)
     record = outcome.record
+    if record is None:
+        print("trnbench: rank 0 ran on another node: that node's launcher stores the job's "
+              "record", file=sys.stderr)
     if record is not None and record.status != "ok":
         print(f"trnbench: comm failed: {record.error} (stored in {results})", file=sys.stderr)
         return 1
@@ -158,9 +161,11 @@ def cmd_comm(args: argparse.Namespace) -> int:
         return _launch(args, cfg, sel, results, tags)
 
     from bench.comm import worker
-    from bench.launch import launcher
+    from bench.launch import child
 
-    run_id = os.environ.get(launcher.RUN_ID_ENV)
+    child.announce_rank(ctx.rank)  # its node's launcher learns where rank 0 ran
+    child.die_with_parent(os.getppid())  # and it stops should torchrun be killed
+    run_id = child.take_run_id()  # the launcher's, checked
     bar = ctx.is_main and not args.json and (console.stderr.is_terminal
                                              or os.environ.get(PROGRESS_ENV) == "bar")
     if ctx.is_main:

@@ -50,6 +50,8 @@ def detect(text: str, where: str) -> str:
     """The format of a file to ingest: pytest-benchmark, nccl-tests or nccom-test."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ConfigError(where, "not valid JSON (nested too deeply)") from None
     except ValueError as e:
         if text.lstrip().startswith(("{", "[")):
             raise ConfigError(where, f"not valid JSON ({e})") from None

@@ -41,8 +41,8 @@ def package_zones(root: Path) -> list[Zone]:
     for d in sorted(root.iterdir()):
         if not PACKAGE_ZONE.fullmatch(d.name):
             continue
-        name_file = d / "name"
-        name = name_file.read_text().strip() if name_file.is_file() else d.name
+        name_file = d / "name"  # a label only: bytes that are not UTF-8 are replaced, not fatal
+        name = name_file.read_text(errors="replace").strip() if name_file.is_file() else d.name
         if name != "psys":
             zones.append(Zone(name, d / "energy_uj", _read_int(d / "max_energy_range_uj")))
     if not zones:

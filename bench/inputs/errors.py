@@ -2,9 +2,9 @@
 verbs that start fast (``--help``, ``report``, ``compare``, ``project``, ``models``) raise them
 without loading the training stack.
 
-``ConfigError``: bad input, one line naming the field, exit 2. ``Interrupted``: SIGINT or
-SIGTERM, stored as an ``interrupted`` record and ended with exit 128 + the signal number
-(130, 143), as a shell reports a process killed by that signal.
+``ConfigError``: bad input, one line naming the field, exit 2. ``Interrupted``: SIGINT,
+SIGTERM or SIGHUP, stored as an ``interrupted`` record and ended with exit 128 + the signal
+number (130, 143, 129), as a shell reports a process killed by that signal.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; caught wherever Ctrl-C (KeyboardInterrupt) is."""
+    """SIGINT, SIGTERM or SIGHUP arrived; caught wherever Ctrl-C (KeyboardInterrupt) is."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -42,13 +42,15 @@ def _raise(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def raise_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise ``Interrupted`` in the main thread
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main thread
     (SIGTERM's default would end the process with no record: what Slurm, ``docker stop``
-    and systemd send); the previous handlers come back after it."""
+    and systemd send; SIGHUP, a closed terminal's); the previous handlers come back after
+    it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, _raise)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

@@ -90,6 +90,10 @@ POSITIVE = Limits(low=0, low_open=True)
 FRACTION = Limits(low=0, high=1)
 COUNT = Limits(low=1, high=INT_MAX, integer=True)
 INDEX = Limits(low=0, high=INT_MAX, integer=True)  # a count that may be 0, a rank
+# processes per node (--nproc): torchrun starts every one, and a node has no more devices or
+# cores than this (a trn2.48xlarge: 64 NeuronCores; a 2-socket CPU host: a few hundred cores)
+MAX_PER_NODE = 4096
+PER_NODE = Limits(low=1, high=MAX_PER_NODE, integer=True)
 
 
 def count_list(spec: str, field: str, high: float = INT_MAX) -> list[int]:

@@ -5,34 +5,45 @@ same with another verb).
 A child is ``python -m bench run <config.to_argv(cfg)> ...`` (one process) or, given a
 ``Torchrun``, ``python -m torch.distributed.run ... -m bench run ...``: torchrun itself,
 never a home-made multi-process launcher. It runs under a run id chosen here
-(``TRNBENCH_RUN_ID``, which its record takes), and its record is read back from the results
-file by that id. A child that stored none (a rank died, the OOM killer's SIGKILL, a timeout,
-a signal before it could store) leaves exactly one record in its place (``_stand_in``):
-failed, with the best error there is (under torchrun the rank that caused it and its own
-error line, ``failure_message``; otherwise the exit code or signal and the tail of stderr,
-``_death``), or interrupted.
+(``TRNBENCH_RUN_ID``, which its record takes, checked at the other end:
+``bench.launch.child``), and its record is read back from the results file by that id. In a
+multi-node job every node's launcher chooses its own id, and the record is stored by the
+job's global rank 0, on whichever node torchrun's c10d rendezvous put it (rendezvous order,
+not ``--node-rank``): each worker announces its rank to its node's launcher, and only the
+launcher of rank 0's node reads the record back or stands in for it
+(``Torchrun.stores_record``). A child that stored none (a rank died, the OOM killer's
+SIGKILL, a timeout, a signal before it could store) leaves exactly one record in its place
+(``_stand_in``): failed, with the best error there is (under torchrun the rank that caused
+it and its own error line, ``failure_message``; otherwise the exit code or signal and the
+tail of stderr, ``_death``), or interrupted.
 
 Signals (``_Forward``): the child runs in its own session, so a terminal's Ctrl-C reaches it
-once, through here. The first SIGINT or SIGTERM this process gets goes to the child's process
-group; the child stores its interrupted record (torchrun passes the signal to its workers
-and waits up to 30 s for them); a child still running ``KILL_AFTER_S`` later has its group
+once, through here. The first SIGINT, SIGTERM or SIGHUP this process gets goes to the
+child's process group (torchrun's own traceback of it is no longer echoed); the child
+stores its interrupted record (torchrun passes the signal to its workers and waits up to
+30 s for them); a child still running ``KILL_AFTER_S`` later has its group
 killed, with every process it started (``_kill_tree``: torchrun starts each worker in a
-session of its own, so killing torchrun's group alone would orphan them). A second SIGINT
-or SIGTERM does that kill at once (the way out of a shutdown that hangs). The launcher then
-raises ``errors.Interrupted``, which the CLI ends with exit 128 + the signal number.
+session of its own, so killing torchrun's group alone would orphan them). A second signal
+does that kill at once (the way out of a shutdown that hangs). The launcher then raises
+``errors.Interrupted``, which the CLI ends with exit 128 + the signal number. Should the
+launcher itself die (SIGKILL), its child gets SIGTERM from the kernel
+(``child.die_with_parent``) and stops its workers: nothing outlives the launcher.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,13 +53,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bench.inputs import config
 from bench.inputs.errors import Interrupted
+from bench.launch import child
 from bench.records import store
 from bench.records.record import Record, RecordError, new_run_id
 
 if TYPE_CHECKING:
     from bench.backends.selection import Selection
 
-RUN_ID_ENV = "TRNBENCH_RUN_ID"
+RUN_ID_ENV = child.RUN_ID_ENV
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # forwarded to the child
 KILL_AFTER_S = 60.0  # after a forwarded signal: torchrun's own 30 s for its workers, and more
 RANK_ERROR_PREFIX = "trnbench: rank "  # a failing worker's line: "trnbench: rank 3 failed: ..."
 TAIL_LINES = 400  # of a child's stderr, kept: holds torchrun's failure report
@@ -57,7 +70,8 @@ TAIL_LINES = 400  # of a child's stderr, kept: holds torchrun's failure report
 @dataclass(frozen=True)
 class Torchrun:
     """This node's part of a torchrun launch: ``nproc`` ranks here, of ``nnodes`` nodes that
-    meet at ``rdzv_endpoint`` (c10d rendezvous); ``node_rank`` fixes this node's rank."""
+    meet at ``rdzv_endpoint`` (c10d rendezvous); ``node_rank`` names the node that stands in
+    for the job's record when no worker started anywhere (``stores_record``)."""
 
     nproc: int
     nnodes: int = 1
@@ -68,9 +82,14 @@ class Torchrun:
     def world_size(self) -> int:
         return self.nproc * self.nnodes
 
-    @property
-    def leader(self) -> bool:
-        """The node whose rank 0 stores the record; the others store and read nothing."""
+    def stores_record(self, ranks_here: set[int]) -> bool:
+        """Whether this node's launcher reads the job's record back (or stands in for it):
+        the node whose workers included global rank 0, which stores it (c10d numbers the
+        nodes in the order they join, whatever ``--node-rank`` says); where no worker
+        started here (a rendezvous that never formed), the node given ``--node-rank 0`` (or
+        none). The others store and read nothing."""
+        if ranks_here:
+            return 0 in ranks_here
         return self.node_rank in (None, 0)
 
     def command(self, inner: Sequence[str], verb: str = "run") -> list[str]:
@@ -80,10 +99,9 @@ class Torchrun:
         if self.nnodes == 1 and self.rdzv_endpoint is None:
             cmd.append("--standalone")
         else:
+            # no --node-rank: c10d ignores it (with a warning), numbering nodes as they join
             cmd += [f"--nnodes={self.nnodes}", "--rdzv-backend=c10d",
                     f"--rdzv-endpoint={self.rdzv_endpoint}"]
-            if self.node_rank is not None:
-                cmd.append(f"--node-rank={self.node_rank}")
         return [*cmd, "-m", "bench", verb, *inner]
 
 
@@ -200,14 +218,14 @@ class _Forward:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
+        self.stderr: _Stderr | None = None
         self.signum: int | None = None
         self.timer: threading.Timer | None = None
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Forward:
         if threading.current_thread() is threading.main_thread():  # else: none to handle
-            self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT,
-                                                                        signal.SIGTERM)}
+            self.previous = {s: signal.signal(s, self.handle) for s in SIGNALS}
         return self
 
     def attach(self, proc: subprocess.Popen) -> None:
@@ -216,6 +234,8 @@ class _Forward:
             self.stop(self.signum)
 
     def handle(self, signum: int, frame: object) -> None:
+        if self.stderr is not None:  # torchrun's own traceback of the signal: not echoed
+            self.stderr.echo = False
         if self.signum is not None:  # the second signal: no more waiting
             if self.proc is not None:
                 print("trnbench: second signal: killing the run and every process it "
@@ -255,13 +275,14 @@ class _Stderr:
     def __init__(self, stream: IO[bytes], echo: bool):
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.rank_lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(stream, echo), daemon=True)
+        self.echo = echo  # turned off when a signal came (``_Forward.handle``)
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self.thread.start()
 
-    def _read(self, stream: IO[bytes], echo: bool) -> None:
+    def _read(self, stream: IO[bytes]) -> None:
         # a carriage return ends a line and stays in it: a progress bar redraws in place
         for line in io.TextIOWrapper(stream, errors="replace", newline=""):
-            if echo:
+            if self.echo:
                 sys.stderr.write(line)
                 sys.stderr.flush()
             self.tail.append(line)
@@ -307,8 +328,8 @@ def run(cfg: config.RunConfig, selection: Selection, results: Path | None,
     ``results`` None: the child stores no record (graph extraction under
     neuron_parallel_compile) and none is read back or stored here.
 
-    Raises ``errors.Interrupted`` after the child has ended when SIGINT or SIGTERM came
-    (its interrupted record stored)."""
+    Raises ``errors.Interrupted`` after the child has ended when SIGINT, SIGTERM or SIGHUP
+    came (its interrupted record stored)."""
     inner = _argv(cfg, results, tags, [*flags, *(() if stream else ("--json",))])
     return launch("run", inner, cfg.as_dict(), selection, results, tags, torchrun=torchrun,
                   timeout_s=timeout_s, env=env, stream=stream)
@@ -327,25 +348,34 @@ def launch(verb: str, inner: Sequence[str], cfg: dict[str, Any], selection: Sele
     if stream:
         print(f"launching: {shlex.join(cmd)}", file=sys.stderr)
     timed_out = False
-    with _Forward() as forward, subprocess.Popen(
-            cmd, env={**os.environ, **(env or {}), RUN_ID_ENV: run_id},
-            stdout=None if stream else subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True) as proc:
-        forward.attach(proc)
-        assert proc.stderr is not None
-        stderr = _Stderr(proc.stderr, echo=stream)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            if torchrun:
-                forward.stop(signal.SIGTERM)  # torchrun stops its workers; kill() if not
-            else:
-                forward.kill()
-            proc.wait()
-        tail = stderr.text()
+    ranks = Path(tempfile.mkdtemp(prefix="trnbench-ranks-")) if torchrun else None
+    handover = {RUN_ID_ENV: run_id, child.LAUNCHER_ENV: child.identity(os.getpid()) or "",
+                **({child.RANKS_ENV: str(ranks)} if ranks else {})}
+    try:
+        with _Forward() as forward, subprocess.Popen(
+                cmd, env={**os.environ, **(env or {}), **handover},
+                stdout=None if stream else subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=functools.partial(child.die_with_parent, os.getpid())) as proc:
+            forward.attach(proc)
+            assert proc.stderr is not None
+            stderr = forward.stderr = _Stderr(proc.stderr, echo=stream)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                if torchrun:
+                    forward.stop(signal.SIGTERM)  # torchrun stops its workers; kill() if not
+                else:
+                    forward.kill()
+                proc.wait()
+            tail = stderr.text()
+        here = child.ranks_announced(ranks) if ranks else set()
+    finally:
+        if ranks:
+            shutil.rmtree(ranks, ignore_errors=True)
     record = None
-    if results is not None and (torchrun is None or torchrun.leader):
+    if results is not None and (torchrun is None or torchrun.stores_record(here)):
         record = _find(results, run_id)
         if record is None:
             if forward.signum is not None:

@@ -44,7 +44,7 @@ TAG = "scaling"
 
 def parse_nproc(spec: str) -> list[int]:
     """``"1,2,4"`` -> [1, 2, 4]: positive integers in ascending order, comma separated."""
-    counts = numbers.count_list(spec, "--nproc", high=10**6)
+    counts = numbers.count_list(spec, "--nproc", high=numbers.MAX_PER_NODE)
     if counts != sorted(set(counts)):
         raise ConfigError("--nproc", f"expected positive process counts in ascending order, "
                           f"comma separated (e.g. 1,2,4,8), got {spec!r}")
@@ -165,11 +165,12 @@ def table(summary: dict[str, Any]) -> Table:
     """The series as a terminal table: one row per process count."""
     cfg, base = summary["config"], summary["baseline_nproc"]
     against = "" if base is None else f" vs {base} rank" + ("s" if base > 1 else "")
-    t = Table(title=f"trnbench scaling {summary['series']}: {cfg['model']} on {cfg['backend']} "
-              f"({cfg['parallel']}), batch {cfg['batch']} per rank x seq {cfg['seq']} "
-              "(weak scaling)",
-              caption=f"efficiency = (tokens/s at N / N) / (tokens/s at b / b), b = "
-                      f"{base if base is not None else 'n/a'}; stored in {summary['results']}")
+    t = Table(title=escape(f"trnbench scaling {summary['series']}: {cfg['model']} on "
+                           f"{cfg['backend']} ({cfg['parallel']}), batch {cfg['batch']} per "
+                           f"rank x seq {cfg['seq']} (weak scaling)"),
+              caption=escape(f"efficiency = (tokens/s at N / N) / (tokens/s at b / b), b = "
+                             f"{base if base is not None else 'n/a'}; stored in "
+                             f"{summary['results']}"))
     for col in ("nproc", "global tokens/s", "per rank", f"efficiency{against}", "MFU",
                 "status"):
         t.add_column(col, justify="left" if col == "status" else "right")

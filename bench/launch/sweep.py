@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import re
 import uuid
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from bench.backends.selection import Selection
 
 SWEEP_KEYS = ("repeats", "name", "results", "timeout_s")
+MAX_POINTS = 10_000  # a grid larger than this is a mistake (each point is a run)
 CORE_COLUMNS = ("model", "backend", "batch", "seq", "precision", "steps", "warmup")
 _TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
 _KEY = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
@@ -162,10 +164,17 @@ def _grid(src: _Source, table: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
-    """Every grid point resolved and validated (duplicates after resolution dropped)."""
+    """Every grid point resolved and validated (duplicates after resolution dropped); a grid
+    of more than MAX_POINTS is refused before any is resolved."""
     from bench.backends.selection import resolve_run
 
     fields = [f for f in config.OPTIONS if f in grid]
+    size = math.prod(len(grid[f]) for f in fields)
+    if size > MAX_POINTS:
+        widest = max(fields, key=lambda f: len(grid[f]))
+        raise src.error(widest, f"the grid has {size:,} points ("
+                        + " x ".join(str(len(grid[f])) for f in fields)
+                        + f"); at most {MAX_POINTS:,}: split the sweep")
     points: list[Point] = []
     seen: set[tuple] = set()
     for combo in itertools.product(*(grid[f] for f in fields)):
@@ -175,6 +184,10 @@ def _points(src: _Source, grid: dict[str, list[Any]]) -> list[Point]:
         except ConfigError as e:
             field = config.field_of(e.field) or e.field  # the file names fields, not flags
             raise src.error(field, e.message) from None
+        if cfg.parallel != "ddp":
+            raise src.error("parallel", f"{cfg.parallel} shards over torchrun ranks, and a "
+                            "sweep runs one process per point (trnbench run --nproc N, or "
+                            "trnbench scaling)")
         key = _config_key(cfg.as_dict())
         if key not in seen:
             seen.add(key)
@@ -227,14 +240,18 @@ def environment_key(env: dict[str, Any], world_size: Any) -> tuple:
 
 
 def stored_ok(results: Path, env: dict[str, Any]) -> dict[tuple, list[Record]]:
-    """The ok records of ``results`` measured in ``env`` (single process), by config."""
+    """The ok records of ``results`` measured in ``env`` (single process), by config; a run
+    id read before (a line copied twice) counts once."""
     found: dict[tuple, list[Record]] = defaultdict(list)
     if not results.exists():
         return found
     here = environment_key(env, 1)
+    seen: set[str | None] = set()
     for record in store.read(results):
-        if record.status != "ok" or not isinstance(record.environment, dict):
+        if record.run_id in seen or record.status != "ok" or \
+                not isinstance(record.environment, dict):
             continue
+        seen.add(record.run_id)
         if environment_key(record.environment, record.world_size) != here:
             continue
         with contextlib.suppress(TypeError):  # not a flat config dict
@@ -264,7 +281,7 @@ def _describe(sweep: Sweep, title: str) -> tuple[Table, list[str]]:
     columns = [*CORE_COLUMNS, *(f for f in sweep.varying() if f not in CORE_COLUMNS)]
     fixed = {f: v for f, v in sweep.points[0].config.as_dict().items() if f not in columns}
     caption = "fixed: " + ", ".join(f"{f}={v}" for f, v in fixed.items())
-    table = Table(title=title, caption=escape(caption))
+    table = Table(title=escape(title), caption=escape(caption))
     for col in ("#", *columns):
         table.add_column(col, justify="left" if col in ("model", "backend") else "right")
     return table, columns
@@ -333,15 +350,17 @@ def execute(sweep: Sweep, resume: bool) -> int:
     total = len(sweep.points) * sweep.repeats
     if resume:
         console.stderr.print(f"--resume: {total - len(tasks)} of {total} run(s) already stored "
-                             f"in {sweep.results} (same configuration and environment), "
+                             f"in {escape(str(sweep.results))} (same configuration and "
+                             "environment), "
                              f"{len(tasks)} to run")
     sweep_id = uuid.uuid4().hex[:12]
     records: dict[int, list[Record]] = {i: list(rs) for i, rs in done.items()}
     failed = 0
     with _progress() as bar:
-        progress = bar.add_task(f"sweep {sweep.name}", total=total, completed=total - len(tasks))
+        name = escape(sweep.name)  # the bar's text is markup
+        progress = bar.add_task(f"sweep {name}", total=total, completed=total - len(tasks))
         for task in tasks:
-            bar.update(progress, description=f"sweep {sweep.name}: point {task.point.index}, "
+            bar.update(progress, description=f"sweep {name}: point {task.point.index}, "
                                              f"repeat {task.repeat}")
             tags = {"sweep": sweep.name, "sweep_file": str(sweep.path), "sweep_id": sweep_id,
                     "point": str(task.point.index), "repeat": str(task.repeat)}
@@ -352,10 +371,10 @@ def execute(sweep: Sweep, resume: bool) -> int:
             failed += record.status != "ok"
             bar.console.print(_outcome(task, record), highlight=False)
             bar.advance(progress)
-        bar.update(progress, description=f"sweep {sweep.name}")
+        bar.update(progress, description=f"sweep {name}")
     console.stdout.print(summary_table(sweep, records))
     console.stderr.print(f"{len(tasks)} run(s): {len(tasks) - failed} ok, {failed} failed; "
-                         f"records in {sweep.results} (tag sweep_id={sweep_id})")
+                         f"records in {escape(str(sweep.results))} (tag sweep_id={sweep_id})")
     return 1 if failed else 0
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.inputs import config, numbers
 from bench.inputs.config import ConfigError, RunConfig
-from bench.inputs.numbers import COUNT, POSITIVE, flag
+from bench.inputs.numbers import COUNT, PER_NODE, POSITIVE, flag
 from bench.parallel import layout as layouts
 from bench.parallel import memory_plan
 from bench.projection.search import GIB
@@ -37,7 +37,7 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
                    "default: required unless --memory-gib is given)")
     p.add_argument("--memory-gib", type=flag(POSITIVE), metavar="GIB",
                    help="memory per rank instead of --hardware's (default: --hardware's)")
-    p.add_argument("--nproc", type=flag(COUNT), metavar="N", help="ranks per node (default: the "
+    p.add_argument("--nproc", type=flag(PER_NODE), metavar="N", help="ranks per node (default: the "
                    "node's NeuronCores or GPUs)")
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M", help="nodes (default 1)")
     p.add_argument("--backend", choices=config.BACKEND_NAMES[1:], help="the backend whose "
@@ -101,7 +101,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 raise ConfigError("--config", f"{args.config}: [plan] hardware must be one of "
                                   f"{', '.join(memory_plan.NODES)}, got {value!r}")
             setattr(args, name, value if name == "hardware" else
-                    numbers.check(value, f"--{name}", COUNT))
+                    numbers.check(value, f"--{name}", PER_NODE if name == "nproc" else COUNT))
     args.nnodes = args.nnodes or 1
     if args.hardware is None and args.memory_gib is None:
         raise ConfigError("--hardware", f"required (one of {', '.join(memory_plan.NODES)}) "

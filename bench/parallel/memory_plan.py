@@ -169,10 +169,16 @@ def _moe_estimate(cfg: RunConfig, layout: Layout, m: MoEConfig,
                        "(docs/memory.md); 34 b T D bytes per layer (Korthikanti et al. 2022)"))
 
 
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` in ascending order (up to sqrt(n) steps, not n)."""
+    low = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return low + [n // d for d in reversed(low) if d * d != n]
+
+
 def _variants(cfg: RunConfig, per_node: int) -> list[tuple[int, RunConfig]]:
     """Layouts one may try instead of ``cfg``, each with the number of flags it changes."""
     out = []
-    tps = [t for t in range(1, per_node + 1) if per_node % t == 0]
+    tps = divisors(per_node)
     parallels = [cfg.parallel] + [p for p in ("fsdp", "ddp") if p != cfg.parallel]
     dtypes = [cfg.param_dtype] + (["bf16", "fp32"] if cfg.precision == "bf16" else [])
     for tp in tps:
@@ -309,6 +315,6 @@ def record_block(cfg: RunConfig, layout: Layout) -> dict[str, Any]:
     """The record's predicted memory (per rank, without the usable limit): the peak and its
     parts, its phase and the model's basis."""
     pred = predict(cfg, layout, 0.0)
-    return {"predicted_peak_bytes": pred.total,
+    return {"predicted_peak_bytes": round(pred.total),  # bytes: an integer, as typed
             "predicted": {"bytes": pred.parts, "peak_phase": pred.phase,
                           "basis": pred.basis[0]}}

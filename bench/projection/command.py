@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from bench.backends import hardware
 from bench.backends.hardware import Figure
 from bench.inputs.config import ConfigError
-from bench.inputs.numbers import FRACTION, POSITIVE, Limits, check, flag
+from bench.inputs.numbers import FRACTION, POSITIVE, Limits, check, count_list, flag
 from bench.inputs.paths import output_file
 from bench.projection import calibration, cluster, comm, measured, model, presets, render, workload
 from bench.records import labels
 from bench.records.record import Record
 from bench.report import console
 
+T = TypeVar("T")
 _COUNT = Limits(low=1, high=1e9, integer=True)  # chips, sequence length, parallelism
 ONE_OF = " (no default: give one of the four)"
 EFFICIENCY = " (no default: give one of the three)"
@@ -291,14 +295,43 @@ def scenario(args: argparse.Namespace, record: Record | None = None) -> model.Sc
 def _sweep_counts(spec: str, s: model.Scenario) -> list[int]:
     if spec == "auto":
         return model.default_sweep(int(s.cluster.chips.value), int(s.cluster.node.chips.value))
-    try:
-        counts = [int(float(x)) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        counts = []
-    if not counts or any(n < 1 for n in counts):
+    try:  # a count like the --chips it sweeps (an inf or 1e400 is no count)
+        return count_list(spec, "--sweep-chips", high=_COUNT.high or 1e9)
+    except ConfigError as e:
         raise ConfigError("--sweep-chips", f"expected chip counts like 8192,16384 or nothing "
-                          f"(a default series), got {spec!r}")
-    return counts
+                          f"(a default series): {e.message}") from None
+
+
+def _numbers(value: Any, where: str = "") -> Iterator[tuple[str, float]]:
+    """Every float in a JSON-like value, with its path."""
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{where}[{i}]")
+
+
+def _out_of_range(args: argparse.Namespace, what: str) -> ConfigError:
+    """The error of inputs whose projection is not a finite number (an overflow to inf, a
+    division by an underflow): named by the given number furthest from 1 in magnitude."""
+    given = {k: v for k, v in vars(args).items()  # the number flags given (all positive)
+             if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
+    if not given:
+        return ConfigError("project", f"{what} is not a finite number")
+    worst = max(given, key=lambda k: abs(math.log10(given[k])))
+    return ConfigError(f"--{worst.replace('_', '-')}", f"{given[worst]:g} is out of range: "
+                       f"{what} is not a finite number with it")
+
+
+def _project(args: argparse.Namespace, compute: Callable[[], T]) -> T:
+    """``compute()``; an overflow or a division by an underflow is ``_out_of_range``."""
+    try:
+        return compute()
+    except (ZeroDivisionError, OverflowError):
+        raise _out_of_range(args, "the projection") from None
 
 
 def _alone(args: argparse.Namespace) -> None:
@@ -323,8 +356,12 @@ def cmd_project(args: argparse.Namespace) -> int:
         output_file(args.plot, "--plot", ".png")
     s = scenario(args)
     batches = batch_list(args.global_batch_tokens)
-    fit_map = model.fit_map(s, batches) if len(batches) > 1 else None
-    p = model.project(s) if fit_map is None else model.fastest_of(fit_map)
+    fit_map = _project(args, lambda: model.fit_map(s, batches)) if len(batches) > 1 else None
+    p = _project(args, lambda: model.project(s) if fit_map is None
+                 else model.fastest_of(fit_map))
+    bad = next(((k, v) for k, v in _numbers(p.as_dict()) if not math.isfinite(v)), None)
+    if bad:
+        raise _out_of_range(args, f"the projection's {bad[0]} ({bad[1]})")
     s = p.scenario
     sweep_spec = args.sweep_chips or ("auto" if args.plot and fit_map is None else None)
     rows = model.sweep(s, _sweep_counts(sweep_spec, s)) if sweep_spec else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.inputs.config import ConfigError
+from bench.inputs.paths import write_file
 from bench.projection.cluster import Node
 from bench.projection.model import Projection
 from bench.projection.search import SLOWDOWN
@@ -250,5 +252,7 @@ def plot(rows: list[dict[str, Any]], path: str, title: str, cap_mw: float | None
     ax.set_title(f"{title}\n(projection, not a measurement)", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
+    write_file(Path(path), png.getvalue())  # never through a symbolic link

@@ -12,8 +12,9 @@ fields of a record. Each becomes one record:
 with ``time`` the file's ``datetime`` (when the benchmarks ran). Every benchmark is checked
 before the first append: a malformed file, a benchmark without trnbench extra_info or with a
 metric field of the wrong kind (``bench.records.record.problem``, the store readers' own check), is
-one error line (exit 2) and nothing is written. A benchmark
-already stored (same full name and time: the file ingested again) is skipped and counted.
+one error line (exit 2) and nothing is written; so is a benchmark named twice in the file. A
+benchmark already stored (same full name and time: the file ingested again) is skipped and
+counted.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def _read(path: Path) -> dict[str, Any]:
     field = str(path)
     try:
         data = json.loads(config.read_text(path, "FILE.json"))
+    except RecursionError:
+        raise ConfigError(field, "not valid JSON (nested too deeply)") from None
     except json.JSONDecodeError as e:
         raise ConfigError(field, f"not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
@@ -96,11 +99,18 @@ def _record(bench: dict[str, Any], when: str, field: str) -> Record:
 
 
 def records(path: str | Path) -> list[Record]:
-    """Every benchmark of a pytest-benchmark JSON file as a record, all checked first."""
+    """Every benchmark of a pytest-benchmark JSON file as a record, all checked first; a
+    benchmark named twice in the file is a ConfigError (which one would be the run?)."""
     path = Path(path)
     data = _read(path)
     when = _when(data, str(path))
-    return [_record(b, when, str(path)) for b in data["benchmarks"]]
+    out = [_record(b, when, str(path)) for b in data["benchmarks"]]
+    keys = [key(r) for r in out]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice:
+        raise ConfigError(str(path), f"benchmark {twice[0]!r} appears {keys.count(twice)} "
+                          "times in the file; one benchmark is one record")
+    return out
 
 
 def key(record: Record) -> tuple:

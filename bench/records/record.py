@@ -24,12 +24,20 @@ import sys
 import uuid
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, ClassVar, TypeVar
+from functools import cache
+from typing import Any, TypeVar
 
-from bench.records import bandwidth, metrics
+from bench.backends.hardware import DEVICES
+from bench.inputs.config import RunConfig
+from bench.records import bandwidth, metrics, validate
+from bench.records.validate import Rule
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "interrupted")
+# the records that must hold a field (Rule.required): a status, a kind, or both
+OK, FAILED = ("ok",), STATUSES[1:]
+TRAINING, COLLECTIVES = "training", "collectives"  # the kinds (``kind``)
+RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # a file-name part (a trace's), no markup
 JOULES_PER_KWH = 3.6e6
 COMM_KIND = "comm"  # config.kind of a collectives record
 FLAG_PREFIX = "flagged: "  # version 1 repeated each flag in ``warnings`` with this prefix
@@ -42,11 +50,12 @@ class RecordError(ValueError):
 
 
 def doc(meaning: str, default: Any = None, *, omit: bool | str = False,
-        factory: Any = None) -> Any:
-    """A field with its meaning (the schema table's third column). ``omit``: left out of the
-    JSON when null (True: a block only some runs have; "failed": a figure, null in an ok
-    record, absent from a failed one)."""
-    meta = {"doc": meaning, "omit": omit}
+        factory: Any = None, **rule: Any) -> Any:
+    """A field with its meaning (the schema table's third column) and its ``Rule``
+    (``bench.records.validate``: bounds, plausible range, accepted values, required in which
+    records). ``omit``: left out of the JSON when null (True: a block only some runs have;
+    "failed": a figure, null in an ok record, absent from a failed one)."""
+    meta = {"doc": meaning, "omit": omit, "rule": Rule(**rule)}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -56,7 +65,6 @@ def doc(meaning: str, default: Any = None, *, omit: bool | str = False,
 class Part:
     """A block of the record: known fields typed, unknown keys kept in ``extra``."""
 
-    NESTED: ClassVar[dict[str, type[Part]]] = {}  # fields that are parts themselves
     extra: dict[str, Any] = field(default_factory=dict, metadata={"doc": "", "omit": True},
                                   repr=False, compare=True)
 
@@ -69,10 +77,16 @@ class Part:
             raise RecordError(f"{where or cls.__name__.lower()} must be an object, got {data!r}")
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in known}
-        for name, part in cls.NESTED.items():
+        for name, part in cls.parts().items():
             if name in values:
                 values[name] = _nested(part, values[name], f"{where}.{name}" if where else name)
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    @classmethod
+    def parts(cls) -> dict[str, type[Part]]:
+        """The fields that are parts themselves, or lists of parts (``ranks``), with their
+        part: read from the annotations."""
+        return _parts(cls)
 
     def to_json(self) -> dict[str, Any]:
         """The part as a JSON object, keys in field order, then the kept unknown keys."""
@@ -88,6 +102,13 @@ class Part:
                 continue
             out[f.name] = _json(value)
         return {**out, **self.extra}
+
+
+@cache
+def _parts(cls: type[Part]) -> dict[str, type[Part]]:
+    found = {name: validate.dataclass_of(tp) for name, tp in validate.hints(cls).items()}
+    return {name: part for name, part in found.items()
+            if part is not None and issubclass(part, Part)}
 
 
 def _nested(part: type[Part], value: Any, where: str) -> Any:
@@ -129,12 +150,13 @@ class Backend(Part):
 class Device(Part):
     """The hardware of the run."""
 
-    name: str | None = doc("device name as the driver reports it")
-    kind: str | None = doc("hardware-table key (h100, trn2, ...), cpu, or unknown")
-    device_count: int | None = doc("devices visible to the process")
-    devices_used: int | None = doc("devices the run used (ranks under torchrun)")
+    name: str | None = doc("device name as the driver reports it", required=OK)
+    kind: str | None = doc("hardware-table key (h100, trn2, ...), cpu, or unknown",
+                           required=OK)
+    device_count: int | None = doc("devices visible to the process", low=0)
+    devices_used: int | None = doc("devices the run used (ranks under torchrun)", low=0)
     chips: float | None = doc("chips the figures are divided by (a fraction for a share of a "
-                              "chip; null: unknown, per-chip figures null)")
+                              "chip; null: unknown, per-chip figures null)", low=0)
     versions: dict[str, Any] | None = doc("driver, runtime and SDK versions; threads")
 
 
@@ -143,12 +165,12 @@ class Model(Part):
     """The model and its FLOPs per token (models/flops.py)."""
 
     name: str | None = doc("model name (trnbench models)")
-    params: int | None = doc("parameters")
-    active_params: int | None = doc("parameters active per token (MoE: top-k experts)")
-    matmul_params: int | None = doc("N: matmul parameters of one token's forward")
-    flops_per_token: float | None = doc("model FLOPs per token (the formula's)")
+    params: int | None = doc("parameters", low=0)
+    active_params: int | None = doc("parameters active per token (MoE: top-k experts)", low=0)
+    matmul_params: int | None = doc("N: matmul parameters of one token's forward", low=0)
+    flops_per_token: float | None = doc("model FLOPs per token (the formula's)", low=1)
     hardware_flops_per_token: float | None = doc("FLOPs per token with recomputation and "
-                                                 "dropped/padded MoE slots")
+                                                 "dropped/padded MoE slots", low=1)
     flops_formula: str | None = doc("the FLOPs formula, as text")
 
 
@@ -156,13 +178,13 @@ class Model(Part):
 class Moe(Part):
     """Routing of a mixture-of-experts model (dense models: no block)."""
 
-    n_experts: int | None = doc("experts per MoE layer")
-    top_k: int | None = doc("experts per token")
-    capacity_factor: float | None = doc("capacity factor")
-    capacity: int | None = doc("slots per expert and sequence")
-    aux_loss_coef: float | None = doc("load-balancing loss coefficient")
+    n_experts: int | None = doc("experts per MoE layer", low=0)
+    top_k: int | None = doc("experts per token", low=0)
+    capacity_factor: float | None = doc("capacity factor", low=0)
+    capacity: int | None = doc("slots per expert and sequence", low=0)
+    aux_loss_coef: float | None = doc("load-balancing loss coefficient", low=0)
     dropped_fraction: float | None = doc("mean fraction of top-k assignments dropped over "
-                                         "capacity in the window")
+                                         "capacity in the window", low=0, high=1)
     aux_loss: float | None = doc("mean load-balancing loss in the window")
 
 
@@ -188,10 +210,10 @@ class Optimizer(Part):
 
     name: str | None = doc("optimizer class (AdamW)")
     implementation: str | None = doc("fused, foreach or for-loop")
-    lr: float | None = doc("learning rate")
-    betas: list[float] | None = doc("AdamW betas")
-    weight_decay: float | None = doc("weight decay")
-    eps: float | None = doc("AdamW eps")
+    lr: float | None = doc("learning rate", low=0)
+    betas: list[float] | None = doc("AdamW betas", low=0)
+    weight_decay: float | None = doc("weight decay", low=0)
+    eps: float | None = doc("AdamW eps", low=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,12 +238,12 @@ class Compile(Part):
 class Parallelism(Part):
     """The layout of ranks under torchrun (null: one process)."""
 
-    tp: int | None = doc("tensor-parallel degree")
-    dp: int | None = doc("data-parallel degree")
-    dp_replicate: int | None = doc("replicated data-parallel groups (HSDP)")
-    dp_shard: int | None = doc("ranks sharding one replica (FSDP)")
+    tp: int | None = doc("tensor-parallel degree", low=1)
+    dp: int | None = doc("data-parallel degree", low=1)
+    dp_replicate: int | None = doc("replicated data-parallel groups (HSDP)", low=1)
+    dp_shard: int | None = doc("ranks sharding one replica (FSDP)", low=1)
     parallel: str | None = doc("ddp or fsdp")
-    mesh: dict[str, int] | None = doc("device mesh: dimension name -> size")
+    mesh: dict[str, int] | None = doc("device mesh: dimension name -> size", low=1)
     sequence_parallel: bool | None = doc("sequence parallelism (with TP)")
     loss_parallel: bool | None = doc("cross-entropy on vocabulary-sharded logits (with TP)")
 
@@ -231,16 +253,16 @@ class Ac(Part):
     """Activation checkpointing."""
 
     mode: str | None = doc("none, selective or full")
-    every: int | None = doc("one block in this many is checkpointed")
-    blocks: int | None = doc("blocks checkpointed")
-    of_blocks: int | None = doc("blocks of the model")
+    every: int | None = doc("one block in this many is checkpointed", low=0)
+    blocks: int | None = doc("blocks checkpointed", low=0)
+    of_blocks: int | None = doc("blocks of the model", low=0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Peak(Part):
     """The peak FLOP/s per chip behind MFU, with its label and source."""
 
-    value: float | None = doc("peak FLOP/s per chip")
+    value: float | None = doc("peak FLOP/s per chip", low=1)
     unit: str | None = doc("FLOP/s")
     label: str | None = doc("published, measured or estimate")
     source: str | None = doc("where the figure comes from")
@@ -253,13 +275,13 @@ class Peak(Part):
 class StepTime(Part):
     """Statistics of the timed steps (bench.records.metrics.step_stats)."""
 
-    n: int | None = doc("timed steps")
-    median_s: float | None = doc("median step seconds")
-    p90_s: float | None = doc("90th percentile (null: no per-step spread measured)")
-    min_s: float | None = doc("fastest step")
-    max_s: float | None = doc("slowest step")
-    mean_s: float | None = doc("mean step seconds")
-    cv: float | None = doc("coefficient of variation (null: no per-step spread)")
+    n: int | None = doc("timed steps", low=0)
+    median_s: float | None = doc("median step seconds", low=0)
+    p90_s: float | None = doc("90th percentile (null: no per-step spread measured)", low=0)
+    min_s: float | None = doc("fastest step", low=0)
+    max_s: float | None = doc("slowest step", low=0)
+    mean_s: float | None = doc("mean step seconds", low=0)
+    cv: float | None = doc("coefficient of variation (null: no per-step spread)", low=0)
     method: str | None = doc("the step timer (host-clock, cuda-events, ...)")
     spread_reason: str | None = doc("why p90 and CV are null")
 
@@ -278,9 +300,9 @@ class StepTime(Part):
 class Warmup(Part):
     """The warm-up before the window."""
 
-    steps: int | None = doc("warm-up steps")
-    first_step_s: float | None = doc("seconds of the first step (compilation)")
-    total_s: float | None = doc("seconds of the whole warm-up")
+    steps: int | None = doc("warm-up steps", low=0)
+    first_step_s: float | None = doc("seconds of the first step (compilation)", low=0)
+    total_s: float | None = doc("seconds of the whole warm-up", low=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,11 +311,13 @@ class Compilation(Part):
 
     method: str | None = doc("what is counted: Dynamo graphs, XLA graphs")
     warmup_graphs: int | None = doc("graphs compiled in the warm-up (version 1 also: "
-                                    "compiles_warmup)")
-    warmup_compile_s: float | None = doc("seconds compiling in the warm-up")
+                                    "compiles_warmup)", low=0,
+                                    needs=("compilation.timed_graphs",))  # counted together
+    warmup_compile_s: float | None = doc("seconds compiling in the warm-up", low=0)
     timed_graphs: int | None = doc("graphs compiled in the timed window, 0 when sound "
-                                   "(version 1 also: compiles_timed)")
-    timed_compile_s: float | None = doc("seconds compiling in the timed window")
+                                   "(version 1 also: compiles_timed)", low=0,
+                                   needs=("compilation.warmup_graphs",))
+    timed_compile_s: float | None = doc("seconds compiling in the timed window", low=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,9 +375,9 @@ class CpuFallbacks(Part):
     failing (TorchNeuron; null elsewhere). Any call flags the run: not a device-only figure."""
 
     method: str | None = doc("how they are counted")
-    warmup: int | None = doc("calls run on the CPU in the warm-up (null: reason)")
+    warmup: int | None = doc("calls run on the CPU in the warm-up (null: reason)", low=0)
     timed: int | None = doc("calls run on the CPU in the timed window (under torchrun: the "
-                            "largest rank's)")
+                            "largest rank's)", low=0)
     ops: list[str] | None = doc("the operators that ran on the CPU")
     reason: str | None = doc("why the counts are null")
 
@@ -385,10 +409,12 @@ class CpuFallbacks(Part):
 class Memory(Part):
     """Peak device memory, measured and predicted (per rank)."""
 
-    peak_bytes: int | None = doc("measured peak bytes (under torchrun: the largest rank's)")
+    peak_bytes: int | None = doc("measured peak bytes (under torchrun: the largest rank's)",
+                                 low=0)
     method: str | None = doc("how the peak is measured")
-    predicted_peak_bytes: int | None = doc(
-        "predicted peak bytes per rank (bench.parallel.memory_plan)", omit=True)
+    predicted_peak_bytes: float | None = doc(
+        "predicted peak bytes per rank (bench.parallel.memory_plan; a model's figure: whole "
+        "bytes, fractional in records stored before 2026-12-05)", omit=True, low=0)
     predicted: dict[str, Any] | None = doc(
         "the predicted peak: its parts (bytes), phase and basis", omit=True)
 
@@ -399,22 +425,45 @@ class Memory(Part):
         return replace(parts[0], peak_bytes=None if None in peaks else max(peaks))
 
 
+MFU_ABOVE_1 = ("the peak is below what the run reached (a peak measured low, or FLOPs per token "
+               "overcounted)")
+# twice the largest chip power in bench/backends/hardware.py (Trainium3, ~1 kW): no chip, and
+# no CPU package, draws that much on average
+PLAUSIBLE_W_PER_CHIP = 2 * max(d.power_w.value for d in DEVICES.values() if d.power_w)
+
+
+def plausible_power(watts: float, record: dict[str, Any]) -> str | None:
+    """average power per chip above PLAUSIBLE_W_PER_CHIP (a sensor fault)."""
+    device = record.get("device")
+    chips = device.get("chips") if isinstance(device, dict) else None
+    chips = chips if isinstance(chips, int | float) and chips > 0 else 1
+    if watts <= PLAUSIBLE_W_PER_CHIP * chips:
+        return None
+    return (f"energy.avg_power_w {watts:.4g} W is above {PLAUSIBLE_W_PER_CHIP:g} W per chip x "
+            f"{chips:g} chip(s): a sensor fault, or the energy of more than the run's chips")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Energy(Part):
     """Energy of exactly the timed window (docs/methodology.md, "Energy per token")."""
 
     method: str | None = doc("the meter: nvml-energy-counter, rapl, neuron-power-utilization, "
-                             "modelled, null, ...")
-    joules: float | None = doc("joules over the window (null, with reason: not measured)")
+                             "modelled, null, ...", required=OK)
+    joules: float | None = doc("joules over the window (null, with reason: not measured)",
+                               low=0)
     reason: str | None = doc("why joules is null")
-    j_per_token: float | None = doc("joules / tokens")
-    tokens_per_kwh: float | None = doc("tokens / (joules / 3.6e6)")
-    avg_power_w: float | None = doc("joules / interval_s")
+    j_per_token: float | None = doc("joules / tokens", low=0)
+    tokens_per_kwh: float | None = doc("tokens / (joules / 3.6e6)", low=0)
+    avg_power_w: float | None = doc("joules / interval_s", low=0, plausible=plausible_power)
     scope: str | None = doc("what the joules cover")
-    sampling_period_s: float | None = doc("sensor period (null: a counter read at the edges)")
-    coverage: float | None = doc("fraction of the window the sensor data cover")
-    interval_s: float | None = doc("seconds between the meter's two readings")
-    device_joules: dict[str, float | None] = doc("joules per sensor device", factory=dict)
+    sampling_period_s: float | None = doc("sensor period (null: a counter read at the edges)",
+                                          low=0)
+    coverage: float | None = doc("fraction of the window the sensor data cover", low=0,
+                                 plausible=(None, 1, "the sensor data cover more than the "
+                                            "window"))
+    interval_s: float | None = doc("seconds between the meter's two readings", low=0)
+    device_joules: dict[str, float | None] = doc("joules per sensor device", factory=dict,
+                                                 low=0)
     warnings: list[str] = doc("the meter's warnings", factory=list)
     details: dict[str, Any] = doc("meter-specific details", factory=dict)
 
@@ -468,36 +517,38 @@ class Data(Part):
 class Rank(Part):
     """One rank's own figures under torchrun."""
 
-    NESTED: ClassVar[dict[str, type[Part]]] = {"step_time": StepTime}
-    rank: int | None = doc("global rank")
+    rank: int | None = doc("global rank", low=0)
     host: str | None = doc("its host")
-    tokens: int | None = doc("tokens it trained on in the window")
-    window_s: float | None = doc("its window seconds")
-    tokens_per_s: float | None = doc("its tokens / its window seconds")
+    tokens: int | None = doc("tokens it trained on in the window", low=0)
+    window_s: float | None = doc("its window seconds", low=0)
+    tokens_per_s: float | None = doc("its tokens / its window seconds", low=0)
     step_time: StepTime | None = doc("its step-time statistics")
     loss_first: float | None = doc("its first loss")
     loss_last: float | None = doc("its last loss")
-    peak_bytes: int | None = doc("its peak memory bytes")
+    peak_bytes: int | None = doc("its peak memory bytes", low=0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CommPoint(Part):
     """One op at one message size (bench.records.bandwidth: S, algbw, busbw)."""
 
-    op: str | None = doc("all_reduce, all_gather, reduce_scatter, all_to_all or send_recv")
-    size_bytes: int | None = doc("S: the bytes the bandwidths divide (bench.records.bandwidth)")
-    count: int | None = doc("elements of S")
+    op: str | None = doc("all_reduce, all_gather, reduce_scatter, all_to_all or send_recv",
+                         values=bandwidth.OPS, required=OK)
+    size_bytes: int | None = doc("S: the bytes the bandwidths divide (bench.records.bandwidth)",
+                                 low=0, required=OK)
+    count: int | None = doc("elements of S", low=0)
     time_us: float | None = doc("microseconds per op: the slowest rank's mean over the timed "
-                                "iterations (ingested: the tool's time)")
-    algbw_gbs: float | None = doc("S / time_us, GB/s (1e9 B/s)")
-    busbw_gbs: float | None = doc("algbw_gbs x the op's bus-bandwidth factor, GB/s")
+                                "iterations (ingested: the tool's time)", low=0, required=OK)
+    algbw_gbs: float | None = doc("S / time_us, GB/s (1e9 B/s)", low=0, required=OK)
+    busbw_gbs: float | None = doc("algbw_gbs x the op's bus-bandwidth factor, GB/s", low=0,
+                                  required=OK)
     rank_time_us: list[float] | None = doc("each rank's microseconds per op (trnbench)",
-                                           omit=True)
+                                           omit=True, low=0)
     wrong: int | None = doc("elements wrong in the check after the timed iterations "
-                            "(nccl-tests: #wrong)", omit=True)
-    in_place_time_us: float | None = doc("nccl-tests: the in-place time", omit=True)
-    tool_algbw_gbs: float | None = doc("the ingested tool's own algbw", omit=True)
-    tool_busbw_gbs: float | None = doc("the ingested tool's own busbw", omit=True)
+                            "(nccl-tests: #wrong)", omit=True, low=0)
+    in_place_time_us: float | None = doc("nccl-tests: the in-place time", omit=True, low=0)
+    tool_algbw_gbs: float | None = doc("the ingested tool's own algbw", omit=True, low=0)
+    tool_busbw_gbs: float | None = doc("the ingested tool's own busbw", omit=True, low=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -506,7 +557,7 @@ class LinkReference(Part):
     line)."""
 
     link: str | None = doc("intra-node (per chip, one way) or inter-node (per node, one way)")
-    gbs: float | None = doc("GB/s")
+    gbs: float | None = doc("GB/s", low=0)
     label: str | None = doc("datasheet or assumption")
     source: str | None = doc("where the figure comes from")
 
@@ -515,23 +566,23 @@ class LinkReference(Part):
 class Comm(Part):
     """A collective benchmark (``trnbench comm``, or nccl-tests / nccom-test ingested)."""
 
-    NESTED: ClassVar[dict[str, type[Part]]] = {"points": CommPoint, "reference": LinkReference}
     tool: str | None = doc("what measured it: trnbench, nccl-tests or nccom-test")
     method: str | None = doc("how the times were taken")
     dtype: str | None = doc("element type")
-    ranks: int | None = doc("ranks in the collectives")
-    nodes: int | None = doc("hosts the ranks ran on")
+    ranks: int | None = doc("ranks in the collectives", low=2, required=OK)
+    nodes: int | None = doc("hosts the ranks ran on", low=1)
     one_node: bool | None = doc("whether every rank was in one node (intra-node link)")
-    warmup: int | None = doc("warm-up iterations per op and size")
-    iters: int | None = doc("timed iterations per op and size")
+    warmup: int | None = doc("warm-up iterations per op and size", low=0)
+    iters: int | None = doc("timed iterations per op and size", low=0)
     ops: list[str] | None = doc("the ops measured")
     api: dict[str, str] | None = doc("the torch.distributed call of each op (trnbench)",
                                      omit=True)
-    points: list[CommPoint] | None = doc("one per op and size")
+    points: list[CommPoint] | None = doc("one per op and size", required=OK, min_items=1)
     reference: LinkReference | None = doc("the link's datasheet bandwidth (null: none known)")
     tool_version: str | None = doc("the ingested tool's version, where it prints one",
                                    omit=True)
-    tool_avg_busbw_gbs: float | None = doc("the ingested tool's 'Avg bus bandwidth'", omit=True)
+    tool_avg_busbw_gbs: float | None = doc("the ingested tool's 'Avg bus bandwidth'", omit=True,
+                                           low=0)
     source_file: str | None = doc("the ingested file", omit=True)
 
     def plateaus(self) -> dict[str, tuple[float, list[int]]]:
@@ -579,29 +630,28 @@ IDENTITY = ("schema_version", "run_id", "time", "status", "error", "config", "en
 class Record(Part):
     """One run: identity, context, the measured parts and the derived figures."""
 
-    NESTED: ClassVar[dict[str, type[Part]]] = {
-        "backend": Backend, "device": Device, "model": Model, "moe": Moe,
-        "precision": Precision, "optimizer": Optimizer, "attention": Attention,
-        "compile": Compile, "parallelism": Parallelism, "ac": Ac, "peak": Peak,
-        "step_time": StepTime, "warmup": Warmup, "compilation": Compilation,
-        "compile_cache": CompileCache, "cpu_fallbacks": CpuFallbacks, "memory": Memory,
-        "energy": Energy, "data": Data, "ranks": Rank, "comm": Comm}
-    schema_version: int = doc("2 (a version-1 line is upgraded when read)", SCHEMA_VERSION)
+    schema_version: int = doc("2 (a version-1 line is upgraded when read)", SCHEMA_VERSION,
+                              values=(SCHEMA_VERSION,), required=True)
     run_id: str | None = doc("12 hex digits (null only in a stand-in for a run that stored "
-                             "no record)")
+                             "no record)", required=True, pattern=RUN_ID_PATTERN)
     time: str = doc("UTC start time, ISO 8601 (seconds)", "")
-    status: str = doc("ok, failed or interrupted", "ok")
-    error: str | None = doc("why the run failed or was interrupted (null: ok)")
-    config: dict[str, Any] = doc("the full run configuration (bench.inputs.config.RunConfig)",
-                                 factory=dict)
+    status: str = doc("ok, failed or interrupted", "ok", values=STATUSES, required=True)
+    error: str | None = doc("why the run failed or was interrupted (null: ok)",
+                            required=FAILED)
+    config: dict[str, Any] = doc("the full run configuration (bench.inputs.config.RunConfig; "
+                                 "a collectives record's: bench.comm.config, kind comm)",
+                                 factory=dict, keys=RunConfig, required_keys=(
+                                     (TRAINING, ("model",)),
+                                     (f"ok {TRAINING}", ("backend", "batch", "seq",
+                                                         "precision"))))
     environment: dict[str, Any] = doc("host, CPU, OS, Python, torch, trnbench version, git "
                                       "commit", factory=dict)
     tags: dict[str, str] = doc("the user's labels (--tag; sweeps and scaling series too)",
                                factory=dict)
     backend: Backend | None = doc("the backend block", omit="failed")
-    world_size: int | None = doc("processes (ranks) of the run", omit="failed")
-    nodes: int | None = doc("hosts of a torchrun run", omit=True)
-    device: Device | None = doc("the device block", omit="failed")
+    world_size: int | None = doc("processes (ranks) of the run", omit="failed", low=1)
+    nodes: int | None = doc("hosts of a torchrun run", omit=True, low=1)
+    device: Device | None = doc("the device block", omit="failed", required=OK)
     model: Model | None = doc("the model block", omit="failed")
     moe: Moe | None = doc("the MoE block (routed models only)", omit=True)
     precision: Precision | None = doc("the precision block", omit="failed")
@@ -612,17 +662,23 @@ class Record(Part):
                                           omit="failed")
     ac: Ac | None = doc("the activation-checkpointing block", omit="failed")
     tokens: int | None = doc("tokens of the window (under torchrun: once per TP group)",
-                             omit="failed")
+                             omit="failed", low=0)
     window_s: float | None = doc("seconds of the timed window (under torchrun: the slowest "
-                                 "rank's)", omit="failed")
-    tokens_per_s: float | None = doc("tokens / window_s, global", omit="failed")
-    tokens_per_s_per_chip: float | None = doc("tokens_per_s / device.chips", omit="failed")
-    mfu: float | None = doc("model FLOPs utilisation (null: no known peak)", omit="failed")
-    hfu: float | None = doc("hardware FLOPs utilisation (recomputation included)", omit="failed")
+                                 "rank's)", omit="failed", low=0)
+    tokens_per_s: float | None = doc("tokens / window_s, global", omit="failed", low=0,
+                                     required=(f"ok {TRAINING}",))
+    tokens_per_s_per_chip: float | None = doc("tokens_per_s / device.chips", omit="failed",
+                                              low=0)
+    mfu: float | None = doc("model FLOPs utilisation (null: no known peak)", omit="failed",
+                            low=0, plausible=(None, 1, MFU_ABOVE_1),
+                            needs=("peak.value", "model.flops_per_token"))
+    hfu: float | None = doc("hardware FLOPs utilisation (recomputation included)",
+                            omit="failed", low=0, plausible=(None, 1, MFU_ABOVE_1),
+                            needs=("peak.value", "model.hardware_flops_per_token"))
     peak: Peak | None = doc("the peak block (null: no known peak)", omit="failed")
     step_time: StepTime | None = doc("the step-time block (under torchrun: the slowest "
                                      "rank's)", omit="failed")
-    step_times_s: list[float] | None = doc("every timed step's seconds", omit="failed")
+    step_times_s: list[float] | None = doc("every timed step's seconds", omit="failed", low=0)
     warmup: Warmup | None = doc("the warm-up block", omit="failed")
     compilation: Compilation | None = doc("the compilation block", omit="failed")
     compile_cache: CompileCache | None = doc("the persistent compile cache block (TorchNeuron)",
@@ -635,7 +691,8 @@ class Record(Part):
     losses: list[float] | None = doc("every step's loss, warm-up included", omit="failed")
     data: Data | None = doc("the data block", omit="failed")
     comm: Comm | None = doc("the collectives block (trnbench comm and ingested nccl-tests or "
-                            "nccom-test; their records have no training figures)", omit=True)
+                            "nccom-test; their records have no training figures)", omit=True,
+                            required=(f"ok {COLLECTIVES}",))
     warnings: list[str] | None = doc("what to know about the figures", omit="failed")
     flags: list[str] | None = doc("what makes a figure doubtful (a report flags the row)",
                                   omit="failed")
@@ -676,6 +733,21 @@ class Record(Part):
         keep = {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name in (*IDENTITY, "backend", "world_size", "extra")}
         return Record(**{**keep, "status": status, "error": error, **context})
+
+    def checked(self) -> Record:
+        """This record as the store writes it (``check``): an ok record with an impossible
+        figure becomes failed with the reason; implausible figures are added to its flags.
+        RecordError when even its identity is unusable (nothing can be stored)."""
+        why, flags = check(self.to_json())
+        if why and self.status == "ok":
+            failed = self.failed(f"an impossible figure: {why}")
+            why, flags = check(failed.to_json())
+            if not why:
+                return failed
+        if why:
+            raise RecordError(why)
+        new = [f for f in flags if f not in (self.flags or [])]
+        return replace(self, flags=[*(self.flags or []), *new]) if new else self
 
     def figures_json(self) -> dict[str, Any]:
         """The JSON of everything but the identity and the backend: what a pytest-benchmark
@@ -797,120 +869,41 @@ def is_comm(data: dict[str, Any]) -> bool:
     return isinstance(config, dict) and config.get("kind") == COMM_KIND
 
 
-OBJECTS = ("config", "environment", "tags", *Record.NESTED)
-NUMBERS = ("tokens_per_s_per_chip", "mfu", "hfu", "window_s", "world_size", "loss_first",
-           "loss_last")  # numbers or null
-NONNEGATIVE = ("tokens_per_s_per_chip", "mfu", "hfu", "window_s")
+def kind(data: dict[str, Any]) -> str:
+    """The kind of record a JSON object is: COLLECTIVES or TRAINING."""
+    return COLLECTIVES if is_comm(data) else TRAINING
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(value)
-
-
-def _structure(cls: type[Part], data: dict[str, Any], where: str) -> str | None:
-    """Why a part nested anywhere in ``data`` is not an object (or a list of them, as
-    ``ranks``), or None."""
-    for name, part in cls.NESTED.items():
-        value = data.get(name)
-        listed = isinstance(value, list)
-        for i, item in enumerate(value if listed else [value]):
-            here = f"{where}{name}" + (f"[{i}]" if listed else "")
-            if item is None:
-                continue
-            if not isinstance(item, dict):
-                return f"{here} must be an object, got {item!r}"
-            why = _structure(part, item, here + ".")
-            if why:
-                return why
-    return None
+def check(data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """Why a JSON object (schema version 2) is not a record that readers can compute with (a
+    hand-edited line, a number stored as text, a figure no run can have), or None; and the
+    flags of its implausible figures. Every field of every part is checked against its
+    annotation and its declared ``Rule`` (``bench.records.validate``): the one validator of
+    the store's writer and readers and of ``trnbench ingest``."""
+    if not isinstance(data, dict):
+        return "not a JSON object", []
+    return validate.check(Record, data, kind(data))
 
 
 def problem(data: dict[str, Any]) -> str | None:
-    """Why a JSON object is not a record that readers can compute with (a hand-edited line,
-    an older schema, a number stored as text), or None when it is one: the one validator of
-    the store's readers and of ``trnbench ingest``."""
-    if not isinstance(data.get("run_id"), str):
-        return f"run_id must be a string, got {data.get('run_id')!r}"
-    if data.get("status") not in STATUSES:
-        return f"status must be one of {', '.join(STATUSES)}, got {data.get('status')!r}"
-    bad = next((k for k in OBJECTS if data.get(k) is not None and k != "ranks"
-                and not isinstance(data[k], dict)), None)
-    if bad:
-        return f"{bad} must be an object, got {data[bad]!r}"
-    if data.get("ranks") is not None and not (isinstance(data["ranks"], list) and all(
-            isinstance(r, dict) for r in data["ranks"])):
-        return f"ranks must be a list of objects, got {data['ranks']!r}"
-    why = _structure(Record, data, "")
-    if why:
-        return why
-    ranks = data.get("world_size")
-    if ranks is not None and (not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1):
-        return f"world_size must be an integer >= 1 or null, got {ranks!r}"
-    comm = is_comm(data)
-    if not comm and not isinstance((data.get("config") or {}).get("model"), str):
-        return "config.model is missing"
-    if data["status"] != "ok":
-        return None
-    device = data.get("device") or {}
-    if not all(isinstance(device.get(k), str) for k in ("name", "kind")):
-        return "an ok record needs device.name and device.kind"
-    if comm:
-        return _comm_problem(data.get("comm"))
-    if not _is_number(data.get("tokens_per_s")) or data["tokens_per_s"] < 0:
-        return f"tokens_per_s must be a number >= 0, got {data.get('tokens_per_s')!r}"
-    bad = next((k for k in NUMBERS if data.get(k) is not None and not _is_number(data[k])),
-               None)
-    if bad:
-        return f"{bad} must be a number or null, got {data[bad]!r}"
-    bad = next((k for k in NONNEGATIVE if data.get(k) is not None and data[k] < 0), None)
-    if bad:
-        return f"{bad} must be >= 0, got {data[bad]!r}"
-    tokens = data.get("tokens")
-    if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)
-                               or tokens < 0):
-        return f"tokens must be an integer >= 0 or null, got {tokens!r}"
-    energy = data.get("energy")
-    if energy is not None:
-        if not isinstance(energy.get("method"), str | None):
-            return f"energy.method must be a string, got {energy.get('method')!r}"
-        j = energy.get("j_per_token")
-        if j is not None and (not _is_number(j) or j < 0):
-            return f"energy.j_per_token must be a number >= 0 or null, got {j!r}"
-    return None
+    """Why a JSON object is not a record readers can use, or None (``check``)."""
+    return check(data)[0]
 
-
-def _comm_problem(comm: Any) -> str | None:
-    """Why an ok collectives record's ``comm`` block is not one readers can plot, or None."""
-    if not isinstance(comm, dict):
-        return "an ok collectives record needs its comm block"
-    points = comm.get("points")
-    if not isinstance(points, list) or not points:
-        return "comm.points must be a non-empty list"
-    ranks = comm.get("ranks")
-    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 2:
-        return f"comm.ranks must be an integer >= 2, got {ranks!r}"
-    for i, point in enumerate(points):
-        where = f"comm.points[{i}]"
-        if point.get("op") not in bandwidth.OPS:
-            return f"{where}.op must be one of {', '.join(bandwidth.OPS)}, got {point.get('op')!r}"
-        for key in ("size_bytes", "time_us", "algbw_gbs", "busbw_gbs"):
-            if not _is_number(point.get(key)) or point[key] < 0:
-                return f"{where}.{key} must be a number >= 0, got {point.get(key)!r}"
-    return None
 
 
 def schema() -> str:
     """The record's schema as a Markdown table (field, type, meaning), blocks expanded."""
-    rows = ["| field | type | meaning |", "|---|---|---|"]
+    rows = ["| field | type | meaning | checked (``bench.records.validate``) |",
+            "|---|---|---|---|"]
 
     def walk(cls: type[Part], prefix: str) -> None:
         for f in fields(cls):
             if f.name == "extra":
                 continue
             kind = str(f.type).replace("|", "\\|")
-            rows.append(f"| `{prefix}{f.name}` | `{kind}` | {f.metadata['doc']} |")
-            part = cls.NESTED.get(f.name)
+            rule = Rule.of(f).describe().replace("|", "\\|")
+            rows.append(f"| `{prefix}{f.name}` | `{kind}` | {f.metadata['doc']} | {rule} |")
+            part = cls.parts().get(f.name)
             if part is not None:
                 walk(part, f"{prefix}{f.name}{'[]' if 'list' in str(f.type) else ''}.")
 

@@ -21,15 +21,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-from bench.inputs.paths import writable_problem  # noqa: F401 - the store's writers check with it
-from bench.records.record import STATUSES, Record, problem, upgrade
+from bench.inputs.paths import (
+    env_path,
+    writable_problem,  # noqa: F401 - the store's writers check with it
+)
+from bench.records import record as rec
+from bench.records.record import Record, upgrade
 
 DEFAULT_PATH = Path("results/local.jsonl")
 
 
 def default_path() -> Path:
-    """``$TRNBENCH_RESULTS`` or ``results/local.jsonl`` (git-ignored) under the cwd."""
-    return Path(os.environ.get("TRNBENCH_RESULTS", DEFAULT_PATH))
+    """``$TRNBENCH_RESULTS`` or ``results/local.jsonl`` (git-ignored) under the cwd; set but
+    empty is a ConfigError."""
+    return env_path("TRNBENCH_RESULTS", DEFAULT_PATH)
 
 
 def dumps(record: Record) -> str:
@@ -55,15 +60,17 @@ def _lines(fd: int, size: int) -> int:
     return count + 1
 
 
-def append(path: str | os.PathLike, record: Record) -> None:
-    """Atomically append ``record`` as one line (one write under an exclusive lock).
+def append(path: str | os.PathLike, record: Record) -> Record:
+    """Atomically append ``record`` as one line (one write under an exclusive lock), checked
+    with the readers' own rules first (``Record.checked``: an impossible figure stores the run
+    as failed with the reason, an implausible one flags it); returns the record as stored.
 
     A file that does not end in a newline (a partial line: a full disk, a truncated copy)
     gets one first, so that the new record is a line of its own; the partial line stays
     for readers to skip, with one warning here. A write that fails partway is rolled back
-    to the old size and raised as StoreError: nothing half-written stays."""
-    if record.status not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
+    to the old size and raised as StoreError: nothing half-written stays. RecordError (a
+    ValueError) when even the record's identity is unusable: nothing is written."""
+    record = record.checked()
     line = (dumps(record) + "\n").encode()
     p = Path(path)
     try:
@@ -90,13 +97,14 @@ def append(path: str | os.PathLike, record: Record) -> None:
                              f"{len(line)} bytes, rolled back; the file is as it was)") from None
     finally:
         os.close(fd)  # closing releases the lock
+    return record
 
 
 def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[str, Any]]:
     """Records of one JSONL file as JSON objects of schema version 2 (a version-1 line
     upgraded: ``record.upgrade``); a corrupt line is skipped with one warning line on stderr
-    (``file:line: reason``); with ``check``, so is a record that ``record.problem``
-    rejects."""
+    (``file:line: reason``); with ``check``, so is a record that ``record.check`` rejects,
+    and the flags of its implausible figures are added to its ``flags``."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -105,17 +113,21 @@ def iter_records(path: str | os.PathLike, check: bool = False) -> Iterator[dict[
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
-            except ValueError as e:
-                why = "ends mid-line" if not line.endswith("\n") else str(e)
+            except (ValueError, RecursionError) as e:
+                why = ("ends mid-line" if not line.endswith("\n") else
+                       "nested too deeply" if isinstance(e, RecursionError) else str(e))
                 warn(f"{path}:{lineno}: skipped corrupt record ({why})")
                 continue
             record = upgrade(record)
-            why = problem(record) if check else None
+            why, flags = rec.check(record) if check else (None, [])
             if why:
                 name = record.get("run_id")
                 name = f"record {name}" if isinstance(name, str) else "a record"
                 warn(f"{path}:{lineno}: skipped {name}: {why}")
                 continue
+            if flags:
+                record["flags"] = [*(record.get("flags") or []),
+                                   *(f for f in flags if f not in (record.get("flags") or []))]
             yield record
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.markup import escape
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from bench.inputs.errors import ConfigError
 from bench.inputs.numbers import Limits, flag
-from bench.inputs.paths import path_arg, readable_files
+from bench.inputs.paths import output_dir, path_arg, readable_files, text_arg
 from bench.records import metrics, store
 from bench.report import cells, comm, console, losses, plots, render
 from bench.report import compare as comparing
@@ -25,11 +26,13 @@ def _sources(paths: list[str] | None) -> list[Path]:
                           "--results")
 
 
-def _out(path: str | None) -> Path:
-    out = Path(path) if path else DEFAULT_OUT
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} exists and is not a directory")
-    return out
+def _written(write: Callable[[], list[Path]]) -> list[Path]:
+    """The files ``write`` wrote; a filesystem that fails after the checks (full, gone
+    read-only) is a ConfigError naming --out and the file, never a traceback."""
+    try:
+        return write()
+    except OSError as e:
+        raise ConfigError("--out", f"cannot write {e.filename or ''}: {e.strerror}") from None
 
 
 def summary(report: Report) -> Table:
@@ -80,7 +83,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
                    metavar="FRACTION",
                    help=f"flag rows whose CV over repeats is above this (default "
                         f"{metrics.CV_FLAG})")
-    p.add_argument("--baseline", metavar="ROW", help="add a speedup column against this row: "
+    p.add_argument("--baseline", metavar="ROW", type=text_arg,
+                   help="add a speedup column against this row: "
                    "its id (R1) or a query in the language of compare that selects runs of one "
                    "row, e.g. model=tiny,threads=1,world_size=1 (default: no speedup column)")
 
@@ -89,7 +93,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`trnbench report`: tables, plots and pages of the stored runs."""
     args.results = [*args.files, *(args.results or [])] or None
     sources = _sources(args.results)
-    out = _out(args.out)
+    out = output_dir(args.out, "--out", DEFAULT_OUT, render.OUTPUTS)
     plots.check()
     records = store.load(sources, check=True)  # a line it cannot use: one warning each
     if records.empty:
@@ -107,7 +111,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         shown = records[records["run_id"].isin(report.comm_points["run_id"])]
         report.comm_plot = comm.plot(report.comm_points, report.comm,
                                      plots.records_footer(shown))
-    written = render.write(report, out)
+    written = _written(lambda: render.write(report, out))
     if not report.table.empty:
         console.stdout.print(summary(report))
     for warning in cells.few_runs(report.table) if not report.table.empty else []:
@@ -126,8 +130,10 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     """The flags of `trnbench compare`."""
     q = ("comma-separated KEY=VALUE terms (e.g. device=h100,model=1b,ac=full; the language "
          "of report --baseline) or a run id")
-    p.add_argument("--baseline", required=True, metavar="QUERY", help=f"baseline runs: {q}")
-    p.add_argument("--target", required=True, metavar="QUERY", help=f"target runs: {q}")
+    p.add_argument("--baseline", required=True, metavar="QUERY", type=text_arg,
+                   help=f"baseline runs: {q}")
+    p.add_argument("--target", required=True, metavar="QUERY", type=text_arg,
+                   help=f"target runs: {q}")
     p.add_argument("--results", metavar="PATH", nargs="+", action="extend", type=path_arg,
                    help=f"JSONL files to read, repeatable (default $TRNBENCH_RESULTS or "
                         f"{store.DEFAULT_PATH})")
@@ -150,16 +156,19 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    out = None
+    if getattr(args, "out", None) is not None:
+        from bench.report import compare_files
+
+        out = output_dir(args.out, "--out", Path(args.out), compare_files.OUTPUTS)
     df, where = comparing.load_records(args.results)
     result = comparing.compare(df, where, args)
     if args.json:
         print(json.dumps(result, default=str))
     else:
         comparing.render(result)
-    if getattr(args, "out", None):
-        from bench.report import compare_files
-
-        written = compare_files.write(result, Path(args.out))
+    if out is not None:
+        written = _written(lambda: compare_files.write(result, out))
         console.stderr.print("wrote " + ", ".join(map(str, written)), markup=False,
                              highlight=False, soft_wrap=True)
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.inputs.paths import write_file
 from bench.report import cells, losses, render
 
 CSV_COLUMNS = ["figure", "unit", "baseline", "target", "speedup", "label", "formula", "reason"]
@@ -248,21 +249,19 @@ def page(result: dict[str, Any], charts: dict[str, bytes]) -> str:
             + "\n</body></html>\n")
 
 
+OUTPUTS = ("compare.md", "compare.csv", "compare.html", "compare.png", "loss.png")
+
+
 def write(result: dict[str, Any], out: Path) -> list[Path]:
     """compare.md, compare.csv, compare.html, and compare.png (when a ratio exists) and
-    loss.png (when loss curves were compared)."""
+    loss.png (when loss curves were compared), each whole and never through a symbolic link
+    (``paths.write_file``)."""
     out.mkdir(parents=True, exist_ok=True)
     charts = {name: png for name, png in (("compare.png", chart(result)),
                                           ("loss.png", loss_chart(result))) if png}
     files: dict[str, str | bytes] = {
         "compare.md": markdown(result, charts), "compare.csv": render.csv(frame(result)),
         "compare.html": page(result, charts), **charts}
-    written = []
     for name, data in files.items():
-        path = out / name
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
-        written.append(path)
-    return written
+        write_file(out / name, data)
+    return [out / name for name in files]

@@ -101,19 +101,19 @@ def _energy(e: Energy) -> str:
 def summary_table(record: Record, path: str) -> Table:
     """The human summary of one record: what ran, the figures, and how each was taken."""
     r, cfg = record, record.config
-    t = Table(title=f"trnbench run {r.run_id}: {r.status}", show_header=False)
+    t = Table(title=escape(f"trnbench run {r.run_id}: {r.status}"), show_header=False)
     t.add_column(style="bold")
     t.add_column()
     t.add_row("model", f"{cfg['model']}  batch {cfg['batch']} x seq {cfg['seq']}, "
               f"{cfg['steps']} timed + {plural(cfg['warmup'], 'warm-up step')}")
-    t.add_row("backend", r.backend.reason if r.backend else "n/a")
+    t.add_row("backend", escape(r.backend.reason or "n/a") if r.backend else "n/a")
     if r.status != "ok":
         t.add_row("error", f"[red]{escape(r.error or '')}[/red]")
-        t.add_row("stored", path)
+        t.add_row("stored", escape(path))
         return t
     dev = r.device
     chips = "chips unknown" if dev.chips is None else plural(dev.chips, "chip")
-    t.add_row("device", f"{dev.name} ({dev.kind}), {chips}")
+    t.add_row("device", escape(f"{dev.name} ({dev.kind}), {chips}"))
     par, ac = r.parallelism, r.ac
     if par or (ac and ac.blocks):
         t.add_row("layout", (f"{r.world_size} ranks: TP {par.tp} x DP {par.dp} "
@@ -170,5 +170,5 @@ def summary_table(record: Record, path: str) -> Table:
              *(w for w in energy.warnings if not energy.reason or energy.reason not in w)]
     for note in notes:
         t.add_row("[yellow]warning[/yellow]", escape(note))
-    t.add_row("stored", path)
+    t.add_row("stored", escape(path))  # user text: never markup
     return t

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import textwrap
+import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +36,8 @@ LOG_SPAN = 10  # values spanning more than this factor get a log axis
 
 
 def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend. A stored name in a script the font lacks is
+    drawn as boxes, without matplotlib's "Glyph ... missing" warning on stderr."""
     try:
         import matplotlib
 
@@ -43,6 +46,7 @@ def pyplot() -> Any:
     except ImportError:
         raise ConfigError("matplotlib", "trnbench report draws its plots with matplotlib: "
                           "pip install 'trnbench[plots]'") from None
+    warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
     return plt
 
 
@@ -146,8 +150,11 @@ def _points(table: pd.DataFrame, figure: str, xlabel: str, title: str, note: str
     return to_png(fig, note)
 
 
-def throughput(table: pd.DataFrame, note: str = "") -> bytes:
+def throughput(table: pd.DataFrame, note: str = "") -> bytes | None:
+    """None when no row has a per-chip figure (chips unknown: the table says why)."""
     rows = table[table["tokens_per_s_per_chip"].map(present)]
+    if rows.empty:
+        return None
     return _points(rows, "tokens_per_s_per_chip", "tokens/s per chip (measured): point the "
                    "median over the row's runs, whisker the 95% t-interval of the mean",
                    "Throughput by configuration (colour: model)", note)

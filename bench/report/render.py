@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
+from bench.inputs.paths import write_file
 from bench.report import cells, comm
 from bench.report.build import Report
 from bench.report.rows import present, unique
@@ -121,11 +123,21 @@ def header(report: Report) -> list[tuple[str, str]]:
 
 # --- Markdown ---------------------------------------------------------------------------------
 
+# escaped, each is then a literal (CommonMark): pipes (no new cell), backslashes (none escapes
+# an escape of ours), a bracket that closes an inline link or image (``](``: a reference
+# link needs a definition, which a cell cannot hold); emphasis is harmless and left alone
+MD_SPECIAL = re.compile(r"([\\|]|\](?=\())")
+LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
 def md_cell(text: str, numeric: bool = False) -> str:
-    """One Markdown table cell: HTML escaped, pipes escaped, one line; a text cell
-    formula-safe (a number's sign stays: numeric columns hold numbers only)."""
+    """One Markdown table cell that shows the text, never markup: HTML escaped; no link or
+    image (``![..](..)``, ``[..](javascript:..)``: ``](`` escaped), pipes and backslashes
+    escaped; on one line (a bare CR ends a row too); a text cell formula-safe (a number's
+    sign stays: numeric columns hold numbers only)."""
     text = text if numeric else neutralise(text)
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    text = LINE_BREAKS.sub(" ", html.escape(text, quote=False))
+    return MD_SPECIAL.sub(r"\\\1", text)
 
 
 def md_table(frame: pd.DataFrame, numeric: set[str] | frozenset[str] = frozenset()) -> str:
@@ -245,18 +257,19 @@ def page(report: Report) -> str:
 
 # --- files ------------------------------------------------------------------------------------
 
+OUTPUTS = ("report.md", "report.html", "report.csv", "scaling.csv", "failed.csv", "comm.csv",
+           COMM_PLOT, *CAPTIONS)
+
+
 def write(report: Report, out: Path) -> list[Path]:
-    """Write every output under ``out`` (created); returns the paths written."""
+    """Write every output under ``out`` (created), each whole and never through a symbolic
+    link (``paths.write_file``); returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
     def put(name: str, data: str | bytes) -> None:
-        path = out / name
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8")
-        written.append(path)
+        write_file(out / name, data)
+        written.append(out / name)
 
     put("report.md", markdown(report))
     put("report.html", page(report))

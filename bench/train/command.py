@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from bench.inputs import config
 from bench.inputs.errors import ConfigError
-from bench.inputs.numbers import COUNT, INDEX, flag
+from bench.inputs.numbers import COUNT, INDEX, PER_NODE, flag
 from bench.inputs.paths import path_arg
 from bench.records import store
 from bench.records.record import new_run_id
@@ -48,7 +50,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_launch_args(p: argparse.ArgumentParser) -> None:
     """torchrun's flags: processes, nodes, rendezvous; Neuron precompilation."""
-    p.add_argument("--nproc", type=flag(COUNT), metavar="N",
+    p.add_argument("--nproc", type=flag(PER_NODE), metavar="N",
                    help="processes per node, started by torchrun (one per GPU or NeuronCore; "
                         "default: this process alone, no torchrun)")
     p.add_argument("--nnodes", type=flag(COUNT), metavar="M",
@@ -87,7 +89,8 @@ def precompile(cfg: config.RunConfig, argv: list[str]) -> None:
         raise ConfigError("--precompile", "neuron_parallel_compile is not on PATH (it comes "
                           "with torch-neuronx; activate the Neuron environment)")
     inner = ["run", *(a for a in argv if a != "--precompile")]  # argv: the verb's arguments
-    console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}")
+    console.stderr.print(f"precompiling: {exe} {sys.executable} -m bench {' '.join(inner)}",
+                         markup=False, highlight=False)
     os.execv(exe, [exe, sys.executable, "-m", "bench", *inner])
 
 
@@ -113,21 +116,50 @@ def _passed_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
+ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+                      r":(?P<port>[0-9]{1,5})")
+
+
+def check_launch_flags(args: argparse.Namespace) -> None:
+    """The torchrun flags, before anything starts: each node flag needs --nproc, a node rank
+    below --nnodes, a rendezvous of HOST:PORT (required with --nnodes > 1)."""
+    if args.nproc is None:
+        given = next((f for f, v in (("--nnodes", args.nnodes), ("--node-rank", args.node_rank),
+                                     ("--rdzv-endpoint", args.rdzv_endpoint)) if v is not None),
+                     None)
+        if given:
+            raise ConfigError(given, "applies to a torchrun launch only: give --nproc N too")
+        return
+    nnodes = args.nnodes or 1
+    if args.node_rank is not None and args.node_rank >= nnodes:
+        raise ConfigError("--node-rank", f"must be below --nnodes ({nnodes}), got "
+                          f"{args.node_rank}")
+    if args.rdzv_endpoint is not None:
+        m = ENDPOINT.fullmatch(args.rdzv_endpoint)
+        if not m or not 1 <= int(m["port"]) <= 65535:
+            raise ConfigError("--rdzv-endpoint", f"expected HOST:PORT (a host name or "
+                              f"address, a port 1-65535), got {args.rdzv_endpoint!r}")
+    elif nnodes > 1:
+        raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
+                          "the rendezvous, e.g. the first node:29500)")
+
+
 def launch_torchrun(args: argparse.Namespace, cfg: config.RunConfig,
                     selection: Selection, results: Path | None,
                     tags: dict[str, str]) -> int:
-    """``--nproc``: hand the run to torchrun through the launcher (bench.launch.launcher), after
-    checking its flags; torchrun's output streams to ours."""
-    nnodes = args.nnodes or 1
-    if nnodes > 1 and not args.rdzv_endpoint:
-        raise ConfigError("--rdzv-endpoint", "is required with --nnodes > 1 (HOST:PORT of "
-                          "the rendezvous, e.g. the first node:29500)")
+    """``--nproc``: hand the run to torchrun through the launcher (bench.launch.launcher);
+    torchrun's output streams to ours. The launcher of the node where the job's rank 0 ran
+    stores its record; another node's says so and stores nothing."""
     from bench.launch import launcher
 
-    torchrun = launcher.Torchrun(args.nproc, nnodes, args.node_rank, args.rdzv_endpoint)
+    torchrun = launcher.Torchrun(args.nproc, args.nnodes or 1, args.node_rank,
+                                 args.rdzv_endpoint)
     outcome = launcher.run(cfg, selection, results, tags, torchrun=torchrun,
                            flags=_passed_flags(args), stream=True)
     record = outcome.record
+    if record is None and results is not None:
+        print("trnbench: rank 0 ran on another node: that node's launcher stores the job's "
+              "record", file=sys.stderr)
     if record is not None and record.status != "ok":
         print(f"trnbench: run failed: {record.error} (stored in {results})", file=sys.stderr)
         return 1
@@ -163,13 +195,20 @@ def profiling(args: argparse.Namespace, cfg: config.RunConfig, selection: Select
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`trnbench run`: one run here, or its ranks through torchrun (``--nproc``)."""
-    from bench.launch import launcher
+    from bench.launch import child
     from bench.train import distributed, runner  # torch: only for the verbs that run
 
+    ctx = distributed.from_env()
+    if ctx is not None:  # a torchrun worker: its node's launcher learns where rank 0 ran
+        child.announce_rank(ctx.rank)
+        child.die_with_parent(os.getppid())  # and it stops should torchrun be killed
     cfg, selection = resolve_run(args)
     tags = parse_tags(args.tag)
-    ctx = distributed.from_env()
     if ctx is None:  # before any process starts or anything is written (bench.parallel)
+        check_launch_flags(args)
+        if args.nproc is None and cfg.parallel != "ddp":
+            raise ConfigError("--parallel", f"{cfg.parallel} shards over torchrun ranks: give "
+                              "--nproc N (one process has no data parallelism)")
         from bench.parallel import memory_plan
 
         memory_plan.check_run(cfg, selection.backend, args.nproc or 1, args.nnodes or 1)
@@ -188,13 +227,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.stderr.print("graph extraction under neuron_parallel_compile: the device runs "
                              "stubs with zero outputs, so no record is stored")
 
-    run_id = os.environ.get(launcher.RUN_ID_ENV)
+    run_id = child.take_run_id()  # the launcher's, checked; None without one
     if args.profile and ctx is None and run_id is None:
         run_id = new_run_id()  # names the trace before the run starts
     profile_steps = profiling(args, cfg, selection, results, run_id)
     main_rank = ctx is None or ctx.is_main
     if main_rank:
-        console.stderr.print(f"[dim]{selection.reason}[/dim]")
+        console.stderr.print(f"[dim]{escape(selection.reason)}[/dim]")
     # live progress on a terminal only; otherwise (a pipe, a sweep, --json) one line at the end
     show_progress = main_rank and console.stderr.is_terminal and not args.json
     with console.run_progress(show_progress, cfg.tokens_per_step) as progress:
@@ -214,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             line = headline(record, str(results))
             if line:
-                console.stdout.print(line, highlight=False, soft_wrap=True)
+                console.stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     if record.status != "ok":
         where = f"stored in {results}" if results else "not stored"
         print(f"trnbench: run failed: {record.error} ({where})", file=sys.stderr)

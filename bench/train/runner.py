@@ -397,10 +397,7 @@ def measure(cfg: RunConfig, backend: Backend, progress: Progress | None = None,
         flags.append(f"{fb.count} operator call(s) ran on the host CPU, not the device "
                      f"({', '.join(fb.ops[:5])}{', ...' if len(fb.ops) > 5 else ''}; "
                      f"{fb.timed} in the timed window): not a device-only figure")
-    if out.mfu is not None and out.mfu > 1:
-        flags.append(f"MFU {out.mfu:.0%} is above 1: the peak "
-                     f"({out.peak.value / 1e9:,.4g} GFLOP/s) is below what the run reached")
-    out = replace(out, flags=flags)
+    out = replace(out, flags=flags)  # an MFU above 1 is flagged by its rule (Record.checked)
     if profile_steps:  # after the window and its figures: nothing of it is timed
         from bench.train import profile
 
@@ -461,6 +458,6 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     finally:
         if ctx:
             distributed.destroy()
-    if writes:
-        store.append(results_path, record)
-    return record
+    # as stored: checked by the readers' rules (an impossible figure fails the run, an
+    # implausible one is flagged); unstored runs are checked alike
+    return store.append(results_path, record) if writes else record.checked()

@@ -7,12 +7,14 @@
 set -euo pipefail
 
 first_host() {  # scontrol needs a Slurm configuration, which a dry run may not have
-  local host
+  local host addr
   host=$(scontrol show hostnames "$1" 2>/dev/null | head -n 1) || true
   if [ -z "$host" ]; then  # node[01-04,07] -> node01 (what scontrol would print first)
     host=$(echo "$1" | sed -E 's/^([^[,]*)\[([^],-]*).*/\1\2/; s/,.*//')
   fi
-  echo "$host"
+  # the node's address where Slurm knows one (a node name need not resolve)
+  addr=$(scontrol show node "$host" 2>/dev/null | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p') || true
+  echo "${addr:-$host}"
 }
 
 : "${SLURM_JOB_NODELIST:?run under sbatch, or set it for a dry run}"
@@ -24,9 +26,12 @@ if [ "${TRNBENCH_NEURON:-0}" = 1 ]; then
   export NEURON_RT_ROOT_COMM_ID="$head:${NEURON_RT_ROOT_COMM_PORT:-46820}"
 fi
 read -r -a args <<< "${TRNBENCH_ARGS:-}"
-cmd=(srun --ntasks-per-node=1 --kill-on-bad-exit=1
-     "${TRNBENCH:-.venv/bin/trnbench}" "${TRNBENCH_VERB:-run}" --nproc "${NPROC_PER_NODE:?}" --nnodes "$nnodes"
-     --node-rank "${SLURM_NODEID:-0}" --rdzv-endpoint "$head:$port" "${args[@]}")
+# --node-rank is each task's own SLURM_NODEID, expanded by the shell srun starts on its node
+# (expanded here, on the batch host, it would be 0 on every node)
+# shellcheck disable=SC2016
+cmd=(srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c 'exec "$@" --node-rank "$SLURM_NODEID"'
+     launch "${TRNBENCH:-.venv/bin/trnbench}" "${TRNBENCH_VERB:-run}" --nproc "${NPROC_PER_NODE:?}"
+     --nnodes "$nnodes" --rdzv-endpoint "$head:$port" "${args[@]}")
 if [ "${DRY_RUN:-0}" = 1 ]; then
   { env | grep -E '^(FI_|NEURON_|NCCL_)' || true; } | sort | sed 's/^/export /'
   printf '+ %s\n' "${cmd[*]}"

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# A one-node Slurm on localhost for testing the batch scripts (tests/integration/test_slurm.py):
-# slurmctld and slurmd on this host, one partition of 2 CPUs, a munge daemon with a key of
-# its own. Every file (configuration, key, sockets, pid files, logs, state) lives in DIR.
+# A two-node Slurm on localhost for testing the batch scripts (tests/integration/test_slurm.py):
+# slurmctld and one slurmd per node on this host (nodes node1 and node2, each of 2 CPUs, both
+# at 127.0.0.1: Slurm's "multiple slurmd" emulation), one partition, a munge daemon with a key
+# of its own. Every file (configuration, key, sockets, pid files, logs, state) lives in DIR.
 #
 #   scripts/slurm/local-cluster.sh start DIR   # installs what is missing, starts, waits
 #   export SLURM_CONF=DIR/slurm.conf           # then sbatch, squeue, scontrol as usual
 #   scripts/slurm/local-cluster.sh stop DIR    # cancels the jobs, stops every daemon
 #
 # Needs root (apt-get, and slurmd runs jobs as their user). Debian/Ubuntu packages:
-# slurmctld slurmd slurm-client munge. Ports: SLURMCTLD_PORT (6817), SLURMD_PORT (6818).
+# slurmctld slurmd slurm-client munge. Ports: SLURMCTLD_PORT (6817), SLURMD_PORTS (one per
+# node, comma-separated: 6818,6819).
 # Exit status 77: this machine cannot host the cluster (not root, no apt-get, the install
 # failed); the reason is the last line on stderr. Any other failure is an error.
 set -euo pipefail
 
 PACKAGES=(slurmctld slurmd slurm-client munge)
-NODE=localhost
+IFS=, read -r -a PORTS <<< "${SLURMD_PORTS:-6818,6819}"
+NODES=()
+for i in "${!PORTS[@]}"; do NODES+=("node$((i + 1))"); done
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 cannot() { echo "local-cluster: cannot run Slurm here: $*" >&2; exit 77; }
@@ -44,18 +48,17 @@ write_conf() {
 ClusterName=trnbench
 SlurmctldHost=$(hostname -s)(127.0.0.1)
 SlurmctldPort=${SLURMCTLD_PORT:-6817}
-SlurmdPort=${SLURMD_PORT:-6818}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$dir/munge/munge.socket.2
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/spool/%n
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
 SlurmctldLogFile=$dir/slurmctld.log
-SlurmdLogFile=$dir/slurmd.log
+SlurmdLogFile=$dir/slurmd-%n.log
 # no cgroups in a container: processes tracked by /proc, tasks not bound
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -68,9 +71,14 @@ SelectTypeParameters=CR_CPU
 MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
-PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
+  local i
+  for i in "${!NODES[@]}"; do
+    echo "NodeName=${NODES[$i]} NodeHostname=$(hostname -s) NodeAddr=127.0.0.1" \
+      "Port=${PORTS[$i]} CPUs=2 State=UNKNOWN" >> "$dir/slurm.conf"
+  done
+  echo "PartitionName=local Nodes=$(IFS=,; echo "${NODES[*]}") Default=YES" \
+    "MaxTime=INFINITE State=UP" >> "$dir/slurm.conf"
 }
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -88,7 +96,7 @@ wait_until() {  # DESCRIPTION CMD...: poll CMD for 30 s while every daemon lives
   local what=$1 i name
   shift
   for i in $(seq 60); do
-    for name in munged slurmctld slurmd; do
+    for name in munged slurmctld "${NODES[@]/#/slurmd-}"; do
       [ ! -e "$dir/$name.job" ] || alive "$dir/$name.job" ||
         die "$name exited: $(tail -n 3 "$dir/$name.log" 2>/dev/null || tail -n 3 "$dir/$name.out")"
     done
@@ -98,7 +106,10 @@ wait_until() {  # DESCRIPTION CMD...: poll CMD for 30 s while every daemon lives
   die "$what: not after $((i / 2)) s"
 }
 
-node_idle() { scontrol show node "$NODE" | grep -q State=IDLE; }
+nodes_idle() {
+  local node
+  for node in "${NODES[@]}"; do scontrol show node "$node" | grep -q State=IDLE || return 1; done
+}
 
 start() {
   [ "$(id -u)" = 0 ] || cannot "slurmd must run as root to start jobs"
@@ -117,8 +128,12 @@ start() {
     --pid-file="$dir/munged.pid" --log-file="$dir/munged.log" --seed-file="$dir/munge/seed"
   wait_until "munged answering on $socket" munge --no-input --socket="$socket"
   daemon slurmctld slurmctld -D -c
-  daemon slurmd slurmd -D -N "$NODE"
-  wait_until "node $NODE idle" node_idle
+  local node
+  for node in "${NODES[@]}"; do
+    mkdir -p "$dir/spool/$node"
+    daemon "slurmd-$node" slurmd -D -N "$node"
+  done
+  wait_until "nodes ${NODES[*]} idle" nodes_idle
   trap - EXIT
   echo "local-cluster: up; export SLURM_CONF=$SLURM_CONF" >&2
 }
@@ -133,7 +148,7 @@ stop() {  # cancel the jobs; TERM the daemons, KILL after 15 s, an error if one 
       sleep 0.5
     done
   fi
-  for name in slurmd slurmctld munged; do
+  for name in "${NODES[@]/#/slurmd-}" slurmctld munged; do
     if alive "$dir/$name.job"; then pids+=("$(cat "$dir/$name.job")"); fi
   done
   [ ${#pids[@]} -eq 0 ] && return

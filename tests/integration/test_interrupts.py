@@ -109,3 +109,5 @@ def test_sigint_to_a_launcher_stops_torchrun_and_its_workers(tmp_path, cache_dir
     [record] = read_jsonl(results)
     assert record["status"] == "interrupted"
     assert record["error"] == "interrupted by SIGINT"
+    # torchrun's own traceback of the forwarded signal is not echoed (issue 26 item 12)
+    assert "trnbench: interrupted by SIGINT" in err and "Traceback" not in err

@@ -182,3 +182,62 @@ def test_a_second_signal_kills_the_child_and_every_process_it_started_at_once():
         time.sleep(0.05)  # polls a condition: the orphaned worker's end
     assert _gone(worker)
     assert forward.signum == signal.SIGINT
+
+
+def _launch(cache_dir: Path, tmp_path: Path, results: Path) -> tuple[subprocess.Popen, list[int]]:
+    """`trnbench run --nproc 2` as a process of its own (the launcher), once rank 0 has said
+    which backend it runs on (after that, a worker writes nothing until its record: a launcher
+    gone by then leaves it running) and both workers run; returns it and the pids below it
+    (torchrun and the workers)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", *FLAGS, "--nproc", "2", "--results", str(results)],
+        cwd=tmp_path, env={**os.environ, "TRNBENCH_CACHE_DIR": str(cache_dir)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # ends at EOF should the launcher end early
+        if line.startswith("cpu as asked"):
+            break
+    deadline = time.monotonic() + WATCH_S
+    while not (_child(results, 0) and _child(results, 1)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.1)  # polls a condition: both workers started
+    return proc, launcher._descendants(proc.pid)
+
+
+def _survivors(pids: list[int], within_s: float) -> list[int]:
+    """Those of ``pids`` still running ``within_s`` seconds from now, then SIGKILLed (a
+    failing test leaves nothing behind)."""
+    deadline = time.monotonic() + within_s
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polls a condition: every process has ended
+    alive = [p for p in pids if not _gone(p)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+def test_torchrun_and_its_workers_die_with_a_killed_launcher(cache_dir, tmp_path):
+    """SIGKILL of `run --nproc 2` itself: the kernel's SIGTERM (parent-death signal) stops
+    torchrun, which stops its workers; nothing runs on, and no record appears after the
+    command has gone (issue 26 item 7)."""
+    results = tmp_path / "r.jsonl"
+    proc, below = _launch(cache_dir, tmp_path, results)
+    assert len(below) >= 3  # torchrun and two workers
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    assert not _survivors(below, 40)
+    assert not results.exists() or all(r["status"] != "ok" for r in read_jsonl(results))
+
+
+def test_sighup_to_the_launcher_is_handled_like_sigterm(cache_dir, tmp_path):
+    results = tmp_path / "r.jsonl"
+    proc, below = _launch(cache_dir, tmp_path, results)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)  # from after the backend line
+    assert proc.returncode == 128 + signal.SIGHUP, err[-3000:]
+    assert err.rstrip().endswith("trnbench: interrupted by SIGHUP")
+    assert "Traceback" not in err  # torchrun's own, of the forwarded signal: not echoed
+    [record] = read_jsonl(results)
+    assert (record["status"], record["error"]) == ("interrupted", "interrupted by SIGHUP")
+    assert not _survivors(below, 40)

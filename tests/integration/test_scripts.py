@@ -146,7 +146,9 @@ def test_slurm_dry_run(script):
     assert proc.returncode == 0, proc.stderr
     run = proc.stdout.splitlines()[-1]
     assert run.startswith("+ srun --ntasks-per-node=1")
-    assert "run --nproc" in run and "--nnodes 2 --node-rank 1 --rdzv-endpoint node07:29500" in run
+    assert "run --nproc" in run and "--nnodes 2 --rdzv-endpoint node07:29500" in run
+    # each node's own SLURM_NODEID, expanded on that node (not the batch host's, here 1)
+    assert 'bash -c exec "$@" --node-rank "$SLURM_NODEID" launch' in run
     if script == "trn2.sbatch":
         assert "--nproc 64" in run and "--backend neuron" in run
         for line in ("export FI_PROVIDER=efa", "export FI_EFA_USE_DEVICE_RDMA=1",
@@ -163,5 +165,4 @@ def test_slurm_dry_run_of_the_comm_verb():
     proc = _sh("scripts/slurm/gpu.sbatch", env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].endswith(
-        "trnbench comm --nproc 8 --nnodes 2 --node-rank 0 --rdzv-endpoint node07:29500 "
-        "--sizes 1K:1G")
+        "trnbench comm --nproc 8 --nnodes 2 --rdzv-endpoint node07:29500 --sizes 1K:1G")

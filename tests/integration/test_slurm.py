@@ -1,11 +1,12 @@
-"""The Slurm batch scripts on a real one-node Slurm (scripts/slurm/local-cluster.sh).
+"""The Slurm batch scripts on a real two-node Slurm, both nodes on this host
+(scripts/slurm/local-cluster.sh).
 
-`sbatch scripts/slurm/gpu.sbatch` runs 2 gloo ranks of the tiny model on this CPU; the
-launch body it execs (launch.sh) is the one trn2.sbatch execs too, whose Neuron/EFA lines
-test_scripts.py checks in dry run. The cluster starts once per session, only when these
-tests run, and stops afterwards. A machine that cannot host Slurm (not root, no apt-get,
-the install fails: the script's exit status 77) skips them with the script's reason; any
-other failure to start is an error.
+`sbatch scripts/slurm/gpu.sbatch` runs 2 gloo ranks of the tiny model on this CPU, on one
+node or one per node; the launch body it execs (launch.sh) is the one trn2.sbatch execs too,
+whose Neuron/EFA lines test_scripts.py checks in dry run. The cluster starts once per
+session, only when these tests run, and stops afterwards. A machine that cannot host Slurm
+(not root, no apt-get, the install fails: the script's exit status 77) skips them with the
+script's reason; any other failure to start is an error.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ def _free_port() -> int:
 class Slurm:
     env: dict[str, str]  # SLURM_CONF names this cluster's configuration
 
-    def sbatch(self, script: str, out_dir: Path, job_env: dict[str, str]) -> tuple[int, Path]:
-        """Submit ``script`` from the repository root (the batch scripts run paths relative
-        to it); returns the job id and its log file."""
+    def sbatch(self, script: str, out_dir: Path, job_env: dict[str, str], nodes: int = 1
+               ) -> tuple[int, Path]:
+        """Submit ``script`` on ``nodes`` nodes from the repository root (the batch scripts
+        run paths relative to it); returns the job id and its log file."""
         log = out_dir / "job.out"
         proc = subprocess.run(
-            ["sbatch", "--parsable", "--export=ALL", f"--output={log}",
+            ["sbatch", "--parsable", "--export=ALL", f"--output={log}", f"--nodes={nodes}",
              f"--time={JOB_TIMEOUT_S // 60 + 1}", f"scripts/slurm/{script}"],
             cwd=ROOT, env={**self.env, **job_env}, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
@@ -74,7 +76,8 @@ def slurm(tmp_path_factory, cache_dir) -> Slurm:
     state = tmp_path_factory.mktemp("slurm")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(SLURM_CONF=str(state / "slurm.conf"), SLURMCTLD_PORT=str(_free_port()),
-               SLURMD_PORT=str(_free_port()), TRNBENCH_CACHE_DIR=str(cache_dir))
+               SLURMD_PORTS=f"{_free_port()},{_free_port()}",
+               TRNBENCH_CACHE_DIR=str(cache_dir))
 
     def cluster(verb: str) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", str(CLUSTER), verb, str(state)], env=env,
@@ -91,9 +94,9 @@ def slurm(tmp_path_factory, cache_dir) -> Slurm:
         assert stop.returncode == 0, f"the local Slurm did not stop:\n{stop.stderr[-3000:]}"
 
 
-def _job_env(results: Path, *args: str) -> dict[str, str]:
-    """What gpu.sbatch reads: 2 ranks on this one node, `trnbench run` arguments."""
-    return {"NPROC_PER_NODE": "2", "RDZV_PORT": str(_free_port()),
+def _job_env(results: Path, *args: str, per_node: int = 2) -> dict[str, str]:
+    """What gpu.sbatch reads: ``per_node`` ranks per node, `trnbench run` arguments."""
+    return {"NPROC_PER_NODE": str(per_node), "RDZV_PORT": str(_free_port()),
             "TRNBENCH": str(Path(sys.executable).with_name("trnbench")),
             "TRNBENCH_ARGS": " ".join([*args, "--results", str(results)])}
 
@@ -109,8 +112,8 @@ def test_gpu_sbatch_runs_two_gloo_ranks(slurm, tmp_path):
     job = slurm.wait(job_id, log)
     text = log.read_text()
     assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), text[-3000:]
-    # launch.sh found the rendezvous host in the job's node list
-    assert f"--rdzv-endpoint=localhost:{job_env['RDZV_PORT']}" in text
+    # launch.sh found the rendezvous host in the job's node list, at its NodeAddr
+    assert f"--rdzv-endpoint=127.0.0.1:{job_env['RDZV_PORT']}" in text
     [record] = read_jsonl(results)
     assert record["status"] == "ok" and record["world_size"] == 2 and record["nodes"] == 1
     assert record["backend"]["dist_backend"] == "gloo"
@@ -120,6 +123,22 @@ def test_gpu_sbatch_runs_two_gloo_ranks(slurm, tmp_path):
     assert record["tokens"] == sum(r["tokens"] for r in ranks)
     assert record["tokens_per_s"] == pytest.approx(
         record["tokens"] / max(r["window_s"] for r in ranks))
+
+
+def test_a_two_node_job_stores_one_ok_record(slurm, tmp_path):
+    """One launcher per node (srun), each with its own node's --node-rank; whichever node
+    torchrun's rendezvous gives rank 0 stores the one record, and every task exits 0."""
+    results = tmp_path / "r.jsonl"
+    job_id, log = slurm.sbatch("gpu.sbatch", tmp_path, _job_env(results, *TINY, per_node=1),
+                               nodes=2)
+    job = slurm.wait(job_id, log)
+    text = log.read_text()
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), text[-3000:]
+    assert job["NumNodes"] == "2"
+    [record] = read_jsonl(results)
+    assert record["status"] == "ok" and record["world_size"] == 2, record.get("error")
+    assert [r["rank"] for r in record["ranks"]] == [0, 1]
+    assert text.count("rank 0 ran on another node") == 1  # the other node's launcher
 
 
 def test_a_job_with_a_bad_model_fails_with_one_line(slurm, tmp_path):

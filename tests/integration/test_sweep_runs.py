@@ -115,3 +115,16 @@ def test_malformed_file_from_the_command_line(cli, tmp_path):
     assert proc.stderr == ("trnbench: error: bad.toml:3: batch: must be an integer >= 1 and "
                            "<= 2147483647, got 0\n")
     assert not (tmp_path / "results").exists()
+
+
+def test_markup_in_the_name_and_results_is_printed_as_text(run_sweep, tmp_path):
+    """Rich markup in user text (a sweep name "[/]", a results path) is escaped before it
+    is rendered: the sweep ends with its summary, not MarkupError after its records."""
+    path = tmp_path / "grid.toml"
+    path.write_text('[sweep]\nname = "[/]"\nresults = "r[/b].jsonl"\nrepeats = 1\n' + TINY
+                    + "seq = 16\n")
+    code, out, err = run_sweep(str(path))
+    assert code == 0, err
+    [record] = read_jsonl(tmp_path / "r[/b].jsonl")
+    assert record["status"] == "ok" and record["tags"]["sweep"] == "[/]"
+    assert "sweep [/]: r[/b].jsonl" in out and "records in r[/b].jsonl" in err

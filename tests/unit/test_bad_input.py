@@ -44,7 +44,20 @@ FILES = {
     "i-energy.json": bench_json(energy=None).encode(),
     "i-nan.json": bench_json(window_s=float("nan")).encode(),
     "i-utf8.json": b"{\"benchmarks\": [\"\xff\"]}",
+    "i-nested-nan.json": bench_json(step_time={"median_s": float("nan")}).encode(),
+    "i-inf-joules.json": bench_json(energy={"method": "rapl", "joules": float("inf")}).encode(),
+    "i-deep.json": b"[" * 100_000 + b"]" * 100_000,
+    "i-twice.json": (lambda b: b.replace('"benchmarks": [', '"benchmarks": [' + b[
+        b.index('{"name"'):-2] + ", "))(bench_json()).encode(),
+    "s-grid.toml": b"[sweep]\nmodel = \"tiny\"\nbatch = " + str(list(range(1, 1001))).encode()
+                   + b"\nseq = " + str(list(range(1, 1001))).encode() + b"\n",
+    "s-fsdp.toml": b"[sweep]\nmodel = \"tiny\"\nparallel = \"fsdp\"\n",
+    "victim.md": b"not to be overwritten\n",
 }
+# symbolic links the cases refer to: dangling, a loop, to a file an output must not replace
+LINKS = {"dangling.jsonl": "nowhere/r.jsonl", "loop.jsonl": "loop.jsonl",
+         "link.png": "victim.md", "linked/report.md": "../victim.md",
+         "linked/compare.md": "../victim.md"}
 RUN = ["run", "--model", "tiny", "--backend", "cpu"]
 PROJECT = ["project", "--workload", "claude-2", "--cluster", "rainier", "--mfu", "0.4"]
 CMP = ["compare", "--baseline", "device=cpu", "--target", "device=cpu"]
@@ -92,6 +105,19 @@ CASES = [
     ([*RUN, "--results", ""], "--results"),
     ([*RUN, "--results", "fifo"], "--results"),
     ([*RUN, "--results", "."], "--results"),
+    ([*RUN, "--results", "dangling.jsonl"], "--results"),
+    ([*RUN, "--results", "loop.jsonl"], "--results"),
+    # run: torchrun's flags
+    ([*RUN, "--nproc", "2147483647"], "--nproc"),
+    ([*RUN, "--nproc", "1", "--nnodes", "2", "--node-rank", "5", "--rdzv-endpoint", "h:1"],
+     "--node-rank"),
+    ([*RUN, "--node-rank", "1"], "--node-rank"),
+    ([*RUN, "--nnodes", "2"], "--nnodes"),
+    ([*RUN, "--rdzv-endpoint", "h:1"], "--rdzv-endpoint"),
+    ([*RUN, "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", "h"], "--rdzv-endpoint"),
+    ([*RUN, "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", "h:99999"], "--rdzv-endpoint"),
+    ([*RUN, "--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", "a b:1"], "--rdzv-endpoint"),
+    ([*RUN, "--parallel", "fsdp"], "--parallel"),
     # scaling
     (["scaling", "--model", "tiny", "--nproc", "0"], "--nproc"),
     (["scaling", "--model", "tiny", "--nproc", "2,1"], "--nproc"),
@@ -110,6 +136,8 @@ CASES = [
     (["sweep", "s-utf8.toml"], "s-utf8.toml"),
     (["sweep", "fifo"], "fifo"),
     (["sweep", "s-lr-inf.toml", "--results", ""], "--results"),
+    (["sweep", "s-grid.toml"], "the grid has 1,000,000 points"),
+    (["sweep", "s-fsdp.toml"], "parallel"),
     # project
     ([*PROJECT, "--micro-batch", "nan"], "--micro-batch"),
     ([*PROJECT, "--micro-batch", "inf"], "--micro-batch"),
@@ -123,6 +151,13 @@ CASES = [
     ([*PROJECT, "--plot", "plots"], "--plot"),
     ([*PROJECT, "--plot", "x.txt"], "--plot"),
     ([*PROJECT, "--plot", "/proc/plot.png"], "--plot"),
+    ([*PROJECT, "--plot", "x.png/"], "--plot"),
+    ([*PROJECT, "--plot", "link.png"], "--plot"),
+    ([*PROJECT, "--pue", "1e300"], "--pue"),
+    ([*PROJECT, "--chip-power-w", "1e300"], "--chip-power-w"),
+    ([*PROJECT, "--peak-tflops", "1e300", "--chip-memory-gb", "80"], "--peak-tflops"),
+    (["project", "--workload", "claude-2", "--cluster", "rainier", "--mfu", "1e-300"], "--mfu"),
+    ([*PROJECT, "--sweep-chips", "1e400"], "--sweep-chips"),
     # report
     (["report", "--cv-threshold", "nan"], "--cv-threshold"),
     (["report", "--cv-threshold", "-1"], "--cv-threshold"),
@@ -130,6 +165,10 @@ CASES = [
     (["report", "."], "--results"),
     (["report", "fifo"], "--results"),
     (["report", "--results", ""], "--results"),
+    (["report", "--out", ""], "--out"),
+    (["report", "--out", "/proc/rep"], "--out"),
+    (["report", "--out", "linked"], "--out"),
+    (["report", "--baseline", ""], "--baseline"),
     # compare
     ([*CMP, "--prices", "p-nan.toml"], "usd_per_hour"),
     ([*CMP, "--prices", "p-inf.toml"], "usd_per_hour"),
@@ -139,17 +178,26 @@ CASES = [
     ([*CMP, "--results", ""], "--results"),
     ([*CMP, "--results", "fifo"], "--results"),
     (["compare", "--baseline", "nope=1", "--target", "device=cpu"], "--baseline"),
+    (["compare", "--baseline", "", "--target", "device=cpu"], "--baseline"),
+    ([*CMP, "--out", "victim.md"], "--out"),
+    ([*CMP, "--out", "/proc/cmp"], "--out"),
+    ([*CMP, "--out", "linked"], "--out"),
     # plan
     (["plan", "--model", "1b", "--hardware", "trn2", "--nproc", "0"], "--nproc"),
     (["plan", "--model", "1b", "--memory-gib", "inf"], "--memory-gib"),
     (["plan", "--config", "plan-str.toml"], "--nproc"),
+    (["plan", "--model", "1b", "--hardware", "trn2", "--nproc", "2147483647"], "--nproc"),
     # ingest
     (["ingest", "i-str.json"], "tokens_per_s"),
     (["ingest", "i-energy.json"], "energy"),
     (["ingest", "i-nan.json"], "window_s"),
     (["ingest", "i-utf8.json"], "i-utf8.json"),
+    (["ingest", "i-nested-nan.json"], "step_time.median_s must be a finite number"),
+    (["ingest", "i-inf-joules.json"], "energy.joules must be a finite number"),
+    (["ingest", "i-deep.json"], "nested too deeply"),
     (["ingest", "missing.json"], "missing.json"),
     (["ingest", "i-str.json", "--results", ""], "--results"),
+    (["ingest", "i-twice.json"], "appears 2 times in the file"),
 ]
 
 
@@ -159,6 +207,9 @@ def workdir(tmp_path, monkeypatch, cache_dir):
     default results file, $TRNBENCH_RESULTS)."""
     for name, data in FILES.items():
         (tmp_path / name).write_bytes(data)
+    (tmp_path / "linked").mkdir()
+    for name, target in LINKS.items():
+        (tmp_path / name).symlink_to(target)
     os.mkfifo(tmp_path / "fifo")
     results = tmp_path / "results.jsonl"
     store.append(results, Record.new(OK_CONFIG, {"host": "h"}, tokens_per_s=1.0,
@@ -180,8 +231,23 @@ def test_bad_input(workdir, capsys, argv, field):
     assert err.startswith("trnbench: error: ") and field in err, err
     assert "Traceback" not in err
     assert workdir.read_bytes() == before
+    assert (workdir.parent / "victim.md").read_bytes() == FILES["victim.md"]
     assert sorted(p.name for p in workdir.parent.iterdir()) == sorted(
-        [*FILES, "fifo", "results.jsonl"])
+        [*FILES, *(n for n in LINKS if "/" not in n), "linked", "fifo", "results.jsonl"])
+    assert sorted(p.name for p in (workdir.parent / "linked").iterdir()) == [
+        "compare.md", "report.md"]
+
+
+def test_an_empty_results_variable_is_refused(workdir, capsys, monkeypatch):
+    """TRNBENCH_RESULTS= (set, empty) is a mistake, not a request for the default file."""
+    monkeypatch.setenv("TRNBENCH_RESULTS", "")
+    for argv in (RUN, ["report"], CMP, ["ingest", "i-str.json"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(list(argv))
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith(
+            "trnbench: error: TRNBENCH_RESULTS: is set but empty"), err
+    assert not (workdir.parent / "results").exists()
 
 
 def test_there_are_enough_cases():

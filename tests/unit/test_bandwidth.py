@@ -69,10 +69,12 @@ def test_readers_refuse_a_collectives_record_they_cannot_plot(change, why):
 
 def test_an_ok_collectives_record_needs_its_points():
     data = _comm_record().to_json()
-    assert problem({**data, "comm": None}) == "an ok collectives record needs its comm block"
+    assert problem({**data, "comm": None}) == \
+        "comm is missing or null (ok collectives records need it)"
     assert problem({**data, "comm": {**data["comm"], "points": []}}) == \
-        "comm.points must be a non-empty list"
+        "comm.points must hold at least 1 item(s), got 0"
     assert problem({**data, "comm": {**data["comm"], "ranks": 1}}) == \
-        "comm.ranks must be an integer >= 2, got 1"
+        "comm.ranks must be an integer >= 2 or null, got 1"
     # a training record still needs its model
-    assert problem({**data, "config": {}}) == "config.model is missing"
+    assert problem({**data, "config": {}}) == \
+        "config.model is missing or null (training records need it)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ from bench.inputs import config
 from bench.records.record import Record
 from bench.report import rows
 from bench.train import runner
+from tests.conftest import OK_CONFIG, invoke, read_jsonl
 
 
 def _cfg() -> config.RunConfig:
@@ -46,9 +48,11 @@ def test_a_loaded_cpu_during_the_peak_measurement_is_flagged(monkeypatch, tmp_pa
 
 def test_an_mfu_above_1_is_flagged(monkeypatch, tmp_path):
     _stub_measure(monkeypatch, tmp_path, [1e6, 1e6, 1e6])
-    fields = runner.measure(_cfg(), CpuBackend()).to_json()
+    fields = runner.measure(_cfg(), CpuBackend()).checked().to_json()  # as stored
     assert fields["mfu"] > 1 and fields["peak"]["window"]["spread"] == 0
-    assert len(fields["flags"]) == 1 and "is above 1" in fields["flags"][0]
+    assert [f.split()[0] for f in fields["flags"]] == ["mfu", "hfu"]  # HFU >= MFU
+    assert all("is above 1: the peak is below what the run reached" in f
+               for f in fields["flags"])
 
 
 def test_the_host_cache_is_only_a_lower_bound(monkeypatch, tmp_path):
@@ -62,7 +66,7 @@ def test_the_host_cache_is_only_a_lower_bound(monkeypatch, tmp_path):
 
 def test_ranks_on_one_cpu_are_one_chip():
     """Two ranks on one host: one chip, whose per-chip throughput is the whole CPU's."""
-    rank = Record.new({"model": "tiny"}, {"host": "h"}).with_json({
+    rank = Record.new(OK_CONFIG, {"host": "h"}).with_json({
         "device": {"name": "cpu", "kind": "cpu", "chips": 1}, "tokens": 100,
         "window_s": 1.0, "tokens_per_s": 100.0, "peak": {"value": 1e9},
         "model": {"flops_per_token": 1e6, "hardware_flops_per_token": 1e6},
@@ -80,7 +84,7 @@ def test_ranks_on_one_cpu_divide_by_one_host_peak():
     """A multi-rank CPU run: MFU against the host's GEMM rate with all its CPUs, measured by
     each host's local rank 0 (peak.window.host), not every rank's one-thread rate (issue 23:
     4 ranks x a one-thread peak put a 2-core host's MFU at half its value)."""
-    rank = Record.new({"model": "tiny"}, {"host": "h"}).with_json({
+    rank = Record.new(OK_CONFIG, {"host": "h"}).with_json({
         "device": {"name": "cpu", "kind": "cpu", "chips": 1}, "tokens": 100,
         "window_s": 1.0, "tokens_per_s": 100.0,
         "peak": {"value": 1e9, "precision": "fp32", "window": {"host": None}},
@@ -115,3 +119,41 @@ def test_host_peak_uses_every_cpu_and_restores_the_threads(monkeypatch, tmp_path
         assert seen == [len(os.sched_getaffinity(0))] * 2 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+CORRUPT = {  # what a cache file may hold: each is ignored with one warning
+    "a list": "[1, 2]", "a string": '"fast"', "not JSON": "{", "no flops": None,
+    "flops 1e300": 1e300, "flops text": "9e10", "flops negative": -1.0, "flops NaN": "NaN"}
+
+
+@pytest.mark.parametrize("case", [*CORRUPT, "a FIFO"])
+def test_an_odd_cpu_peak_cache_is_ignored_with_one_warning(monkeypatch, tmp_path, capsys, case):
+    left = _stub_measure(monkeypatch, tmp_path, [40e9])
+    path = gemm_peak.cache_path()
+    if case == "a FIFO":
+        os.mkfifo(path)  # reading it would block forever
+    elif case in ("a list", "a string", "not JSON"):
+        path.write_text(CORRUPT[case])
+    else:  # this host's entry is odd
+        entry = {} if CORRUPT[case] is None else {"flops": CORRUPT[case]}
+        text = json.dumps({gemm_peak._cache_key("fp32"): entry})
+        path.write_text(text.replace('"NaN"', "NaN") if case == "flops NaN" else text)
+    peak = gemm_peak.measured_peak("fp32")
+    assert peak.value == 40e9 and not left  # measured afresh, as with no cache
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"trnbench: warning: CPU peak cache {path} "
+                                                "ignored: ")
+    if case != "a FIFO":  # rewritten with the fresh rate (a FIFO is left as it is)
+        assert gemm_peak.measured_peak("fp32").value == 40e9 and not capsys.readouterr().err
+
+
+def test_a_run_with_a_corrupt_cpu_peak_cache_is_ok(cache_dir, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "cpu_peak.json").write_text("[]")
+    proc = invoke("run", "--backend", "cpu", "--model", "tiny", "--batch", "1", "--seq", "8",
+                  "--steps", "1", "--warmup", "0", "--results", str(tmp_path / "r.jsonl"),
+                  cwd=tmp_path, env={"TRNBENCH_CACHE_DIR": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    [record] = read_jsonl(tmp_path / "r.jsonl")
+    assert record["status"] == "ok" and 1e8 < record["peak"]["value"] < 1e16

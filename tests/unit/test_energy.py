@@ -73,6 +73,14 @@ def test_rapl_adds_each_package_once_and_no_subzone(tmp_path):
     assert reading.coverage == 1.0 and reading.scope.startswith("cpu-package (all processes)")
 
 
+def test_a_rapl_zone_name_that_is_not_utf8_is_read(tmp_path):
+    """The name is a label: a byte that is not UTF-8 is replaced, and the run is metered."""
+    pkg = rapl_zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000)
+    (tmp_path / "intel-rapl:0" / "name").write_bytes(b"package-\xff\n")
+    reading = _window(RaplMeter(tmp_path), lambda: write_atomic(pkg, "3000000\n"))
+    assert reading.reason is None and reading.device_joules == {"package-\ufffd": 2.0}
+
+
 def test_rapl_counter_wraps_at_max_energy_range(tmp_path):
     pkg = rapl_zone(tmp_path, "intel-rapl:0", "package-0", 900, max_uj=1000)
     # wraps once between two wrap-guard reads, and once more before the window closes

@@ -51,7 +51,8 @@ def test_every_figure_label_matches_its_source_kind():
 
 def test_neuron_energy_is_an_estimate_in_report_compare_and_project(tmp_path, capsys):
     """One Neuron-energy record: the report, a comparison and a projection say estimate."""
-    record = Record.new({"model": "1b", "precision": "bf16", "backend": "neuron"},
+    record = Record.new({"model": "1b", "precision": "bf16", "backend": "neuron", "batch": 1,
+                         "seq": 2048},
                         {"host": "trn"}).with_json({
         "device": {"name": "trn2", "kind": "trn2", "chips": 1},
         "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},

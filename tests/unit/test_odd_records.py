@@ -20,29 +20,48 @@ GOOD = {"schema_version": 1, "time": "2026-01-01T00:00:00+00:00", "status": "ok"
                                   "backend": "cpu"},
         "environment": {"host": "h"}, "tags": {}, "device": {"kind": "cpu", "name": "cpu"},
         "tokens_per_s": 100.0, "tokens_per_s_per_chip": 100.0, "mfu": 0.1,
-        "peak": {"precision": "fp32"}, "energy": None}
+        "peak": {"precision": "fp32", "value": 1e9}, "model": {"flops_per_token": 1e6},
+        "energy": None}
 ODD = [  # (record, the reason a reader gives, or None: readable, rendered with n/a)
     ({**GOOD, "run_id": "nochip", "tokens_per_s_per_chip": None, "mfu": None,
+      "peak": {"precision": "fp32"},
       "device": {"kind": "cpu", "name": "cpu-b"}}, None),
-    ({**GOOD, "run_id": "nodevice", "device": None}, "needs device.name and device.kind"),
-    ({**GOOD, "run_id": "text", "tokens_per_s": "123"}, "tokens_per_s must be a number"),
-    ({**GOOD, "run_id": "textmfu", "mfu": "0.5"}, "mfu must be a number or null"),
-    ({"schema_version": 0, "run_id": "old", "status": "ok", "config": "tiny"},
+    ({**GOOD, "run_id": "nodevice", "device": None}, "device is missing or null"),
+    ({**GOOD, "run_id": "text", "tokens_per_s": "123"}, "tokens_per_s must be a number >= 0"),
+    ({**GOOD, "run_id": "textmfu", "mfu": "0.5"}, "mfu must be a number >= 0 or null"),
+    ({"schema_version": 1, "run_id": "old", "status": "ok", "config": "tiny"},
      "config must be an object"),
-    ({"status": "failed"}, "run_id must be a string"),
+    ({"schema_version": 2, "status": "failed"}, "run_id is missing or null"),
     ({**GOOD, "run_id": "strdevice", "device": "cpu"}, "device must be an object"),
-    ({**GOOD, "run_id": "badj", "energy": {"j_per_token": "1"}}, "energy.j_per_token"),
+    ({**GOOD, "run_id": "badj", "energy": {"method": "rapl", "j_per_token": "1"}},
+     "energy.j_per_token"),
     ({**GOOD, "run_id": "badrank", "ranks": [{"rank": 0, "step_time": 5}]},
      "ranks[0].step_time must be an object"),
     ({**GOOD, "run_id": "noranks", "world_size": 0}, "world_size must be an integer >= 1"),
+    # nested fields, checked against their parts' annotations and rules
+    ({**GOOD, "run_id": "formula", "config": {**GOOD["config"], "batch": "=1+1"}},
+     "config.batch must be an integer >= 1 and <= 2147483647, got '=1+1'"),
+    ({**GOOD, "run_id": "peaktext", "peak": {"value": "fast"}}, "peak.value must be a number"),
+    ({**GOOD, "run_id": "steptext", "step_times_s": ["a"]}, "step_times_s[0] must be a number"),
+    ({**GOOD, "run_id": "inttime", "time": 1}, "time must be a string"),
+    ({**GOOD, "run_id": "huge", "tokens_per_s": 1e308}, "tokens_per_s must be a finite number "
+                                                         "below 2^63"),
+    ({**GOOD, "run_id": "noseq", "config": {k: v for k, v in GOOD["config"].items()
+                                            if k != "seq"}}, "config.seq is missing"),
+    ({**GOOD, "run_id": "manyranks", "world_size": 1e30}, "world_size must be an integer"),
+    ({**GOOD, "run_id": "v99", "schema_version": 99}, "schema_version must be one of 2"),
+    ({**GOOD, "run_id": "v2text", "schema_version": "2"}, "schema_version must be an integer"),
+    ({**GOOD, "run_id": "negj", "energy": {"method": "rapl", "joules": -5.0}},
+     "energy.joules must be a number >= 0"),
 ]
+DEEP = "[" * 100_000 + "]" * 100_000  # json.loads: RecursionError
 
 
 @pytest.fixture
 def odd(tmp_path, monkeypatch):
     path = tmp_path / "odd.jsonl"
     lines = [json.dumps({**GOOD, "run_id": "good"})] + [json.dumps(r) for r, _ in ODD]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join([*lines, DEEP]) + "\n")
     monkeypatch.chdir(tmp_path)
     return path
 
@@ -59,6 +78,7 @@ def _main(capsys, *argv: str) -> tuple[int, str, str]:
 def _expect_warnings(err: str, path) -> list[str]:
     lines = [x for x in err.splitlines() if "skipped" in x]
     expected = [(i + 2, why) for i, (_, why) in enumerate(ODD) if why]
+    expected.append((len(ODD) + 2, "corrupt record (nested too deeply)"))
     assert len(lines) == len(expected), err
     for line, (n, why) in zip(lines, expected, strict=True):
         assert line.startswith(f"trnbench: warning: {path.name}:{n}: skipped ") and why in line

@@ -197,7 +197,10 @@ def test_custom_chip_and_params(capsys):
 
 
 def _record(mfu: float, device: str, energy: dict | None = None) -> Record:
-    return Record.new({"model": "1b", "precision": "bf16"}, {"host": "test"}).with_json({
+    """A run whose MFU the projection takes as the node MFU: of a model it knows no shape of,
+    so that nothing of its own layout is taken out (test_projection_space.py does that)."""
+    return Record.new({"model": "unshaped", "precision": "bf16", "backend": "neuron",
+                       "batch": 1, "seq": 2048}, {"host": "test"}).with_json({
         "device": {"name": device, "kind": device, "chips": 1},
         "peak": {"value": 667e12, "label": "datasheet", "source": "x", "precision": "bf16"},
         "model": {"flops_per_token": 1e10}, "mfu": mfu, "tokens_per_s": 1e4, "energy": energy,
@@ -224,7 +227,8 @@ def test_from_results(capsys, tmp_path):
 
 def test_from_results_other_device_is_noted(capsys, tmp_path):
     path = tmp_path / "runs.jsonl"
-    store.append(path, _record(0.2, "Intel Xeon", {"j_per_token": 3.0, "scope": "cpu-package"}))
+    store.append(path, _record(0.2, "Intel Xeon", {"method": "rapl", "j_per_token": 3.0,
+                                                   "scope": "cpu-package"}))
     d = project(capsys, *RAINIER, "--from-results", str(path))
     assert d["chip_power_w"] == 500  # the CPU's J/token says nothing about a trn2
     assert any("not used" in n for n in d["notes"])

@@ -170,7 +170,8 @@ def test_mixed_trainium_cluster_projects_one_pool(capsys):
 # --- a stored run as the node MFU --------------------------------------------------------------
 
 def _run(mfu: float, ac: str, tp: int) -> Record:
-    return Record.new({"model": "1b", "precision": "bf16", "batch": 16, "seq": 2048, "ac": ac},
+    return Record.new({"model": "1b", "precision": "bf16", "backend": "neuron", "batch": 16,
+                       "seq": 2048, "ac": ac},
                       {"host": "trn"}).with_json({
         "device": {"name": "trn2", "kind": "trn2", "chips": 16}, "world_size": 16,
         "parallelism": {"tp": tp, "dp": 16 // tp, "parallel": "ddp"},

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bench.records import record as rec
 from bench.records import store
 from bench.records.record import Device, Energy, Model, Peak, Record, RecordError, StepTime
+from tests.conftest import OK_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 # the published results (results/<device>/), not a user's own results/local.jsonl
@@ -53,6 +54,16 @@ def test_stored_v1_lines_upgrade_to_the_same_figures():
         assert {k: _like(out.get(k), d.get(k)) for k in same} == {k: d.get(k) for k in same}
         assert not any(w.startswith(rec.FLAG_PREFIX) for w in out.get("warnings", []))
         assert Record.from_json(out) == r  # version 2 reads back as it was written
+
+
+def test_every_published_record_passes_the_readers_checks():
+    """The store's checks (bench.records.validate) skip no record a trnbench run published:
+    what earlier versions wrote stays readable."""
+    lines = [(p.name, i, json.loads(line)) for p in PUBLISHED
+             for i, line in enumerate(p.read_text().splitlines(), 1) if line]
+    assert len(lines) > 20
+    assert [(name, i, rec.problem(rec.upgrade(d))) for name, i, d in lines
+            if rec.problem(rec.upgrade(d))] == []
 
 
 def test_store_reads_v1_and_v2_alike(tmp_path):
@@ -95,7 +106,7 @@ def test_start_names_the_selected_backend_and_failed_keeps_it():
 
 
 def test_unknown_keys_survive_and_bad_ones_are_named():
-    r = Record.new({"model": "tiny"}, {}, tokens_per_s=1.0, extra={"later_field": [1]})
+    r = Record.new(OK_CONFIG, {}, tokens_per_s=1.0, extra={"later_field": [1]})
     data = {**r.to_json(), "device": {"name": "d", "kind": "cpu", "new": 1}}
     back = Record.from_json(data)
     assert back.extra == {"later_field": [1]} and back.device.extra == {"new": 1}
@@ -115,15 +126,19 @@ def test_energy_and_throughput_figures():
 
 finite = st.just(0.0) | st.floats(1e-6, 1e12)  # no float overflows to inf in a ratio
 maybe = st.none() | finite
+counts = st.integers(1, 2**62)  # a record's numbers stay below 2^63
 records = st.builds(
-    Record.new, config=st.fixed_dictionaries({"model": st.text(min_size=1)}),
+    Record.new, config=st.fixed_dictionaries({**{k: st.just(v) for k, v in OK_CONFIG.items()},
+                                              "model": st.text(min_size=1)}),
     environment=st.dictionaries(st.text(), st.text(), max_size=2),
     tags=st.dictionaries(st.text(), st.text(), max_size=2),
-    status=st.sampled_from(["ok"]), tokens_per_s=finite, mfu=maybe, tokens=st.integers(0),
-    device=st.builds(Device, name=st.text(), kind=st.text(), chips=st.none() | st.integers(1)),
+    status=st.sampled_from(["ok"]), tokens_per_s=finite, mfu=maybe, tokens=counts,
+    peak=st.just(Peak(value=1e15)), model=st.just(Model(flops_per_token=1e9)),
+    device=st.builds(Device, name=st.text(), kind=st.text(), chips=st.none() | counts),
     step_time=st.none() | st.builds(StepTime, median_s=maybe, method=st.text()),
-    energy=st.none() | st.builds(Energy.of, st.integers(1), method=st.text(), joules=maybe,
-                                 interval_s=maybe),
+    # tokens/kWh of up to 1e9 tokens on 1 mJ: 3.6e18, below 2^63
+    energy=st.none() | st.builds(Energy.of, st.integers(1, 10**9), method=st.text(),
+                                 joules=st.none() | st.floats(1e-3, 1e12), interval_s=maybe),
     warnings=st.none() | st.lists(st.text(), max_size=3))
 
 
@@ -196,7 +211,7 @@ def test_aggregate_modelled_energy_sums_ranks_and_null_stays_null():
 
 
 def test_a_v1_line_without_a_precision_block_keeps_its_precision_mode():
-    line = {"schema_version": 1, "run_id": "early", "status": "ok", "config": {"model": "tiny"},
+    line = {"schema_version": 1, "run_id": "early", "status": "ok", "config": OK_CONFIG,
             "device": {"name": "cpu", "kind": "cpu"}, "tokens_per_s": 1.0,
             "precision_mode": "fp32: fp32 parameters and compute"}
     r = Record.from_json(line)

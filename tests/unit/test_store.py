@@ -11,18 +11,22 @@ import resource
 import signal
 import uuid
 import warnings
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.records import store
-from bench.records.record import Record
+from bench.records.record import Device, Energy, Model, Peak, Record, RecordError
+from tests.conftest import OK_CONFIG
 
 
 def _record(i: int, pad: int = 0, **fields) -> Record:
-    return Record.new({"model": "tiny", "i": i}, {"host": "h"}, tokens_per_s=float(i),
-                      extra={"blob": "x" * pad}, **fields)
+    return Record.new({**OK_CONFIG, "i": i}, {"host": "h"}, tokens_per_s=float(i),
+                      device=Device(name="cpu", kind="cpu"), extra={"blob": "x" * pad},
+                      **fields)
 
 
 def test_round_trip_and_flat_dataframe(tmp_path):
@@ -67,11 +71,48 @@ def test_status_must_be_known(tmp_path):
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def test_an_impossible_figure_is_stored_as_a_failed_run_with_the_reason(tmp_path, capsys):
+    """A sensor fault's negative energy: the writer applies the readers' rules, so the run is
+    stored as failed (its figures dropped) instead of as ok and then skipped by every
+    reader."""
+    path = tmp_path / "r.jsonl"
+    stored = store.append(path, _record(1, energy=Energy(method="rapl", joules=-5.0)))
+    assert stored.status == "failed" and stored.tokens_per_s is None
+    assert stored.error == ("an impossible figure: energy.joules must be a number >= 0 or "
+                            "null, got -5.0")
+    [line] = store.iter_records(path, check=True)
+    assert line["status"] == "failed" and line["error"] == stored.error
+    assert capsys.readouterr().err == ""
+
+
+def test_implausible_figures_are_stored_and_flagged(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    record = _record(1, mfu=7.5, peak=Peak(value=1e9), model=Model(flops_per_token=1e6),
+                     energy=Energy.of(10, method="rapl", joules=1.6e10, interval_s=1.0))
+    stored = store.append(path, record)
+    assert stored.status == "ok" and stored.mfu == 7.5
+    assert [f.split(" ")[0] for f in stored.flags] == ["mfu", "energy.avg_power_w"]
+    assert "mfu 7.5 is above 1: the peak is below what the run reached" in stored.flags[0]
+    assert "1.6e+10 W is above 2000 W per chip" in stored.flags[1]
+    [back] = store.read(path)
+    assert back.flags == stored.flags and capsys.readouterr().err == ""
+
+
+def test_a_record_without_a_usable_identity_is_refused(tmp_path):
+    with pytest.raises(RecordError, match="run_id must match"):
+        store.append(tmp_path / "r.jsonl", replace(_record(0), run_id="../../evil"))
+    assert not (tmp_path / "r.jsonl").exists()
+
+
 def test_writable_problem(tmp_path):
     assert store.writable_problem(tmp_path / "new" / "deeper" / "r.jsonl") is None
     assert "is a directory" in store.writable_problem(tmp_path)
     (tmp_path / "file").write_text("")
     assert "not a directory" in store.writable_problem(tmp_path / "file" / "r.jsonl")
+    # a folder no file can be made in: named, not the probe's temporary file
+    assert store.writable_problem(Path("/proc/x/r.jsonl")) == (
+        "/proc/x/r.jsonl is not writable: no file can be made in /proc (No such file or "
+        "directory)")
 
 
 def test_append_after_a_partial_line_starts_a_new_line(tmp_path, capsys):

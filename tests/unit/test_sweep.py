@@ -14,6 +14,7 @@ from bench.inputs import config
 from bench.launch import sweep
 from bench.records import store
 from bench.records.record import Device, Record
+from tests.conftest import OK_CONFIG
 
 
 def write(tmp_path, body: str, name: str = "grid.toml"):
@@ -35,18 +36,28 @@ def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
     return run
 
 
+def test_resume_counts_a_line_copied_twice_once(tmp_path, cache_dir):
+    env = environment.capture()
+    record = Record.new(OK_CONFIG, env, world_size=1, tokens_per_s=1.0,
+                        device=Device(name="cpu", kind="cpu"))
+    path = tmp_path / "r.jsonl"
+    path.write_text((store.dumps(record) + "\n") * 2)
+    [(key, runs)] = sweep.stored_ok(path, env).items()
+    assert runs == [Record.from_json(record.to_json())]
+
+
 def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
     env = environment.capture()
-    record = Record.new({"model": "tiny"}, env, world_size=1, tokens_per_s=1.0,
+    record = Record.new(OK_CONFIG, env, world_size=1, tokens_per_s=1.0,
                         device=Device(name="cpu", kind="cpu"))  # an ok record readers use
     other = replace(record, environment={**env, "host": "elsewhere"})
     ranks = replace(record, world_size=2)
     path = tmp_path / "r.jsonl"
     path.write_text("".join(store.dumps(r) + "\n" for r in (record, other, ranks)))
     stored = Record.from_json(record.to_json())
-    assert dict(sweep.stored_ok(path, env)) == {(("model", "tiny"),): [stored]}
-    assert dict(sweep.stored_ok(path, {**env, "git_commit": "another"})) == {
-        (("model", "tiny"),): [stored]}
+    key = tuple(sorted(OK_CONFIG.items()))
+    assert dict(sweep.stored_ok(path, env)) == {key: [stored]}
+    assert dict(sweep.stored_ok(path, {**env, "git_commit": "another"})) == {key: [stored]}
 
 
 def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
