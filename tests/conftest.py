@@ -135,6 +135,36 @@ def refused(capsys, *argv: str) -> str:
     return err
 
 
+def project(capsys, *args: str) -> dict:
+    """``trnbench project ARGS --json`` in this process; the parsed JSON."""
+    from bench.cli import main
+
+    assert main(["project", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def write_sweep(tmp_path: Path, body: str, name: str = "grid.toml") -> Path:
+    """A sweep file ``name`` in ``tmp_path``: ``[sweep]``, results in runs.jsonl, ``body``."""
+    path = tmp_path / name
+    path.write_text('[sweep]\nresults = "runs.jsonl"\n' + body)
+    return path
+
+
+@pytest.fixture
+def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
+    """``trnbench sweep ARGS`` in-process in tmp_path: (exit code, stdout, stderr)."""
+    from bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["sweep", *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
 @pytest.fixture
 def cli_main(cache_dir, tmp_path):
     """``invoke`` in a temporary cwd: the in-process stand-in of ``cli`` (no torch import per

@@ -9,38 +9,16 @@ from __future__ import annotations
 
 import statistics
 
-import pytest
-
 from bench.backends import environment
-from bench.cli import main
 from bench.launch import sweep
 from bench.records.record import Record
-from tests.conftest import read_jsonl
+from tests.conftest import read_jsonl, write_sweep
 
 TINY = 'model = "tiny"\nbackend = "cpu"\nbatch = 2\nsteps = 2\nwarmup = 1\n'
 
 
-def write(tmp_path, body: str, name: str = "grid.toml"):
-    path = tmp_path / name
-    path.write_text('[sweep]\nresults = "runs.jsonl"\n' + body)
-    return path
-
-
-@pytest.fixture
-def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
-    """``trnbench sweep ARGS`` in-process in tmp_path: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["sweep", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
 def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + 'seq = [16, 32]\nrepeats = 2\nname = "grid"\n')
+    path = write_sweep(tmp_path, TINY + 'seq = [16, 32]\nrepeats = 2\nname = "grid"\n')
     code, out, err = run_sweep(str(path))
     assert code == 0, err
     results = tmp_path / "runs.jsonl"
@@ -82,7 +60,7 @@ def test_grid_runs_every_repeat_tagged_and_resume_runs_only_the_missing(run_swee
 
 
 def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\nrepeats = 1\n")
+    path = write_sweep(tmp_path, TINY + "seq = 16\nlr = [1e6, 3e-4]\nrepeats = 1\n")
     code, out, err = run_sweep(str(path))
     assert code == 1
     failed, ok = read_jsonl(tmp_path / "runs.jsonl")
@@ -98,7 +76,7 @@ def test_failing_point_is_recorded_and_the_sweep_goes_on(run_sweep, tmp_path):
 
 
 def test_a_run_that_dies_without_a_record_is_stored_failed_by_the_sweep(run_sweep, tmp_path):
-    path = write(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\nrepeats = 1\n")
+    path = write_sweep(tmp_path, TINY + "seq = [16, 32]\ntimeout_s = 0.5\nrepeats = 1\n")
     code, out, err = run_sweep(str(path))
     assert code == 1
     records = read_jsonl(tmp_path / "runs.jsonl")

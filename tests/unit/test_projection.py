@@ -3,7 +3,6 @@ exit code as a real subprocess: tests/integration/test_projection_exit_code.py).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 
@@ -16,24 +15,9 @@ from bench.projection.headline import headline
 from bench.projection.workload import get_shape
 from bench.records import store
 from bench.records.record import Record
+from tests.conftest import project, refused
 
 ROOT_LABELS = {"datasheet", "paper", "estimate", "report", "assumption"}
-
-
-def project(capsys, *args: str) -> dict:
-    """`trnbench project ARGS --json` in-process; the parsed JSON."""
-    assert cli.main(["project", *args, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def refused(capsys, *args: str) -> str:
-    """`trnbench project ARGS` must exit 2 with one line on stderr; returns the line."""
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["project", *args])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("trnbench: error: "), err
-    return err
 
 
 # --- calibration against published runs (no constant is fitted to them) ---------------
@@ -222,7 +206,8 @@ def test_from_results(capsys, tmp_path):
     assert d["energy_mwh_chips"] == pytest.approx(expected)
     d = project(capsys, *RAINIER, "--from-results", str(path), "--run-id", first.run_id)
     assert d["node_mfu"] == 0.31 and d["chip_power_w"] == 500
-    assert "--run-id" in refused(capsys, *RAINIER, "--from-results", str(path), "--run-id", "x")
+    assert "--run-id" in refused(capsys, "project", *RAINIER, "--from-results", str(path),
+                                 "--run-id", "x")
 
 
 def test_from_results_other_device_is_noted(capsys, tmp_path):
@@ -280,7 +265,7 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "field"), BAD, ids=[f for _, f in BAD])
 def test_bad_input_one_line_exit_2(capsys, args, field):
-    assert field in refused(capsys, *args)
+    assert field in refused(capsys, "project", *args)
 
 
 def test_headline_is_the_projection_of_the_stored_record(capsys, tmp_path):
@@ -370,7 +355,7 @@ def test_moe_plan_takes_ep_where_it_helps_memory(capsys):
     p = d["plan"]
     assert (p["dp"], p["ep"]) == (16, 8)  # ZeRO-1 without model parallelism fits only so
     assert p["memory_bytes"]["total"] <= p["memory_bytes"]["usable"]
-    assert "plan" in refused(capsys, *MIXTRAL, *pinned, "--ep", "1")  # 208 GiB per chip
+    assert "plan" in refused(capsys, "project", *MIXTRAL, *pinned, "--ep", "1")  # 208 GiB per chip
     d = project(capsys, *MIXTRAL, "--chips", "64")
     p, st = d["plan"], d["plan"]["step"]
     assert p["ep"] > 1 and p["dp"] % p["ep"] == 0 and 8 % p["ep"] == 0
@@ -437,7 +422,7 @@ EP_BAD = [
 
 @pytest.mark.parametrize(("args", "text"), EP_BAD, ids=[t for _, t in EP_BAD])
 def test_ep_refused_one_line_exit_2(capsys, args, text):
-    assert text in refused(capsys, *args)
+    assert text in refused(capsys, "project", *args)
 
 
 def test_dense_model_keeps_ep_1_and_its_results(capsys):

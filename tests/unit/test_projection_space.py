@@ -3,8 +3,6 @@ batch), the node-MFU cap, the fit map, the inputs of issue 23 and runs as inputs
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from bench import cli
@@ -12,20 +10,7 @@ from bench.projection import comm, presets, search
 from bench.projection.workload import get_shape, llama_ffn
 from bench.records import store
 from bench.records.record import Record
-
-
-def project(capsys, *args: str) -> dict:
-    assert cli.main(["project", *args, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def refused(capsys, *args: str) -> str:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["project", *args])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1, err
-    return err
-
+from tests.conftest import project, refused
 
 RAINIER = ("--workload", "claude-3.5-sonnet", "--cluster", "rainier")
 TRN2_8K = ("--workload", "claude-3.5-sonnet", "--hardware", "trn2", "--chips", "8192")
@@ -57,8 +42,8 @@ def test_custom_shape_projects_and_says_its_sequence_is_assumed(capsys):
 @pytest.mark.parametrize("spec", ["layers=2,dim=100,heads=3", "layers=2,dim=128", "dim=128,x=1",
                                   "layers=2,dim=128,heads=4,mlp=tanh", "layers=0,dim=128,heads=4"])
 def test_bad_custom_shape_is_refused(capsys, spec):
-    assert "--shape" in refused(capsys, "--flops", "1e24", "--shape", spec, "--hardware", "trn2",
-                                "--chips", "64", "--node-mfu", "0.4")
+    assert "--shape" in refused(capsys, "project", "--flops", "1e24", "--shape", spec,
+                                "--hardware", "trn2", "--chips", "64", "--node-mfu", "0.4")
 
 
 # --- the plan space ----------------------------------------------------------------------
@@ -78,8 +63,9 @@ def test_interleaved_plans_obey_the_schedule(capsys):
     assert layers % p["vpp"] == 0
     if p["vpp"] > 1:
         assert p["micro_batches"] >= p["pp"] and p["micro_batches"] % p["pp"] == 0
-    assert "--vpp" in refused(capsys, *TRN2_8K, "--node-mfu", "0.5", "--tp", "16", "--pp", "16",
-                              "--dp", "32", "--vpp", "3")  # 3 does not divide 8 layers
+    # 3 chunks do not divide the 8 layers of a stage
+    assert "--vpp" in refused(capsys, "project", *TRN2_8K, "--node-mfu", "0.5", "--tp", "16",
+                              "--pp", "16", "--dp", "32", "--vpp", "3")
 
 
 def test_context_parallelism_for_long_sequences(capsys):
@@ -91,7 +77,7 @@ def test_context_parallelism_for_long_sequences(capsys):
                              * long["plan"]["dp"])
     short = project(capsys, *TRN2_8K, "--node-mfu", "0.5")
     assert short["plan"]["cp"] == 1  # 8K tokens: no CP shard of 8K tokens or more
-    assert "--cp" in refused(capsys, *TRN2_8K, "--node-mfu", "0.5", "--cp", "3")
+    assert "--cp" in refused(capsys, "project", *TRN2_8K, "--node-mfu", "0.5", "--cp", "3")
 
 
 def test_the_batch_rounded_down_is_said(capsys):
@@ -109,10 +95,10 @@ def test_mfu_mode_holds_the_implied_node_mfu_under_the_cap(capsys):
     assert d["node_mfu"] <= 0.55 and d["mfu_at_scale"] == pytest.approx(0.35)
     cap = next(r for r in d["inputs"] if r["name"] == "highest node MFU a plan may need")
     assert cap["label"] == "user"
-    err = refused(capsys, *TRN2_8K, "--mfu", "0.7")  # above anything the cap allows
+    err = refused(capsys, "project", *TRN2_8K, "--mfu", "0.7")  # above anything the cap allows
     assert "--mfu" in err and "best MFU at scale any plan reaches there is" in err
     assert "71.5%" in err and "--max-node-mfu" in err
-    assert "--max-node-mfu" in refused(capsys, *TRN2_8K, "--node-mfu", "0.4",
+    assert "--max-node-mfu" in refused(capsys, "project", *TRN2_8K, "--node-mfu", "0.4",
                                        "--max-node-mfu", "0.5")
 
 
@@ -134,7 +120,7 @@ def test_fit_map_one_row_per_batch_and_its_plot(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli.main(["project", *TRN2_8K, "--mfu", "0.4", "--global-batch-tokens", "4M,8M"]) == 0
     assert "the fit map, one row per global batch" in capsys.readouterr().out
-    assert "--global-batch-tokens" in refused(capsys, *TRN2_8K, "--mfu", "0.4",
+    assert "--global-batch-tokens" in refused(capsys, "project", *TRN2_8K, "--mfu", "0.4",
                                               "--global-batch-tokens", "16X")
 
 

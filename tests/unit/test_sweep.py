@@ -9,31 +9,12 @@ from dataclasses import replace
 import pytest
 
 from bench.backends import environment
-from bench.cli import build_parser, main
+from bench.cli import build_parser
 from bench.inputs import config
 from bench.launch import sweep
 from bench.records import store
 from bench.records.record import Device, Record
-from tests.conftest import OK_CONFIG
-
-
-def write(tmp_path, body: str, name: str = "grid.toml"):
-    path = tmp_path / name
-    path.write_text('[sweep]\nresults = "runs.jsonl"\n' + body)
-    return path
-
-
-@pytest.fixture
-def run_sweep(cache_dir, tmp_path, monkeypatch, capsys):
-    """``trnbench sweep ARGS`` in-process in tmp_path: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["sweep", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+from tests.conftest import OK_CONFIG, write_sweep
 
 
 def test_resume_counts_a_line_copied_twice_once(tmp_path, cache_dir):
@@ -61,7 +42,7 @@ def test_resume_ignores_records_of_another_environment(tmp_path, cache_dir):
 
 
 def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
-    path = write(tmp_path, 'model = "tiny"\nbackend = ["auto", "cpu"]\nprecision = ["fp32", '
+    path = write_sweep(tmp_path, 'model = "tiny"\nbackend = ["auto", "cpu"]\nprecision = ["fp32", '
                            '"bf16"]\n')
     code, out, err = run_sweep(str(path), "--dry-run")
     assert code == 0, err
@@ -74,8 +55,8 @@ def test_dry_run_prints_resolved_points_and_runs_nothing(run_sweep, tmp_path):
 
 
 def test_run_flags_resolve_to_the_point(tmp_path):
-    path = write(tmp_path, 'model = "tiny"\nbackend = "cpu"\ncompile = true\nlr = 1\nseed = 3\n'
-                           'energy = "none"\nseq = 48\n')
+    path = write_sweep(tmp_path, 'model = "tiny"\nbackend = "cpu"\ncompile = true\nlr = 1\n'
+                                 'seed = 3\nenergy = "none"\nseq = 48\n')
     (point,) = sweep.load(path).points
     assert point.config.lr == 1.0 and isinstance(point.config.lr, float)
     args = build_parser().parse_args(["run", *config.to_argv(point.config)])
@@ -101,7 +82,7 @@ MALFORMED = [
 @pytest.mark.parametrize(("body", "line", "field", "message"), MALFORMED)
 def test_malformed_file_is_one_line_with_file_line_and_field(run_sweep, tmp_path, capsys, body,
                                                            line, field, message):
-    path = write(tmp_path, body, "bad.toml")
+    path = write_sweep(tmp_path, body, "bad.toml")
     with pytest.raises(SystemExit) as exit_:
         run_sweep(str(path))
     assert exit_.value.code == 2
