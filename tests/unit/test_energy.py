@@ -348,12 +348,14 @@ def test_nvml_counter_going_backwards_falls_back_to_polling_with_a_warning(nvml)
 def test_nvml_maps_through_cuda_visible_devices(nvml, monkeypatch):
     nvml()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    # which GPU was read (300 W or 100 W) is the point: 25% leaves room for a thread
+    # descheduled for tens of ms in a 0.2 s window on a loaded host, and tells 3x apart
     reading = _window(NvmlMeter([GpuRef(0)], poll_s=0.05), seconds=0.2)
-    assert reading.joules == pytest.approx(300 * reading.interval_s, rel=0.05)
+    assert reading.joules == pytest.approx(300 * reading.interval_s, rel=0.25)
     assert any("NVML index 1" in w and "CUDA_DEVICE_ORDER" in w for w in reading.warnings)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa,GPU-bbbb")
     reading = _window(NvmlMeter([GpuRef(0, uuid="GPU-gone")], poll_s=0.05), seconds=0.2)
-    assert reading.joules == pytest.approx(100 * reading.interval_s, rel=0.05)
+    assert reading.joules == pytest.approx(100 * reading.interval_s, rel=0.25)
     assert reading.warnings == []
 
 
