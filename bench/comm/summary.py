@@ -9,14 +9,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from bench.records.bandwidth import size_text
@@ -34,9 +26,7 @@ def progress(enabled: bool) -> Iterator[Any]:
         return
     out = console.stderr if console.stderr.is_terminal else Console(stderr=True,
                                                                     force_terminal=True)
-    bar = Progress(TextColumn("comm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-                   console=out, refresh_per_second=4)
+    bar = console.progress_bar("comm", "last", out)
     task = bar.add_task("comm", total=None, last="")
 
     def update(done: int, total: int, text: str) -> None:
@@ -47,7 +37,7 @@ def progress(enabled: bool) -> Iterator[Any]:
 
 
 def finished_line(record: Record) -> str:
-    head = f"comm {record.run_id} {record.status}"
+    head = console.finished_head("comm", record)
     if record.status != "ok":
         return f"{head}: {record.error}"
     best = ", ".join(f"{op} {gbs:,.3g} GB/s" for op, (gbs, _) in record.comm.plateaus().items())

@@ -9,7 +9,6 @@ rank 0 stores the failure itself only where no launcher (which passes the run id
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -130,8 +129,7 @@ def execute(cfg: CommConfig, selection: Selection, results: Path | None,
         raise
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
         error = f"{type(e).__name__}: {e}"
-        sys.stderr.write(f"{launcher.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}\n")
-        sys.stderr.flush()
+        launcher.say_rank_failed(ctx.rank, error)
         traceback.clear_frames(e.__traceback__)
         if not ctx.is_main or run_id is not None:
             raise  # under the launcher (run_id given) the launcher stores the failure

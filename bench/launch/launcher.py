@@ -64,6 +64,12 @@ RUN_ID_ENV = child.RUN_ID_ENV
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # forwarded to the child
 KILL_AFTER_S = 60.0  # after a forwarded signal: torchrun's own 30 s for its workers, and more
 RANK_ERROR_PREFIX = "trnbench: rank "  # a failing worker's line: "trnbench: rank 3 failed: ..."
+
+
+def say_rank_failed(rank: int, error: str) -> None:
+    """A failing worker's line on stderr, in one write: the launcher reads it to name the rank."""
+    sys.stderr.write(f"{RANK_ERROR_PREFIX}{rank} failed: {error}\n")
+    sys.stderr.flush()
 TAIL_LINES = 400  # of a child's stderr, kept: holds torchrun's failure report
 
 

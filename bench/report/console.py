@@ -28,6 +28,14 @@ stdout = Console(width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+def progress_bar(label: str, field: str, out: Console) -> Progress:
+    """The bar of a run's phases on ``out``: ``label`` (a column format), bar, done of total,
+    elapsed, ETA, then the task's field ``field`` (a rate, the last point)."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(),
+                    TextColumn(f"{{task.fields[{field}]}}"), console=out, refresh_per_second=4)
+
+
 @contextlib.contextmanager
 def run_progress(enabled: bool = True, tokens_per_step: int | None = None) -> Iterator[Any]:
     """A progress callback for runner.measure: a "compiling (first step)" line with its elapsed
@@ -37,9 +45,7 @@ def run_progress(enabled: bool = True, tokens_per_step: int | None = None) -> It
     if not enabled:
         yield None
         return
-    bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                   TextColumn("{task.fields[rate]}"), console=stderr, refresh_per_second=4)
+    bar = progress_bar("{task.description:<22}", "rate", stderr)
     tasks: dict[str, Any] = {}
     started: dict[str, float] = {}
 
@@ -59,11 +65,16 @@ def run_progress(enabled: bool = True, tokens_per_step: int | None = None) -> It
 
 def finished_line(record: Record) -> str:
     """One line for a finished run (what a pipe or a sweep's log gets instead of the bars)."""
-    head = f"run {record.run_id} {record.status}"
+    head = finished_head("run", record)
     if record.status != "ok":
         return f"{head}: {record.error}"
     return (f"{head}: {record.config['model']}, {record.tokens_per_s:,.0f} tokens/s over "
             f"{plural(record.config['steps'], 'timed step')} in {record.window_s:.2f} s")
+
+
+def finished_head(verb: str, record: Record) -> str:
+    """The start of a finished run's line: ``VERB RUN_ID STATUS``."""
+    return f"{verb} {record.run_id} {record.status}"
 
 
 def plural(n: float, word: str) -> str:

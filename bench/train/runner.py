@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -445,9 +444,7 @@ def execute(cfg: RunConfig, selection: Selection, results_path: Path | None,
     except Exception as e:  # noqa: BLE001 - any failure midway is a failed run, stored
         error = f"{type(e).__name__}: {e}"
         if ctx:
-            # one line per failing rank, in one write: bench.launch.launcher reads these to name it
-            sys.stderr.write(f"{launcher.RANK_ERROR_PREFIX}{ctx.rank} failed: {error}\n")
-            sys.stderr.flush()
+            launcher.say_rank_failed(ctx.rank, error)
             # the failed run's model (and the process group DDP holds) must not live on in
             # the traceback's frames past distributed.destroy()
             traceback.clear_frames(e.__traceback__)
