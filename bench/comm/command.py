@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from bench.comm import config
 from bench.inputs.errors import ConfigError
 from bench.inputs.numbers import COUNT, INDEX, PER_NODE, Limits, flag
@@ -169,7 +171,7 @@ def cmd_comm(args: argparse.Namespace) -> int:
     bar = ctx.is_main and not args.json and (console.stderr.is_terminal
                                              or os.environ.get(PROGRESS_ENV) == "bar")
     if ctx.is_main:
-        console.stderr.print(f"[dim]{sel.reason}[/dim]")
+        console.stderr.print(f"[dim]{escape(sel.reason)}[/dim]")
     with summary.progress(bar) as update:
         record = worker.execute(cfg, sel, results, ctx, run_id, tags, update)
     if not ctx.is_main:
